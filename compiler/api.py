@@ -1,0 +1,113 @@
+"""The pipeline, top to bottom: load -> validate -> resolve -> lower -> write / check.
+
+Each command of the CLI is one call into this module. Nothing here prints: results and
+diagnostics are returned, errors raised as ``UserError``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from compiler.bundle import Artifact
+from compiler.errors import Diagnostic, Location, UserError
+from compiler.write import Changes
+
+
+@dataclass(frozen=True)
+class CompiledSite:
+    name: str
+    spec: Path
+    artifacts: list[Artifact]
+    warnings: tuple[Diagnostic, ...] = ()
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    sites: list[CompiledSite]
+    changes: list[Changes] = field(default_factory=list)
+
+
+def find_specs(inputs: list[Path]) -> list[Path]:
+    """Spec files named directly, plus the *.yaml / *.yml files directly inside named directories."""
+    found: list[Path] = []
+    for item in inputs:
+        if item.is_dir():
+            found += sorted(
+                p
+                for p in item.iterdir()
+                if p.suffix in (".yaml", ".yml") and not p.name.startswith(".") and p.is_file()
+            )
+        elif item.exists():
+            found.append(item)
+        else:
+            raise UserError(Diagnostic("no such file or directory", Location(str(item))))
+    if not found:
+        raise UserError(Diagnostic("no site specs (*.yaml) found", Location(", ".join(map(str, inputs)))))
+    return found
+
+
+def compile_site(path: Path) -> CompiledSite:
+    from compiler.lower import lower
+    from compiler.resolve import resolve
+    from compiler.spec.source import read_yaml
+    from compiler.spec.validate import parse_site
+    from compiler.write import with_manifest
+
+    doc = read_yaml(path, str(path), what="spec")
+    site = parse_site(doc)
+    resolved = resolve(site, doc)
+    artifacts = with_manifest(resolved.name, resolved.spec_digest, lower(resolved))
+    return CompiledSite(resolved.name, path, artifacts, resolved.warnings)
+
+
+def compile_all(inputs: list[Path]) -> list[CompiledSite]:
+    """Compile every spec; report every broken one at once, and nothing is written if any is."""
+    sites: list[CompiledSite] = []
+    problems: list[Diagnostic] = []
+    names: dict[str, Path] = {}
+    for path in find_specs(inputs):
+        try:
+            compiled = compile_site(path)
+        except UserError as exc:
+            problems += exc.diagnostics
+            continue
+        if compiled.name in names:
+            problems.append(
+                Diagnostic(
+                    f"site name {compiled.name!r} is already used by {names[compiled.name]}",
+                    Location(str(path)),
+                    "metadata.name",
+                )
+            )
+            continue
+        names[compiled.name] = path
+        sites.append(compiled)
+    if problems:
+        raise UserError(problems)
+    return sites
+
+
+def render(inputs: list[Path], output: Path, *, check: bool = False) -> RenderResult:
+    from compiler.write import compare, write_site
+
+    sites = compile_all(inputs)
+    if check:
+        changes = [compare(output / s.name, s.artifacts, s.name) for s in sites]
+    else:
+        changes = [write_site(output / s.name, s.artifacts, s.name) for s in sites]
+    return RenderResult(sites, changes)
+
+
+def validate(inputs: list[Path]) -> list[CompiledSite]:
+    return compile_all(inputs)
+
+
+def schema() -> dict[str, Any]:
+    from compiler.spec.model import Site
+
+    document = Site.model_json_schema(by_alias=True)
+    document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    document["$id"] = "https://auditc.dev/schemas/site-v1alpha1.json"
+    return document

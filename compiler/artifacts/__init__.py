@@ -1,0 +1,1 @@
+"""Builders: each turns the resolved site into one artifact, as plain data or text."""

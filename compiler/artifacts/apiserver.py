@@ -1,0 +1,93 @@
+"""The kube-apiserver change auditc owns: flags, list-flag items and hostPath volumes.
+
+One description, read by the patch script, the kubeadm ClusterConfiguration and the plan,
+so the three can never disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from compiler import versions
+from compiler.resolve import Resolved
+
+OWNED_PREFIXES = ("audit-",)
+VOLUME_PREFIX = "auditc-"
+
+
+@dataclass(frozen=True)
+class Volume:
+    name: str
+    host_path: str
+    mount_path: str
+    read_only: bool
+    type: str = "DirectoryOrCreate"
+
+
+@dataclass(frozen=True)
+class ApiserverChange:
+    flags: tuple[tuple[str, str], ...]  # (name without dashes, value), sorted by name
+    list_items: tuple[tuple[str, str], ...]  # (comma-list flag, key=value item)
+    volumes: tuple[Volume, ...]
+
+
+def _bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def apiserver_change(resolved: Resolved) -> ApiserverChange:
+    audit = resolved.site.spec.audit
+    paths = resolved.paths
+    flags: dict[str, str] = {}
+    backends = audit.log.enabled or audit.webhook.enabled or audit.dynamic
+    if backends:
+        flags["audit-policy-file"] = paths.policy_file
+
+    log = audit.log
+    if log.enabled and paths.log_path:
+        flags["audit-log-path"] = paths.log_path
+        flags["audit-log-format"] = log.format
+        flags["audit-log-mode"] = log.mode
+        if paths.log_path != "-":
+            flags["audit-log-maxage"] = str(log.max_age)
+            flags["audit-log-maxbackup"] = str(log.max_backup)
+            flags["audit-log-maxsize"] = str(log.max_size)
+            if versions.kube_feature("logCompress").available(resolved.kube):
+                flags["audit-log-compress"] = _bool(log.compress)
+        flags["audit-log-truncate-enabled"] = _bool(log.truncate.enabled)
+        if log.truncate.enabled:
+            flags["audit-log-truncate-max-event-size"] = str(log.truncate.max_event_size)
+            flags["audit-log-truncate-max-batch-size"] = str(log.truncate.max_batch_size)
+
+    hook = audit.webhook
+    if hook.enabled:
+        flags["audit-webhook-config-file"] = paths.webhook_config
+        flags["audit-webhook-mode"] = hook.mode
+        flags["audit-webhook-initial-backoff"] = hook.initial_backoff
+        if hook.mode == "batch":
+            flags["audit-webhook-batch-buffer-size"] = str(hook.batch.buffer_size)
+            flags["audit-webhook-batch-max-size"] = str(hook.batch.max_size)
+            flags["audit-webhook-batch-max-wait"] = hook.batch.max_wait
+            flags["audit-webhook-batch-throttle-enable"] = _bool(hook.batch.throttle.enabled)
+            if hook.batch.throttle.enabled:
+                flags["audit-webhook-batch-throttle-qps"] = str(hook.batch.throttle.qps)
+                flags["audit-webhook-batch-throttle-burst"] = str(hook.batch.throttle.burst)
+        flags["audit-webhook-truncate-enabled"] = _bool(hook.truncate.enabled)
+        if hook.truncate.enabled:
+            flags["audit-webhook-truncate-max-event-size"] = str(hook.truncate.max_event_size)
+            flags["audit-webhook-truncate-max-batch-size"] = str(hook.truncate.max_batch_size)
+
+    list_items: list[tuple[str, str]] = []
+    if audit.dynamic:
+        flags["audit-dynamic-configuration"] = "true"
+        list_items = [
+            ("feature-gates", "DynamicAuditing=true"),
+            ("runtime-config", "auditregistration.k8s.io/v1alpha1=true"),
+        ]
+
+    volumes: list[Volume] = []
+    if backends:
+        volumes.append(Volume(f"{VOLUME_PREFIX}config", paths.config_dir, paths.config_dir, True))
+    if flags.get("audit-log-path") and paths.log_dir:
+        volumes.append(Volume(f"{VOLUME_PREFIX}log", paths.log_dir, paths.log_dir, False))
+    return ApiserverChange(tuple(sorted(flags.items())), tuple(list_items), tuple(volumes))

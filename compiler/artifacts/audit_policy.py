@@ -1,0 +1,213 @@
+"""node/audit-policy.yaml: preset + spec rules, checked the way kube-apiserver checks it.
+
+kube-apiserver refuses to start on a policy its validation rejects, so every check it
+applies at start-up (shared/reference/k8s-audit.md §1.4) runs here first and points at
+the spec line (or policy-file line) of the offending rule.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from compiler import versions
+from compiler.datafiles import load_data
+from compiler.errors import Diagnostic, Location, UserError, format_path
+from compiler.resolve import Resolved
+from compiler.spec.model import PolicyRule
+from compiler.spec.source import SourceDoc, parse_yaml
+from compiler.spec.validate import pydantic_diagnostic
+
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a rule came from, for messages."""
+
+    doc: SourceDoc | None
+    path: tuple[str | int, ...]
+    label: str  # e.g. "spec.audit.policy.rules[2]" or "preset falco, rule 4"
+
+    def locate(self, sub: tuple[str | int, ...] = ()) -> Location | None:
+        return self.doc.location((*self.path, *sub)) if self.doc else None
+
+
+def build_policy(resolved: Resolved) -> dict[str, Any]:
+    policy = resolved.site.spec.audit.policy
+    doc = resolved.doc
+    base = ("spec", "audit", "policy")
+    if policy.file:
+        return _policy_from_file(resolved, policy.file)
+
+    entries: list[tuple[PolicyRule, Origin]] = []
+    for index, rule in enumerate(policy.rules):
+        path = (*base, "rules", index)
+        entries.append((rule, Origin(doc, path, format_path(path))))
+    if policy.preset != "none":
+        preset = load_data(f"policies/{policy.preset}.yaml")["rules"]
+        for index, raw in enumerate(preset):
+            entries.append((PolicyRule.model_validate(raw), Origin(None, (), f"preset {policy.preset}, rule {index + 1}")))
+    for index, rule in enumerate(policy.append_rules):
+        path = (*base, "appendRules", index)
+        entries.append((rule, Origin(doc, path, format_path(path))))
+
+    if not entries:
+        raise UserError(
+            Diagnostic(
+                "the policy has no rules (preset none and no rules): kube-apiserver refuses a policy with 0 rules",
+                doc.location(base),
+                format_path(base),
+            )
+        )
+    _check(entries, resolved)
+    document: dict[str, Any] = {"apiVersion": "audit.k8s.io/v1", "kind": "Policy"}
+    if policy.omit_stages:
+        document["omitStages"] = list(policy.omit_stages)
+    if versions.kube_feature("omitManagedFields").available(resolved.kube):
+        document["omitManagedFields"] = policy.omit_managed_fields
+    document["rules"] = [rule_dict(rule) for rule, _ in entries]
+    return document
+
+
+def rule_dict(rule: PolicyRule) -> dict[str, Any]:
+    """A PolicyRule as the apiserver reads it: empty lists left out, the core group spelt ''."""
+    out: dict[str, Any] = {"level": rule.level}
+    for name in ("users", "user_groups", "verbs", "namespaces", "non_resource_urls", "omit_stages"):
+        value = getattr(rule, name)
+        if value:
+            out[PolicyRule.model_fields[name].alias or name] = list(value)
+    if rule.resources:
+        out["resources"] = [
+            {"group": r.group}
+            | ({"resources": list(r.resources)} if r.resources else {})
+            | ({"resourceNames": list(r.resource_names)} if r.resource_names else {})
+            for r in rule.resources
+        ]
+    if rule.omit_managed_fields is not None:
+        out["omitManagedFields"] = rule.omit_managed_fields
+    return out
+
+
+def _check(entries: list[tuple[PolicyRule, Origin]], resolved: Resolved) -> None:
+    """kube-apiserver's policy validation (pkg/apis/audit/validation) plus version gates."""
+    kube = resolved.kube
+    wildcard = versions.kube_feature("groupWildcard")
+    managed = versions.kube_feature("omitManagedFields")
+    problems: list[Diagnostic] = []
+
+    def fail(origin: Origin, sub: tuple[str | int, ...], message: str) -> None:
+        field = format_path((*origin.path, *sub)) if origin.doc else origin.label
+        problems.append(Diagnostic(message, origin.locate(sub), field))
+
+    for rule, origin in entries:
+        for j, url in enumerate(rule.non_resource_urls):
+            sub = ("nonResourceURLs", j)
+            if url == "*":
+                continue
+            if not url.startswith("/"):
+                fail(origin, sub, f"non-resource URL rules must begin with a '/' character (got {url!r})")
+            elif "*" in url[:-1]:
+                fail(origin, sub, f"non-resource URL wildcards '*' must be the final character (got {url!r})")
+        if rule.non_resource_urls and (rule.resources or rule.namespaces):
+            fail(origin, ("nonResourceURLs",), "rules cannot apply to both regular resources and non-resource URLs")
+        for k, group in enumerate(rule.resources):
+            if group.group == "*":
+                if not wildcard.available(kube):
+                    fail(
+                        origin,
+                        ("resources", k, "group"),
+                        f"group '*' is accepted from Kubernetes {wildcard.since}; this site runs {kube}",
+                    )
+            elif group.group and not (len(group.group) <= 253 and _DNS_SUBDOMAIN.match(group.group)):
+                fail(
+                    origin,
+                    ("resources", k, "group"),
+                    f"must be an API group name, a lowercase DNS subdomain without a version (got {group.group!r})",
+                )
+            if group.resource_names and not group.resources:
+                fail(origin, ("resources", k, "resourceNames"), "using resourceNames requires at least one resource")
+        if rule.omit_managed_fields is not None and not managed.available(kube):
+            fail(
+                origin,
+                ("omitManagedFields",),
+                f"omitManagedFields exists from Kubernetes {managed.since}; this site runs {kube}",
+            )
+    if problems:
+        raise UserError(problems)
+
+
+def _policy_from_file(resolved: Resolved, name: str) -> dict[str, Any]:
+    path = resolved.doc.path.resolve().parent / name
+    doc = parse_yaml(resolved.files[name], Path(path), name, what="policy file")
+    data = doc.data
+    if not isinstance(data, dict):
+        raise UserError(Diagnostic("a policy file must be a mapping (kind: Policy)", doc.location(())))
+    allowed = ["audit.k8s.io/v1"]
+    if versions.Version.parse("1.24") > resolved.kube:
+        allowed += ["audit.k8s.io/v1beta1", "audit.k8s.io/v1alpha1"]
+    problems = []
+    if data.get("apiVersion") not in allowed:
+        problems.append(
+            Diagnostic(
+                f"apiVersion must be {' or '.join(allowed)} for Kubernetes {resolved.kube} "
+                f"(got {data.get('apiVersion')!r})",
+                doc.location(("apiVersion",)),
+                "apiVersion",
+            )
+        )
+    if data.get("kind") != "Policy":
+        problems.append(Diagnostic(f"kind must be Policy (got {data.get('kind')!r})", doc.location(("kind",)), "kind"))
+    unknown = sorted(set(data) - {"apiVersion", "kind", "metadata", "rules", "omitStages", "omitManagedFields"})
+    for key in unknown:
+        problems.append(Diagnostic(f"unknown field {key!r}", doc.location((key,), key=True), key))
+    rules = data.get("rules")
+    if not isinstance(rules, list) or not rules:
+        problems.append(
+            Diagnostic("rules must be a non-empty list: kube-apiserver refuses a policy with 0 rules", doc.location(("rules",)), "rules")
+        )
+        rules = []
+    entries: list[tuple[PolicyRule, Origin]] = []
+    for index, raw in enumerate(rules):
+        try:
+            rule = PolicyRule.model_validate(raw)
+        except ValidationError as exc:
+            for error in exc.errors():
+                error = dict(error)
+                error["loc"] = ("rules", index, *error["loc"])
+                problems.append(pydantic_diagnostic(doc, error))
+            continue
+        entries.append((rule, Origin(doc, ("rules", index), f"rules[{index}]")))
+    stages = data.get("omitStages", [])
+    valid_stages = {"RequestReceived", "ResponseStarted", "ResponseComplete", "Panic"}
+    for j, stage in enumerate(stages if isinstance(stages, list) else [stages]):
+        if stage not in valid_stages:
+            problems.append(
+                Diagnostic(
+                    f"allowed stages are {', '.join(sorted(valid_stages))} (got {stage!r})",
+                    doc.location(("omitStages", j)),
+                    f"omitStages[{j}]",
+                )
+            )
+    if "omitManagedFields" in data and not versions.kube_feature("omitManagedFields").available(resolved.kube):
+        problems.append(
+            Diagnostic(
+                f"omitManagedFields exists from Kubernetes 1.23; this site runs {resolved.kube}",
+                doc.location(("omitManagedFields",)),
+                "omitManagedFields",
+            )
+        )
+    if problems:
+        raise UserError(problems)
+    _check(entries, resolved)
+    document: dict[str, Any] = {"apiVersion": data["apiVersion"], "kind": "Policy"}
+    if stages:
+        document["omitStages"] = list(stages)
+    if "omitManagedFields" in data:
+        document["omitManagedFields"] = bool(data["omitManagedFields"])
+    document["rules"] = [rule_dict(rule) for rule, _ in entries]
+    return document

@@ -1,0 +1,106 @@
+"""cluster/falco-release.yaml: the Falco chart release for Argo CD or Flux."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from compiler.artifacts.cluster import labels
+from compiler.resolve import Resolved
+
+
+def falco_release(resolved: Resolved, values: dict[str, Any]) -> list[dict[str, Any]]:
+    engine = resolved.site.spec.gitops.engine
+    if engine == "argocd":
+        return [_argocd(resolved, values)]
+    if engine == "flux":
+        return _flux(resolved, values)
+    return []
+
+
+def _argocd(resolved: Resolved, values: dict[str, Any]) -> dict[str, Any]:
+    falco = resolved.site.spec.falco
+    argo = resolved.site.spec.gitops.argocd
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {"name": f"{resolved.name}-{falco.release_name}", "namespace": argo.namespace, "labels": labels(resolved)},
+        "spec": {
+            "project": argo.project,
+            "source": {
+                "repoURL": falco.chart.repository,
+                "chart": falco.chart.name,
+                "targetRevision": resolved.chart_version,
+                "helm": {"releaseName": falco.release_name, "valuesObject": values},
+            },
+            "destination": {"server": argo.destination_server, "namespace": falco.namespace},
+        },
+    }
+
+
+def _flux(resolved: Resolved, values: dict[str, Any]) -> list[dict[str, Any]]:
+    falco = resolved.site.spec.falco
+    flux = resolved.site.spec.gitops.flux
+    repo_name = "falcosecurity"
+    repository = {
+        "apiVersion": "source.toolkit.fluxcd.io/v1",
+        "kind": "HelmRepository",
+        "metadata": {"name": repo_name, "namespace": flux.namespace, "labels": labels(resolved)},
+        "spec": {"url": falco.chart.repository, "interval": flux.interval},
+    }
+    release = {
+        "apiVersion": "helm.toolkit.fluxcd.io/v2",
+        "kind": "HelmRelease",
+        "metadata": {"name": f"{resolved.name}-{falco.release_name}", "namespace": flux.namespace, "labels": labels(resolved)},
+        "spec": {
+            "interval": flux.interval,
+            "releaseName": falco.release_name,
+            "targetNamespace": falco.namespace,
+            "chart": {
+                "spec": {
+                    "chart": falco.chart.name,
+                    "version": resolved.chart_version,
+                    "sourceRef": {"kind": "HelmRepository", "name": repo_name, "namespace": flux.namespace},
+                }
+            },
+            "values": values,
+        },
+    }
+    return [repository, release]
+
+
+def bootstrap(resolved: Resolved) -> list[dict[str, Any]]:
+    """The one object a cluster admin applies once so the engine syncs output/<site>/cluster."""
+    gitops = resolved.site.spec.gitops
+    path = gitops.path or f"output/{resolved.name}/cluster"
+    if gitops.engine == "argocd":
+        app = {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Application",
+            "metadata": {"name": f"auditc-{resolved.name}", "namespace": gitops.argocd.namespace},
+            "spec": {
+                "project": gitops.argocd.project,
+                "source": {"repoURL": gitops.repo_url, "targetRevision": gitops.target_revision, "path": path},
+                "destination": {"server": gitops.argocd.destination_server},
+            },
+        }
+        return [app]
+    if gitops.engine == "flux":
+        source = {
+            "apiVersion": "source.toolkit.fluxcd.io/v1",
+            "kind": "GitRepository",
+            "metadata": {"name": f"auditc-{resolved.name}", "namespace": gitops.flux.namespace},
+            "spec": {"url": gitops.repo_url, "interval": gitops.flux.interval, "ref": {"branch": gitops.target_revision}},
+        }
+        sync = {
+            "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+            "kind": "Kustomization",
+            "metadata": {"name": f"auditc-{resolved.name}", "namespace": gitops.flux.namespace},
+            "spec": {
+                "interval": gitops.flux.interval,
+                "path": f"./{path}",
+                "prune": True,
+                "sourceRef": {"kind": "GitRepository", "name": f"auditc-{resolved.name}"},
+            },
+        }
+        return [source, sync]
+    return []

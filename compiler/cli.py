@@ -1,0 +1,136 @@
+"""Command line: each command turns options into one ``compiler.api`` call.
+
+This is the single error boundary and the single place that prints: status and
+diagnostics to stderr, data (schema) to stdout. Exit codes follow SPEC.md §8.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+
+from compiler import __version__
+from compiler.errors import Diagnostic, ExitCode, UserError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    help="Compile Kubernetes audit-to-Falco site specs into reviewed, reproducible artifacts.",
+)
+_debug = False
+T = TypeVar("T")
+
+
+def _err(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+def _report(diagnostics: list[Diagnostic] | tuple[Diagnostic, ...]) -> None:
+    for diagnostic in diagnostics:
+        _err(str(diagnostic))
+
+
+def _guard(call: Callable[[], T]) -> T:
+    """Run ``call``: user errors exit 2 without a traceback, bugs exit 3."""
+    try:
+        return call()
+    except UserError as exc:
+        _report(exc.diagnostics)
+        errors = sum(1 for d in exc.diagnostics if d.severity == "error")
+        _err(f"auditc: {errors} error(s); nothing was written")
+        raise typer.Exit(ExitCode.INVALID) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        if _debug:
+            raise
+        _err(
+            f"auditc: internal error ({type(exc).__name__}: {exc}). This is a bug: please report it "
+            "with the spec that triggered it; --debug shows the traceback."
+        )
+        raise typer.Exit(ExitCode.BUG) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"auditc {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for internal errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    global _debug
+    _debug = debug
+
+
+@app.command()
+def render(
+    specs: Annotated[list[Path], typer.Argument(help="Site spec files or directories of them.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output root.")] = Path("output"),
+    check: Annotated[
+        bool, typer.Option("--check", help="Write nothing; exit 1 and list files when output is stale.")
+    ] = False,
+) -> None:
+    """Render each site into OUTPUT/<site>/."""
+    from compiler import api
+
+    result = _guard(lambda: api.render(specs, output, check=check))
+    for site in result.sites:
+        _report(site.warnings)
+    stale = False
+    for change in result.changes:
+        rows = [("create", change.created), ("update", change.updated), ("delete", change.deleted)]
+        for verb, paths in rows:
+            for path in paths:
+                _err(f"{'stale' if check else verb}: {output / change.site / path}" + (f" ({verb})" if check else ""))
+        stale = stale or change.any
+        if not change.any:
+            _err(f"{change.site}: up to date")
+        elif not check:
+            _err(f"{change.site}: {sum(len(p) for _, p in rows)} file(s) changed")
+    if check and stale:
+        _err("auditc: output is stale; run `auditc render` and commit the result")
+        raise typer.Exit(ExitCode.CHANGED)
+
+
+@app.command()
+def validate(
+    specs: Annotated[list[Path], typer.Argument(help="Site spec files or directories of them.")],
+) -> None:
+    """Parse and check site specs; print warnings and errors with their spec lines."""
+    from compiler import api
+
+    sites = _guard(lambda: api.validate(specs))
+    for site in sites:
+        _report(site.warnings)
+        _err(f"{site.spec}: ok ({site.name})")
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the site spec (for editors)."""
+    from compiler import api
+    from compiler.emit import json_bytes
+
+    sys.stdout.write(json_bytes(_guard(api.schema)).decode("utf-8"))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

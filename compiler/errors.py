@@ -1,0 +1,74 @@
+"""User errors versus bugs, and the exit codes of SPEC.md §8.
+
+Everything a user can get wrong is a ``UserError`` carrying one or more ``Diagnostic``s
+(file:line:col, field path, what was expected). Anything else is a bug: the CLI's single
+error boundary turns it into exit code 3 and a one-line request for a bug report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Literal
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    CHANGED = 1  # render --check: stale output; validate: lint errors; diff: differences
+    INVALID = 2  # bad input: nothing was written
+    BUG = 3
+
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True)
+class Location:
+    file: str
+    line: int | None = None  # 1-based
+    col: int | None = None  # 1-based
+
+    def __str__(self) -> str:
+        if self.line is None:
+            return self.file
+        return f"{self.file}:{self.line}:{self.col or 1}"
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    message: str
+    location: Location | None = None
+    field: str = ""  # dotted spec path, e.g. spec.falco.receiver.port
+    severity: Severity = "error"
+
+    def __str__(self) -> str:
+        parts = [str(self.location)] if self.location else []
+        if self.severity == "warning":
+            parts.append("warning")
+        if self.field:
+            parts.append(self.field)
+        parts.append(self.message)
+        return ": ".join(parts)
+
+
+class UserError(Exception):
+    """Bad input: reported without a traceback, exit code 2, nothing written."""
+
+    def __init__(self, diagnostics: list[Diagnostic] | Diagnostic | str) -> None:
+        if isinstance(diagnostics, str):
+            diagnostics = Diagnostic(diagnostics)
+        if isinstance(diagnostics, Diagnostic):
+            diagnostics = [diagnostics]
+        self.diagnostics: list[Diagnostic] = diagnostics
+        super().__init__("\n".join(str(d) for d in diagnostics))
+
+
+def format_path(path: tuple[str | int, ...]) -> str:
+    """('spec', 'audit', 'policy', 'rules', 2, 'level') -> spec.audit.policy.rules[2].level"""
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += ("." if text else "") + part
+    return text

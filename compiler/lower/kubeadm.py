@@ -1,0 +1,148 @@
+"""kubeadm: static-pod kube-apiserver on each control-plane host, reached over ssh."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from compiler import __version__
+from compiler.artifacts import cluster, gitops
+from compiler.artifacts.apiserver import OWNED_PREFIXES, VOLUME_PREFIX, ApiserverChange, apiserver_change
+from compiler.artifacts.audit_policy import build_policy
+from compiler.artifacts.falco_values import falco_values
+from compiler.artifacts.kubeadm_config import kubeadm_config
+from compiler.artifacts.webhook import webhook_kubeconfig
+from compiler.bundle import Artifact
+from compiler.emit import yaml_bytes, yaml_documents_bytes
+from compiler.resolve import Resolved
+from compiler.templates import render_template
+
+NODE_CONFIG_FILES = ("audit-policy.yaml", "audit-webhook.kubeconfig")
+PATCH_SCRIPT = "apiserver-config.patch.sh"
+
+
+def lower(resolved: Resolved) -> list[Artifact]:
+    out: list[Artifact] = []
+    out += cluster_artifacts(resolved)
+    out += node_artifacts(resolved)
+    out += plan_artifacts(resolved)
+    return out
+
+
+def cluster_artifacts(resolved: Resolved) -> list[Artifact]:
+    values = falco_values(resolved)
+    files: list[tuple[str, list[dict[str, Any]]]] = [
+        ("namespace.yaml", [cluster.namespace(resolved)]),
+        ("rbac.yaml", cluster.rbac(resolved)),
+    ]
+    if not resolved.plugin:
+        files.append(("service.yaml", [cluster.legacy_service(resolved)]))
+    if resolved.site.spec.audit.dynamic:
+        files.append(("audit-sink.yaml", [cluster.audit_sink(resolved)]))
+    release = gitops.falco_release(resolved, values)
+    if release:
+        files.append(("falco-release.yaml", release))
+    out = [Artifact(f"cluster/{name}", yaml_documents_bytes(docs)) for name, docs in files]
+    kustomization = cluster.kustomization([name for name, _ in files], resolved)
+    out.append(Artifact("cluster/kustomization.yaml", yaml_bytes(kustomization)))
+    out.append(Artifact("helm/falco-values.yaml", yaml_bytes(values)))
+    return out
+
+
+def node_artifacts(resolved: Resolved) -> list[Artifact]:
+    change = apiserver_change(resolved)
+    policy = yaml_bytes(build_policy(resolved))
+    webhook = yaml_bytes(webhook_kubeconfig(resolved))
+    config = {"audit-policy.yaml": policy, "audit-webhook.kubeconfig": webhook}
+    script = render_template("kubeadm/templates/apiserver-config.patch.sh.j2", patch_context(resolved, change, config))
+    return [
+        Artifact("node/audit-policy.yaml", policy),
+        Artifact("node/audit-webhook.kubeconfig", webhook),
+        Artifact(f"node/{PATCH_SCRIPT}", script.encode("utf-8"), executable=True),
+        Artifact("node/kubeadm-config.yaml", yaml_bytes(kubeadm_config(resolved, change))),
+    ]
+
+
+def patch_context(resolved: Resolved, change: ApiserverChange, config: dict[str, bytes]) -> dict[str, Any]:
+    """Everything the patch script template needs; every value reaches it through ``shq``."""
+    digest = hashlib.sha256()
+    for name in sorted(config):
+        digest.update(name.encode() + b"\0" + config[name] + b"\0")
+    paths = resolved.paths
+    return {
+        "site": resolved.name,
+        "compiler_version": __version__,
+        "manifest_path": paths.manifest,
+        "config_dir": paths.config_dir,
+        "config_files": sorted(config),
+        "config_digest": digest.hexdigest(),
+        "backup_dir": paths.backup_dir,
+        "flags": [{"name": name, "value": value} for name, value in change.flags],
+        "owned_prefixes": list(OWNED_PREFIXES),
+        "list_items": [{"name": name, "item": item} for name, item in change.list_items],
+        "volumes": [
+            {
+                "name": v.name,
+                "host_path": v.host_path,
+                "mount_path": v.mount_path,
+                "read_only": v.read_only,
+                "type": v.type,
+            }
+            for v in change.volumes
+        ],
+        "owned_volume_prefix": VOLUME_PREFIX,
+        "wait_timeout": int(resolved.platform.get("patch", {}).get("waitTimeout", 300)),
+    }
+
+
+def plan_artifacts(resolved: Resolved) -> list[Artifact]:
+    block = resolved.site.spec.platform
+    assert block.type == "kubeadm"
+    hosts = [
+        {
+            "host": cp.host,
+            "port": cp.port,
+            "user": cp.user,
+            "target": f"{cp.user}@{cp.host}",
+            "sudo": "" if cp.user == "root" else "sudo",
+        }
+        for cp in block.kubeadm.control_planes
+    ]
+    files = [PATCH_SCRIPT, *NODE_CONFIG_FILES]
+    plan: dict[str, Any] = {
+        "apiVersion": "auditc.dev/v1alpha1",
+        "kind": "Plan",
+        "metadata": {"name": resolved.name},
+        "spec": {
+            "platform": "kubeadm",
+            "transport": "ssh",
+            "rollout": {"order": "serial", "stopOnFailure": True},
+            "files": [f"node/{name}" for name in files],
+            "hosts": [{k: h[k] for k in ("host", "port", "user")} for h in hosts],
+            "steps": [
+                {"action": "stage", "does": "make a fresh temp dir on the host and copy the files there"},
+                {
+                    "action": "patch",
+                    "does": f"run {PATCH_SCRIPT} as root: install the policy and webhook kubeconfig into "
+                    f"{resolved.paths.config_dir}, patch {resolved.paths.manifest}, wait until the apiserver "
+                    "is ready, restore the previous manifest if it is not",
+                },
+                {"action": "cleanup", "does": "remove the temp dir"},
+                {"action": "gate", "does": "stop the rollout when the patch step failed"},
+            ],
+        },
+    }
+    boot = gitops.bootstrap(resolved)
+    if boot:
+        plan["spec"]["gitopsBootstrap"] = boot
+    context = {
+        "site": resolved.name,
+        "compiler_version": __version__,
+        "files": files,
+        "hosts": hosts,
+    }
+    script = render_template("kubeadm/templates/apply.sh.j2", context)
+    return [
+        Artifact("plan/plan.yaml", yaml_bytes(plan)),
+        Artifact("plan/apply.sh", script.encode("utf-8"), executable=True),
+    ]

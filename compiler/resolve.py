@@ -1,0 +1,370 @@
+"""Fill in every default from the data files and check what spans several fields.
+
+The result, ``Resolved``, is the single frozen value the artifact builders read: no
+builder looks at platform.yaml or versions.yaml itself, and none needs to know which
+values the user wrote and which were defaulted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from compiler import versions
+from compiler.datafiles import load_platform
+from compiler.errors import Diagnostic, UserError, format_path
+from compiler.spec.model import Site
+from compiler.spec.source import MAX_BYTES, SourceDoc
+from compiler.versions import Version
+
+CLUSTER_DNS_SUFFIXES = (".svc", ".svc.cluster.local", ".cluster.local")
+
+
+@dataclass(frozen=True)
+class Receiver:
+    scheme: str
+    port: int  # container/service port Falco listens on
+    path: str
+    service_type: str
+    node_port: int | None
+    cluster_ip: str | None
+    address: str
+    dial_port: int  # what the apiserver connects to: the NodePort, or the Service port
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.address}]" if ":" in self.address else self.address
+        return f"{self.scheme}://{host}:{self.dial_port}{self.path}"
+
+
+@dataclass(frozen=True)
+class NodePaths:
+    manifest: str
+    config_dir: str
+    log_path: str | None  # None: log backend off; "-": stdout
+    backup_dir: str
+    staging_dir: str
+
+    @property
+    def policy_file(self) -> str:
+        return f"{self.config_dir}/audit-policy.yaml"
+
+    @property
+    def webhook_config(self) -> str:
+        return f"{self.config_dir}/audit-webhook.kubeconfig"
+
+    @property
+    def log_dir(self) -> str | None:
+        if self.log_path in (None, "-"):
+            return None
+        return self.log_path.rsplit("/", 1)[0] or "/"
+
+
+@dataclass(frozen=True)
+class Resolved:
+    site: Site
+    doc: SourceDoc
+    kube: Version
+    falco: Version
+    plugin: bool  # Falco >= 0.32: k8saudit plugin; else the legacy embedded webserver
+    chart_version: str
+    chart_keys: str
+    artifacts_version: str | None
+    receiver: Receiver
+    platform: dict[str, Any]
+    paths: NodePaths
+    files: dict[str, bytes]  # files the spec names, by the name written in the spec
+    spec_digest: str
+    warnings: tuple[Diagnostic, ...] = field(default=())
+
+    @property
+    def name(self) -> str:
+        return self.site.metadata.name
+
+
+class _Checks:
+    """Collects diagnostics with their spec locations; raises all errors at once."""
+
+    def __init__(self, doc: SourceDoc) -> None:
+        self.doc = doc
+        self.items: list[Diagnostic] = []
+
+    def error(self, path: tuple[str | int, ...], message: str, *, key: bool = False) -> None:
+        self.items.append(Diagnostic(message, self.doc.location(path, key=key), format_path(path)))
+
+    def warn(self, path: tuple[str | int, ...], message: str) -> None:
+        self.items.append(Diagnostic(message, self.doc.location(path), format_path(path), "warning"))
+
+    def given(self, path: tuple[str | int, ...]) -> bool:
+        node: Any = self.doc.data
+        for part in path:
+            if not isinstance(node, dict) or part not in node:
+                return False
+            node = node[part]
+        return True
+
+    def finish(self) -> tuple[Diagnostic, ...]:
+        errors = [d for d in self.items if d.severity == "error"]
+        if errors:
+            raise UserError(self.items)
+        return tuple(self.items)
+
+
+def resolve(site: Site, doc: SourceDoc) -> Resolved:
+    checks = _Checks(doc)
+    spec = site.spec
+    platform = load_platform(spec.platform.type)
+    if not platform.get("supported"):
+        checks.error(
+            ("spec", "platform", "type"),
+            f"platform {spec.platform.type} is not supported yet by this auditc version "
+            "(kubeadm is; minikube and pks lowering is on the roadmap)",
+        )
+
+    kube = _kube_version(site, checks)
+    falco, plugin, chart_version, chart_keys, artifacts = _falco_versions(site, checks)
+    receiver = _receiver(site, platform, plugin, falco, checks)
+    paths = _node_paths(site, platform)
+    _cross_checks(site, kube, checks)
+    files = _named_files(site, doc, checks)
+    warnings = checks.finish()
+    return Resolved(
+        site=site,
+        doc=doc,
+        kube=kube,
+        falco=falco,
+        plugin=plugin,
+        chart_version=chart_version,
+        chart_keys=chart_keys,
+        artifacts_version=artifacts,
+        receiver=receiver,
+        platform=platform,
+        paths=paths,
+        files=files,
+        spec_digest=_digest(doc.raw, files),
+        warnings=warnings,
+    )
+
+
+def _kube_version(site: Site, checks: _Checks) -> Version:
+    path = ("spec", "kubernetes", "version")
+    kube = Version.parse(site.spec.kubernetes.version)
+    oldest, newest = versions.kube_oldest(), versions.kube_newest()
+    if kube.minor < oldest:
+        checks.error(path, f"Kubernetes {kube} is not supported; the oldest supported is {oldest}")
+        return oldest
+    if kube.minor > newest:
+        checks.warn(path, f"Kubernetes {kube} is newer than the newest known ({newest}); treated as {newest}")
+        return newest
+    return kube
+
+
+def _falco_versions(site: Site, checks: _Checks) -> tuple[Version, bool, str, str, str | None]:
+    falco_spec = site.spec.falco
+    falco = Version.parse(falco_spec.version) if falco_spec.version else versions.falco_default()
+    plugin = versions.falco_uses_plugin(falco)
+    release = versions.falco_release(falco)
+    chart_text = falco_spec.chart.version or (release or {}).get("chart")
+    if chart_text is None:
+        known = ", ".join(r["falco"] for r in versions.falco_releases())
+        checks.error(
+            ("spec", "falco", "version"),
+            f"no default chart is known for Falco {falco} (known: {known}); set spec.falco.chart.version",
+        )
+        return falco, plugin, "0.0.0", "9.1.0", None
+    shape = versions.chart_shape(Version.parse(chart_text))
+    chart_path = ("spec", "falco", "chart", "version") if falco_spec.chart.version else ("spec", "falco", "version")
+    if shape is None:
+        checks.error(chart_path, f"chart {chart_text} is not supported: auditc writes values for charts 9.x and 1.x")
+        return falco, plugin, chart_text, "9.1.0", None
+    kind, keys = shape
+    if (kind == "plugin") != plugin:
+        need = "9.x (k8saudit plugin)" if plugin else "1.x (embedded webserver)"
+        checks.error(chart_path, f"Falco {falco} needs a chart {need}; chart {chart_text} does not match")
+    artifacts = falco_spec.rules.artifacts_version or (release or {}).get("artifacts")
+    if not plugin:
+        if falco_spec.rules.artifacts_version:
+            checks.error(
+                ("spec", "falco", "rules", "artifactsVersion"),
+                f"k8saudit artifacts exist only for Falco >= 0.32 (this site runs Falco {falco})",
+            )
+        artifacts = None
+    elif artifacts is None:
+        checks.error(
+            ("spec", "falco", "rules", "artifactsVersion"),
+            f"no default k8saudit artifact tag is known for Falco {falco}; set it",
+        )
+    return falco, plugin, chart_text, keys, artifacts
+
+
+def _receiver(
+    site: Site, platform: dict[str, Any], plugin: bool, falco: Version, checks: _Checks
+) -> Receiver:
+    spec = site.spec.falco.receiver
+    base = ("spec", "falco", "receiver")
+    table = versions.falco_table()["receiver"]["plugin" if plugin else "legacy"]
+    port = spec.port or int(table["port"])
+    if spec.path:
+        path = spec.path
+    elif not plugin and falco < Version.parse(versions.falco_table()["hyphenEndpointFrom"]):
+        path = str(table["oldPath"])
+    else:
+        path = str(table["path"])
+
+    service = spec.service
+    node_port: int | None = None
+    if service.type == "NodePort":
+        node_port = service.node_port or int(platform["receiver"]["nodePort"])
+        if service.cluster_ip:
+            checks.error((*base, "service", "clusterIP"), "a pinned clusterIP needs service.type ClusterIP")
+    elif service.node_port is not None:
+        checks.error((*base, "service", "nodePort"), "nodePort is only for service.type NodePort")
+    cidr = site.spec.kubernetes.service_cidr
+    if service.cluster_ip and cidr:
+        network = ipaddress.ip_network(cidr)
+        address = ipaddress.ip_address(service.cluster_ip)
+        if address.version != network.version or address not in network:
+            checks.error(
+                (*base, "service", "clusterIP"),
+                f"{service.cluster_ip} is outside spec.kubernetes.serviceCIDR {cidr}",
+            )
+
+    address_text = spec.address
+    if address_text:
+        lowered = address_text.lower().rstrip(".")
+        if lowered.endswith(CLUSTER_DNS_SUFFIXES):
+            checks.error(
+                (*base, "address"),
+                f"{address_text} is a cluster DNS name: kube-apiserver runs on the host network and "
+                "cannot resolve it; use the pinned ClusterIP, a node IP or localhost with the NodePort",
+            )
+    elif service.type == "ClusterIP" and service.cluster_ip:
+        address_text = service.cluster_ip
+    elif platform["receiver"].get("address"):
+        address_text = str(platform["receiver"]["address"])
+    else:
+        checks.error(
+            (*base, "address"),
+            "required: the host kube-apiserver dials to reach Falco (a node IP with the NodePort, "
+            "or pin service.clusterIP)",
+        )
+        address_text = "0.0.0.0"
+
+    tls = spec.tls
+    if tls.enabled and not tls.existing_secret:
+        checks.error(
+            (*base, "tls", "existingSecret"),
+            "required when tls.enabled: the Secret holding the receiver's certificate (key falco.pem)",
+        )
+    if not tls.enabled:
+        for name in ("existingSecret", "caFile", "insecureSkipVerify"):
+            if checks.given((*base, "tls", name)):
+                checks.error((*base, "tls", name), "only meaningful with tls.enabled: true")
+    if tls.ca_file and tls.insecure_skip_verify:
+        checks.error(
+            (*base, "tls", "insecureSkipVerify"),
+            "cannot be combined with caFile (client-go refuses a CA together with insecure-skip-tls-verify)",
+        )
+
+    dial_port = node_port if node_port is not None else port
+    scheme = "https" if tls.enabled else "http"
+    return Receiver(scheme, port, path, service.type, node_port, service.cluster_ip, address_text, dial_port)
+
+
+def _node_paths(site: Site, platform: dict[str, Any]) -> NodePaths:
+    defaults = platform["paths"]
+    block: Any = getattr(site.spec.platform, site.spec.platform.type)
+    log = site.spec.audit.log
+    log_path = (log.path or defaults.get("logPath")) if log.enabled else None
+    return NodePaths(
+        manifest=getattr(block, "manifest_path", None) or defaults.get("manifest", ""),
+        config_dir=getattr(block, "config_dir", None) or defaults["configDir"],
+        log_path=log_path,
+        backup_dir=defaults.get("backupDir", "/var/lib/auditc/backup"),
+        staging_dir=defaults.get("stagingDir", "/tmp"),
+    )
+
+
+def _cross_checks(site: Site, kube: Version, checks: _Checks) -> None:
+    spec = site.spec
+    audit = spec.audit
+    dynamic = versions.kube_feature("dynamicAuditing")
+    if audit.dynamic and not dynamic.available(kube):
+        checks.error(
+            ("spec", "audit", "dynamic"),
+            f"dynamic auditing (AuditSink) exists only in Kubernetes {dynamic.describe()}; "
+            f"this site runs {kube} (it was removed in 1.19)",
+        )
+    compress = versions.kube_feature("logCompress")
+    if audit.log.compress and not compress.available(kube):
+        checks.error(
+            ("spec", "audit", "log", "compress"),
+            f"--audit-log-compress exists from Kubernetes {compress.since}; this site runs {kube}",
+        )
+    if spec.sinks and spec.platform.type != "pks":
+        checks.error(("spec", "sinks"), f"sinks exist only on platform pks (this site is {spec.platform.type})")
+    if spec.gitops.engine != "none" and not spec.gitops.repo_url:
+        checks.error(
+            ("spec", "gitops", "repoURL"),
+            f"required for engine {spec.gitops.engine}: the git repository that holds output/",
+        )
+    policy = audit.policy
+    if policy.file:
+        for name in ("preset", "rules", "appendRules"):
+            if checks.given(("spec", "audit", "policy", name)):
+                checks.error(
+                    ("spec", "audit", "policy", name),
+                    "cannot be combined with policy.file (the file is the whole policy)",
+                    key=True,
+                )
+    if not audit.log.enabled and not audit.webhook.enabled and not audit.dynamic:
+        checks.warn(("spec", "audit"), "both the log and the webhook backend are off: nothing is audited")
+
+
+def _named_files(site: Site, doc: SourceDoc, checks: _Checks) -> dict[str, bytes]:
+    """Read every file the spec names, relative to the spec file."""
+    wanted: list[tuple[tuple[str | int, ...], str]] = []
+    tls = site.spec.falco.receiver.tls
+    if tls.ca_file:
+        wanted.append((("spec", "falco", "receiver", "tls", "caFile"), tls.ca_file))
+    for index, name in enumerate(site.spec.falco.rules.custom):
+        wanted.append((("spec", "falco", "rules", "custom", index), name))
+    if site.spec.audit.policy.file:
+        wanted.append((("spec", "audit", "policy", "file"), site.spec.audit.policy.file))
+    base = doc.path.resolve().parent
+    files: dict[str, bytes] = {}
+    for path, name in wanted:
+        target = (base / name).resolve()
+        try:
+            if target.stat().st_size > MAX_BYTES:
+                checks.error(path, f"{name} is larger than 1 MiB")
+                continue
+            data = target.read_bytes()
+        except OSError as exc:
+            checks.error(path, f"cannot read {name} (relative to the spec file): {exc.strerror or exc}")
+            continue
+        if b"\0" in data:
+            checks.error(path, f"{name} is binary, expected text")
+            continue
+        files[name] = data
+    if tls.ca_file and tls.ca_file in files and b"-----BEGIN CERTIFICATE-----" not in files[tls.ca_file]:
+        checks.error(
+            ("spec", "falco", "receiver", "tls", "caFile"),
+            f"{tls.ca_file} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+        )
+    return files
+
+
+def _digest(raw: bytes, files: dict[str, bytes]) -> str:
+    sha = hashlib.sha256()
+    sha.update(b"spec\0" + raw)
+    for name in sorted(files):
+        sha.update(b"\0file\0" + name.encode() + b"\0" + files[name])
+    return sha.hexdigest()
+
+
+def spec_dir(doc: SourceDoc) -> Path:
+    return doc.path.resolve().parent

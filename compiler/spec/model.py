@@ -1,0 +1,312 @@
+"""The site spec (SPEC.md, auditc.dev/v1alpha1) as frozen pydantic models.
+
+Fields whose default depends on the platform or on a version (receiver port and path,
+chart version, log path, node paths...) are ``None`` here and filled in by
+``compiler.resolve`` from the data files, so no version knowledge lives in this module.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from compiler.spec.types import (
+    CIDR,
+    URL,
+    DNSLabel,
+    DNSSubdomain,
+    Duration,
+    EnvName,
+    Host,
+    IPAddress,
+    LabelKey,
+    LabelValue,
+    NodePath,
+    NodePortNumber,
+    NonNegativeInt,
+    Port,
+    PositiveInt,
+    RelativeFile,
+    SafeText,
+    UnixUser,
+    URLPath,
+    Version,
+)
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        strict=True,
+        populate_by_name=True,
+        alias_generator=to_camel,
+    )
+
+
+# ---- metadata -------------------------------------------------------------------------
+
+
+class Metadata(Model):
+    name: DNSLabel = Field(description="Site name; output goes to output/<name>/")
+    labels: dict[LabelKey, LabelValue] = Field(
+        default_factory=dict, description="Copied as labels onto every generated Kubernetes object"
+    )
+
+
+# ---- kubernetes and platform ----------------------------------------------------------
+
+
+class Kubernetes(Model):
+    version: Version = Field(description='Kubernetes version, "1.N" or "1.N.P" (1.13 .. newest known)')
+    service_cidr: CIDR | None = Field(default=None, alias="serviceCIDR")
+
+
+class ControlPlane(Model):
+    host: Host
+    port: Port = 22
+    user: UnixUser = "root"
+
+
+class KubeadmSettings(Model):
+    control_planes: list[ControlPlane] = Field(min_length=1)
+    manifest_path: NodePath | None = None
+    config_dir: NodePath | None = None
+
+
+class MinikubeSettings(Model):
+    profile: DNSLabel = "minikube"
+
+
+class PksCredentials(Model):
+    user_env: EnvName = "PKS_USER"
+    password_env: EnvName = "PKS_PASSWORD"
+
+
+class PksSettings(Model):
+    api: Host = Field(description="PKS/TKGI API host name")
+    cluster: DNSSubdomain = Field(description="PKS cluster name")
+    version: Version = "1.17"
+    apiserver_config: Literal["bpm", "staticPod"] = "bpm"
+    config_dir: NodePath | None = None
+    skip_ssl_validation: bool = False
+    credentials: PksCredentials = Field(default_factory=PksCredentials)
+    durable: bool = False
+
+
+class KubeadmPlatform(Model):
+    type: Literal["kubeadm"]
+    kubeadm: KubeadmSettings
+
+
+class MinikubePlatform(Model):
+    type: Literal["minikube"]
+    minikube: MinikubeSettings = Field(default_factory=MinikubeSettings)
+
+
+class PksPlatform(Model):
+    type: Literal["pks"]
+    pks: PksSettings
+
+
+Platform = Annotated[KubeadmPlatform | MinikubePlatform | PksPlatform, Field(discriminator="type")]
+
+
+# ---- falco ----------------------------------------------------------------------------
+
+
+class Chart(Model):
+    repository: URL = "https://falcosecurity.github.io/charts"
+    name: DNSLabel = "falco"
+    version: Version | None = Field(default=None, description="Default follows falco.version")
+
+
+class ReceiverService(Model):
+    type: Literal["NodePort", "ClusterIP"] = "NodePort"
+    node_port: NodePortNumber | None = Field(default=None, description="NodePort only; default 30007")
+    cluster_ip: IPAddress | None = Field(default=None, alias="clusterIP")
+
+
+class ReceiverTLS(Model):
+    enabled: bool = False
+    existing_secret: DNSSubdomain | None = None
+    ca_file: RelativeFile | None = None
+    insecure_skip_verify: bool = False
+
+
+class Receiver(Model):
+    port: Port | None = Field(default=None, description="Default 9765 (plugin) / 8765 (legacy)")
+    path: URLPath | None = Field(default=None, description="Default /k8s-audit; /k8s_audit for Falco < 0.24")
+    service: ReceiverService = Field(default_factory=ReceiverService)
+    address: Host | None = Field(default=None, description="Host the kube-apiserver dials")
+    tls: ReceiverTLS = Field(default_factory=ReceiverTLS)
+
+
+class Rules(Model):
+    artifacts_version: Version | None = None
+    custom: list[RelativeFile] = Field(default_factory=list)
+    lists: dict[SafeText, list[str]] = Field(default_factory=dict)
+    disable: list[str] = Field(default_factory=list)
+
+
+class Falco(Model):
+    version: Version | None = Field(default=None, description="Falco version; default 0.44.1")
+    chart: Chart = Field(default_factory=Chart)
+    namespace: DNSLabel = "falco"
+    release_name: DNSLabel = "falco"
+    receiver: Receiver = Field(default_factory=Receiver)
+    rules: Rules = Field(default_factory=Rules)
+    syscalls: bool = False
+    values: dict[str, Any] = Field(default_factory=dict)
+
+
+# ---- audit ----------------------------------------------------------------------------
+
+Level = Literal["None", "Metadata", "Request", "RequestResponse"]
+Stage = Literal["RequestReceived", "ResponseStarted", "ResponseComplete", "Panic"]
+
+
+class GroupResources(Model):
+    group: str = ""
+    resources: list[str] = Field(default_factory=list)
+    resource_names: list[str] = Field(default_factory=list)
+
+
+class PolicyRule(Model):
+    """An audit.k8s.io/v1 PolicyRule; checked like kube-apiserver checks it at start-up."""
+
+    level: Level
+    users: list[str] = Field(default_factory=list)
+    user_groups: list[str] = Field(default_factory=list)
+    verbs: list[str] = Field(default_factory=list)
+    resources: list[GroupResources] = Field(default_factory=list)
+    namespaces: list[str] = Field(default_factory=list)
+    non_resource_urls: list[str] = Field(default_factory=list, alias="nonResourceURLs")
+    omit_stages: list[Stage] = Field(default_factory=list)
+    omit_managed_fields: bool | None = None
+
+
+class Policy(Model):
+    preset: Literal["falco", "gke", "docs-example", "minimal", "none"] = "falco"
+    rules: list[PolicyRule] = Field(default_factory=list)
+    append_rules: list[PolicyRule] = Field(default_factory=list)
+    omit_stages: list[Stage] = Field(default_factory=lambda: ["RequestReceived"])
+    omit_managed_fields: bool = True
+    file: RelativeFile | None = None
+
+
+class Truncate(Model):
+    enabled: bool = False
+    max_event_size: PositiveInt = 102400
+    max_batch_size: PositiveInt = 10485760
+
+
+class WebhookTruncate(Truncate):
+    enabled: bool = True
+
+
+class Log(Model):
+    enabled: bool = True
+    path: NodePath | Literal["-"] | None = Field(default=None, description="Default per platform")
+    format: Literal["json", "legacy"] = "json"
+    max_age: NonNegativeInt = 30
+    max_backup: NonNegativeInt = 10
+    max_size: NonNegativeInt = 100
+    compress: bool = False
+    mode: Literal["batch", "blocking", "blocking-strict"] = "blocking"
+    truncate: Truncate = Field(default_factory=Truncate)
+
+
+class Throttle(Model):
+    enabled: bool = True
+    qps: PositiveInt = 10
+    burst: PositiveInt = 15
+
+
+class Batch(Model):
+    buffer_size: PositiveInt = 10000
+    max_size: PositiveInt = 400
+    max_wait: Duration = "5s"
+    throttle: Throttle = Field(default_factory=Throttle)
+
+
+class Webhook(Model):
+    enabled: bool = True
+    mode: Literal["batch", "blocking", "blocking-strict"] = "batch"
+    batch: Batch = Field(default_factory=Batch)
+    initial_backoff: Duration = "10s"
+    truncate: WebhookTruncate = Field(default_factory=WebhookTruncate)
+
+
+class Audit(Model):
+    policy: Policy = Field(default_factory=Policy)
+    log: Log = Field(default_factory=Log)
+    webhook: Webhook = Field(default_factory=Webhook)
+    dynamic: bool = False
+
+
+# ---- sinks (pks) ----------------------------------------------------------------------
+
+
+class SinkTLS(Model):
+    enabled: bool = True
+    insecure_skip_verify: bool = False
+
+
+class Sink(Model):
+    kind: Literal["ClusterLogSink", "LogSink", "ClusterMetricSink", "MetricSink", "ClusterSink", "Sink"]
+    name: DNSSubdomain
+    namespace: DNSLabel | None = None
+    type: Literal["syslog", "webhook"] | None = None
+    host: Host | None = None
+    port: Port | None = None
+    tls: SinkTLS = Field(default_factory=SinkTLS)
+    url: str | None = None
+    inputs: list[dict[str, Any]] = Field(default_factory=list)
+    outputs: list[dict[str, Any]] = Field(default_factory=list)
+
+
+# ---- gitops ---------------------------------------------------------------------------
+
+
+class ArgoCD(Model):
+    namespace: DNSLabel = "argocd"
+    project: DNSLabel = "default"
+    destination_server: URL = "https://kubernetes.default.svc"
+
+
+class Flux(Model):
+    namespace: DNSLabel = "flux-system"
+    interval: Duration = "10m"
+
+
+class GitOps(Model):
+    engine: Literal["none", "argocd", "flux"] = "none"
+    repo_url: str | None = Field(default=None, alias="repoURL")
+    target_revision: SafeText = "main"
+    path: RelativeFile | None = Field(default=None, description="Default output/<name>/cluster")
+    argocd: ArgoCD = Field(default_factory=ArgoCD)
+    flux: Flux = Field(default_factory=Flux)
+
+
+# ---- the site -------------------------------------------------------------------------
+
+
+class SiteSpec(Model):
+    kubernetes: Kubernetes
+    platform: Platform
+    falco: Falco = Field(default_factory=Falco)
+    audit: Audit = Field(default_factory=Audit)
+    sinks: list[Sink] = Field(default_factory=list)
+    gitops: GitOps = Field(default_factory=GitOps)
+
+
+class Site(Model):
+    """One site: ``auditc render`` turns it into output/<metadata.name>/."""
+
+    api_version: Literal["auditc.dev/v1alpha1"]
+    kind: Literal["Site"]
+    metadata: Metadata
+    spec: SiteSpec

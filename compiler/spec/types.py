@@ -1,0 +1,174 @@
+"""Constrained scalar types for the site spec, each with a message a person can act on.
+
+Any string that may reach a shell script, a YAML file on a node or a kubeconfig is
+restricted here to a character set that cannot break out of its context. Quoting in
+the templates is the second line of defence, not the first.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_HOST_LABEL = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?$")
+_NODE_PATH = re.compile(r"^/[A-Za-z0-9._/-]*$")
+_REL_PATH = re.compile(r"^[A-Za-z0-9._/-]+$")
+_URL_PATH = re.compile(r"^/[A-Za-z0-9._~/-]*$")
+_DURATION = re.compile(r"^([0-9]+(ns|us|ms|s|m|h))+$")
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+_UNIX_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+_VERSION = re.compile(r"^[0-9]+\.[0-9]+(\.[0-9]+)?$")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~/%-]*)?$")
+
+
+def _check(predicate: Callable[[str], bool], expected: str) -> Callable[[str], str]:
+    def validate(value: str) -> str:
+        if not predicate(value):
+            raise ValueError(f"{expected} (got {value!r})")
+        return value
+
+    return validate
+
+
+def _int_range(low: int, high: int) -> Callable[[int], int]:
+    def validate(value: int) -> int:
+        if not low <= value <= high:
+            raise ValueError(f"must be {low}..{high} (got {value})")
+        return value
+
+    return validate
+
+
+def is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def is_host(value: str) -> bool:
+    """An IP address or a DNS host name: no spaces, quotes or shell metacharacters."""
+    if is_ip(value):
+        return True
+    if not value or len(value) > 253:
+        return False
+    return all(_HOST_LABEL.match(label) and len(label) <= 63 for label in value.split("."))
+
+
+def _is_cidr(value: str) -> bool:
+    try:
+        ipaddress.ip_network(value, strict=True)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_node_path(value: str) -> bool:
+    return bool(_NODE_PATH.match(value)) and ".." not in value.split("/") and "//" not in value
+
+
+def _is_rel_path(value: str) -> bool:
+    return bool(_REL_PATH.match(value)) and not value.startswith("/")
+
+
+def _is_label_key(value: str) -> bool:
+    prefix, _, name = value.rpartition("/")
+    if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
+        return False
+    return 0 < len(name) <= 63 and bool(_LABEL_VALUE.match(name))
+
+
+DNSLabel = Annotated[
+    str,
+    AfterValidator(
+        _check(
+            lambda v: len(v) <= 63 and bool(_DNS_LABEL.match(v)),
+            "must be a DNS-1123 label: 1..63 lowercase letters, digits or '-', "
+            "starting and ending with a letter or digit",
+        )
+    ),
+]
+DNSSubdomain = Annotated[
+    str,
+    AfterValidator(
+        _check(
+            lambda v: len(v) <= 253 and bool(_DNS_SUBDOMAIN.match(v)),
+            "must be a DNS-1123 subdomain: lowercase letters, digits, '-' and '.'",
+        )
+    ),
+]
+LabelKey = Annotated[str, AfterValidator(_check(_is_label_key, "must be a Kubernetes label key"))]
+LabelValue = Annotated[
+    str,
+    AfterValidator(
+        _check(
+            lambda v: len(v) <= 63 and bool(_LABEL_VALUE.match(v)),
+            "must be a Kubernetes label value: up to 63 letters, digits, '-', '_' or '.'",
+        )
+    ),
+]
+Port = Annotated[int, AfterValidator(_int_range(1, 65535))]
+NodePortNumber = Annotated[int, AfterValidator(_int_range(30000, 32767))]
+PositiveInt = Annotated[int, AfterValidator(_int_range(1, 2**31 - 1))]
+NonNegativeInt = Annotated[int, AfterValidator(_int_range(0, 2**31 - 1))]
+Host = Annotated[
+    str,
+    AfterValidator(
+        _check(is_host, "must be an IP address or a DNS host name (no spaces, quotes or shell characters)")
+    ),
+]
+IPAddress = Annotated[str, AfterValidator(_check(is_ip, "must be an IPv4 or IPv6 address"))]
+CIDR = Annotated[str, AfterValidator(_check(_is_cidr, "must be a network in CIDR form, e.g. 10.96.0.0/12"))]
+NodePath = Annotated[
+    str,
+    AfterValidator(
+        _check(_is_node_path, "must be an absolute path of letters, digits, '.', '_', '-' and '/'")
+    ),
+]
+RelativeFile = Annotated[
+    str,
+    AfterValidator(
+        _check(_is_rel_path, "must be a path relative to the spec file (letters, digits, '.', '_', '-', '/')")
+    ),
+]
+URLPath = Annotated[
+    str, AfterValidator(_check(lambda v: bool(_URL_PATH.match(v)), "must be a URL path starting with '/'"))
+]
+URL = Annotated[
+    str, AfterValidator(_check(lambda v: bool(_URL.match(v)), "must be an http(s):// URL"))
+]
+Duration = Annotated[
+    str,
+    AfterValidator(_check(lambda v: bool(_DURATION.match(v)), "must be a duration like 5s, 1m30s or 10m")),
+]
+EnvName = Annotated[
+    str,
+    AfterValidator(
+        _check(lambda v: bool(_ENV_NAME.match(v)), "must be an environment variable name like PKS_USER")
+    ),
+]
+UnixUser = Annotated[
+    str, AfterValidator(_check(lambda v: bool(_UNIX_USER.match(v)), "must be a Unix user name"))
+]
+Version = Annotated[
+    str,
+    AfterValidator(_check(lambda v: bool(_VERSION.match(v)), 'must be a version like "1.30" or "1.30.2"')),
+]
+SafeText = Annotated[
+    str,
+    Field(min_length=1, max_length=253),
+    AfterValidator(
+        _check(
+            lambda v: bool(re.match(r"^[A-Za-z0-9][A-Za-z0-9._:@/+=-]*$", v)),
+            "must be letters, digits and . _ : @ / + = - only",
+        )
+    ),
+]

@@ -1,0 +1,133 @@
+"""Kubernetes and Falco version knowledge, read from compiler/data/versions.yaml."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache, total_ordering
+from typing import Any
+
+from compiler.datafiles import load_data
+
+
+@total_ordering
+@dataclass(frozen=True)
+class Version:
+    """A dotted version; compares numerically, missing parts count as zero."""
+
+    parts: tuple[int, ...]
+
+    @classmethod
+    def parse(cls, text: str) -> Version:
+        return cls(tuple(int(p) for p in text.split(".")))
+
+    def _key(self, width: int = 3) -> tuple[int, ...]:
+        return self.parts + (0,) * (width - len(self.parts))
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, Version):
+            return NotImplemented
+        return self._key() < other._key()
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Version):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    @property
+    def minor(self) -> Version:
+        return Version(self.parts[:2])
+
+    def __str__(self) -> str:
+        return ".".join(str(p) for p in self.parts)
+
+
+def _in_range(version: Version, entry: dict[str, Any]) -> bool:
+    low = Version.parse(entry["from"])
+    high = entry.get("until")
+    return low <= version and (high is None or version.minor <= Version.parse(high))
+
+
+@cache
+def _table() -> dict[str, Any]:
+    data = load_data("versions.yaml")
+    assert isinstance(data, dict)
+    return data
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    since: Version
+    until: Version | None
+
+    def available(self, version: Version) -> bool:
+        return self.since <= version.minor and (self.until is None or version.minor <= self.until)
+
+    def describe(self) -> str:
+        return f"{self.since}..{self.until}" if self.until else f"{self.since} and newer"
+
+
+def kube_feature(name: str) -> Feature:
+    entry = _table()["kubernetes"]["features"][name]
+    until = entry.get("until")
+    return Feature(name, Version.parse(entry["from"]), Version.parse(until) if until else None)
+
+
+def kube_oldest() -> Version:
+    return Version.parse(_table()["kubernetes"]["oldest"])
+
+
+def kube_newest() -> Version:
+    return Version.parse(_table()["kubernetes"]["newest"])
+
+
+def kubeadm_config_api(version: Version) -> tuple[str, str]:
+    """(apiVersion, extraArgs shape 'map' or 'list') of kubeadm's ClusterConfiguration."""
+    for entry in _table()["kubernetes"]["kubeadmConfig"]:
+        if _in_range(version.minor, entry):
+            return str(entry["apiVersion"]), str(entry["extraArgs"])
+    raise LookupError(f"no kubeadm config API known for Kubernetes {version}")
+
+
+def falco_table() -> dict[str, Any]:
+    table = _table()["falco"]
+    assert isinstance(table, dict)
+    return table
+
+
+def falco_default() -> Version:
+    return Version.parse(falco_table()["default"])
+
+
+def falco_uses_plugin(falco: Version) -> bool:
+    return falco >= Version.parse(falco_table()["pluginFrom"])
+
+
+def falco_release(falco: Version) -> dict[str, Any] | None:
+    for entry in falco_table()["releases"]:
+        if Version.parse(entry["falco"]) == falco:
+            return dict(entry)
+    return None
+
+
+def falco_releases() -> list[dict[str, Any]]:
+    return [dict(e) for e in falco_table()["releases"]]
+
+
+def chart_shape(chart: Version) -> tuple[str, str] | None:
+    """(values shape 'plugin' | 'legacy', chart-keys file) for a chart version, or None."""
+    from compiler.paths import data_dir
+
+    for entry in falco_table()["chartShapes"]:
+        if _in_range_full(chart, entry):
+            exact = data_dir() / "chart-keys" / f"{chart}.txt"
+            return str(entry["shape"]), str(chart) if exact.is_file() else str(entry["keys"])
+    return None
+
+
+def _in_range_full(version: Version, entry: dict[str, Any]) -> bool:
+    high = entry.get("until")
+    return Version.parse(entry["from"]) <= version and (high is None or version <= Version.parse(high))

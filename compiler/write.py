@@ -1,0 +1,95 @@
+"""Write a site's artifacts into output/<site>/ atomically, or check that they are current.
+
+Rendering goes to a temp dir next to the target and is swapped in with two renames, so
+a failed render leaves the previous output byte-identical, and files the spec no longer
+produces disappear. MANIFEST.json records every file's sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from compiler import __version__
+from compiler.bundle import Artifact
+from compiler.emit import json_bytes
+
+MANIFEST = "MANIFEST.json"
+
+
+@dataclass(frozen=True)
+class Changes:
+    site: str
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+
+    @property
+    def any(self) -> bool:
+        return bool(self.created or self.updated or self.deleted)
+
+
+def with_manifest(site: str, spec_digest: str, artifacts: list[Artifact]) -> list[Artifact]:
+    files = {a.path: hashlib.sha256(a.content).hexdigest() for a in artifacts}
+    manifest = {
+        "compiler": {"name": "auditc", "version": __version__},
+        "site": site,
+        "specDigest": f"sha256:{spec_digest}",
+        "files": {path: f"sha256:{files[path]}" for path in sorted(files)},
+    }
+    return sorted([*artifacts, Artifact(MANIFEST, json_bytes(manifest))], key=lambda a: a.path)
+
+
+def _existing(target: Path) -> dict[str, bytes]:
+    if not target.is_dir():
+        return {}
+    return {
+        p.relative_to(target).as_posix(): p.read_bytes() for p in sorted(target.rglob("*")) if p.is_file()
+    }
+
+
+def compare(target: Path, artifacts: list[Artifact], site: str) -> Changes:
+    """What writing ``artifacts`` into ``target`` would change (also used by --check)."""
+    old = _existing(target)
+    new = {a.path: a.content for a in artifacts}
+    old_modes = {
+        path: os.access(target / path, os.X_OK) for path in old
+    }
+    return Changes(
+        site,
+        created=sorted(set(new) - set(old)),
+        updated=sorted(
+            p
+            for p in set(new) & set(old)
+            if new[p] != old[p] or old_modes[p] != next(a.executable for a in artifacts if a.path == p)
+        ),
+        deleted=sorted(set(old) - set(new)),
+    )
+
+
+def write_site(target: Path, artifacts: list[Artifact], site: str) -> Changes:
+    changes = compare(target, artifacts, site)
+    if not changes.any:
+        return changes
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{site}.new-", dir=target.parent))
+    try:
+        for artifact in artifacts:
+            path = staging / artifact.path
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(artifact.content)
+            path.chmod(0o755 if artifact.executable else 0o644)
+        staging.chmod(0o755)
+        old = target.parent / f".{site}.old-{os.getpid()}"
+        if target.exists():
+            target.rename(old)
+        staging.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return changes

@@ -1,0 +1,162 @@
+"""Broken specs: exit 2, one line per problem naming file:line:col and the field path,
+no traceback, and the output directory left exactly as it was."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from compiler.cli import app
+
+GOOD = """\
+apiVersion: auditc.dev/v1alpha1
+kind: Site
+metadata:
+  name: site-a
+spec:
+  kubernetes:
+    version: "1.30"
+    serviceCIDR: 10.96.0.0/12
+  platform:
+    type: kubeadm
+    kubeadm:
+      controlPlanes:
+        - host: 10.0.0.10
+  falco:
+    receiver:
+      address: 10.0.0.10
+      port: 9765
+"""
+
+
+def _with(old: str, new: str) -> str:
+    assert old in GOOD, old
+    return GOOD.replace(old, new)
+
+
+# (id, spec text, expected location prefix "line:col" or None, expected text in the message)
+CASES: list[tuple[str, str | bytes, str | None, str]] = [
+    ("port-range", _with("port: 9765", "port: 70000"), "17:13", "spec.falco.receiver.port: must be 1..65535 (got 70000)"),
+    ("unknown-field", _with("      port: 9765", "      prot: 9765"), "17:7", "unknown field 'prot' (did you mean 'port'?)"),
+    ("version-float", _with('version: "1.30"', "version: 1.30"), "7:14", "quote it"),
+    ("version-old", _with('version: "1.30"', 'version: "1.12"'), "7:14", "oldest supported is 1.13"),
+    ("name-dns", _with("name: site-a", "name: Site_A"), "4:9", "metadata.name: must be a DNS-1123 label"),
+    ("host-injection", _with("host: 10.0.0.10", 'host: "10.1.1.1; touch /tmp/x"'), "13:17", "no spaces, quotes or shell"),
+    ("address-svc", _with("address: 10.0.0.10", "address: falco.falco.svc"), "16:16", "cannot resolve it"),
+    (
+        "address-cluster-local",
+        _with("address: 10.0.0.10", "address: falco.falco.svc.cluster.local"),
+        "16:16",
+        "cluster DNS name",
+    ),
+    ("address-missing", _with("      address: 10.0.0.10\n", ""), None, "spec.falco.receiver.address: required"),
+    ("nodeport-range", _with("      port: 9765", "      service: {nodePort: 8080}"), "17:27", "must be 30000..32767"),
+    (
+        "clusterip-outside-cidr",
+        _with("      port: 9765", "      service: {type: ClusterIP, clusterIP: 10.200.0.5}"),
+        "17:45",
+        "outside spec.kubernetes.serviceCIDR",
+    ),
+    ("cidr-bad", _with("10.96.0.0/12", "10.96.0.1/12"), "8:18", "CIDR"),
+    ("dynamic-1.30", _with("  falco:", "  audit: {dynamic: true}\n  falco:"), "14:20", "1.13..1.18"),
+    ("sinks-on-kubeadm", _with("  falco:", "  sinks: [{kind: ClusterLogSink, name: s}]\n  falco:"), "14:10", "only on platform pks"),
+    ("stray-platform-block", _with("    kubeadm:", "    pks: {api: a, cluster: b}\n    kubeadm:"), "11:5", "does not belong to type kubeadm"),
+    ("platform-type", _with("type: kubeadm", "type: openshift"), "10:11", "must be one of: kubeadm | minikube | pks"),
+    ("not-supported-yet", _with("type: kubeadm\n    kubeadm:\n      controlPlanes:\n        - host: 10.0.0.10", "type: minikube"), "10:11", "not supported yet"),
+    ("duplicate-key", _with("  falco:", "  falco: {}\n  falco:"), "15:3", "duplicate key"),
+    ("syntax", _with("kind: Site", "kind: [Site"), None, "invalid YAML"),
+    ("empty", "", None, "empty"),
+    ("comments-only", "# nothing here\n", None, "empty"),
+    ("not-a-mapping", "- a\n- b\n", "1:1", "top level must be a mapping"),
+    ("binary", b"\x00\x01\x02binary", None, "binary"),
+    ("latin1", "name: caf\xe9\n".encode("latin-1"), None, "not UTF-8"),
+    ("too-big", "a: " + "x" * (1024 * 1024 + 10) + "\n", None, "limit is 1048576"),
+    (
+        "alias-bomb",
+        'a: &a ["x","x","x","x","x","x","x","x","x","x"]\n'
+        + "".join(f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)}]\n" for i in range(8)),
+        None,
+        "alias bomb",
+    ),
+    ("policy-rule-level", _with("  falco:", "  audit: {policy: {rules: [{level: Everything}]}}\n  falco:"), "14:36", "must be one of: None | Metadata"),
+    (
+        "policy-nonresource-slash",
+        _with("  falco:", '  audit: {policy: {rules: [{level: None, nonResourceURLs: ["healthz"]}]}}\n  falco:'),
+        "14:60",
+        "must begin with a '/'",
+    ),
+    ("missing-file", _with("      port: 9765", "      port: 9765\n      tls: {enabled: true, existingSecret: s, caFile: nope.pem}"), "18:55", "cannot read nope.pem"),
+    ("gitops-no-repo", _with("  falco:", "  gitops: {engine: flux}\n  falco:"), "14:11", "spec.gitops.repoURL: required"),
+]
+
+
+@pytest.mark.parametrize(("case", "text", "where", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_broken_spec_is_reported_and_nothing_is_written(
+    case: str, text: str | bytes, where: str | None, expected: str, tmp_path: Path
+) -> None:
+    spec = tmp_path / "site.yaml"
+    spec.write_bytes(text.encode() if isinstance(text, str) else text)
+    output = tmp_path / "output"
+    (output / "site-a").mkdir(parents=True)
+    (output / "site-a" / "keep.txt").write_text("previous render\n")
+    before = {p: p.read_bytes() for p in output.rglob("*") if p.is_file()}
+
+    started = time.monotonic()
+    result = CliRunner().invoke(app, ["render", str(spec), "-o", str(output)])
+    elapsed = time.monotonic() - started
+
+    assert result.exit_code == 2, result.output
+    stderr = result.stderr
+    assert expected in stderr, stderr
+    if where:
+        assert f"{spec}:{where}:" in stderr, stderr
+    else:
+        assert str(spec) in stderr
+    assert "Traceback" not in stderr
+    assert {p: p.read_bytes() for p in output.rglob("*") if p.is_file()} == before
+    assert elapsed < 2, f"{case} took {elapsed:.2f}s"
+
+
+def test_every_problem_in_a_spec_is_reported_at_once(tmp_path: Path) -> None:
+    spec = tmp_path / "site.yaml"
+    spec.write_text(_with("port: 9765", "port: 0").replace("name: site-a", "name: A"))
+    result = CliRunner().invoke(app, ["validate", str(spec)])
+    assert result.exit_code == 2
+    assert "metadata.name" in result.stderr and "spec.falco.receiver.port" in result.stderr
+
+
+def test_one_broken_spec_among_good_ones_writes_nothing(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(GOOD)
+    (tmp_path / "b.yaml").write_text(_with("name: site-a", "name: site-b").replace("port: 9765", "port: -1"))
+    output = tmp_path / "output"
+    result = CliRunner().invoke(app, ["render", str(tmp_path), "-o", str(output)])
+    assert result.exit_code == 2
+    assert not output.exists()
+
+
+def test_duplicate_site_names_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(GOOD)
+    (tmp_path / "b.yaml").write_text(GOOD)
+    result = CliRunner().invoke(app, ["render", str(tmp_path), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "already used by" in result.stderr
+
+
+def test_no_traceback_from_the_real_command(tmp_path: Path) -> None:
+    spec = tmp_path / "site.yaml"
+    spec.write_text(_with("port: 9765", "port: 70000"))
+    result = subprocess.run(
+        [sys.executable, "-m", "compiler", "render", str(spec), "-o", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[0] == f"{spec}:17:13: spec.falco.receiver.port: must be 1..65535 (got 70000)"
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()

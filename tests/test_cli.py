@@ -1,0 +1,110 @@
+"""The command line in-process (typer's runner) and, where start-up matters, as a process."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from compiler.api import schema
+from compiler.cli import app
+from tests.sites import ROOT, example_specs
+
+runner = CliRunner()
+
+
+def test_schema_command_prints_the_committed_schema() -> None:
+    result = runner.invoke(app, ["schema"])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == schema()
+    committed = (ROOT / "specs" / "site.schema.json").read_text()
+    assert committed == result.stdout, "specs/site.schema.json is stale: run `make schema`"
+
+
+def test_example_specs_point_editors_at_the_schema() -> None:
+    for spec in (ROOT / "specs").glob("*.yaml"):
+        assert spec.read_text().startswith("# yaml-language-server: $schema=./site.schema.json\n"), spec
+
+
+def test_validate_ok(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["validate", str(ROOT / "specs")])
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.count(": ok (") == len(list((ROOT / "specs").glob("*.yaml")))
+
+
+def test_render_then_check_then_stale_then_clean(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    first = runner.invoke(app, ["render", str(ROOT / "specs"), "-o", str(out)])
+    assert first.exit_code == 0, first.stderr
+    assert runner.invoke(app, ["render", str(ROOT / "specs"), "-o", str(out), "--check"]).exit_code == 0
+
+    stray = out / "prod-east" / "cluster" / "old.yaml"
+    stray.write_text("kind: Leftover\n")
+    (out / "prod-east" / "helm" / "falco-values.yaml").write_text("changed: true\n")
+    check = runner.invoke(app, ["render", str(ROOT / "specs"), "-o", str(out), "--check"])
+    assert check.exit_code == 1
+    assert "prod-east/cluster/old.yaml (delete)" in check.stderr
+    assert "prod-east/helm/falco-values.yaml (update)" in check.stderr
+    assert stray.exists(), "--check must not write"
+
+    again = runner.invoke(app, ["render", str(ROOT / "specs"), "-o", str(out)])
+    assert again.exit_code == 0
+    assert not stray.exists(), "files the spec no longer produces disappear"
+    assert runner.invoke(app, ["render", str(ROOT / "specs"), "-o", str(out), "--check"]).exit_code == 0
+
+
+def test_render_single_file_and_modes(tmp_path: Path) -> None:
+    spec = ROOT / "specs" / "prod-east.yaml"
+    result = runner.invoke(app, ["render", str(spec), "-o", str(tmp_path)])
+    assert result.exit_code == 0
+    assert os.access(tmp_path / "prod-east/node/apiserver-config.patch.sh", os.X_OK)
+    assert os.access(tmp_path / "prod-east/plan/apply.sh", os.X_OK)
+    assert not os.access(tmp_path / "prod-east/node/audit-policy.yaml", os.X_OK)
+
+
+def test_missing_path_is_a_user_error(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["render", str(tmp_path / "nope.yaml")])
+    assert result.exit_code == 2
+    assert "no such file or directory" in result.stderr
+
+
+def test_internal_errors_exit_3_with_one_line(monkeypatch: object, tmp_path: Path) -> None:
+    import compiler.api
+
+    def boom(*_: object, **__: object) -> None:
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setattr(compiler.api, "render", boom)  # type: ignore[attr-defined]
+    result = runner.invoke(app, ["render", str(ROOT / "specs"), "-o", str(tmp_path)])
+    assert result.exit_code == 3
+    assert "internal error (RuntimeError: kaboom)" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_help_does_not_import_the_heavy_modules() -> None:
+    code = (
+        "import sys; from compiler.cli import app\n"
+        "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('deepdiff', 'pydantic', 'jinja2', 'ruamel.yaml') if m in sys.modules]\n"
+        "print('HEAVY=' + ','.join(heavy))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "HEAVY="
+
+
+def test_console_script_is_installed() -> None:
+    exe = shutil.which("auditc")
+    assert exe, "auditc is not on PATH (pip install .)"
+    result = subprocess.run([exe, "--version"], capture_output=True, text=True, check=True)
+    assert result.stdout.startswith("auditc ")
+
+
+def test_every_example_validates_without_warnings() -> None:
+    for spec in example_specs():
+        result = runner.invoke(app, ["validate", str(spec)])
+        assert result.exit_code == 0, result.stderr
+        assert "warning" not in result.stderr

@@ -1,0 +1,96 @@
+"""The real tools that consume each artifact accept it: kubectl kustomize,
+kubernetes-validate --strict, shellcheck and bash itself."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from compiler.api import CompiledSite
+from tests.sites import compiled, example_specs, write_tree
+
+# kinds kubernetes-validate has schemas for (built into Kubernetes); custom resources
+# (Argo CD, Flux) and the long-removed AuditSink are checked by their own tests
+BUILT_IN = {"Namespace", "ServiceAccount", "Service", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
+OLDEST_SCHEMA = (1, 25)  # kubernetes-validate ships schemas from 1.25 on
+
+
+def _site(spec: Path, tmp_path: Path) -> tuple[CompiledSite, Path]:
+    site = compiled(spec)
+    return site, write_tree(site, tmp_path / site.name)
+
+
+def _run(*argv: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.mark.parametrize("spec", example_specs(), ids=lambda p: p.stem)
+def test_cluster_dir_builds_with_kubectl_kustomize(spec: Path, tmp_path: Path) -> None:
+    _, root = _site(spec, tmp_path)
+    result = _run("kubectl", "kustomize", root / "cluster")
+    assert result.returncode == 0, result.stderr
+    kinds = {doc["kind"] for doc in YAML(typ="safe", pure=True).load_all(result.stdout) if doc}
+    assert {"Namespace", "ServiceAccount"} <= kinds
+
+
+def _schema_version(site_version: str) -> str:
+    parts = tuple(int(p) for p in site_version.split(".")[:2])
+    major, minor = max(parts, OLDEST_SCHEMA)
+    return f"{major}.{minor}.0"
+
+
+@pytest.mark.parametrize("spec", example_specs(), ids=lambda p: p.stem)
+def test_built_in_objects_pass_kubernetes_validate_strict(spec: Path, tmp_path: Path) -> None:
+    _, root = _site(spec, tmp_path)
+    yaml = YAML(typ="safe", pure=True)
+    version = _schema_version(yaml.load(spec.read_text())["spec"]["kubernetes"]["version"])
+    checked = 0
+    for path in sorted((root / "cluster").glob("*.yaml")):
+        for index, doc in enumerate(yaml.load_all(path.read_text())):
+            if not doc or doc.get("kind") not in BUILT_IN:
+                continue
+            single = tmp_path / f"{path.stem}-{index}.yaml"
+            with single.open("w") as handle:
+                yaml.dump(doc, handle)
+            result = _run("kubernetes-validate", "--strict", "-k", version, single)
+            assert result.returncode == 0, f"{path.name}[{index}]: {result.stdout}{result.stderr}"
+            checked += 1
+    assert checked >= 2
+
+
+@pytest.mark.parametrize("spec", example_specs(), ids=lambda p: p.stem)
+def test_scripts_pass_shellcheck(spec: Path, tmp_path: Path) -> None:
+    site, root = _site(spec, tmp_path)
+    scripts = [root / a.path for a in site.artifacts if a.executable]
+    assert {s.name for s in scripts} == {"apiserver-config.patch.sh", "apply.sh"}
+    result = _run("shellcheck", "--norc", *scripts)
+    assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.parametrize("spec", example_specs(), ids=lambda p: p.stem)
+def test_apply_sh_dry_run_lists_every_host_and_runs_nothing(spec: Path, tmp_path: Path) -> None:
+    site, root = _site(spec, tmp_path)
+    plan = YAML(typ="safe", pure=True).load((root / "plan/plan.yaml").read_text())
+    result = _run("bash", root / "plan/apply.sh")
+    assert result.returncode == 0, result.stderr
+    for host in plan["spec"]["hosts"]:
+        assert f"{host['user']}@{host['host']}" in result.stdout
+    assert "dry run: nothing was changed" in result.stdout
+    unknown = _run("bash", root / "plan/apply.sh", "--bogus")
+    assert unknown.returncode == 2
+
+
+def test_webhook_kubeconfig_is_read_by_kubectl(tmp_path: Path) -> None:
+    """kubectl (client-go, like kube-apiserver's webhook client) resolves the current context."""
+    for spec in example_specs():
+        _, root = _site(spec, tmp_path)
+        kubeconfig = root / "node/audit-webhook.kubeconfig"
+        result = _run("kubectl", "--kubeconfig", kubeconfig, "config", "view", "--raw", "-o",
+                      "jsonpath={.current-context} {.clusters[0].cluster.server}")
+        assert result.returncode == 0, result.stderr
+        context, server = result.stdout.split()
+        assert context == "falco"
+        assert server.startswith(("http://", "https://"))

@@ -1,0 +1,99 @@
+"""Falco chart values: every key path auditc writes exists in the chosen chart's values.yaml,
+and the key lists it checks against are exactly what the upstream values files contain."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ruamel.yaml import YAML
+
+from compiler.api import compile_site
+from compiler.artifacts.falco_values import chart_keys, unknown_keys
+from compiler.paths import data_dir
+from tests.sites import ROOT, example_specs
+
+yaml = YAML(typ="safe", pure=True)
+CHART_DATA = ROOT / "tests" / "data" / "falco-chart"
+
+
+def _flatten(values: dict[str, Any], prefix: str = "") -> list[str]:
+    out: list[str] = []
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        out.append(path)
+        if isinstance(value, dict):
+            out += _flatten(value, f"{path}.") if value else [f"{path}.*"]
+    return out
+
+
+@pytest.mark.parametrize("keys_file", sorted((data_dir() / "chart-keys").glob("*.txt")), ids=lambda p: p.stem)
+def test_chart_key_lists_match_upstream_values(keys_file: Path) -> None:
+    values = yaml.load((CHART_DATA / f"values-{keys_file.stem}.yaml").read_text())
+    assert chart_keys(keys_file.stem) == frozenset(_flatten(values))
+
+
+def _values(spec: Path) -> tuple[dict[str, Any], str]:
+    site = compile_site(spec)
+    values = yaml.load(next(a.content for a in site.artifacts if a.path == "helm/falco-values.yaml"))
+    chart = yaml.load(spec.read_text())["spec"]["falco"].get("version", "0.44.1")
+    return values, chart
+
+
+@pytest.mark.parametrize("spec", example_specs(), ids=lambda p: p.stem)
+def test_every_emitted_key_exists_in_the_chart(spec: Path) -> None:
+    from compiler.resolve import resolve
+    from compiler.spec.source import read_yaml
+    from compiler.spec.validate import parse_site
+
+    doc = read_yaml(spec)
+    resolved = resolve(parse_site(doc), doc)
+    values, _ = _values(spec)
+    assert unknown_keys(values, chart_keys(resolved.chart_keys)) == []
+
+
+def test_plugin_values_follow_the_chart_recipe() -> None:
+    values, _ = _values(ROOT / "specs" / "prod-east.yaml")
+    recipe = yaml.load((ROOT / "tests" / "data" / "falco-chart" / "values-k8saudit.yaml").read_text())
+    assert values["driver"] == recipe["driver"] == {"enabled": False}
+    assert values["collectors"] == recipe["collectors"]
+    assert values["controller"] == recipe["controller"]
+    assert values["falco"]["rules_files"] == recipe["falco"]["rules_files"]
+    assert values["falco"]["load_plugins"] == recipe["falco"]["load_plugins"]
+    plugin = values["falco"]["plugins"][0]
+    assert plugin["open_params"] == "http://:9765/k8s-audit"
+    assert "maxEventBytes" not in plugin["init_config"]
+    assert plugin["init_config"]["webhookMaxBatchSize"] == 12582912
+    refs = values["falcoctl"]["config"]["artifact"]
+    assert refs["install"]["refs"] == refs["follow"]["refs"] == ["k8saudit-rules:0.16", "k8saudit:0.16"]
+    assert values["serviceAccount"] == {"create": False, "name": "falco"}
+
+
+def test_tls_receiver_values() -> None:
+    values, _ = _values(ROOT / "specs" / "edge-tls.yaml")
+    plugin = values["falco"]["plugins"][0]
+    assert plugin["open_params"] == "https://:9765/k8s-audit"
+    assert plugin["init_config"]["sslCertificate"] == "/etc/falco/certs/falco.pem"
+    assert values["certs"] == {"existingSecret": "falco-receiver-tls"}
+    assert values["services"][0] == {
+        "name": "k8saudit-webhook",
+        "type": "ClusterIP",
+        "clusterIP": "10.43.0.77",
+        "ports": [{"port": 9765, "protocol": "TCP"}],
+    }
+
+
+def test_legacy_values_use_the_chart_1_shape() -> None:
+    values, _ = _values(ROOT / "specs" / "legacy-lab.yaml")
+    assert values["falco"]["webserver"] == {"enabled": True, "listenPort": 8765, "k8sAuditEndpoint": "/k8s-audit"}
+    assert values["serviceAccount"] == {"create": False, "name": "falco-account"}
+    assert "plugins" not in values["falco"]
+
+
+def test_rule_overrides_file() -> None:
+    values, _ = _values(ROOT / "specs" / "prod-east.yaml")
+    overrides = yaml.load(values["customRules"]["zz-auditc-overrides.yaml"])
+    assert {"list": "allowed_k8s_users", "items": ["ci-bot", "argocd-server"], "override": {"items": "append"}} in overrides
+    assert {"rule": "Create NodePort Service", "enabled": False, "override": {"enabled": "replace"}} in overrides
+    assert "prod-rules.yaml" in values["customRules"]
