@@ -95,7 +95,10 @@ def render(
         rows = [("create", change.created), ("update", change.updated), ("delete", change.deleted)]
         for verb, paths in rows:
             for path in paths:
-                _err(f"{'stale' if check else verb}: {output / change.site / path}" + (f" ({verb})" if check else ""))
+                _err(
+                    f"{'stale' if check else verb}: {output / change.site / path}"
+                    + (f" ({verb})" if check else "")
+                )
         stale = stale or change.any
         if not change.any:
             _err(f"{change.site}: up to date")

@@ -176,9 +176,13 @@ def _falco_versions(site: Site, checks: _Checks) -> tuple[Version, bool, str, st
         )
         return falco, plugin, "0.0.0", "9.1.0", None
     shape = versions.chart_shape(Version.parse(chart_text))
-    chart_path = ("spec", "falco", "chart", "version") if falco_spec.chart.version else ("spec", "falco", "version")
+    chart_path = (
+        ("spec", "falco", "chart", "version") if falco_spec.chart.version else ("spec", "falco", "version")
+    )
     if shape is None:
-        checks.error(chart_path, f"chart {chart_text} is not supported: auditc writes values for charts 9.x and 1.x")
+        checks.error(
+            chart_path, f"chart {chart_text} is not supported: auditc writes values for charts 9.x and 1.x"
+        )
         return falco, plugin, chart_text, "9.1.0", None
     kind, keys = shape
     if (kind == "plugin") != plugin:
@@ -305,7 +309,9 @@ def _cross_checks(site: Site, kube: Version, checks: _Checks) -> None:
             f"--audit-log-compress exists from Kubernetes {compress.since}; this site runs {kube}",
         )
     if spec.sinks and spec.platform.type != "pks":
-        checks.error(("spec", "sinks"), f"sinks exist only on platform pks (this site is {spec.platform.type})")
+        checks.error(
+            ("spec", "sinks"), f"sinks exist only on platform pks (this site is {spec.platform.type})"
+        )
     if spec.gitops.engine != "none" and not spec.gitops.repo_url:
         checks.error(
             ("spec", "gitops", "repoURL"),

@@ -56,9 +56,7 @@ def compare(target: Path, artifacts: list[Artifact], site: str) -> Changes:
     """What writing ``artifacts`` into ``target`` would change (also used by --check)."""
     old = _existing(target)
     new = {a.path: a.content for a in artifacts}
-    old_modes = {
-        path: os.access(target / path, os.X_OK) for path in old
-    }
+    old_modes = {path: os.access(target / path, os.X_OK) for path in old}
     return Changes(
         site,
         created=sorted(set(new) - set(old)),

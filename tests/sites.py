@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
 
 from compiler.api import CompiledSite, compile_site
 
@@ -26,3 +29,34 @@ def write_tree(site: CompiledSite, target: Path) -> Path:
         path.write_bytes(artifact.content)
         path.chmod(0o755 if artifact.executable else 0o644)
     return target
+
+
+MINIMAL: dict[str, Any] = {
+    "apiVersion": "auditc.dev/v1alpha1",
+    "kind": "Site",
+    "metadata": {"name": "t"},
+    "spec": {
+        "kubernetes": {"version": "1.30"},
+        "platform": {"type": "kubeadm", "kubeadm": {"controlPlanes": [{"host": "10.0.0.1"}]}},
+        "falco": {"receiver": {"address": "10.0.0.1"}},
+    },
+}
+
+
+def write_spec(
+    tmp: Path,
+    spec: dict[str, Any],
+    files: dict[str, str] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Path:
+    """A minimal kubeadm site with ``spec`` deep-merged into its spec, plus named files."""
+    from compiler.artifacts.falco_values import deep_merge
+
+    data = deep_merge(MINIMAL, {"spec": spec, "metadata": metadata or {}})
+    path = tmp / "site.yaml"
+    with path.open("w") as handle:
+        YAML(typ="safe", pure=True).dump(data, handle)
+    for name, text in (files or {}).items():
+        (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp / name).write_text(text)
+    return path

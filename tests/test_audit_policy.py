@@ -24,7 +24,9 @@ BASE: dict[str, Any] = {
 }
 
 
-def _spec(tmp_path: Path, policy: dict[str, Any], version: str = "1.30", files: dict[str, str] | None = None) -> Path:
+def _spec(
+    tmp_path: Path, policy: dict[str, Any], version: str = "1.30", files: dict[str, str] | None = None
+) -> Path:
     data = {**BASE, "spec": {**BASE["spec"], "kubernetes": {"version": version}, "audit": {"policy": policy}}}
     path = tmp_path / "site.yaml"
     with path.open("w") as handle:
@@ -34,13 +36,17 @@ def _spec(tmp_path: Path, policy: dict[str, Any], version: str = "1.30", files: 
     return path
 
 
-def _policy(tmp_path: Path, policy: dict[str, Any], version: str = "1.30", files: dict[str, str] | None = None) -> Any:
+def _policy(
+    tmp_path: Path, policy: dict[str, Any], version: str = "1.30", files: dict[str, str] | None = None
+) -> Any:
     site = compile_site(_spec(tmp_path, policy, version, files))
     content = next(a.content for a in site.artifacts if a.path == "node/audit-policy.yaml")
     return YAML(typ="safe", pure=True).load(content)
 
 
-def _error(tmp_path: Path, policy: dict[str, Any], version: str = "1.30", files: dict[str, str] | None = None) -> str:
+def _error(
+    tmp_path: Path, policy: dict[str, Any], version: str = "1.30", files: dict[str, str] | None = None
+) -> str:
     with pytest.raises(UserError) as info:
         compile_site(_spec(tmp_path, policy, version, files))
     return str(info.value)
@@ -56,7 +62,9 @@ def test_falco_preset_fixes_deployments_group_and_keeps_response_started(tmp_pat
     assert len(policy["rules"]) == 11
 
 
-@pytest.mark.parametrize(("preset", "count"), [("falco", 11), ("gke", 17), ("docs-example", 9), ("minimal", 1)])
+@pytest.mark.parametrize(
+    ("preset", "count"), [("falco", 11), ("gke", 17), ("docs-example", 9), ("minimal", 1)]
+)
 def test_presets(tmp_path: Path, preset: str, count: int) -> None:
     assert len(_policy(tmp_path, {"preset": preset})["rules"]) == count
 
@@ -88,12 +96,21 @@ def test_omit_managed_fields_only_from_1_23(tmp_path: Path) -> None:
         ({"level": "None", "nonResourceURLs": ["healthz"]}, "must begin with a '/'"),
         ({"level": "None", "nonResourceURLs": [""]}, "must begin with a '/'"),
         ({"level": "None", "nonResourceURLs": ["/api*/x"]}, "must be the final character"),
-        ({"level": "None", "nonResourceURLs": ["/x"], "namespaces": ["a"]}, "both regular resources and non-resource"),
-        ({"level": "None", "nonResourceURLs": ["/x"], "resources": [{"group": ""}]}, "both regular resources"),
+        (
+            {"level": "None", "nonResourceURLs": ["/x"], "namespaces": ["a"]},
+            "both regular resources and non-resource",
+        ),
+        (
+            {"level": "None", "nonResourceURLs": ["/x"], "resources": [{"group": ""}]},
+            "both regular resources",
+        ),
         ({"level": "None", "resources": [{"group": "rbac.authorization.k8s.io/v1"}]}, "without a version"),
         ({"level": "None", "resources": [{"group": "Apps"}]}, "lowercase DNS subdomain"),
         ({"level": "None", "resources": [{"group": "*"}]}, "group '*' is accepted from Kubernetes 1.36"),
-        ({"level": "None", "resources": [{"group": "", "resourceNames": ["x"]}]}, "requires at least one resource"),
+        (
+            {"level": "None", "resources": [{"group": "", "resourceNames": ["x"]}]},
+            "requires at least one resource",
+        ),
         ({"level": "Verbose"}, "must be one of: None | Metadata | Request | RequestResponse"),
         ({"users": ["a"]}, "level: required field is missing"),
         ({"level": "None", "omitStages": ["Started"]}, "must be one of: RequestReceived"),
@@ -111,15 +128,22 @@ def test_checks_that_pass(tmp_path: Path) -> None:
     rules = [
         {"level": "None", "nonResourceURLs": ["*"]},
         {"level": "None", "nonResourceURLs": ["/healthz*"], "users": ["x"], "verbs": ["get"]},
-        {"level": "Metadata", "resources": [{"group": "", "resources": ["configmaps"], "resourceNames": ["a"]}]},
+        {
+            "level": "Metadata",
+            "resources": [{"group": "", "resources": ["configmaps"], "resourceNames": ["a"]}],
+        },
     ]
     assert len(_policy(tmp_path, {"preset": "none", "rules": rules})["rules"]) == 3
     # group "*" is valid from 1.36
-    assert _policy(tmp_path, {"preset": "none", "rules": [{"level": "None", "resources": [{"group": "*"}]}]}, "1.36")
+    assert _policy(
+        tmp_path, {"preset": "none", "rules": [{"level": "None", "resources": [{"group": "*"}]}]}, "1.36"
+    )
 
 
 def test_rule_level_omit_managed_fields_needs_1_23(tmp_path: Path) -> None:
-    text = _error(tmp_path, {"preset": "none", "rules": [{"level": "None", "omitManagedFields": True}]}, "1.22")
+    text = _error(
+        tmp_path, {"preset": "none", "rules": [{"level": "None", "omitManagedFields": True}]}, "1.22"
+    )
     assert "exists from Kubernetes 1.23" in text
 
 
@@ -141,14 +165,18 @@ def test_policy_file_errors_point_into_the_policy_file(tmp_path: Path) -> None:
 
 
 def test_policy_file_is_used_whole(tmp_path: Path) -> None:
-    good = POLICY_FILE.replace('resourceNames: [x]', 'resources: [pods]')
+    good = POLICY_FILE.replace("resourceNames: [x]", "resources: [pods]")
     policy = _policy(tmp_path, {"file": "policy.yaml"}, files={"policy.yaml": good})
     assert policy["rules"] == [{"level": "Metadata", "resources": [{"group": "", "resources": ["pods"]}]}]
 
 
 def test_v1beta1_policy_file_refused_from_1_24(tmp_path: Path) -> None:
-    old = POLICY_FILE.replace("audit.k8s.io/v1", "audit.k8s.io/v1beta1").replace("resourceNames: [x]", "resources: [pods]")
-    assert "apiVersion must be audit.k8s.io/v1 " in _error(tmp_path, {"file": "policy.yaml"}, files={"policy.yaml": old})
+    old = POLICY_FILE.replace("audit.k8s.io/v1", "audit.k8s.io/v1beta1").replace(
+        "resourceNames: [x]", "resources: [pods]"
+    )
+    assert "apiVersion must be audit.k8s.io/v1 " in _error(
+        tmp_path, {"file": "policy.yaml"}, files={"policy.yaml": old}
+    )
     assert _policy(tmp_path, {"file": "policy.yaml"}, "1.20", files={"policy.yaml": old})["apiVersion"] == (
         "audit.k8s.io/v1beta1"
     )
@@ -160,5 +188,9 @@ def test_policy_file_excludes_preset_and_rules(tmp_path: Path) -> None:
 
 
 def test_empty_policy_file_is_refused(tmp_path: Path) -> None:
-    text = _error(tmp_path, {"file": "policy.yaml"}, files={"policy.yaml": "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules: []\n"})
+    text = _error(
+        tmp_path,
+        {"file": "policy.yaml"},
+        files={"policy.yaml": "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules: []\n"},
+    )
     assert "0 rules" in text

@@ -14,7 +14,15 @@ from tests.sites import compiled, example_specs, write_tree
 
 # kinds kubernetes-validate has schemas for (built into Kubernetes); custom resources
 # (Argo CD, Flux) and the long-removed AuditSink are checked by their own tests
-BUILT_IN = {"Namespace", "ServiceAccount", "Service", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
+BUILT_IN = {
+    "Namespace",
+    "ServiceAccount",
+    "Service",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Role",
+    "RoleBinding",
+}
 OLDEST_SCHEMA = (1, 25)  # kubernetes-validate ships schemas from 1.25 on
 
 
@@ -72,7 +80,7 @@ def test_scripts_pass_shellcheck(spec: Path, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("spec", example_specs(), ids=lambda p: p.stem)
 def test_apply_sh_dry_run_lists_every_host_and_runs_nothing(spec: Path, tmp_path: Path) -> None:
-    site, root = _site(spec, tmp_path)
+    _, root = _site(spec, tmp_path)
     plan = YAML(typ="safe", pure=True).load((root / "plan/plan.yaml").read_text())
     result = _run("bash", root / "plan/apply.sh")
     assert result.returncode == 0, result.stderr
@@ -88,8 +96,16 @@ def test_webhook_kubeconfig_is_read_by_kubectl(tmp_path: Path) -> None:
     for spec in example_specs():
         _, root = _site(spec, tmp_path)
         kubeconfig = root / "node/audit-webhook.kubeconfig"
-        result = _run("kubectl", "--kubeconfig", kubeconfig, "config", "view", "--raw", "-o",
-                      "jsonpath={.current-context} {.clusters[0].cluster.server}")
+        result = _run(
+            "kubectl",
+            "--kubeconfig",
+            kubeconfig,
+            "config",
+            "view",
+            "--raw",
+            "-o",
+            "jsonpath={.current-context} {.clusters[0].cluster.server}",
+        )
         assert result.returncode == 0, result.stderr
         context, server = result.stdout.split()
         assert context == "falco"

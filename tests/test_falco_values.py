@@ -86,7 +86,11 @@ def test_tls_receiver_values() -> None:
 
 def test_legacy_values_use_the_chart_1_shape() -> None:
     values, _ = _values(ROOT / "specs" / "legacy-lab.yaml")
-    assert values["falco"]["webserver"] == {"enabled": True, "listenPort": 8765, "k8sAuditEndpoint": "/k8s-audit"}
+    assert values["falco"]["webserver"] == {
+        "enabled": True,
+        "listenPort": 8765,
+        "k8sAuditEndpoint": "/k8s-audit",
+    }
     assert values["serviceAccount"] == {"create": False, "name": "falco-account"}
     assert "plugins" not in values["falco"]
 
@@ -94,6 +98,68 @@ def test_legacy_values_use_the_chart_1_shape() -> None:
 def test_rule_overrides_file() -> None:
     values, _ = _values(ROOT / "specs" / "prod-east.yaml")
     overrides = yaml.load(values["customRules"]["zz-auditc-overrides.yaml"])
-    assert {"list": "allowed_k8s_users", "items": ["ci-bot", "argocd-server"], "override": {"items": "append"}} in overrides
-    assert {"rule": "Create NodePort Service", "enabled": False, "override": {"enabled": "replace"}} in overrides
+    assert {
+        "list": "allowed_k8s_users",
+        "items": ["ci-bot", "argocd-server"],
+        "override": {"items": "append"},
+    } in overrides
+    assert {
+        "rule": "Create NodePort Service",
+        "enabled": False,
+        "override": {"enabled": "replace"},
+    } in overrides
     assert "prod-rules.yaml" in values["customRules"]
+
+
+def test_legacy_tls_needs_a_chart_that_has_the_key(tmp_path: Path) -> None:
+    from compiler.errors import UserError
+    from tests.sites import write_spec
+
+    tls = {"enabled": True, "existingSecret": "s"}
+    spec = write_spec(tmp_path, {"falco": {"version": "0.23.0", "receiver": {"tls": tls}}})
+    with pytest.raises(UserError, match=r"chart 1\.1\.20 has no values key falco\.webserver\.sslEnabled"):
+        compile_site(spec)
+    newer = write_spec(tmp_path, {"falco": {"version": "0.31.1", "receiver": {"tls": tls}}})
+    values = yaml.load(
+        next(a.content for a in compile_site(newer).artifacts if a.path == "helm/falco-values.yaml")
+    )
+    assert values["falco"]["webserver"]["sslEnabled"] is True
+
+
+def test_legacy_endpoint_before_falco_0_24(tmp_path: Path) -> None:
+    from tests.sites import write_spec
+
+    spec = write_spec(tmp_path, {"falco": {"version": "0.21.0"}})
+    site = compile_site(spec)
+    values = yaml.load(next(a.content for a in site.artifacts if a.path == "helm/falco-values.yaml"))
+    assert values["falco"]["webserver"]["k8sAuditEndpoint"] == "/k8s_audit"
+    kubeconfig = yaml.load(
+        next(a.content for a in site.artifacts if a.path == "node/audit-webhook.kubeconfig")
+    )
+    assert kubeconfig["clusters"][0]["cluster"]["server"] == "http://10.0.0.1:30007/k8s_audit"
+
+
+def test_custom_rules_file_must_be_a_list(tmp_path: Path) -> None:
+    from compiler.errors import UserError
+    from tests.sites import write_spec
+
+    spec = write_spec(
+        tmp_path, {"falco": {"rules": {"custom": ["rules/bad.yaml"]}}}, files={"rules/bad.yaml": "rule: x\n"}
+    )
+    with pytest.raises(
+        UserError, match="rules/bad.yaml:1:1: spec.falco.rules.custom\\[0\\]: a Falco rules file"
+    ):
+        compile_site(spec)
+
+
+def test_values_are_deep_merged_last(tmp_path: Path) -> None:
+    from tests.sites import write_spec
+
+    spec = write_spec(
+        tmp_path, {"falco": {"values": {"resources": {"limits": {"memory": "2Gi"}}, "driver": {"x": 1}}}}
+    )
+    values = yaml.load(
+        next(a.content for a in compile_site(spec).artifacts if a.path == "helm/falco-values.yaml")
+    )
+    assert values["resources"] == {"limits": {"memory": "2Gi"}}
+    assert values["driver"] == {"enabled": False, "x": 1}

@@ -15,7 +15,18 @@ from tests.sites import ROOT, compiled, example_specs
 def test_wheel_renders_the_same_bytes_as_the_checkout(tmp_path: Path) -> None:
     wheels = tmp_path / "wheels"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(wheels),
+            str(ROOT),
+        ],
         check=True,
         capture_output=True,
     )
@@ -27,7 +38,17 @@ def test_wheel_renders_the_same_bytes_as_the_checkout(tmp_path: Path) -> None:
 
     site_dir = tmp_path / "site-packages"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site_dir), str(wheel)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--target",
+            str(site_dir),
+            str(wheel),
+        ],
         check=True,
         capture_output=True,
     )
@@ -35,12 +56,20 @@ def test_wheel_renders_the_same_bytes_as_the_checkout(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(site_dir)}
     probe = subprocess.run(
         [sys.executable, "-c", "import compiler, sys; print(compiler.__file__)"],
-        env=env, cwd=tmp_path, capture_output=True, text=True, check=True,
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert probe.stdout.startswith(str(site_dir)), probe.stdout
     result = subprocess.run(
         [sys.executable, "-m", "compiler", "render", *map(str, example_specs()), "-o", str(out)],
-        env=env, cwd=tmp_path, capture_output=True, text=True, check=False,
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     for spec in example_specs():

@@ -51,7 +51,12 @@ def build_policy(resolved: Resolved) -> dict[str, Any]:
     if policy.preset != "none":
         preset = load_data(f"policies/{policy.preset}.yaml")["rules"]
         for index, raw in enumerate(preset):
-            entries.append((PolicyRule.model_validate(raw), Origin(None, (), f"preset {policy.preset}, rule {index + 1}")))
+            entries.append(
+                (
+                    PolicyRule.model_validate(raw),
+                    Origin(None, (), f"preset {policy.preset}, rule {index + 1}"),
+                )
+            )
     for index, rule in enumerate(policy.append_rules):
         path = (*base, "appendRules", index)
         entries.append((rule, Origin(doc, path, format_path(path))))
@@ -59,7 +64,8 @@ def build_policy(resolved: Resolved) -> dict[str, Any]:
     if not entries:
         raise UserError(
             Diagnostic(
-                "the policy has no rules (preset none and no rules): kube-apiserver refuses a policy with 0 rules",
+                "the policy has no rules (preset none and no rules): "
+                "kube-apiserver refuses a policy with 0 rules",
                 doc.location(base),
                 format_path(base),
             )
@@ -114,7 +120,11 @@ def _check(entries: list[tuple[PolicyRule, Origin]], resolved: Resolved) -> None
             elif "*" in url[:-1]:
                 fail(origin, sub, f"non-resource URL wildcards '*' must be the final character (got {url!r})")
         if rule.non_resource_urls and (rule.resources or rule.namespaces):
-            fail(origin, ("nonResourceURLs",), "rules cannot apply to both regular resources and non-resource URLs")
+            fail(
+                origin,
+                ("nonResourceURLs",),
+                "rules cannot apply to both regular resources and non-resource URLs",
+            )
         for k, group in enumerate(rule.resources):
             if group.group == "*":
                 if not wildcard.available(kube):
@@ -127,10 +137,15 @@ def _check(entries: list[tuple[PolicyRule, Origin]], resolved: Resolved) -> None
                 fail(
                     origin,
                     ("resources", k, "group"),
-                    f"must be an API group name, a lowercase DNS subdomain without a version (got {group.group!r})",
+                    "must be an API group name, a lowercase DNS subdomain without a version "
+                    f"(got {group.group!r})",
                 )
             if group.resource_names and not group.resources:
-                fail(origin, ("resources", k, "resourceNames"), "using resourceNames requires at least one resource")
+                fail(
+                    origin,
+                    ("resources", k, "resourceNames"),
+                    "using resourceNames requires at least one resource",
+                )
         if rule.omit_managed_fields is not None and not managed.available(kube):
             fail(
                 origin,
@@ -161,14 +176,22 @@ def _policy_from_file(resolved: Resolved, name: str) -> dict[str, Any]:
             )
         )
     if data.get("kind") != "Policy":
-        problems.append(Diagnostic(f"kind must be Policy (got {data.get('kind')!r})", doc.location(("kind",)), "kind"))
-    unknown = sorted(set(data) - {"apiVersion", "kind", "metadata", "rules", "omitStages", "omitManagedFields"})
+        problems.append(
+            Diagnostic(f"kind must be Policy (got {data.get('kind')!r})", doc.location(("kind",)), "kind")
+        )
+    unknown = sorted(
+        set(data) - {"apiVersion", "kind", "metadata", "rules", "omitStages", "omitManagedFields"}
+    )
     for key in unknown:
         problems.append(Diagnostic(f"unknown field {key!r}", doc.location((key,), key=True), key))
     rules = data.get("rules")
     if not isinstance(rules, list) or not rules:
         problems.append(
-            Diagnostic("rules must be a non-empty list: kube-apiserver refuses a policy with 0 rules", doc.location(("rules",)), "rules")
+            Diagnostic(
+                "rules must be a non-empty list: kube-apiserver refuses a policy with 0 rules",
+                doc.location(("rules",)),
+                "rules",
+            )
         )
         rules = []
     entries: list[tuple[PolicyRule, Origin]] = []
@@ -177,9 +200,8 @@ def _policy_from_file(resolved: Resolved, name: str) -> dict[str, Any]:
             rule = PolicyRule.model_validate(raw)
         except ValidationError as exc:
             for error in exc.errors():
-                error = dict(error)
-                error["loc"] = ("rules", index, *error["loc"])
-                problems.append(pydantic_diagnostic(doc, error))
+                relocated = {**error, "loc": ("rules", index, *error["loc"])}
+                problems.append(pydantic_diagnostic(doc, relocated))
             continue
         entries.append((rule, Origin(doc, ("rules", index), f"rules[{index}]")))
     stages = data.get("omitStages", [])
@@ -193,7 +215,9 @@ def _policy_from_file(resolved: Resolved, name: str) -> dict[str, Any]:
                     f"omitStages[{j}]",
                 )
             )
-    if "omitManagedFields" in data and not versions.kube_feature("omitManagedFields").available(resolved.kube):
+    if "omitManagedFields" in data and not versions.kube_feature("omitManagedFields").available(
+        resolved.kube
+    ):
         problems.append(
             Diagnostic(
                 f"omitManagedFields exists from Kubernetes 1.23; this site runs {resolved.kube}",

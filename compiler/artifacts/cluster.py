@@ -23,7 +23,11 @@ def _meta(resolved: Resolved, name: str, namespace: str | None = None) -> dict[s
 
 
 def namespace(resolved: Resolved) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(resolved, resolved.site.spec.falco.namespace)}
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": _meta(resolved, resolved.site.spec.falco.namespace),
+    }
 
 
 def rbac(resolved: Resolved) -> list[dict[str, Any]]:
@@ -73,7 +77,11 @@ def rbac(resolved: Resolved) -> list[dict[str, Any]]:
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRoleBinding",
         "metadata": _meta(resolved, "falco-cluster-role-binding"),
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "falco-cluster-role"},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": "falco-cluster-role",
+        },
         "subjects": [{"kind": "ServiceAccount", "name": LEGACY_SERVICE_ACCOUNT, "namespace": ns}],
     }
     return [account, role, binding]
@@ -82,7 +90,12 @@ def rbac(resolved: Resolved) -> list[dict[str, Any]]:
 def legacy_service(resolved: Resolved) -> dict[str, Any]:
     """Chart 1.x cannot pin a clusterIP or a NodePort number, so auditc owns the Service."""
     receiver = resolved.receiver
-    port: dict[str, Any] = {"name": "k8s-audit", "port": receiver.port, "protocol": "TCP", "targetPort": receiver.port}
+    port: dict[str, Any] = {
+        "name": "k8s-audit",
+        "port": receiver.port,
+        "protocol": "TCP",
+        "targetPort": receiver.port,
+    }
     spec: dict[str, Any] = {
         "type": receiver.service_type,
         # chart 1.x labels its pods app=<fullname>
@@ -94,7 +107,12 @@ def legacy_service(resolved: Resolved) -> dict[str, Any]:
     if receiver.cluster_ip:
         spec["clusterIP"] = receiver.cluster_ip
     name = f"{chart_fullname(resolved)}-k8saudit-webhook"
-    return {"apiVersion": "v1", "kind": "Service", "metadata": _meta(resolved, name, resolved.site.spec.falco.namespace), "spec": spec}
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(resolved, name, resolved.site.spec.falco.namespace),
+        "spec": spec,
+    }
 
 
 def audit_sink(resolved: Resolved) -> dict[str, Any]:

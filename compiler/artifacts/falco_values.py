@@ -37,6 +37,17 @@ def falco_values(resolved: Resolved) -> dict[str, Any]:
     rules = _custom_rules(resolved)
     if rules:
         values["customRules"] = rules
+    missing = unknown_keys(values, chart_keys(resolved.chart_keys))
+    if missing:
+        # the spec asks for something this chart version cannot express (e.g. TLS on chart 1.1.x)
+        raise UserError(
+            Diagnostic(
+                f"chart {resolved.chart_version} has no values key {', '.join(missing)}, which this spec "
+                "needs; choose a newer chart (spec.falco.chart.version)",
+                resolved.doc.location(("spec", "falco")),
+                "spec.falco",
+            )
+        )
     return deep_merge(values, resolved.site.spec.falco.values)
 
 
@@ -92,7 +103,10 @@ def _plugin_values(resolved: Resolved) -> dict[str, Any]:
         values["collectors"] = {"enabled": True}
         values["controller"] = {"kind": "daemonset"}
         all_refs = ["falco-rules:5", *refs]
-        values["falcoctl"]["config"]["artifact"] = {"install": {"refs": all_refs}, "follow": {"refs": list(all_refs)}}
+        values["falcoctl"]["config"]["artifact"] = {
+            "install": {"refs": all_refs},
+            "follow": {"refs": list(all_refs)},
+        }
         values["falco"]["rules_files"] = ["/etc/falco/falco_rules.yaml", *rules_files]
     if falco.receiver.tls.enabled:
         values["certs"] = {"existingSecret": falco.receiver.tls.existing_secret}
@@ -138,11 +152,29 @@ def _custom_rules(resolved: Resolved) -> dict[str, str]:
                     f"spec.falco.rules.custom[{index}]",
                 )
             )
-        out[base] = resolved.files[name].decode("utf-8")
+        out[base] = _rules_text(resolved, name, index)
     overrides = _overrides(resolved)
     if overrides:
         out[OVERRIDES_FILE] = yaml_bytes(overrides).decode("utf-8")
     return out
+
+
+def _rules_text(resolved: Resolved, name: str, index: int) -> str:
+    """A Falco rules file must be a YAML list; a broken one would crash Falco at start-up."""
+    from pathlib import Path
+
+    from compiler.spec.source import parse_yaml
+
+    doc = parse_yaml(resolved.files[name], Path(name), name, what="rules file")
+    if not isinstance(doc.data, list):
+        raise UserError(
+            Diagnostic(
+                "a Falco rules file must be a YAML list of rule, macro and list entries",
+                doc.location(()),
+                f"spec.falco.rules.custom[{index}]",
+            )
+        )
+    return resolved.files[name].decode("utf-8")
 
 
 def _overrides(resolved: Resolved) -> list[dict[str, Any]]:

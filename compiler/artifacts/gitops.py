@@ -23,7 +23,11 @@ def _argocd(resolved: Resolved, values: dict[str, Any]) -> dict[str, Any]:
     return {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Application",
-        "metadata": {"name": f"{resolved.name}-{falco.release_name}", "namespace": argo.namespace, "labels": labels(resolved)},
+        "metadata": {
+            "name": f"{resolved.name}-{falco.release_name}",
+            "namespace": argo.namespace,
+            "labels": labels(resolved),
+        },
         "spec": {
             "project": argo.project,
             "source": {
@@ -50,7 +54,11 @@ def _flux(resolved: Resolved, values: dict[str, Any]) -> list[dict[str, Any]]:
     release = {
         "apiVersion": "helm.toolkit.fluxcd.io/v2",
         "kind": "HelmRelease",
-        "metadata": {"name": f"{resolved.name}-{falco.release_name}", "namespace": flux.namespace, "labels": labels(resolved)},
+        "metadata": {
+            "name": f"{resolved.name}-{falco.release_name}",
+            "namespace": flux.namespace,
+            "labels": labels(resolved),
+        },
         "spec": {
             "interval": flux.interval,
             "releaseName": falco.release_name,
@@ -79,7 +87,11 @@ def bootstrap(resolved: Resolved) -> list[dict[str, Any]]:
             "metadata": {"name": f"auditc-{resolved.name}", "namespace": gitops.argocd.namespace},
             "spec": {
                 "project": gitops.argocd.project,
-                "source": {"repoURL": gitops.repo_url, "targetRevision": gitops.target_revision, "path": path},
+                "source": {
+                    "repoURL": gitops.repo_url,
+                    "targetRevision": gitops.target_revision,
+                    "path": path,
+                },
                 "destination": {"server": gitops.argocd.destination_server},
             },
         }
@@ -89,7 +101,11 @@ def bootstrap(resolved: Resolved) -> list[dict[str, Any]]:
             "apiVersion": "source.toolkit.fluxcd.io/v1",
             "kind": "GitRepository",
             "metadata": {"name": f"auditc-{resolved.name}", "namespace": gitops.flux.namespace},
-            "spec": {"url": gitops.repo_url, "interval": gitops.flux.interval, "ref": {"branch": gitops.target_revision}},
+            "spec": {
+                "url": gitops.repo_url,
+                "interval": gitops.flux.interval,
+                "ref": {"branch": gitops.target_revision},
+            },
         }
         sync = {
             "apiVersion": "kustomize.toolkit.fluxcd.io/v1",

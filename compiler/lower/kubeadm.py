@@ -54,7 +54,9 @@ def node_artifacts(resolved: Resolved) -> list[Artifact]:
     policy = yaml_bytes(build_policy(resolved))
     webhook = yaml_bytes(webhook_kubeconfig(resolved))
     config = {"audit-policy.yaml": policy, "audit-webhook.kubeconfig": webhook}
-    script = render_template("kubeadm/templates/apiserver-config.patch.sh.j2", patch_context(resolved, change, config))
+    script = render_template(
+        "kubeadm/templates/apiserver-config.patch.sh.j2", patch_context(resolved, change, config)
+    )
     return [
         Artifact("node/audit-policy.yaml", policy),
         Artifact("node/audit-webhook.kubeconfig", webhook),

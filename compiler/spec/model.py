@@ -192,7 +192,7 @@ class Policy(Model):
     preset: Literal["falco", "gke", "docs-example", "minimal", "none"] = "falco"
     rules: list[PolicyRule] = Field(default_factory=list)
     append_rules: list[PolicyRule] = Field(default_factory=list)
-    omit_stages: list[Stage] = Field(default_factory=lambda: ["RequestReceived"])
+    omit_stages: list[Stage] = Field(default_factory=lambda: list[Stage](["RequestReceived"]))
     omit_managed_fields: bool = True
     file: RelativeFile | None = None
 

@@ -130,7 +130,9 @@ class _Walker:
             for key in node:
                 if not isinstance(key, str):
                     line, col = node.lc.key(key)
-                    raise _fail(self.display, f"mapping keys must be strings (got {key!r})", line + 1, col + 1)
+                    raise _fail(
+                        self.display, f"mapping keys must be strings (got {key!r})", line + 1, col + 1
+                    )
                 child = (*path, key)
                 kline, kcol = node.lc.key(key)
                 vline, vcol = node.lc.value(key)

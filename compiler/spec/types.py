@@ -142,9 +142,7 @@ RelativeFile = Annotated[
 URLPath = Annotated[
     str, AfterValidator(_check(lambda v: bool(_URL_PATH.match(v)), "must be a URL path starting with '/'"))
 ]
-URL = Annotated[
-    str, AfterValidator(_check(lambda v: bool(_URL.match(v)), "must be an http(s):// URL"))
-]
+URL = Annotated[str, AfterValidator(_check(lambda v: bool(_URL.match(v)), "must be an http(s):// URL"))]
 Duration = Annotated[
     str,
     AfterValidator(_check(lambda v: bool(_DURATION.match(v)), "must be a duration like 5s, 1m30s or 10m")),

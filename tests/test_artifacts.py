@@ -1,0 +1,175 @@
+"""Per-artifact behaviour that the golden trees show but do not explain."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ruamel.yaml import YAML
+
+from compiler.api import compile_site
+from compiler.errors import UserError
+from tests.sites import write_spec
+
+yaml = YAML(typ="safe", pure=True)
+
+
+def _artifact(spec: Path, path: str) -> Any:
+    site = compile_site(spec)
+    return list(yaml.load_all(next(a.content for a in site.artifacts if a.path == path)))
+
+
+@pytest.mark.parametrize(
+    ("version", "api", "shape"),
+    [
+        ("1.13", "kubeadm.k8s.io/v1beta1", dict),
+        ("1.14.10", "kubeadm.k8s.io/v1beta1", dict),
+        ("1.15", "kubeadm.k8s.io/v1beta2", dict),
+        ("1.21", "kubeadm.k8s.io/v1beta2", dict),
+        ("1.22", "kubeadm.k8s.io/v1beta3", dict),
+        ("1.30", "kubeadm.k8s.io/v1beta3", dict),
+        ("1.31", "kubeadm.k8s.io/v1beta4", list),
+        ("1.36", "kubeadm.k8s.io/v1beta4", list),
+    ],
+)
+def test_kubeadm_config_api_follows_the_version(tmp_path: Path, version: str, api: str, shape: type) -> None:
+    (config,) = _artifact(
+        write_spec(tmp_path, {"kubernetes": {"version": version}}), "node/kubeadm-config.yaml"
+    )
+    assert config["apiVersion"] == api
+    assert config["kind"] == "ClusterConfiguration"
+    args = config["apiServer"]["extraArgs"]
+    assert isinstance(args, shape)
+    pairs = {a["name"]: a["value"] for a in args} if isinstance(args, list) else args
+    assert pairs["audit-policy-file"] == "/etc/kubernetes/audit/audit-policy.yaml"
+    assert pairs["audit-webhook-config-file"] == "/etc/kubernetes/audit/audit-webhook.kubeconfig"
+    assert ("audit-log-compress" in pairs) == (version >= "1.20")
+    volumes = {v["name"]: v for v in config["apiServer"]["extraVolumes"]}
+    assert volumes["auditc-config"]["readOnly"] is True
+    assert volumes["auditc-log"] == {
+        "name": "auditc-log",
+        "hostPath": "/var/log/kubernetes/audit",
+        "mountPath": "/var/log/kubernetes/audit",
+        "readOnly": False,
+        "pathType": "DirectoryOrCreate",
+    }
+
+
+def test_log_to_stdout_mounts_no_log_dir(tmp_path: Path) -> None:
+    (config,) = _artifact(write_spec(tmp_path, {"audit": {"log": {"path": "-"}}}), "node/kubeadm-config.yaml")
+    assert config["apiServer"]["extraArgs"]["audit-log-path"] == "-"
+    assert "audit-log-maxage" not in config["apiServer"]["extraArgs"]
+    assert [v["name"] for v in config["apiServer"]["extraVolumes"]] == ["auditc-config"]
+
+
+def test_webhook_kubeconfig_with_ca_and_with_insecure(tmp_path: Path) -> None:
+    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    tls = {"enabled": True, "existingSecret": "s", "caFile": "ca.pem"}
+    (config,) = _artifact(
+        write_spec(tmp_path, {"falco": {"receiver": {"tls": tls}}}, files={"ca.pem": pem}),
+        "node/audit-webhook.kubeconfig",
+    )
+    cluster = config["clusters"][0]["cluster"]
+    assert cluster["server"] == "https://10.0.0.1:30007/k8s-audit"
+    assert base64.b64decode(cluster["certificate-authority-data"]).decode() == pem
+    assert config["current-context"] == "falco"
+
+    insecure = {"enabled": True, "existingSecret": "s", "insecureSkipVerify": True}
+    (config,) = _artifact(
+        write_spec(tmp_path, {"falco": {"receiver": {"tls": insecure}}}), "node/audit-webhook.kubeconfig"
+    )
+    assert config["clusters"][0]["cluster"]["insecure-skip-tls-verify"] is True
+
+
+@pytest.mark.parametrize(
+    ("receiver", "message"),
+    [
+        ({"tls": {"enabled": True}}, "tls.existingSecret: required when tls.enabled"),
+        ({"tls": {"caFile": "x.pem"}}, "only meaningful with tls.enabled"),
+        (
+            {"tls": {"enabled": True, "existingSecret": "s", "caFile": "ca.pem", "insecureSkipVerify": True}},
+            "cannot be combined with caFile",
+        ),
+        (
+            {"tls": {"enabled": True, "existingSecret": "s", "caFile": "notpem.txt"}},
+            "holds no PEM certificate",
+        ),
+        ({"service": {"type": "ClusterIP", "nodePort": 30001}}, "nodePort is only for service.type NodePort"),
+        ({"service": {"clusterIP": "10.96.0.9"}}, "a pinned clusterIP needs service.type ClusterIP"),
+    ],
+)
+def test_receiver_checks(tmp_path: Path, receiver: dict[str, Any], message: str) -> None:
+    files = {"ca.pem": "-----BEGIN CERTIFICATE-----\n", "notpem.txt": "hello\n"}
+    with pytest.raises(UserError, match=message):
+        compile_site(write_spec(tmp_path, {"falco": {"receiver": receiver}}, files=files))
+
+
+def test_pinned_cluster_ip_is_the_default_address(tmp_path: Path) -> None:
+    receiver = {"address": None, "service": {"type": "ClusterIP", "clusterIP": "10.96.0.9"}}
+    spec = write_spec(
+        tmp_path, {"kubernetes": {"serviceCIDR": "10.96.0.0/12"}, "falco": {"receiver": receiver}}
+    )
+    (config,) = _artifact(spec, "node/audit-webhook.kubeconfig")
+    assert config["clusters"][0]["cluster"]["server"] == "http://10.96.0.9:9765/k8s-audit"
+
+
+def test_ipv6_address_is_bracketed(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, {"falco": {"receiver": {"address": "fd00::10"}}})
+    (config,) = _artifact(spec, "node/audit-webhook.kubeconfig")
+    assert config["clusters"][0]["cluster"]["server"] == "http://[fd00::10]:30007/k8s-audit"
+
+
+def test_plugin_needs_no_cluster_role(tmp_path: Path) -> None:
+    docs = _artifact(write_spec(tmp_path, {}), "cluster/rbac.yaml")
+    assert [d["kind"] for d in docs] == ["ServiceAccount"]
+
+
+def test_legacy_falco_gets_the_read_only_trio(tmp_path: Path) -> None:
+    docs = _artifact(write_spec(tmp_path, {"falco": {"version": "0.31.1"}}), "cluster/rbac.yaml")
+    assert [(d["kind"], d["metadata"]["name"]) for d in docs] == [
+        ("ServiceAccount", "falco-account"),
+        ("ClusterRole", "falco-cluster-role"),
+        ("ClusterRoleBinding", "falco-cluster-role-binding"),
+    ]
+    verbs = {verb for rule in docs[1]["rules"] for verb in rule["verbs"]}
+    assert verbs == {"get", "list", "watch"}
+
+
+def test_labels_reach_every_object(tmp_path: Path) -> None:
+    gitops = {"engine": "argocd", "repoURL": "https://git.example.com/x.git"}
+    spec = write_spec(tmp_path, {"gitops": gitops}, metadata={"labels": {"team": "sec"}})
+    site = compile_site(spec)
+    for artifact in site.artifacts:
+        if artifact.path.startswith("cluster/") and artifact.path != "cluster/kustomization.yaml":
+            for doc in yaml.load_all(artifact.content):
+                assert doc["metadata"]["labels"]["team"] == "sec", artifact.path
+
+
+def test_dynamic_auditing_adds_the_sink_and_gates(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, {"kubernetes": {"version": "1.18"}, "audit": {"dynamic": True}})
+    (sink,) = _artifact(spec, "cluster/audit-sink.yaml")
+    assert sink["apiVersion"] == "auditregistration.k8s.io/v1alpha1"
+    assert sink["spec"]["webhook"]["clientConfig"]["url"] == "http://10.0.0.1:30007/k8s-audit"
+    (config,) = _artifact(spec, "node/kubeadm-config.yaml")
+    args = config["apiServer"]["extraArgs"]
+    assert args["audit-dynamic-configuration"] == "true"
+    assert args["feature-gates"] == "DynamicAuditing=true"
+    assert args["runtime-config"] == "auditregistration.k8s.io/v1alpha1=true"
+
+
+def test_newer_kubernetes_is_a_warning(tmp_path: Path) -> None:
+    site = compile_site(write_spec(tmp_path, {"kubernetes": {"version": "1.40"}}))
+    assert [str(w).split(": ", 1)[1] for w in site.warnings] == [
+        "warning: spec.kubernetes.version: Kubernetes 1.40 is newer than the newest known (1.36); treated as 1.36"
+    ]
+
+
+def test_unknown_falco_version_needs_a_chart(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="no default chart is known for Falco 0.40.0"):
+        compile_site(write_spec(tmp_path, {"falco": {"version": "0.40.0"}}))
+    with pytest.raises(UserError, match="chart 3.0.0 is not supported"):
+        compile_site(write_spec(tmp_path, {"falco": {"version": "0.40.0", "chart": {"version": "3.0.0"}}}))
+    with pytest.raises(UserError, match="needs a chart 9.x"):
+        compile_site(write_spec(tmp_path, {"falco": {"version": "0.44.1", "chart": {"version": "1.18.6"}}}))

@@ -1,0 +1,76 @@
+"""Writing output/<site>/: atomic swap, stale files removed, a failure loses nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from compiler import write
+from compiler.bundle import Artifact
+from compiler.write import MANIFEST, compare, with_manifest, write_site
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_manifest_lists_every_file_with_its_sha256() -> None:
+    artifacts = with_manifest("s", "ab" * 32, [Artifact("b/x.yaml", b"x\n"), Artifact("a.sh", b"y\n", True)])
+    assert [a.path for a in artifacts] == ["MANIFEST.json", "a.sh", "b/x.yaml"]
+    manifest = json.loads(artifacts[0].content)
+    assert manifest["specDigest"] == "sha256:" + "ab" * 32
+    assert manifest["files"] == {
+        "a.sh": "sha256:" + hashlib.sha256(b"y\n").hexdigest(),
+        "b/x.yaml": "sha256:" + hashlib.sha256(b"x\n").hexdigest(),
+    }
+    assert manifest["compiler"]["name"] == "auditc"
+
+
+def test_swap_replaces_the_whole_tree(tmp_path: Path) -> None:
+    target = tmp_path / "out" / "s"
+    write_site(target, [Artifact("a.yaml", b"1\n"), Artifact("old.yaml", b"old\n")], "s")
+    changes = write_site(target, [Artifact("a.yaml", b"2\n"), Artifact("b.sh", b"#!/bin/sh\n", True)], "s")
+    assert (changes.created, changes.updated, changes.deleted) == (["b.sh"], ["a.yaml"], ["old.yaml"])
+    assert _tree(target) == {"a.yaml": b"2\n", "b.sh": b"#!/bin/sh\n"}
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["s"], "no staging or old dirs left behind"
+
+
+def test_unchanged_output_is_not_rewritten(tmp_path: Path) -> None:
+    target = tmp_path / "s"
+    artifacts = [Artifact("a.yaml", b"1\n")]
+    write_site(target, artifacts, "s")
+    before = (target / "a.yaml").stat().st_mtime_ns
+    assert not write_site(target, artifacts, "s").any
+    assert (target / "a.yaml").stat().st_mtime_ns == before
+
+
+def test_mode_change_counts_as_an_update(tmp_path: Path) -> None:
+    target = tmp_path / "s"
+    write_site(target, [Artifact("a.sh", b"x\n")], "s")
+    assert compare(target, [Artifact("a.sh", b"x\n", True)], "s").updated == ["a.sh"]
+
+
+def test_a_failure_while_writing_leaves_the_previous_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "out" / "s"
+    write_site(target, [Artifact("a.yaml", b"1\n"), Artifact(MANIFEST, b"{}\n")], "s")
+    before = _tree(target)
+    calls = {"n": 0}
+    real = Path.write_bytes
+
+    def failing(self: Path, data: bytes) -> int:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError(28, "No space left on device")
+        return real(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", failing)
+    with pytest.raises(OSError):
+        write.write_site(target, [Artifact("a.yaml", b"2\n"), Artifact("b.yaml", b"3\n")], "s")
+    monkeypatch.undo()
+    assert _tree(target) == before
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["s"]
