@@ -161,15 +161,16 @@ def test_dynamic_auditing_adds_the_sink_and_gates(tmp_path: Path) -> None:
 
 def test_newer_kubernetes_is_a_warning(tmp_path: Path) -> None:
     site = compile_site(write_spec(tmp_path, {"kubernetes": {"version": "1.40"}}))
-    assert [str(w).split(": ", 1)[1] for w in site.warnings] == [
-        "warning: spec.kubernetes.version: Kubernetes 1.40 is newer than the newest known (1.36); treated as 1.36"
-    ]
+    (warning,) = site.warnings
+    assert warning.severity == "warning"
+    assert warning.field == "spec.kubernetes.version"
+    assert warning.message == "Kubernetes 1.40 is newer than the newest known (1.36); treated as 1.36"
 
 
 def test_unknown_falco_version_needs_a_chart(tmp_path: Path) -> None:
-    with pytest.raises(UserError, match="no default chart is known for Falco 0.40.0"):
+    with pytest.raises(UserError, match=r"no default chart is known for Falco 0\.40\.0"):
         compile_site(write_spec(tmp_path, {"falco": {"version": "0.40.0"}}))
-    with pytest.raises(UserError, match="chart 3.0.0 is not supported"):
+    with pytest.raises(UserError, match=r"chart 3\.0\.0 is not supported"):
         compile_site(write_spec(tmp_path, {"falco": {"version": "0.40.0", "chart": {"version": "3.0.0"}}}))
-    with pytest.raises(UserError, match="needs a chart 9.x"):
+    with pytest.raises(UserError, match=r"needs a chart 9\.x"):
         compile_site(write_spec(tmp_path, {"falco": {"version": "0.44.1", "chart": {"version": "1.18.6"}}}))

@@ -3,6 +3,7 @@ and the key lists it checks against are exactly what the upstream values files c
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +148,7 @@ def test_custom_rules_file_must_be_a_list(tmp_path: Path) -> None:
         tmp_path, {"falco": {"rules": {"custom": ["rules/bad.yaml"]}}}, files={"rules/bad.yaml": "rule: x\n"}
     )
     with pytest.raises(
-        UserError, match="rules/bad.yaml:1:1: spec.falco.rules.custom\\[0\\]: a Falco rules file"
+        UserError, match=re.escape("rules/bad.yaml:1:1: spec.falco.rules.custom[0]: a Falco rules file")
     ):
         compile_site(spec)
 
