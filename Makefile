@@ -3,7 +3,18 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: render test lint bench schema clean
+.PHONY: render test lint bench schema clean system-tools
+
+# The patch-script tests run it under every awk and sh a node may have (mawk, gawk --posix,
+# busybox) and serve /readyz over TLS (openssl): Debian packages, installed when missing.
+SYSTEM_TOOLS := gawk busybox openssl
+system-tools:
+	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +42,8 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check compiler tests bench
 	$(BIN)/mypy
 
-test: $(VENV)/.installed-test lint
-	$(BIN)/python -m pytest
+test: $(VENV)/.installed-test system-tools lint
+	AUDITC_REQUIRE_ALL_TOOLS=1 $(BIN)/python -m pytest
 	$(BIN)/auditc render specs -o output --check
 
 bench: $(VENV)/.installed

@@ -110,3 +110,58 @@ def test_webhook_kubeconfig_is_read_by_kubectl(tmp_path: Path) -> None:
         context, server = result.stdout.split()
         assert context == "falco"
         assert server.startswith(("http://", "https://"))
+
+
+MANIFESTS = sorted((Path(__file__).parent / "data" / "kube-apiserver-manifests").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("manifest", MANIFESTS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("spec", example_specs(), ids=lambda p: p.stem)
+def test_rendered_patch_script_on_real_manifests_agrees_with_kubeadm_config(
+    spec: Path, manifest: Path, tmp_path: Path
+) -> None:
+    """The compiler's own node/ files, run as an operator would, give the flags and volumes
+    that node/kubeadm-config.yaml describes; a second run changes nothing."""
+    _, out = _site(spec, tmp_path)
+    yaml = YAML(typ="safe", pure=True)
+    plan = yaml.load((out / "plan/plan.yaml").read_text())
+    config = yaml.load((out / "node/kubeadm-config.yaml").read_text())["apiServer"]
+    root = tmp_path / "root"
+    target = root / "etc/kubernetes/manifests/kube-apiserver.yaml"
+    target.parent.mkdir(parents=True)
+    target.write_bytes(manifest.read_bytes())
+    assert [f.split("/")[-1] for f in plan["spec"]["files"]][0] == "apiserver-config.patch.sh"
+
+    def patch() -> subprocess.CompletedProcess[str]:
+        return _run("sh", out / "node/apiserver-config.patch.sh", "--root", root, "--no-wait")
+
+    first = patch()
+    assert first.returncode == 0, first.stderr
+    pod = yaml.load(target.read_text())
+    (container,) = [c for c in pod["spec"]["containers"] if c["name"] == "kube-apiserver"]
+    flags = dict(arg[2:].split("=", 1) for arg in container["command"][1:])
+    args = config["extraArgs"]
+    wanted = {a["name"]: a["value"] for a in args} if isinstance(args, list) else args
+    for name, value in wanted.items():
+        if name in ("feature-gates", "runtime-config"):
+            assert value in flags[name].split(","), name
+        else:
+            assert flags[name] == value, name
+    assert sorted(n for n in flags if n.startswith("audit-")) == sorted(
+        n for n in wanted if n.startswith("audit-")
+    )
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    for volume in config["extraVolumes"]:
+        assert mounts[volume["name"]]["mountPath"] == volume["mountPath"]
+        assert mounts[volume["name"]].get("readOnly", False) == volume["readOnly"]
+        assert volumes[volume["name"]]["hostPath"]["path"] == volume["hostPath"]
+    config_dir = next(v for v in config["extraVolumes"] if v["name"] == "auditc-config")["hostPath"]
+    installed = root / config_dir.lstrip("/")
+    for name in ("audit-policy.yaml", "audit-webhook.kubeconfig"):
+        assert (installed / name).read_bytes() == (out / "node" / name).read_bytes()
+
+    before = target.read_bytes()
+    second = patch()
+    assert second.returncode == 0, second.stderr
+    assert target.read_bytes() == before
