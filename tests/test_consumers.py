@@ -130,7 +130,7 @@ def test_rendered_patch_script_on_real_manifests_agrees_with_kubeadm_config(
     target = root / "etc/kubernetes/manifests/kube-apiserver.yaml"
     target.parent.mkdir(parents=True)
     target.write_bytes(manifest.read_bytes())
-    assert [f.split("/")[-1] for f in plan["spec"]["files"]][0] == "apiserver-config.patch.sh"
+    assert plan["spec"]["files"][0] == "node/apiserver-config.patch.sh"
 
     def patch() -> subprocess.CompletedProcess[str]:
         return _run("sh", out / "node/apiserver-config.patch.sh", "--root", root, "--no-wait")
