@@ -90,13 +90,28 @@ def compile_all(inputs: list[Path]) -> list[CompiledSite]:
 
 
 def render(inputs: list[Path], output: Path, *, check: bool = False) -> RenderResult:
-    from compiler.write import compare, write_site
+    """Render every site. When a directory of specs is given, it is the whole fleet for
+    ``output``: site directories auditc rendered before and no spec produces now are stale."""
+    from compiler.write import compare, orphans, remove_site, write_site
 
     sites = compile_all(inputs)
-    if check:
-        changes = [compare(output / s.name, s.artifacts, s.name) for s in sites]
-    else:
-        changes = [write_site(output / s.name, s.artifacts, s.name) for s in sites]
+    stale: list[str] = []
+    if any(item.is_dir() for item in inputs):
+        stale = orphans(output, {s.name for s in sites})
+    try:
+        if check:
+            changes = [compare(output / s.name, s.artifacts, s.name) for s in sites]
+            changes += [compare(output / name, [], name) for name in stale]
+        else:
+            changes = [write_site(output / s.name, s.artifacts, s.name) for s in sites]
+            for name in stale:
+                changes.append(compare(output / name, [], name))
+                remove_site(output / name)
+    except OSError as exc:
+        where = exc.filename or output
+        raise UserError(
+            Diagnostic(f"cannot write output: {exc.strerror or exc}", Location(str(where)))
+        ) from None
     return RenderResult(sites, changes)
 
 

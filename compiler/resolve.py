@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from compiler import versions
@@ -128,7 +127,9 @@ def resolve(site: Site, doc: SourceDoc) -> Resolved:
     falco, plugin, chart_version, chart_keys, artifacts = _falco_versions(site, checks)
     receiver = _receiver(site, platform, plugin, falco, checks)
     paths = _node_paths(site, platform)
-    _cross_checks(site, kube, checks)
+    _path_checks(site, paths, checks)
+    _cross_checks(site, kube, plugin, checks)
+    _values_keys(site, chart_keys, checks)
     files = _named_files(site, doc, checks)
     warnings = checks.finish()
     return Resolved(
@@ -257,11 +258,25 @@ def _receiver(
         )
         address_text = "0.0.0.0"
 
+    if plugin and port == int(versions.falco_table()["webserverPort"]):
+        checks.error(
+            (*base, "port"),
+            f"{port} is Falco's own webserver port (health checks, falcoctl); "
+            "the k8saudit receiver needs another",
+        )
+    if service.type == "ClusterIP" and not service.cluster_ip and spec.address:
+        checks.error(
+            (*base, "service", "clusterIP"),
+            "required with service.type ClusterIP: kube-apiserver can reach a ClusterIP service only at "
+            "its pinned IP (no node listens on the service port); or use type NodePort",
+        )
+
     tls = spec.tls
     if tls.enabled and not tls.existing_secret:
+        key = "falco.pem" if plugin else "server.pem"
         checks.error(
             (*base, "tls", "existingSecret"),
-            "required when tls.enabled: the Secret holding the receiver's certificate (key falco.pem)",
+            f"required when tls.enabled: the Secret holding the receiver's certificate (key {key})",
         )
     if not tls.enabled:
         for name in ("existingSecret", "caFile", "insecureSkipVerify"):
@@ -292,9 +307,74 @@ def _node_paths(site: Site, platform: dict[str, Any]) -> NodePaths:
     )
 
 
-def _cross_checks(site: Site, kube: Version, checks: _Checks) -> None:
+def _path_checks(site: Site, paths: NodePaths, checks: _Checks) -> None:
+    """Node paths that would render but break the apiserver pod or the kubelet."""
+    block = ("spec", "platform", site.spec.platform.type)
+    config_field = (*block, "configDir")
+    log_field = ("spec", "audit", "log", "path")
+    manifests = paths.manifest.rsplit("/", 1)[0] if paths.manifest else None
+
+    def inside(child: str, parent: str) -> bool:
+        return child == parent or child.startswith(parent.rstrip("/") + "/")
+
+    if paths.config_dir == "/":
+        checks.error(config_field, "must not be / (it is mounted into the kube-apiserver pod)")
+    if manifests and inside(paths.config_dir, manifests):
+        checks.error(
+            config_field, f"must not be inside {manifests}: the kubelet runs every file there as a pod"
+        )
+    log_dir = paths.log_dir
+    if log_dir is None:
+        return
+    if log_dir == "/":
+        checks.error(log_field, "the log file needs its own directory (the directory is mounted read-write)")
+    elif manifests and inside(log_dir, manifests):
+        checks.error(log_field, f"must not be inside {manifests}: the kubelet runs every file there as a pod")
+    elif inside(log_dir, paths.config_dir) or inside(paths.config_dir, log_dir):
+        checks.error(
+            log_field,
+            f"its directory {log_dir} overlaps the config dir {paths.config_dir}; "
+            "the config dir is mounted read-only and the log dir read-write",
+        )
+
+
+def _values_keys(site: Site, keys_file: str, checks: _Checks) -> None:
+    """Keys in falco.values that the chart does not have are almost always typos."""
+    import difflib
+
+    from compiler.artifacts.falco_values import chart_keys, unknown_keys
+
+    known = chart_keys(keys_file)
+    for path in unknown_keys(site.spec.falco.values, known):
+        parent = path.rsplit(".", 1)[0] + "." if "." in path else ""
+        siblings = [k for k in known if k.startswith(parent) and "." not in k[len(parent) :]]
+        match = difflib.get_close_matches(path, siblings, n=1, cutoff=0.6)
+        hint = f" (did you mean {match[0]!r}?)" if match else ""
+        field = ("spec", "falco", "values", *path.split("."))
+        checks.warn(field, f"not a key of the Falco chart's values ({keys_file}){hint}")
+
+
+def _cross_checks(site: Site, kube: Version, plugin: bool, checks: _Checks) -> None:
     spec = site.spec
     audit = spec.audit
+    for backend in ("log", "webhook"):
+        truncate = getattr(audit, backend).truncate
+        if truncate.max_batch_size < truncate.max_event_size:
+            checks.error(
+                ("spec", "audit", backend, "truncate", "maxBatchSize"),
+                f"must be >= truncate.maxEventSize ({truncate.max_event_size}); kube-apiserver refuses "
+                "to start otherwise (checked even when truncation is off)",
+            )
+    plugin_limits = versions.falco_table()["plugin"]
+    hook = audit.webhook
+    if plugin and hook.enabled and hook.truncate.enabled:
+        limit = int(plugin_limits["webhookMaxBatchSize"])
+        if hook.truncate.max_batch_size > limit:
+            checks.error(
+                ("spec", "audit", "webhook", "truncate", "maxBatchSize"),
+                f"must be <= {limit}, the k8saudit plugin's webhookMaxBatchSize: Falco answers 400 to a "
+                "larger batch and kube-apiserver retries it until it gives up",
+            )
     dynamic = versions.kube_feature("dynamicAuditing")
     if audit.dynamic and not dynamic.available(kube):
         checks.error(
@@ -370,7 +450,3 @@ def _digest(raw: bytes, files: dict[str, bytes]) -> str:
     for name in sorted(files):
         sha.update(b"\0file\0" + name.encode() + b"\0" + files[name])
     return sha.hexdigest()
-
-
-def spec_dir(doc: SourceDoc) -> Path:
-    return doc.path.resolve().parent

@@ -69,6 +69,23 @@ def compare(target: Path, artifacts: list[Artifact], site: str) -> Changes:
     )
 
 
+def orphans(output: Path, keep: set[str]) -> list[str]:
+    """Site directories under ``output`` that auditc rendered but no spec produces any more."""
+    if not output.is_dir():
+        return []
+    found = []
+    for child in sorted(output.iterdir()):
+        if child.is_dir() and child.name not in keep and not child.name.startswith("."):
+            manifest = child / MANIFEST
+            if manifest.is_file() and b'"name": "auditc"' in manifest.read_bytes():
+                found.append(child.name)
+    return found
+
+
+def remove_site(target: Path) -> None:
+    shutil.rmtree(target)
+
+
 def write_site(target: Path, artifacts: list[Artifact], site: str) -> Changes:
     changes = compare(target, artifacts, site)
     if not changes.any:
@@ -85,7 +102,12 @@ def write_site(target: Path, artifacts: list[Artifact], site: str) -> Changes:
         old = target.parent / f".{site}.old-{os.getpid()}"
         if target.exists():
             target.rename(old)
-        staging.rename(target)
+        try:
+            staging.rename(target)
+        except BaseException:
+            if old.exists():
+                old.rename(target)  # put the previous output back
+            raise
         shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

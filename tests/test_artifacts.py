@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from pathlib import Path
 from typing import Any
 
@@ -174,3 +175,78 @@ def test_unknown_falco_version_needs_a_chart(tmp_path: Path) -> None:
         compile_site(write_spec(tmp_path, {"falco": {"version": "0.40.0", "chart": {"version": "3.0.0"}}}))
     with pytest.raises(UserError, match=r"needs a chart 9\.x"):
         compile_site(write_spec(tmp_path, {"falco": {"version": "0.44.1", "chart": {"version": "1.18.6"}}}))
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"audit": {"log": {"path": "/audit.log"}}}, "the log file needs its own directory"),
+        ({"audit": {"log": {"path": "/etc/kubernetes/audit/x/audit.log"}}}, "overlaps the config dir"),
+        (
+            {"audit": {"log": {"path": "/etc/kubernetes/manifests/a.log"}}},
+            "the kubelet runs every file there",
+        ),
+        (
+            {"platform": {"kubeadm": {"configDir": "/etc/kubernetes/manifests/audit"}}},
+            "kubelet runs every file",
+        ),
+        ({"platform": {"kubeadm": {"configDir": "/"}}}, "must not be /"),
+        ({"falco": {"receiver": {"port": 8765}}}, "Falco's own webserver port"),
+        (
+            {"falco": {"receiver": {"service": {"type": "ClusterIP"}}}},
+            "clusterIP: required with service.type",
+        ),
+        ({"audit": {"webhook": {"truncate": {"maxBatchSize": 1000}}}}, "must be >= truncate.maxEventSize"),
+        ({"audit": {"log": {"truncate": {"maxEventSize": 20000000}}}}, "must be >= truncate.maxEventSize"),
+        (
+            {"audit": {"webhook": {"truncate": {"maxBatchSize": 20000000}}}},
+            "the k8saudit plugin's webhookMaxBatchSize",
+        ),
+        ({"gitops": {"engine": "flux", "repoURL": "not a url; $(reboot)"}}, "must be a git repository URL"),
+    ],
+)
+def test_settings_that_would_render_but_break(tmp_path: Path, spec: dict[str, Any], message: str) -> None:
+    with pytest.raises(UserError, match=re.escape(message)):
+        compile_site(write_spec(tmp_path, spec))
+
+
+def test_unknown_chart_values_are_warnings_with_a_hint(tmp_path: Path) -> None:
+    site = compile_site(
+        write_spec(tmp_path, {"falco": {"values": {"resorces": {}, "driver": {"enabld": False}}}})
+    )
+    messages = sorted((w.field, w.message) for w in site.warnings)
+    unknown = "not a key of the Falco chart's values (9.1.0)"
+    assert messages == [
+        ("spec.falco.values.driver.enabld", f"{unknown} (did you mean 'driver.enabled'?)"),
+        ("spec.falco.values.resorces", f"{unknown} (did you mean 'resources'?)"),
+    ]
+
+
+def test_rule_overrides_use_append_before_falco_0_36(tmp_path: Path) -> None:
+    falco = {
+        "version": "0.35.1",
+        "chart": {"version": "9.1.0"},
+        "rules": {"artifactsVersion": "0.6", "lists": {"allowed_k8s_users": ["x"]}, "disable": ["R"]},
+    }
+    (values,) = _artifact(write_spec(tmp_path, {"falco": falco}), "helm/falco-values.yaml")
+    overrides = yaml.load(values["customRules"]["zz-auditc-overrides.yaml"])
+    assert overrides == [
+        {"list": "allowed_k8s_users", "items": ["x"], "append": True},
+        {"rule": "R", "enabled": False},
+    ]
+
+
+def test_ipv6_hosts_are_bracketed_for_scp(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, {"platform": {"kubeadm": {"controlPlanes": [{"host": "fd00::10"}]}}})
+    apply = next(a.content.decode() for a in compile_site(spec).artifacts if a.path == "plan/apply.sh")
+    assert "'root@[fd00::10]'" in apply and "'root@fd00::10'" in apply
+
+
+def test_no_webhook_no_kubeconfig(tmp_path: Path) -> None:
+    site = compile_site(write_spec(tmp_path, {"audit": {"webhook": {"enabled": False}}}))
+    paths = {a.path for a in site.artifacts}
+    assert "node/audit-webhook.kubeconfig" not in paths
+    (config,) = _artifact(
+        write_spec(tmp_path, {"audit": {"webhook": {"enabled": False}}}), "node/kubeadm-config.yaml"
+    )
+    assert not any(name.startswith("audit-webhook") for name in config["apiServer"]["extraArgs"])

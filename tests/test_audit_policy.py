@@ -174,7 +174,7 @@ def test_v1beta1_policy_file_refused_from_1_24(tmp_path: Path) -> None:
     old = POLICY_FILE.replace("audit.k8s.io/v1", "audit.k8s.io/v1beta1").replace(
         "resourceNames: [x]", "resources: [pods]"
     )
-    assert "apiVersion must be audit.k8s.io/v1 " in _error(
+    assert "apiVersion: must be audit.k8s.io/v1 for Kubernetes 1.30" in _error(
         tmp_path, {"file": "policy.yaml"}, files={"policy.yaml": old}
     )
     assert _policy(tmp_path, {"file": "policy.yaml"}, "1.20", files={"policy.yaml": old})["apiVersion"] == (
@@ -194,3 +194,31 @@ def test_empty_policy_file_is_refused(tmp_path: Path) -> None:
         files={"policy.yaml": "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules: []\n"},
     )
     assert "0 rules" in text
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("omitStages: RequestReceived\n", "omitStages: must be a list"),
+        ("omitStages: [{a: 1}]\n", "omitStages[0]: must be one of: RequestReceived"),
+        ('omitManagedFields: "false"\n', "omitManagedFields: must be true or false"),
+        ("extra: 1\n", "unknown field 'extra'"),
+    ],
+)
+def test_policy_file_top_level_fields_are_checked(tmp_path: Path, text: str, message: str) -> None:
+    body = POLICY_FILE.replace("resourceNames: [x]", "resources: [pods]").replace(
+        "omitStages: [RequestReceived]\n", text
+    )
+    assert message in _error(tmp_path, {"file": "policy.yaml"}, files={"policy.yaml": body})
+
+
+def test_policy_file_with_merge_keys_is_read(tmp_path: Path) -> None:
+    body = (
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\n"
+        "rules:\n  - &base {level: Metadata, verbs: [get]}\n  - {<<: *base, level: Request}\n"
+    )
+    policy = _policy(tmp_path, {"file": "policy.yaml"}, files={"policy.yaml": body})
+    assert policy["rules"] == [
+        {"level": "Metadata", "verbs": ["get"]},
+        {"level": "Request", "verbs": ["get"]},
+    ]

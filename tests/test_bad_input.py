@@ -84,7 +84,7 @@ CASES: list[tuple[str, str | bytes, str | None, str]] = [
     (
         "address-missing",
         _with("      address: 10.0.0.10\n", ""),
-        None,
+        "16:7",
         "spec.falco.receiver.address: required",
     ),
     (
@@ -128,7 +128,16 @@ CASES: list[tuple[str, str | bytes, str | None, str]] = [
         "not supported yet",
     ),
     ("duplicate-key", _with("  falco:", "  falco: {}\n  falco:"), "15:3", "duplicate key"),
-    ("syntax", _with("kind: Site", "kind: [Site"), None, "invalid YAML"),
+    ("syntax", _with("kind: Site", "kind: [Site"), "3:9", "invalid YAML: expected ',' or ']'"),
+    (
+        "merge-keys",
+        _with(
+            "        - host: 10.0.0.10",
+            "        - &cp {host: 10.0.0.10, port: 0}\n        - {<<: *cp, host: 10.0.0.11}",
+        ),
+        "13:39",
+        "controlPlanes[1].port: must be 1..65535 (got 0)",
+    ),
     ("empty", "", None, "empty"),
     ("comments-only", "# nothing here\n", None, "empty"),
     ("not-a-mapping", "- a\n- b\n", "1:1", "top level must be a mapping"),

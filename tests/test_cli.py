@@ -108,3 +108,28 @@ def test_every_example_validates_without_warnings() -> None:
         result = runner.invoke(app, ["validate", str(spec)])
         assert result.exit_code == 0, result.stderr
         assert "warning" not in result.stderr
+
+
+def test_render_of_a_spec_dir_removes_sites_no_spec_produces(tmp_path: Path) -> None:
+    specs = tmp_path / "specs"
+    shutil.copytree(ROOT / "specs", specs)
+    out = tmp_path / "out"
+    assert runner.invoke(app, ["render", str(specs), "-o", str(out)]).exit_code == 0
+    (specs / "legacy-lab.yaml").unlink()
+    (out / "not-auditc").mkdir()  # a directory auditc never rendered is left alone
+    check = runner.invoke(app, ["render", str(specs), "-o", str(out), "--check"])
+    assert check.exit_code == 1
+    assert "legacy-lab/MANIFEST.json (delete)" in check.stderr
+    assert runner.invoke(app, ["render", str(specs), "-o", str(out)]).exit_code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["edge-tls", "not-auditc", "prod-east"]
+    # naming one spec file renders just that site and touches no other
+    assert runner.invoke(app, ["render", str(specs / "edge-tls.yaml"), "-o", str(out)]).exit_code == 0
+    assert (out / "prod-east").is_dir()
+
+
+def test_an_unwritable_output_is_a_user_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "afile"
+    blocker.write_text("")
+    result = runner.invoke(app, ["render", str(ROOT / "specs" / "prod-east.yaml"), "-o", str(blocker)])
+    assert result.exit_code == 2, result.stderr
+    assert "cannot write output" in result.stderr

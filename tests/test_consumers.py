@@ -93,9 +93,13 @@ def test_apply_sh_dry_run_lists_every_host_and_runs_nothing(spec: Path, tmp_path
 
 def test_webhook_kubeconfig_is_read_by_kubectl(tmp_path: Path) -> None:
     """kubectl (client-go, like kube-apiserver's webhook client) resolves the current context."""
+    checked = 0
     for spec in example_specs():
         _, root = _site(spec, tmp_path)
         kubeconfig = root / "node/audit-webhook.kubeconfig"
+        if not kubeconfig.exists():
+            continue  # a site without the webhook backend
+        checked += 1
         result = _run(
             "kubectl",
             "--kubeconfig",
@@ -110,6 +114,7 @@ def test_webhook_kubeconfig_is_read_by_kubectl(tmp_path: Path) -> None:
         context, server = result.stdout.split()
         assert context == "falco"
         assert server.startswith(("http://", "https://"))
+    assert checked >= 2
 
 
 MANIFESTS = sorted((Path(__file__).parent / "data" / "kube-apiserver-manifests").glob("*.yaml"))
@@ -158,8 +163,8 @@ def test_rendered_patch_script_on_real_manifests_agrees_with_kubeadm_config(
         assert volumes[volume["name"]]["hostPath"]["path"] == volume["hostPath"]
     config_dir = next(v for v in config["extraVolumes"] if v["name"] == "auditc-config")["hostPath"]
     installed = root / config_dir.lstrip("/")
-    for name in ("audit-policy.yaml", "audit-webhook.kubeconfig"):
-        assert (installed / name).read_bytes() == (out / "node" / name).read_bytes()
+    for name in plan["spec"]["files"][1:]:
+        assert (installed / name.removeprefix("node/")).read_bytes() == (out / name).read_bytes()
 
     before = target.read_bytes()
     second = patch()

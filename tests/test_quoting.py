@@ -25,6 +25,8 @@ HOSTILE = [
     'a" ; touch PWNED ; "',
     "a\\'$(touch PWNED)",
     "$IFS$(touch${IFS}PWNED)",
+    "/etc/$(touch PWNED)",
+    "a\ntouch PWNED",
 ]
 
 yaml = YAML(typ="safe", pure=True)
@@ -61,15 +63,86 @@ def test_hostile_values_are_rejected_by_validation(value: str, tmp_path: Path) -
             compile_site(spec)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(value=st.text(min_size=1, max_size=40))
-def test_any_string_is_rejected_or_quoted(value: str, tmp_path: Path) -> None:
+FIELDS = ("host", "user", "configDir", "manifestPath", "logPath", "address")
+SHELLISH = st.text(
+    alphabet=st.sampled_from(list("abz019.-_/:@ ;&|$`'\"\\(){}<>*?!#~\n\t")), min_size=1, max_size=30
+)
+
+
+def _spec_with(tmp: Path, field: str, value: str) -> Path:
+    data = {
+        "apiVersion": "auditc.dev/v1alpha1",
+        "kind": "Site",
+        "metadata": {"name": "q"},
+        "spec": {
+            "kubernetes": {"version": "1.30"},
+            "platform": {"type": "kubeadm", "kubeadm": {"controlPlanes": [{"host": "10.0.0.1"}]}},
+            "falco": {"receiver": {"address": "10.0.0.1"}},
+        },
+    }
+    kubeadm = data["spec"]["platform"]["kubeadm"]  # type: ignore[index]
+    if field in ("host", "user"):
+        kubeadm["controlPlanes"][0][field] = value
+    elif field in ("configDir", "manifestPath"):
+        kubeadm[field] = value
+    elif field == "logPath":
+        data["spec"]["audit"] = {"log": {"path": value}}  # type: ignore[index]
+    else:
+        data["spec"]["falco"]["receiver"]["address"] = value  # type: ignore[index]
+    path = tmp / "site.yaml"
+    with path.open("w") as handle:
+        yaml.dump(data, handle)
+    return path
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(field=st.sampled_from(FIELDS), value=st.one_of(SHELLISH, st.text(min_size=1, max_size=30)))
+def test_any_string_is_rejected_or_stays_data(field: str, value: str, tmp_path: Path) -> None:
+    """Whatever a spec says, it is rejected, or the scripts it lands in are clean and run
+    (dry run) without executing any part of it."""
+    _rejected_or_data(field, value, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("host", "cp-1.example.com"),
+        ("user", "ops_admin"),
+        ("configDir", "/opt/audit-config"),
+        ("manifestPath", "/etc/kubernetes/manifests/kube-apiserver.yaml"),
+        ("logPath", "/var/log/k8s_audit/audit.log"),
+        ("address", "fd00::10"),
+    ],
+)
+def test_the_accepting_path_of_that_property_is_exercised(field: str, value: str, tmp_path: Path) -> None:
+    assert _rejected_or_data(field, value, tmp_path) == "accepted"
+
+
+def _rejected_or_data(field: str, value: str, tmp_path: Path) -> str:
     try:
-        site = compile_site(_spec(tmp_path, value))
+        site = compile_site(_spec_with(tmp_path, field, value))
     except UserError:
-        return
-    apply = next(a.content.decode() for a in site.artifacts if a.path == "plan/apply.sh")
-    assert shq(f"root@{value}") in apply
+        return "rejected"
+    out = tmp_path / "out"
+    for artifact in site.artifacts:
+        target = out / artifact.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(artifact.content)
+    scripts = [out / "plan/apply.sh", out / "node/apiserver-config.patch.sh"]
+    lint = subprocess.run(
+        ["shellcheck", "--norc", "--severity=warning", *map(str, scripts)], capture_output=True, text=True
+    )
+    assert lint.returncode == 0, lint.stdout
+    root = tmp_path / "root"
+    manifest = root / "etc/kubernetes/manifests/kube-apiserver.yaml"
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    manifest.write_bytes(
+        (Path(__file__).parent / "data/kube-apiserver-manifests/1.30.14-kubeadm.yaml").read_bytes()
+    )
+    for argv in (["bash", str(scripts[0])], ["sh", str(scripts[1]), "--root", str(root), "--dry-run"]):
+        subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, check=False, timeout=60)
+    assert not list(tmp_path.rglob("PWNED")) and not (Path.cwd() / "PWNED").exists()
+    return "accepted"
 
 
 @pytest.mark.parametrize("value", HOSTILE)
@@ -79,7 +152,8 @@ def test_apply_sh_treats_hostile_values_as_data(value: str, tmp_path: Path) -> N
         "site": "q",
         "compiler_version": __version__,
         "files": ["apiserver-config.patch.sh", value],
-        "hosts": [{"target": value, "port": value, "sudo": value}],
+        "hosts": [{"target": value, "copy_target": value, "port": value, "sudo": value}],
+        "staging_dir": "/tmp",
     }
     script = tmp_path / "plan" / "apply.sh"
     script.parent.mkdir()

@@ -7,7 +7,6 @@ the spec line (or policy-file line) of the offending rule.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,11 +17,10 @@ from compiler import versions
 from compiler.datafiles import load_data
 from compiler.errors import Diagnostic, Location, UserError, format_path
 from compiler.resolve import Resolved
-from compiler.spec.model import PolicyRule
+from compiler.spec.model import PolicyDocument, PolicyRule
 from compiler.spec.source import SourceDoc, parse_yaml
+from compiler.spec.types import DNS_SUBDOMAIN
 from compiler.spec.validate import pydantic_diagnostic
-
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
 @dataclass(frozen=True)
@@ -133,7 +131,7 @@ def _check(entries: list[tuple[PolicyRule, Origin]], resolved: Resolved) -> None
                         ("resources", k, "group"),
                         f"group '*' is accepted from Kubernetes {wildcard.since}; this site runs {kube}",
                     )
-            elif group.group and not (len(group.group) <= 253 and _DNS_SUBDOMAIN.match(group.group)):
+            elif group.group and not (len(group.group) <= 253 and DNS_SUBDOMAIN.match(group.group)):
                 fail(
                     origin,
                     ("resources", k, "group"),
@@ -159,33 +157,26 @@ def _check(entries: list[tuple[PolicyRule, Origin]], resolved: Resolved) -> None
 def _policy_from_file(resolved: Resolved, name: str) -> dict[str, Any]:
     path = resolved.doc.path.resolve().parent / name
     doc = parse_yaml(resolved.files[name], Path(path), name, what="policy file")
-    data = doc.data
-    if not isinstance(data, dict):
+    if not isinstance(doc.data, dict):
         raise UserError(Diagnostic("a policy file must be a mapping (kind: Policy)", doc.location(())))
-    allowed = ["audit.k8s.io/v1"]
-    if versions.Version.parse("1.24") > resolved.kube:
-        allowed += ["audit.k8s.io/v1beta1", "audit.k8s.io/v1alpha1"]
+    try:
+        policy = PolicyDocument.model_validate(doc.data)
+    except ValidationError as exc:
+        raise UserError([pydantic_diagnostic(doc, error) for error in exc.errors()]) from None
+
     problems = []
-    if data.get("apiVersion") not in allowed:
+    allowed = ["audit.k8s.io/v1"]
+    if versions.kube_feature("policyV1beta1").available(resolved.kube):
+        allowed += ["audit.k8s.io/v1beta1", "audit.k8s.io/v1alpha1"]
+    if policy.api_version not in allowed:
         problems.append(
             Diagnostic(
-                f"apiVersion must be {' or '.join(allowed)} for Kubernetes {resolved.kube} "
-                f"(got {data.get('apiVersion')!r})",
+                f"must be {' or '.join(allowed)} for Kubernetes {resolved.kube} (got {policy.api_version!r})",
                 doc.location(("apiVersion",)),
                 "apiVersion",
             )
         )
-    if data.get("kind") != "Policy":
-        problems.append(
-            Diagnostic(f"kind must be Policy (got {data.get('kind')!r})", doc.location(("kind",)), "kind")
-        )
-    unknown = sorted(
-        set(data) - {"apiVersion", "kind", "metadata", "rules", "omitStages", "omitManagedFields"}
-    )
-    for key in unknown:
-        problems.append(Diagnostic(f"unknown field {key!r}", doc.location((key,), key=True), key))
-    rules = data.get("rules")
-    if not isinstance(rules, list) or not rules:
+    if not policy.rules:
         problems.append(
             Diagnostic(
                 "rules must be a non-empty list: kube-apiserver refuses a policy with 0 rules",
@@ -193,45 +184,25 @@ def _policy_from_file(resolved: Resolved, name: str) -> dict[str, Any]:
                 "rules",
             )
         )
-        rules = []
-    entries: list[tuple[PolicyRule, Origin]] = []
-    for index, raw in enumerate(rules):
-        try:
-            rule = PolicyRule.model_validate(raw)
-        except ValidationError as exc:
-            for error in exc.errors():
-                relocated = {**error, "loc": ("rules", index, *error["loc"])}
-                problems.append(pydantic_diagnostic(doc, relocated))
-            continue
-        entries.append((rule, Origin(doc, ("rules", index), f"rules[{index}]")))
-    stages = data.get("omitStages", [])
-    valid_stages = {"RequestReceived", "ResponseStarted", "ResponseComplete", "Panic"}
-    for j, stage in enumerate(stages if isinstance(stages, list) else [stages]):
-        if stage not in valid_stages:
-            problems.append(
-                Diagnostic(
-                    f"allowed stages are {', '.join(sorted(valid_stages))} (got {stage!r})",
-                    doc.location(("omitStages", j)),
-                    f"omitStages[{j}]",
-                )
-            )
-    if "omitManagedFields" in data and not versions.kube_feature("omitManagedFields").available(
-        resolved.kube
-    ):
+    managed = versions.kube_feature("omitManagedFields")
+    if policy.omit_managed_fields is not None and not managed.available(resolved.kube):
         problems.append(
             Diagnostic(
-                f"omitManagedFields exists from Kubernetes 1.23; this site runs {resolved.kube}",
+                f"exists from Kubernetes {managed.since}; this site runs {resolved.kube}",
                 doc.location(("omitManagedFields",)),
                 "omitManagedFields",
             )
         )
     if problems:
         raise UserError(problems)
+    entries = [
+        (rule, Origin(doc, ("rules", index), f"rules[{index}]")) for index, rule in enumerate(policy.rules)
+    ]
     _check(entries, resolved)
-    document: dict[str, Any] = {"apiVersion": data["apiVersion"], "kind": "Policy"}
-    if stages:
-        document["omitStages"] = list(stages)
-    if "omitManagedFields" in data:
-        document["omitManagedFields"] = bool(data["omitManagedFields"])
+    document: dict[str, Any] = {"apiVersion": policy.api_version, "kind": "Policy"}
+    if policy.omit_stages:
+        document["omitStages"] = list(policy.omit_stages)
+    if policy.omit_managed_fields is not None:
+        document["omitManagedFields"] = policy.omit_managed_fields
     document["rules"] = [rule_dict(rule) for rule, _ in entries]
     return document

@@ -133,7 +133,7 @@ def audit_sink(resolved: Resolved) -> dict[str, Any]:
     }
 
 
-def kustomization(resources: list[str], resolved: Resolved) -> dict[str, Any]:
+def kustomization(resources: list[str]) -> dict[str, Any]:
     return {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",

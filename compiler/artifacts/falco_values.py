@@ -15,7 +15,7 @@ from compiler.datafiles import read_text
 from compiler.emit import yaml_bytes
 from compiler.errors import Diagnostic, UserError
 from compiler.resolve import Resolved
-from compiler.versions import falco_table
+from compiler.versions import Version, falco_table
 
 OVERRIDES_FILE = "zz-auditc-overrides.yaml"
 LEGACY_SERVICE_ACCOUNT = "falco-account"
@@ -75,6 +75,8 @@ def _plugin_values(resolved: Resolved) -> dict[str, Any]:
     values: dict[str, Any] = {
         "image": {"tag": str(resolved.falco)},
         "serviceAccount": {"create": False, "name": service_account_name(resolved)},
+        # the chart's only RBAC is a configmap Role for the driver loader: no driver, no Role
+        "rbac": {"create": False},
         "controller": {"kind": "deployment", "deployment": {"replicas": 1}},
         "driver": {"enabled": False},
         "collectors": {"enabled": False},
@@ -101,6 +103,7 @@ def _plugin_values(resolved: Resolved) -> dict[str, Any]:
         # values-syscall-k8saudit.yaml: syscalls and audit events in one Falco per node
         values["driver"] = {"enabled": True}
         values["collectors"] = {"enabled": True}
+        values["rbac"] = {"create": True}
         values["controller"] = {"kind": "daemonset"}
         all_refs = ["falco-rules:5", *refs]
         values["falcoctl"]["config"]["artifact"] = {
@@ -180,7 +183,7 @@ def _rules_text(resolved: Resolved, name: str, index: int) -> str:
 def _overrides(resolved: Resolved) -> list[dict[str, Any]]:
     """rules.lists and rules.disable as one rules file loaded after the k8saudit rules."""
     rules = resolved.site.spec.falco.rules
-    modern = resolved.plugin  # `override:` needs Falco >= 0.36; chart 1.x Falco uses `append:`
+    modern = resolved.falco >= Version.parse(falco_table()["ruleOverrideFrom"])
     out: list[dict[str, Any]] = []
     for name in sorted(rules.lists):
         entry: dict[str, Any] = {"list": name, "items": list(rules.lists[name])}

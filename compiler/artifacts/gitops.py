@@ -93,6 +93,8 @@ def bootstrap(resolved: Resolved) -> list[dict[str, Any]]:
                     "path": path,
                 },
                 "destination": {"server": gitops.argocd.destination_server},
+                # like the Flux Kustomization: keep the cluster in sync with output/ in git
+                "syncPolicy": {"automated": {"prune": True, "selfHeal": True}},
             },
         }
         return [app]

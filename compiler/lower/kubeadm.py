@@ -17,7 +17,6 @@ from compiler.emit import yaml_bytes, yaml_documents_bytes
 from compiler.resolve import Resolved
 from compiler.templates import render_template
 
-NODE_CONFIG_FILES = ("audit-policy.yaml", "audit-webhook.kubeconfig")
 PATCH_SCRIPT = "apiserver-config.patch.sh"
 
 
@@ -43,7 +42,7 @@ def cluster_artifacts(resolved: Resolved) -> list[Artifact]:
     if release:
         files.append(("falco-release.yaml", release))
     out = [Artifact(f"cluster/{name}", yaml_documents_bytes(docs)) for name, docs in files]
-    kustomization = cluster.kustomization([name for name, _ in files], resolved)
+    kustomization = cluster.kustomization([name for name, _ in files])
     out.append(Artifact("cluster/kustomization.yaml", yaml_bytes(kustomization)))
     out.append(Artifact("helm/falco-values.yaml", yaml_bytes(values)))
     return out
@@ -51,18 +50,22 @@ def cluster_artifacts(resolved: Resolved) -> list[Artifact]:
 
 def node_artifacts(resolved: Resolved) -> list[Artifact]:
     change = apiserver_change(resolved)
-    policy = yaml_bytes(build_policy(resolved))
-    webhook = yaml_bytes(webhook_kubeconfig(resolved))
-    config = {"audit-policy.yaml": policy, "audit-webhook.kubeconfig": webhook}
-    script = render_template(
-        "kubeadm/templates/apiserver-config.patch.sh.j2", patch_context(resolved, change, config)
-    )
+    config = node_config_files(resolved)
+    context = patch_context(resolved, change, config)
+    script = render_template("kubeadm/templates/apiserver-config.patch.sh.j2", context)
     return [
-        Artifact("node/audit-policy.yaml", policy),
-        Artifact("node/audit-webhook.kubeconfig", webhook),
+        *(Artifact(f"node/{name}", content) for name, content in sorted(config.items())),
         Artifact(f"node/{PATCH_SCRIPT}", script.encode("utf-8"), executable=True),
         Artifact("node/kubeadm-config.yaml", yaml_bytes(kubeadm_config(resolved, change))),
     ]
+
+
+def node_config_files(resolved: Resolved) -> dict[str, bytes]:
+    """The files installed into the node config dir (the webhook kubeconfig only with a webhook)."""
+    files = {"audit-policy.yaml": yaml_bytes(build_policy(resolved))}
+    if resolved.site.spec.audit.webhook.enabled:
+        files["audit-webhook.kubeconfig"] = yaml_bytes(webhook_kubeconfig(resolved))
+    return files
 
 
 def patch_context(resolved: Resolved, change: ApiserverChange, config: dict[str, bytes]) -> dict[str, Any]:
@@ -106,11 +109,13 @@ def plan_artifacts(resolved: Resolved) -> list[Artifact]:
             "port": cp.port,
             "user": cp.user,
             "target": f"{cp.user}@{cp.host}",
-            "sudo": "" if cp.user == "root" else "sudo",
+            # scp reads host:path, so an IPv6 address needs brackets there
+            "copy_target": f"{cp.user}@[{cp.host}]" if ":" in cp.host else f"{cp.user}@{cp.host}",
+            "sudo": "" if cp.user == "root" else "sudo -n",
         }
         for cp in block.kubeadm.control_planes
     ]
-    files = [PATCH_SCRIPT, *NODE_CONFIG_FILES]
+    files = [PATCH_SCRIPT, *sorted(node_config_files(resolved))]
     plan: dict[str, Any] = {
         "apiVersion": "auditc.dev/v1alpha1",
         "kind": "Plan",
@@ -142,6 +147,7 @@ def plan_artifacts(resolved: Resolved) -> list[Artifact]:
         "compiler_version": __version__,
         "files": files,
         "hosts": hosts,
+        "staging_dir": resolved.paths.staging_dir,
     }
     script = render_template("kubeadm/templates/apply.sh.j2", context)
     return [

@@ -19,10 +19,12 @@ from compiler.spec.types import (
     DNSSubdomain,
     Duration,
     EnvName,
+    GitURL,
     Host,
     IPAddress,
     LabelKey,
     LabelValue,
+    LogPath,
     NodePath,
     NodePortNumber,
     NonNegativeInt,
@@ -188,6 +190,17 @@ class PolicyRule(Model):
     omit_managed_fields: bool | None = None
 
 
+class PolicyDocument(Model):
+    """A whole audit.k8s.io Policy file (``audit.policy.file``)."""
+
+    api_version: str
+    kind: Literal["Policy"]
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    rules: list[PolicyRule] = Field(default_factory=list)
+    omit_stages: list[Stage] = Field(default_factory=list)
+    omit_managed_fields: bool | None = None
+
+
 class Policy(Model):
     preset: Literal["falco", "gke", "docs-example", "minimal", "none"] = "falco"
     rules: list[PolicyRule] = Field(default_factory=list)
@@ -209,7 +222,7 @@ class WebhookTruncate(Truncate):
 
 class Log(Model):
     enabled: bool = True
-    path: NodePath | Literal["-"] | None = Field(default=None, description="Default per platform")
+    path: LogPath | None = Field(default=None, description="Default per platform; '-' is stdout")
     format: Literal["json", "legacy"] = "json"
     max_age: NonNegativeInt = 30
     max_backup: NonNegativeInt = 10
@@ -284,7 +297,7 @@ class Flux(Model):
 
 class GitOps(Model):
     engine: Literal["none", "argocd", "flux"] = "none"
-    repo_url: str | None = Field(default=None, alias="repoURL")
+    repo_url: GitURL | None = Field(default=None, alias="repoURL")
     target_revision: SafeText = "main"
     path: RelativeFile | None = Field(default=None, description="Default output/<name>/cluster")
     argocd: ArgoCD = Field(default_factory=ArgoCD)

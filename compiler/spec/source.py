@@ -18,6 +18,7 @@ from compiler.errors import Diagnostic, Location, UserError
 
 MAX_BYTES = 1024 * 1024
 MAX_NODES = 100_000
+MAX_DEPTH = 64
 
 Path_ = tuple[str | int, ...]
 
@@ -79,6 +80,12 @@ def parse_yaml(raw: bytes, path: Path, display: str, *, what: str = "file") -> S
     ):
         raise _fail(display, f"{what} is empty, expected a YAML mapping")
 
+    depth = _bracket_depth(text)
+    if depth > MAX_DEPTH:
+        raise _fail(
+            display, f"invalid YAML: flow collections nest {depth} levels deep (the limit is {MAX_DEPTH})"
+        )
+
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
@@ -106,6 +113,18 @@ def parse_yaml(raw: bytes, path: Path, display: str, *, what: str = "file") -> S
     return SourceDoc(path, display, data, raw, walker.value_pos, walker.key_pos)
 
 
+def _bracket_depth(text: str) -> int:
+    """Deepest run of open flow brackets; the YAML parser is slow on absurd nesting."""
+    depth = deepest = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth = max(depth - 1, 0)
+    return deepest
+
+
 class _Walker:
     """Copy ruamel's round-trip nodes into plain Python, recording positions, on a node budget."""
 
@@ -119,25 +138,21 @@ class _Walker:
         from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
         self.count += 1
-        if self.count > MAX_NODES or depth > 64:
+        if self.count > MAX_NODES or depth > MAX_DEPTH:
             raise _fail(
                 self.display,
-                f"document expands to more than {MAX_NODES} nodes or 64 levels "
+                f"document expands to more than {MAX_NODES} nodes or {MAX_DEPTH} levels "
                 "(an alias bomb?); a site spec is far smaller",
             )
         if isinstance(node, CommentedMap):
             out: dict[str, Any] = {}
             for key in node:
-                if not isinstance(key, str):
-                    line, col = node.lc.key(key)
-                    raise _fail(
-                        self.display, f"mapping keys must be strings (got {key!r})", line + 1, col + 1
-                    )
                 child = (*path, key)
-                kline, kcol = node.lc.key(key)
-                vline, vcol = node.lc.value(key)
-                self.key_pos[child] = (kline + 1, kcol + 1)
-                self.value_pos[child] = (vline + 1, vcol + 1)
+                key_at, value_at = _positions(node, key, self.value_pos.get(path, (1, 1)))
+                if not isinstance(key, str):
+                    raise _fail(self.display, f"mapping keys must be strings (got {key!r})", *key_at)
+                self.key_pos[child] = key_at
+                self.value_pos[child] = value_at
                 out[key] = self.convert(node[key], child, depth + 1)
             return out
         if isinstance(node, CommentedSeq):
@@ -148,6 +163,16 @@ class _Walker:
                 items.append(self.convert(item, (*path, index), depth + 1))
             return items
         return _scalar(node)
+
+
+def _positions(node: Any, key: Any, fallback: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]]:
+    """1-based (key, value) positions; a key merged in with `<<: *anchor` has none of its own."""
+    try:
+        kline, kcol = node.lc.key(key)
+        vline, vcol = node.lc.value(key)
+    except (KeyError, TypeError):
+        return fallback, fallback
+    return (kline + 1, kcol + 1), (vline + 1, vcol + 1)
 
 
 def _scalar(node: Any) -> Any:

@@ -15,7 +15,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _HOST_LABEL = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?$")
 _NODE_PATH = re.compile(r"^/[A-Za-z0-9._/-]*$")
 _REL_PATH = re.compile(r"^[A-Za-z0-9._/-]+$")
@@ -25,6 +25,9 @@ _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 _UNIX_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 _VERSION = re.compile(r"^[0-9]+\.[0-9]+(\.[0-9]+)?$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_GIT_URL = re.compile(
+    r"^((https?|ssh|git)://[A-Za-z0-9.@:-]+(:[0-9]+)?/[A-Za-z0-9._~/-]+|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[A-Za-z0-9._~/-]+)$"
+)
 _URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~/%-]*)?$")
 
 
@@ -81,7 +84,7 @@ def _is_rel_path(value: str) -> bool:
 
 def _is_label_key(value: str) -> bool:
     prefix, _, name = value.rpartition("/")
-    if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
+    if prefix and (len(prefix) > 253 or not DNS_SUBDOMAIN.match(prefix)):
         return False
     return 0 < len(name) <= 63 and bool(_LABEL_VALUE.match(name))
 
@@ -100,7 +103,7 @@ DNSSubdomain = Annotated[
     str,
     AfterValidator(
         _check(
-            lambda v: len(v) <= 253 and bool(_DNS_SUBDOMAIN.match(v)),
+            lambda v: len(v) <= 253 and bool(DNS_SUBDOMAIN.match(v)),
             "must be a DNS-1123 subdomain: lowercase letters, digits, '-' and '.'",
         )
     ),
@@ -133,6 +136,15 @@ NodePath = Annotated[
         _check(_is_node_path, "must be an absolute path of letters, digits, '.', '_', '-' and '/'")
     ),
 ]
+LogPath = Annotated[
+    str,
+    AfterValidator(
+        _check(
+            lambda v: v == "-" or _is_node_path(v),
+            "must be '-' (stdout) or an absolute path of letters, digits, '.', '_', '-' and '/'",
+        )
+    ),
+]
 RelativeFile = Annotated[
     str,
     AfterValidator(
@@ -143,6 +155,15 @@ URLPath = Annotated[
     str, AfterValidator(_check(lambda v: bool(_URL_PATH.match(v)), "must be a URL path starting with '/'"))
 ]
 URL = Annotated[str, AfterValidator(_check(lambda v: bool(_URL.match(v)), "must be an http(s):// URL"))]
+GitURL = Annotated[
+    str,
+    AfterValidator(
+        _check(
+            lambda v: bool(_GIT_URL.match(v)),
+            "must be a git repository URL (https://host/org/repo.git, ssh://..., or git@host:org/repo.git)",
+        )
+    ),
+]
 Duration = Annotated[
     str,
     AfterValidator(_check(lambda v: bool(_DURATION.match(v)), "must be a duration like 5s, 1m30s or 10m")),

@@ -73,28 +73,30 @@ def _dedupe(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
 
 
 def _data_path(data: Any, loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
-    """Follow pydantic's ``loc`` through the user's data, dropping union tags and the like."""
+    """Follow pydantic's ``loc`` through the user's data, dropping union member tags.
+
+    A part that names a key or index in the data is followed. Past the data, a part is
+    kept when the node it would be looked up in is a mapping or missing (a missing field
+    and its children), and dropped when the node is a scalar or the part looks like a
+    pydantic union tag (``str``, ``function-after[...]``, ``literal[...]``).
+    """
     path: list[str | int] = []
     node = data
+    missing = False
     for part in loc:
         in_dict = isinstance(node, dict) and isinstance(part, str) and part in node
         in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
         if in_dict or in_list:
             node = node[part]
             path.append(part)
-        elif isinstance(node, dict | list):
-            if isinstance(part, str) and part in _TAGS:
-                continue
+        elif missing or (isinstance(node, dict) and not _is_tag(part)):
             path.append(part)
-            node = None
-        else:
-            # past the data (a missing key under a missing parent): keep the name for the message
-            path.append(part)
-            node = None
+            node, missing = None, True
     return tuple(path)
 
 
-_TAGS = {"str", "int", "literal['-']", "function-after[validate(), str]"}
+def _is_tag(part: str | int) -> bool:
+    return isinstance(part, str) and ("[" in part or part in {"str", "int", "float", "bool", "list", "dict"})
 
 
 def _show(value: Any) -> str:

@@ -25,7 +25,7 @@ load_context() {
   ctx compiler-version '0.1.0'
   ctx manifest-path '/etc/kubernetes/manifests/kube-apiserver.yaml'
   ctx config-dir '/etc/kubernetes/auditc'
-  ctx config-digest '89ff56ec664a1c23e7627a02b4ddac10a22fb8432fbb59e3225f2381a35b3005'
+  ctx config-digest 'cabd9fd41f0992c3bee9c82c31bdf7cde8f5c2287e5c76fcbac8d2b8d8424a4a'
   ctx backup-dir '/var/lib/auditc/backup'
   ctx owned-volume-prefix 'auditc-'
   ctx wait-timeout '300'

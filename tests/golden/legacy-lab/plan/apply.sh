@@ -30,20 +30,23 @@ while [ "$#" -gt 0 ]; do
 done
 
 here=$(cd "$(dirname "$0")" && pwd)
+staging_dir='/tmp'
 node_dir="$here/../node"
 files=(
   "$node_dir/"'apiserver-config.patch.sh'
   "$node_dir/"'audit-policy.yaml'
-  "$node_dir/"'audit-webhook.kubeconfig'
 )
 targets=(
+  'ubuntu@k8s-master-1.lab.example.com'
+)
+copy_targets=(
   'ubuntu@k8s-master-1.lab.example.com'
 )
 ports=(
   '22'
 )
 sudos=(
-  'sudo'
+  'sudo -n'
 )
 
 show() {
@@ -61,20 +64,21 @@ run() {
 
 for i in "${!targets[@]}"; do
   target=${targets[$i]}
+  copy_target=${copy_targets[$i]}
   port=${ports[$i]}
   sudo_cmd=${sudos[$i]}
   printf '== %s (%d of %d)\n' "$target" "$((i + 1))" "${#targets[@]}"
   if [ "$execute" -eq 1 ]; then
-    stage=$(ssh -p "$port" -- "$target" 'mktemp -d /tmp/auditc.XXXXXX')
+    stage=$(ssh -p "$port" -- "$target" "mktemp -d $staging_dir/auditc.XXXXXX")
     case "$stage" in
-      /tmp/auditc.*) ;;
+      "$staging_dir"/auditc.*) ;;
       *) printf 'apply.sh: unexpected temp dir from %s: %s\n' "$target" "$stage" >&2; exit 1 ;;
     esac
   else
-    show ssh -p "$port" -- "$target" 'mktemp -d /tmp/auditc.XXXXXX'
-    stage=/tmp/auditc.XXXXXX
+    show ssh -p "$port" -- "$target" "mktemp -d $staging_dir/auditc.XXXXXX"
+    stage=$staging_dir/auditc.XXXXXX
   fi
-  run scp -q -P "$port" -- "${files[@]}" "$target:$stage/"
+  run scp -q -P "$port" -- "${files[@]}" "$copy_target:$stage/"
   if ! run ssh -p "$port" -- "$target" "${sudo_cmd:+$sudo_cmd }sh '$stage/apiserver-config.patch.sh'"; then
     printf 'apply.sh: %s failed; rollout stopped (the patch script restores the manifest it changed)\n' "$target" >&2
     exit 1
