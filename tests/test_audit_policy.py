@@ -11,29 +11,13 @@ from ruamel.yaml import YAML
 
 from compiler.api import compile_site
 from compiler.errors import UserError
-
-BASE: dict[str, Any] = {
-    "apiVersion": "auditc.dev/v1alpha1",
-    "kind": "Site",
-    "metadata": {"name": "p"},
-    "spec": {
-        "kubernetes": {"version": "1.30"},
-        "platform": {"type": "kubeadm", "kubeadm": {"controlPlanes": [{"host": "10.0.0.1"}]}},
-        "falco": {"receiver": {"address": "10.0.0.1"}},
-    },
-}
+from tests.sites import write_spec
 
 
 def _spec(
     tmp_path: Path, policy: dict[str, Any], version: str = "1.30", files: dict[str, str] | None = None
 ) -> Path:
-    data = {**BASE, "spec": {**BASE["spec"], "kubernetes": {"version": version}, "audit": {"policy": policy}}}
-    path = tmp_path / "site.yaml"
-    with path.open("w") as handle:
-        YAML(typ="safe", pure=True).dump(data, handle)
-    for name, text in (files or {}).items():
-        (tmp_path / name).write_text(text)
-    return path
+    return write_spec(tmp_path, {"kubernetes": {"version": version}, "audit": {"policy": policy}}, files)
 
 
 def _policy(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
 import tempfile
@@ -60,3 +61,19 @@ def test_every_file_ends_with_one_newline_and_uses_lf() -> None:
         for artifact in compile_site(spec).artifacts:
             assert artifact.content.endswith(b"\n"), artifact.path
             assert b"\r" not in artifact.content, artifact.path
+
+
+def test_files_a_spec_names_count_in_the_spec_digest(tmp_path: Path) -> None:
+    from tests.sites import write_spec
+
+    rules = {"rules/extra.yaml": "- list: my_list\n  items: [a]\n"}
+    spec = write_spec(tmp_path, {"falco": {"rules": {"custom": ["rules/extra.yaml"]}}}, files=rules)
+
+    def digest() -> str:
+        site = compile_site(spec)
+        manifest = next(a.content for a in site.artifacts if a.path == "MANIFEST.json")
+        return str(json.loads(manifest)["specDigest"])
+
+    before = digest()
+    (tmp_path / "rules/extra.yaml").write_text("- list: my_list\n  items: [b]\n")
+    assert digest() != before

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -15,6 +16,7 @@ from compiler import __version__
 from compiler.api import compile_site
 from compiler.errors import UserError
 from compiler.templates import render_template, shq
+from tests.sites import write_spec
 
 HOSTILE = [
     "x'; touch PWNED; '",
@@ -33,23 +35,8 @@ yaml = YAML(typ="safe", pure=True)
 
 
 def _spec(tmp: Path, host: str, user: str = "root", config_dir: str = "/etc/kubernetes/audit") -> Path:
-    data = {
-        "apiVersion": "auditc.dev/v1alpha1",
-        "kind": "Site",
-        "metadata": {"name": "q"},
-        "spec": {
-            "kubernetes": {"version": "1.30"},
-            "platform": {
-                "type": "kubeadm",
-                "kubeadm": {"controlPlanes": [{"host": host, "user": user}], "configDir": config_dir},
-            },
-            "falco": {"receiver": {"address": host}},
-        },
-    }
-    path = tmp / "site.yaml"
-    with path.open("w") as handle:
-        yaml.dump(data, handle)
-    return path
+    kubeadm = {"controlPlanes": [{"host": host, "user": user}], "configDir": config_dir}
+    return write_spec(tmp, {"platform": {"kubeadm": kubeadm}, "falco": {"receiver": {"address": host}}})
 
 
 @pytest.mark.parametrize("value", HOSTILE)
@@ -70,29 +57,16 @@ SHELLISH = st.text(
 
 
 def _spec_with(tmp: Path, field: str, value: str) -> Path:
-    data = {
-        "apiVersion": "auditc.dev/v1alpha1",
-        "kind": "Site",
-        "metadata": {"name": "q"},
-        "spec": {
-            "kubernetes": {"version": "1.30"},
-            "platform": {"type": "kubeadm", "kubeadm": {"controlPlanes": [{"host": "10.0.0.1"}]}},
-            "falco": {"receiver": {"address": "10.0.0.1"}},
-        },
-    }
-    kubeadm = data["spec"]["platform"]["kubeadm"]  # type: ignore[index]
+    spec: dict[str, Any]
     if field in ("host", "user"):
-        kubeadm["controlPlanes"][0][field] = value
+        spec = {"platform": {"kubeadm": {"controlPlanes": [{"host": "10.0.0.1", field: value}]}}}
     elif field in ("configDir", "manifestPath"):
-        kubeadm[field] = value
+        spec = {"platform": {"kubeadm": {field: value}}}
     elif field == "logPath":
-        data["spec"]["audit"] = {"log": {"path": value}}  # type: ignore[index]
+        spec = {"audit": {"log": {"path": value}}}
     else:
-        data["spec"]["falco"]["receiver"]["address"] = value  # type: ignore[index]
-    path = tmp / "site.yaml"
-    with path.open("w") as handle:
-        yaml.dump(data, handle)
-    return path
+        spec = {"falco": {"receiver": {"address": value}}}
+    return write_spec(tmp, spec)
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
