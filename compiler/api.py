@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from compiler.bundle import Artifact
 from compiler.errors import Diagnostic, Location, UserError
 from compiler.write import Changes
+
+if TYPE_CHECKING:
+    from compiler.resolve import Resolved
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,16 @@ class CompiledSite:
     spec: Path
     artifacts: list[Artifact]
     warnings: tuple[Diagnostic, ...] = ()
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """A site checked but not rendered: what ``validate`` reports."""
+
+    name: str
+    spec: Path
+    warnings: tuple[Diagnostic, ...]  # from resolving (versions, unknown chart keys)
+    findings: tuple[Diagnostic, ...]  # lint findings, accepted ones marked
 
 
 @dataclass(frozen=True)
@@ -48,18 +61,52 @@ def find_specs(inputs: list[Path]) -> list[Path]:
     return found
 
 
-def compile_site(path: Path) -> CompiledSite:
-    from compiler.lower import lower
+def _load(path: Path) -> Resolved:
     from compiler.resolve import resolve
     from compiler.spec.source import read_yaml
     from compiler.spec.validate import parse_site
-    from compiler.write import with_manifest
 
     doc = read_yaml(path, str(path), what="spec")
-    site = parse_site(doc)
-    resolved = resolve(site, doc)
+    return resolve(parse_site(doc), doc)
+
+
+def _lint(resolved: Resolved) -> list[Diagnostic]:
+    from compiler.artifacts.falco_values import falco_values
+    from compiler.lint import lint
+
+    falco_values(resolved)  # the values' own checks (rule files, chart keys) come first
+    return lint(resolved)
+
+
+def analyse(path: Path) -> Analysis:
+    """Parse, validate and lint one spec; nothing is rendered."""
+    resolved = _load(path)
+    findings = _lint(resolved)
+    return Analysis(resolved.name, path, resolved.warnings, tuple(findings))
+
+
+def compile_site(path: Path) -> CompiledSite:
+    """Everything ``render`` writes for one spec; lint errors not accepted stop it."""
+    from compiler.lint import blocking
+    from compiler.lower import lower
+    from compiler.write import with_manifest
+
+    resolved = _load(path)
+    findings = _lint(resolved)
+    errors = blocking(findings)
+    if errors:
+        raise UserError(
+            [
+                *errors,
+                Diagnostic(
+                    "lint errors block rendering; fix them, or acknowledge the ids under spec.lint.accept",
+                    Location(str(path)),
+                ),
+            ]
+        )
     artifacts = with_manifest(resolved.name, resolved.spec_digest, lower(resolved))
-    return CompiledSite(resolved.name, path, artifacts, resolved.warnings)
+    warnings = [*resolved.warnings, *(f for f in findings if f.severity == "warning" and not f.accepted)]
+    return CompiledSite(resolved.name, path, artifacts, tuple(warnings))
 
 
 def compile_all(inputs: list[Path]) -> list[CompiledSite]:
@@ -115,8 +162,18 @@ def render(inputs: list[Path], output: Path, *, check: bool = False) -> RenderRe
     return RenderResult(sites, changes)
 
 
-def validate(inputs: list[Path]) -> list[CompiledSite]:
-    return compile_all(inputs)
+def validate(inputs: list[Path]) -> list[Analysis]:
+    """Analyse every spec; invalid specs are reported all at once (exit 2)."""
+    analyses: list[Analysis] = []
+    problems: list[Diagnostic] = []
+    for path in find_specs(inputs):
+        try:
+            analyses.append(analyse(path))
+        except UserError as exc:
+            problems += exc.diagnostics
+    if problems:
+        raise UserError(problems)
+    return analyses
 
 
 def schema() -> dict[str, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -109,17 +110,71 @@ def render(
         raise typer.Exit(ExitCode.CHANGED)
 
 
+class Format(StrEnum):
+    text = "text"
+    json = "json"
+
+
 @app.command()
 def validate(
     specs: Annotated[list[Path], typer.Argument(help="Site spec files or directories of them.")],
+    output_format: Annotated[Format, typer.Option("--format", help="text or json, on stdout.")] = Format.text,
+    strict: Annotated[bool, typer.Option("--strict", help="Treat warnings as errors.")] = False,
 ) -> None:
-    """Parse and check site specs; print warnings and errors with their spec lines."""
+    """Check and lint site specs: findings with ids, exit 1 when an error is not accepted."""
     from compiler import api
+    from compiler.lint import blocking
 
-    sites = _guard(lambda: api.validate(specs))
-    for site in sites:
-        _report(site.warnings)
-        _err(f"{site.spec}: ok ({site.name})")
+    analyses = _guard(lambda: api.validate(specs))
+    failed = False
+    report = []
+    for analysis in analyses:
+        everything = [*analysis.warnings, *analysis.findings]
+        bad = blocking(everything, strict=strict)
+        failed = failed or bool(bad)
+        report.append((analysis, everything, bad))
+    if output_format is Format.json:
+        from compiler.emit import json_bytes
+
+        document = {
+            "sites": [
+                {
+                    "site": a.name,
+                    "spec": str(a.spec),
+                    "ok": not bad,
+                    "findings": [_finding_json(d) for d in everything],
+                }
+                for a, everything, bad in report
+            ]
+        }
+        sys.stdout.write(json_bytes(document).decode("utf-8"))
+    else:
+        for analysis, everything, bad in report:
+            for diagnostic in everything:
+                print(diagnostic)
+            verdict = f"{len(bad)} blocking finding(s)" if bad else "ok"
+            print(f"{analysis.spec}: {verdict} ({analysis.name}, {len(everything)} finding(s))")
+    if failed:
+        raise typer.Exit(ExitCode.CHANGED)
+
+
+def _finding_json(diagnostic: Diagnostic) -> dict[str, object]:
+    from compiler.lint import lookup
+
+    rule = lookup(diagnostic.code) if diagnostic.code else None
+    location = diagnostic.location
+    return {
+        "id": diagnostic.code or None,
+        "name": rule.name if rule else None,
+        "severity": diagnostic.severity,
+        "accepted": diagnostic.accepted,
+        "field": diagnostic.field,
+        "file": location.file if location else None,
+        "line": location.line if location else None,
+        "column": location.col if location else None,
+        "message": diagnostic.message,
+        "fix": rule.fix if rule else None,
+    }
 
 
 @app.command()

@@ -40,10 +40,15 @@ class Diagnostic:
     location: Location | None = None
     field: str = ""  # dotted spec path, e.g. spec.falco.receiver.port
     severity: Severity = "error"
+    code: str = ""  # a lint rule id, e.g. AUD003
+    accepted: bool = False  # a lint error the spec acknowledges in spec.lint.accept
 
     def __str__(self) -> str:
         parts = [str(self.location)] if self.location else []
-        if self.severity == "warning":
+        if self.code:
+            label = "accepted" if self.accepted else self.severity
+            parts.append(f"{label}[{self.code}]")
+        elif self.severity == "warning":
             parts.append("warning")
         if self.field:
             parts.append(self.field)

@@ -116,13 +116,6 @@ def resolve(site: Site, doc: SourceDoc) -> Resolved:
     checks = _Checks(doc)
     spec = site.spec
     platform = load_platform(spec.platform.type)
-    if not platform.get("supported"):
-        checks.error(
-            ("spec", "platform", "type"),
-            f"platform {spec.platform.type} is not supported yet by this auditc version "
-            "(kubeadm is; minikube and pks lowering is on the roadmap)",
-        )
-
     kube = _kube_version(site, checks)
     falco, plugin, chart_version, chart_keys, artifacts = _falco_versions(site, checks)
     receiver = _receiver(site, platform, plugin, falco, checks)
@@ -130,6 +123,7 @@ def resolve(site: Site, doc: SourceDoc) -> Resolved:
     _path_checks(site, paths, checks)
     _cross_checks(site, kube, plugin, checks)
     _values_keys(site, chart_keys, checks)
+    _falco_matrix(site, falco, plugin, chart_version, artifacts, checks)
     files = _named_files(site, doc, checks)
     warnings = checks.finish()
     return Resolved(
@@ -298,6 +292,8 @@ def _node_paths(site: Site, platform: dict[str, Any]) -> NodePaths:
     block: Any = getattr(site.spec.platform, site.spec.platform.type)
     log = site.spec.audit.log
     log_path = (log.path or defaults.get("logPath")) if log.enabled else None
+    if getattr(block, "apiserver_config", None) == "bpm" and not log.path:
+        log_path = None  # TKGI writes its own audit log; its flags are left alone
     return NodePaths(
         manifest=getattr(block, "manifest_path", None) or defaults.get("manifest", ""),
         config_dir=getattr(block, "config_dir", None) or defaults["configDir"],
@@ -335,6 +331,49 @@ def _path_checks(site: Site, paths: NodePaths, checks: _Checks) -> None:
             log_field,
             f"its directory {log_dir} overlaps the config dir {paths.config_dir}; "
             "the config dir is mounted read-only and the log dir read-write",
+        )
+
+
+def _falco_matrix(
+    site: Site, falco: Version, plugin: bool, chart: str, artifacts: str | None, checks: _Checks
+) -> None:
+    """Falco / chart / rules combinations that install but do not run."""
+    table = versions.falco_table()
+    engine = versions.falco_engine(falco)
+    if plugin and artifacts:
+        for need in table["rulesRequirements"]:
+            if (
+                Version.parse(artifacts) >= Version.parse(need["artifacts"])
+                and (engine or 0) < need["engine"]
+            ):
+                checks.error(
+                    ("spec", "falco", "rules", "artifactsVersion")
+                    if site.spec.falco.rules.artifacts_version
+                    else ("spec", "falco", "version"),
+                    f"k8saudit rules {artifacts} need rules engine {need['engine']} and plugin "
+                    f"{need['plugin']}; Falco {falco} has engine {engine}: use a newer Falco "
+                    f"or artifacts below {need['artifacts']}",
+                )
+    multi = Version.parse(table["multiSourceFrom"])
+    if site.spec.falco.syscalls and falco < multi:
+        checks.error(
+            ("spec", "falco", "syscalls"),
+            f"syscall and audit events in one Falco need Falco >= {multi} (this site runs {falco})",
+        )
+    values = site.spec.falco.values
+    for removed in table["removedValues"]:
+        if Version.parse(chart) < Version.parse(removed["from"]):
+            continue
+        node: Any = values
+        parts = removed["key"].split(".")
+        for part in parts:
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is None or (removed.get("values") and node not in removed["values"]):
+            continue
+        shown = f"{removed['key']}: {node}" if removed.get("values") else removed["key"]
+        checks.error(
+            ("spec", "falco", "values", *parts),
+            f"chart {chart} refuses {shown} (removed in chart {removed['from']}; helm template fails)",
         )
 
 

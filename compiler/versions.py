@@ -44,10 +44,11 @@ class Version:
         return ".".join(str(p) for p in self.parts)
 
 
-def _in_range(version: Version, entry: dict[str, Any]) -> bool:
+def in_range(version: Version, entry: dict[str, Any]) -> bool:
+    """Whether a Kubernetes version's minor lies in the entry's from..until (inclusive)."""
     low = Version.parse(entry["from"])
     high = entry.get("until")
-    return low <= version and (high is None or version.minor <= Version.parse(high))
+    return low <= version.minor and (high is None or version.minor <= Version.parse(high))
 
 
 @cache
@@ -76,6 +77,12 @@ def kube_feature(name: str) -> Feature:
     return Feature(name, Version.parse(entry["from"]), Version.parse(until) if until else None)
 
 
+def kube_table() -> dict[str, Any]:
+    table = _table()["kubernetes"]
+    assert isinstance(table, dict)
+    return table
+
+
 def kube_oldest() -> Version:
     return Version.parse(_table()["kubernetes"]["oldest"])
 
@@ -87,7 +94,7 @@ def kube_newest() -> Version:
 def kubeadm_config_api(version: Version) -> tuple[str, str]:
     """(apiVersion, extraArgs shape 'map' or 'list') of kubeadm's ClusterConfiguration."""
     for entry in _table()["kubernetes"]["kubeadmConfig"]:
-        if _in_range(version.minor, entry):
+        if in_range(version, entry):
             return str(entry["apiVersion"]), str(entry["extraArgs"])
     raise LookupError(f"no kubeadm config API known for Kubernetes {version}")
 
@@ -104,6 +111,15 @@ def falco_default() -> Version:
 
 def falco_uses_plugin(falco: Version) -> bool:
     return falco >= Version.parse(falco_table()["pluginFrom"])
+
+
+def falco_engine(falco: Version) -> int | None:
+    """The rules engine version of a Falco release (the newest entry at or below it)."""
+    engine = None
+    for entry in falco_table()["engineVersions"]:
+        if Version.parse(entry["falco"]) <= falco:
+            engine = int(entry["engine"])
+    return engine
 
 
 def falco_release(falco: Version) -> dict[str, Any] | None:

@@ -31,6 +31,8 @@ spec:
     receiver:
       address: 10.0.0.10
       port: 9765
+  lint:
+    accept: [AUD002]
 """
 
 

@@ -33,8 +33,8 @@ def test_example_specs_point_editors_at_the_schema() -> None:
 
 def test_validate_ok(tmp_path: Path) -> None:
     result = runner.invoke(app, ["validate", str(ROOT / "specs")])
-    assert result.exit_code == 0, result.stderr
-    assert result.stderr.count(": ok (") == len(list((ROOT / "specs").glob("*.yaml")))
+    assert result.exit_code == 0, result.stdout
+    assert result.stdout.count(": ok (") == len(list((ROOT / "specs").glob("*.yaml")))
 
 
 def test_render_then_check_then_stale_then_clean(tmp_path: Path) -> None:
@@ -103,11 +103,12 @@ def test_console_script_is_installed() -> None:
     assert result.stdout.startswith("auditc ")
 
 
-def test_every_example_validates_without_warnings() -> None:
+def test_every_example_validates_without_unexpected_warnings() -> None:
     for spec in example_specs():
         result = runner.invoke(app, ["validate", str(spec)])
-        assert result.exit_code == 0, result.stderr
-        assert "warning" not in result.stderr
+        assert result.exit_code == 0, result.stdout
+        # lint warnings carry an id; anything else (versions, chart keys) would be a mistake
+        assert "warning:" not in result.stdout
 
 
 def test_render_of_a_spec_dir_removes_sites_no_spec_produces(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from compiler import versions
+from compiler.errors import Diagnostic, UserError, format_path
 from compiler.resolve import Resolved
 
 OWNED_PREFIXES = ("audit-",)
@@ -33,6 +34,41 @@ class ApiserverChange:
 
 def _bool(value: bool) -> str:
     return "true" if value else "false"
+
+
+def _check_versions(resolved: Resolved, flags: dict[str, str], list_items: list[tuple[str, str]]) -> None:
+    """Every flag and feature gate written must exist in the target Kubernetes version."""
+    table = versions.kube_table()
+    problems = []
+    for name in sorted(flags):
+        entry = table["flags"].get(name)
+        if entry is None:
+            raise LookupError(f"flag --{name} is missing from versions.yaml")  # a bug in auditc
+        if not versions.in_range(resolved.kube, entry):
+            path = ("spec", *str(entry["field"]).split("."))
+            window = f"{entry['from']}..{entry['until']}" if entry.get("until") else f"from {entry['from']}"
+            problems.append(
+                Diagnostic(
+                    f"needs --{name}, which kube-apiserver has {window}; this site runs {resolved.kube}",
+                    resolved.doc.location(path),
+                    format_path(path),
+                )
+            )
+    for flag, item in list_items:
+        gate = item.split("=", 1)[0]
+        entry = table["featureGates"].get(gate)
+        if flag == "feature-gates" and entry and not versions.in_range(resolved.kube, entry):
+            path = ("spec", "audit", "dynamic")
+            problems.append(
+                Diagnostic(
+                    f"needs the {gate} feature gate, which exists {entry['from']}..{entry['until']}; "
+                    f"this site runs {resolved.kube} (an unknown gate stops kube-apiserver)",
+                    resolved.doc.location(path),
+                    format_path(path),
+                )
+            )
+    if problems:
+        raise UserError(problems)
 
 
 def apiserver_change(resolved: Resolved) -> ApiserverChange:
@@ -84,6 +120,8 @@ def apiserver_change(resolved: Resolved) -> ApiserverChange:
             ("feature-gates", "DynamicAuditing=true"),
             ("runtime-config", "auditregistration.k8s.io/v1alpha1=true"),
         ]
+
+    _check_versions(resolved, flags, list_items)
 
     volumes: list[Volume] = []
     if backends:

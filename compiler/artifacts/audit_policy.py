@@ -27,37 +27,48 @@ from compiler.spec.validate import pydantic_diagnostic
 class Origin:
     """Where a rule came from, for messages."""
 
-    doc: SourceDoc | None
-    path: tuple[str | int, ...]
+    doc: SourceDoc | None  # the document the rule is written in (None: a preset)
+    path: tuple[str | int, ...]  # the rule's path in that document
     label: str  # e.g. "spec.audit.policy.rules[2]" or "preset falco, rule 4"
+    spec_path: tuple[str | int, ...]  # the spec field that brought the rule in
 
     def locate(self, sub: tuple[str | int, ...] = ()) -> Location | None:
         return self.doc.location((*self.path, *sub)) if self.doc else None
 
 
+Entry = tuple[PolicyRule, Origin]
+
+
+@dataclass(frozen=True)
+class CompiledPolicy:
+    document: dict[str, Any]
+    entries: list[Entry]  # the rules in order, with where each came from
+
+
 def build_policy(resolved: Resolved) -> dict[str, Any]:
+    return compile_policy(resolved).document
+
+
+def compile_policy(resolved: Resolved) -> CompiledPolicy:
     policy = resolved.site.spec.audit.policy
     doc = resolved.doc
     base = ("spec", "audit", "policy")
     if policy.file:
         return _policy_from_file(resolved, policy.file)
 
-    entries: list[tuple[PolicyRule, Origin]] = []
+    entries: list[Entry] = []
     for index, rule in enumerate(policy.rules):
         path = (*base, "rules", index)
-        entries.append((rule, Origin(doc, path, format_path(path))))
+        entries.append((rule, Origin(doc, path, format_path(path), path)))
     if policy.preset != "none":
         preset = load_data(f"policies/{policy.preset}.yaml")["rules"]
+        label = f"preset {policy.preset}, rule"
         for index, raw in enumerate(preset):
-            entries.append(
-                (
-                    PolicyRule.model_validate(raw),
-                    Origin(None, (), f"preset {policy.preset}, rule {index + 1}"),
-                )
-            )
+            origin = Origin(None, (), f"{label} {index + 1}", (*base, "preset"))
+            entries.append((PolicyRule.model_validate(raw), origin))
     for index, rule in enumerate(policy.append_rules):
         path = (*base, "appendRules", index)
-        entries.append((rule, Origin(doc, path, format_path(path))))
+        entries.append((rule, Origin(doc, path, format_path(path), path)))
 
     if not entries:
         raise UserError(
@@ -75,7 +86,7 @@ def build_policy(resolved: Resolved) -> dict[str, Any]:
     if versions.kube_feature("omitManagedFields").available(resolved.kube):
         document["omitManagedFields"] = policy.omit_managed_fields
     document["rules"] = [rule_dict(rule) for rule, _ in entries]
-    return document
+    return CompiledPolicy(document, entries)
 
 
 def rule_dict(rule: PolicyRule) -> dict[str, Any]:
@@ -97,7 +108,7 @@ def rule_dict(rule: PolicyRule) -> dict[str, Any]:
     return out
 
 
-def _check(entries: list[tuple[PolicyRule, Origin]], resolved: Resolved) -> None:
+def _check(entries: list[Entry], resolved: Resolved) -> None:
     """kube-apiserver's policy validation (pkg/apis/audit/validation) plus version gates."""
     kube = resolved.kube
     wildcard = versions.kube_feature("groupWildcard")
@@ -154,7 +165,7 @@ def _check(entries: list[tuple[PolicyRule, Origin]], resolved: Resolved) -> None
         raise UserError(problems)
 
 
-def _policy_from_file(resolved: Resolved, name: str) -> dict[str, Any]:
+def _policy_from_file(resolved: Resolved, name: str) -> CompiledPolicy:
     path = resolved.doc.path.resolve().parent / name
     doc = parse_yaml(resolved.files[name], Path(path), name, what="policy file")
     if not isinstance(doc.data, dict):
@@ -195,8 +206,10 @@ def _policy_from_file(resolved: Resolved, name: str) -> dict[str, Any]:
         )
     if problems:
         raise UserError(problems)
+    spec_path = ("spec", "audit", "policy", "file")
     entries = [
-        (rule, Origin(doc, ("rules", index), f"rules[{index}]")) for index, rule in enumerate(policy.rules)
+        (rule, Origin(doc, ("rules", index), f"{name} rules[{index}]", spec_path))
+        for index, rule in enumerate(policy.rules)
     ]
     _check(entries, resolved)
     document: dict[str, Any] = {"apiVersion": policy.api_version, "kind": "Policy"}
@@ -205,4 +218,4 @@ def _policy_from_file(resolved: Resolved, name: str) -> dict[str, Any]:
     if policy.omit_managed_fields is not None:
         document["omitManagedFields"] = policy.omit_managed_fields
     document["rules"] = [rule_dict(rule) for rule, _ in entries]
-    return document
+    return CompiledPolicy(document, entries)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from compiler.bundle import Artifact
+from compiler.errors import Diagnostic, UserError, format_path
 from compiler.lower import kubeadm
 from compiler.resolve import Resolved
 
@@ -16,4 +17,15 @@ PLATFORMS: dict[str, Lowering] = {
 
 
 def lower(resolved: Resolved) -> list[Artifact]:
-    return PLATFORMS[resolved.site.spec.platform.type](resolved)
+    platform = resolved.site.spec.platform.type
+    if platform not in PLATFORMS:
+        path = ("spec", "platform", "type")
+        raise UserError(
+            Diagnostic(
+                f"platform {platform} is not supported yet by this auditc version: `auditc validate` "
+                "checks and lints it, rendering comes with the minikube/pks lowering",
+                resolved.doc.location(path),
+                format_path(path),
+            )
+        )
+    return PLATFORMS[platform](resolved)

@@ -307,6 +307,12 @@ class GitOps(Model):
 # ---- the site -------------------------------------------------------------------------
 
 
+class Lint(Model):
+    accept: list[str] = Field(
+        default_factory=list, description="Lint ids (e.g. AUD002) this site acknowledges; see README"
+    )
+
+
 class SiteSpec(Model):
     kubernetes: Kubernetes
     platform: Platform
@@ -314,6 +320,7 @@ class SiteSpec(Model):
     audit: Audit = Field(default_factory=Audit)
     sinks: list[Sink] = Field(default_factory=list)
     gitops: GitOps = Field(default_factory=GitOps)
+    lint: Lint = Field(default_factory=Lint)
 
 
 class Site(Model):
