@@ -71,10 +71,13 @@ def _load(path: Path) -> Resolved:
 
 
 def _lint(resolved: Resolved) -> list[Diagnostic]:
+    from compiler.artifacts.apiserver import apiserver_change
     from compiler.artifacts.falco_values import falco_values
     from compiler.lint import lint
 
-    falco_values(resolved)  # the values' own checks (rule files, chart keys) come first
+    # the artifacts' own checks (flags by version, rule files, chart keys) come first
+    apiserver_change(resolved)
+    falco_values(resolved)
     return lint(resolved)
 
 

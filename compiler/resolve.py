@@ -421,12 +421,6 @@ def _cross_checks(site: Site, kube: Version, plugin: bool, checks: _Checks) -> N
             f"dynamic auditing (AuditSink) exists only in Kubernetes {dynamic.describe()}; "
             f"this site runs {kube} (it was removed in 1.19)",
         )
-    compress = versions.kube_feature("logCompress")
-    if audit.log.compress and not compress.available(kube):
-        checks.error(
-            ("spec", "audit", "log", "compress"),
-            f"--audit-log-compress exists from Kubernetes {compress.since}; this site runs {kube}",
-        )
     if spec.sinks and spec.platform.type != "pks":
         checks.error(
             ("spec", "sinks"), f"sinks exist only on platform pks (this site is {spec.platform.type})"

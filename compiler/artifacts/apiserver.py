@@ -88,7 +88,8 @@ def apiserver_change(resolved: Resolved) -> ApiserverChange:
             flags["audit-log-maxage"] = str(log.max_age)
             flags["audit-log-maxbackup"] = str(log.max_backup)
             flags["audit-log-maxsize"] = str(log.max_size)
-            if versions.kube_feature("logCompress").available(resolved.kube):
+            # written whenever the version has it; asked for where it does not, it is refused below
+            if log.compress or versions.kube_feature("logCompress").available(resolved.kube):
                 flags["audit-log-compress"] = _bool(log.compress)
         flags["audit-log-truncate-enabled"] = _bool(log.truncate.enabled)
         if log.truncate.enabled:

@@ -198,10 +198,13 @@ def _overrides(resolved: Resolved) -> list[dict[str, Any]]:
 
 
 def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    """``extra`` over ``base``: mappings merge key by key, anything else replaces."""
+    """``extra`` over ``base``: mappings merge key by key, null deletes a key (as in Helm),
+    anything else replaces."""
     out = copy.deepcopy(base)
     for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = deep_merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)

@@ -1,0 +1,190 @@
+"""Every lint rule: one spec where it fires (at the right spec line), one where it does not."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from compiler.api import analyse, compile_site
+from compiler.cli import app
+from compiler.errors import Diagnostic, UserError, format_path
+from compiler.lint import rules
+from compiler.spec.source import read_yaml
+from tests.sites import ROOT, write_spec
+
+PKS = {"platform": {"type": "pks", "kubeadm": None, "pks": {"api": "api.pks.example.com", "cluster": "c1"}}}
+TLS = {"falco": {"receiver": {"tls": {"enabled": True, "existingSecret": "s"}}}}
+METADATA_CONFIGMAPS = {
+    "audit": {
+        "policy": {
+            "rules": [{"level": "Metadata", "resources": [{"group": "", "resources": ["configmaps"]}]}]
+        }
+    }
+}
+
+# id -> (spec that fires it, spec path of the finding, spec that does not fire it)
+CASES: dict[str, tuple[dict[str, Any], tuple[str | int, ...], dict[str, Any]]] = {
+    "AUD001": (
+        {
+            "audit": {
+                "policy": {
+                    "rules": [
+                        {"level": "RequestResponse", "resources": [{"group": "", "resources": ["secrets"]}]}
+                    ]
+                }
+            }
+        },
+        ("spec", "audit", "policy", "rules", 0),
+        {
+            "audit": {
+                "policy": {"rules": [{"level": "Request", "verbs": ["get"], "resources": [{"group": ""}]}]}
+            }
+        },
+    ),
+    "AUD002": ({}, ("spec", "audit", "policy", "preset"), METADATA_CONFIGMAPS),
+    "AUD003": ({}, ("spec", "falco", "receiver", "tls", "enabled"), TLS),
+    "AUD004": (
+        {
+            "falco": {
+                "receiver": {"tls": {"enabled": True, "existingSecret": "s", "insecureSkipVerify": True}}
+            }
+        },
+        ("spec", "falco", "receiver", "tls", "insecureSkipVerify"),
+        TLS,
+    ),
+    "AUD005": (
+        {},
+        ("spec", "falco", "receiver", "service", "type"),
+        {
+            "falco": {
+                "receiver": {"address": None, "service": {"type": "ClusterIP", "clusterIP": "10.96.0.9"}}
+            }
+        },
+    ),
+    "AUD006": (
+        {"audit": {"log": {"maxAge": 7}}},
+        ("spec", "audit", "log", "maxAge"),
+        {"audit": {"log": {"maxAge": 30}}},
+    ),
+    "AUD007": ({"audit": {"log": {"enabled": False}}}, ("spec", "audit", "log", "enabled"), {}),
+    "AUD008": (
+        {"audit": {"policy": {"omitStages": ["RequestReceived", "ResponseStarted"]}}},
+        ("spec", "audit", "policy", "omitStages"),
+        {
+            "audit": {"policy": {"omitStages": ["RequestReceived", "ResponseStarted"]}},
+            "falco": {"rules": {"disable": ["Attach/Exec Pod"]}},
+        },
+    ),
+    "AUD009": (
+        {"audit": {"policy": {"preset": "none", "rules": [{"level": "RequestResponse"}]}}},
+        ("spec", "audit", "policy", "rules", 0),
+        {"audit": {"policy": {"preset": "none", "rules": [{"level": "Metadata"}]}}},
+    ),
+    "AUD010": ({"falco": {"syscalls": True}}, ("spec", "falco", "syscalls"), {}),
+    "AUD011": ({"audit": {"webhook": {"mode": "blocking"}}}, ("spec", "audit", "webhook", "mode"), {}),
+    "AUD012": (
+        {
+            **PKS,
+            "platform": {**PKS["platform"], "pks": {**PKS["platform"]["pks"], "skipSslValidation": True}},
+        },
+        ("spec", "platform", "pks", "skipSslValidation"),
+        PKS,
+    ),
+    "AUD013": (
+        {**PKS, "kubernetes": {"serviceCIDR": "10.0.0.0/16"}},
+        ("spec", "falco", "receiver", "address"),
+        {**PKS, "kubernetes": {"serviceCIDR": "10.100.0.0/16"}},
+    ),
+    "AUD014": (
+        {**PKS, "audit": {"log": {"path": "/var/lib/k8s-audit/audit.log"}}},
+        ("spec", "audit", "log", "path"),
+        {**PKS, "audit": {"log": {"path": "/var/vcap/sys/log/kube-apiserver/audit/audit.log"}}},
+    ),
+    "AUD015": (
+        {"kubernetes": {"version": "1.36"}, "audit": {"log": {"maxSize": 0}}},
+        ("spec", "audit", "log", "maxSize"),
+        {"kubernetes": {"version": "1.35"}, "audit": {"log": {"maxSize": 0}}},
+    ),
+}
+
+
+def _findings(tmp_path: Path, spec: dict[str, Any], rule_id: str) -> tuple[list[Diagnostic], Path]:
+    path = write_spec(tmp_path, spec)
+    return [f for f in analyse(path).findings if f.code == rule_id], path
+
+
+def test_every_rule_has_a_case_and_the_readme_documents_it() -> None:
+    assert set(CASES) == set(rules())
+    rows = ["| id | name | severity | why | fix |", "|---|---|---|---|---|"]
+    rows += [f"| `{r.id}` | {r.name} | {r.severity} | {r.why} | {r.fix} |" for r in rules().values()]
+    assert "\n".join(rows) in (ROOT / "README.md").read_text(), (
+        "README lint table differs from lint-rules.yaml"
+    )
+
+
+@pytest.mark.parametrize("rule_id", sorted(CASES))
+def test_rule_fires_at_the_spec_line(tmp_path: Path, rule_id: str) -> None:
+    fires, where, _ = CASES[rule_id]
+    findings, path = _findings(tmp_path, fires, rule_id)
+    assert findings, f"{rule_id} did not fire"
+    finding = findings[0]
+    assert finding.severity == rules()[rule_id].severity
+    assert finding.field == format_path(where)
+    assert finding.location == read_yaml(path, str(path)).location(where)
+    assert rules()[rule_id].fix in finding.message
+
+
+@pytest.mark.parametrize("rule_id", sorted(CASES))
+def test_rule_stays_quiet(tmp_path: Path, rule_id: str) -> None:
+    _, _, quiet = CASES[rule_id]
+    findings, _ = _findings(tmp_path, quiet, rule_id)
+    assert findings == []
+
+
+def test_lint_errors_block_render_unless_accepted(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, {"lint": {"accept": []}})
+    with pytest.raises(UserError, match=r"(?s)error\[AUD002\].*lint errors block rendering"):
+        compile_site(spec)
+    accepted = write_spec(tmp_path, {"lint": {"accept": ["configmap-bodies-logged"]}})  # by name too
+    assert compile_site(accepted).artifacts
+
+
+def test_unknown_accept_id_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match=r"spec.lint.accept\[0\]: unknown lint id 'AUD999'"):
+        analyse(write_spec(tmp_path, {"lint": {"accept": ["AUD999"]}}))
+
+
+def test_validate_exit_codes_and_json(tmp_path: Path) -> None:
+    runner = CliRunner()
+    blocked = write_spec(tmp_path, {"lint": {"accept": []}})
+    result = runner.invoke(app, ["validate", "--format", "json", str(blocked)])
+    assert result.exit_code == 1
+    (site,) = json.loads(result.stdout)["sites"]
+    assert site["ok"] is False
+    ids = {f["id"] for f in site["findings"]}
+    assert {"AUD002", "AUD003", "AUD005"} <= ids
+    finding = next(f for f in site["findings"] if f["id"] == "AUD003")
+    assert finding["severity"] == "warning" and finding["line"] and finding["file"] == str(blocked)
+
+    fine = write_spec(tmp_path, {})  # AUD002 accepted, warnings only
+    assert runner.invoke(app, ["validate", str(fine)]).exit_code == 0
+    strict = runner.invoke(app, ["validate", "--strict", str(fine)])
+    assert strict.exit_code == 1
+    assert "warning[AUD003]" in strict.stdout and "accepted[AUD002]" in strict.stdout
+
+
+def test_render_prints_warnings_and_goes_on(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["render", str(write_spec(tmp_path, {})), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0
+    assert "warning[AUD003]" in result.stderr and "AUD002" not in result.stderr
+
+
+def test_pks_specs_validate_but_do_not_render_yet(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, PKS)
+    assert analyse(spec).name == "t"
+    with pytest.raises(UserError, match="platform pks is not supported yet"):
+        compile_site(spec)
