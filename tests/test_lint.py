@@ -104,6 +104,28 @@ CASES: dict[str, tuple[dict[str, Any], tuple[str | int, ...], dict[str, Any]]] =
         ("spec", "audit", "log", "path"),
         {**PKS, "audit": {"log": {"path": "/var/vcap/sys/log/kube-apiserver/audit/audit.log"}}},
     ),
+    "AUD016": (
+        {
+            "audit": {
+                "policy": {
+                    "rules": [{"level": "Metadata", "resources": [{"group": "", "resources": ["pods/logs"]}]}]
+                }
+            }
+        },
+        ("spec", "audit", "policy", "rules", 0, "resources", 0, "resources"),
+        {
+            "audit": {
+                "policy": {
+                    "rules": [
+                        {
+                            "level": "Metadata",
+                            "resources": [{"group": "x.example.com", "resources": ["Widgets"]}],
+                        }
+                    ]
+                }
+            }
+        },
+    ),
     "AUD015": (
         {"kubernetes": {"version": "1.36"}, "audit": {"log": {"maxSize": 0}}},
         ("spec", "audit", "log", "maxSize"),
@@ -188,3 +210,30 @@ def test_pks_specs_validate_but_do_not_render_yet(tmp_path: Path) -> None:
     assert analyse(spec).name == "t"
     with pytest.raises(UserError, match="platform pks is not supported yet"):
         compile_site(spec)
+
+
+@pytest.mark.parametrize(
+    ("group", "resource", "fires", "hint"),
+    [
+        ("apps", "Deployments", True, "'deployments'"),
+        ("apps", "deployment", True, "'deployments'"),
+        ("", "pods/logs", True, "'pods/log'"),
+        ("", "*/bogus", True, ""),
+        ("", "pods/*", False, ""),
+        ("apps", "*/scale", False, ""),
+        ("", "serviceaccounts/token", False, ""),
+        ("rbac.authorization.k8s.io", "*", False, ""),
+    ],
+)
+def test_resource_strings(tmp_path: Path, group: str, resource: str, fires: bool, hint: str) -> None:
+    rule = {"level": "Metadata", "resources": [{"group": group, "resources": [resource]}]}
+    findings, _ = _findings(tmp_path, {"audit": {"policy": {"rules": [rule]}}}, "AUD016")
+    assert bool(findings) == fires
+    if hint:
+        assert f"did you mean {hint}" in findings[0].message
+
+
+@pytest.mark.parametrize("preset", ["falco", "gke", "docs-example", "minimal"])
+def test_presets_name_only_real_resources(tmp_path: Path, preset: str) -> None:
+    findings, _ = _findings(tmp_path, {"audit": {"policy": {"preset": preset}}}, "AUD016")
+    assert findings == []

@@ -211,6 +211,42 @@ def aud015(ctx: Context) -> Found:
             yield ("spec", "audit", "log", "maxSize"), f"maxSize 0 on Kubernetes {ctx.resolved.kube}"
 
 
+def aud016(ctx: Context) -> Found:
+    import difflib
+
+    from compiler.datafiles import load_data
+
+    groups = load_data("resources.yaml")["groups"]
+    for rule, origin in ctx.policy.entries:
+        for index, entry in enumerate(rule.resources):
+            known = groups.get(entry.group)
+            if known is None:
+                continue  # a custom or aggregated API group: cannot tell
+            subresources = {sub for subs in known.values() for sub in subs}
+            for text in entry.resources:
+                problem = _resource_problem(text, known, subresources)
+                if problem:
+                    candidates = [*known, *(f"{r}/{s}" for r, subs in known.items() for s in subs)]
+                    match = difflib.get_close_matches(text.lower(), candidates, n=1, cutoff=0.6)
+                    hint = f" (did you mean {match[0]!r}?)" if match else ""
+                    path, label = _where((rule, origin))
+                    if origin.doc is not None and origin.spec_path == origin.path:
+                        path = (*origin.path, "resources", index, "resources")
+                    group = entry.group or "core"
+                    yield path, f"{label}: {text!r} in group {group} {problem}{hint}"
+
+
+def _resource_problem(text: str, known: dict[str, list[str]], subresources: set[str]) -> str:
+    base, _, sub = text.partition("/")
+    if base == "*":
+        return "" if not sub or sub in subresources else f"names no known subresource {sub!r}"
+    if base not in known:
+        return "is not a resource of that group"
+    if sub and sub != "*" and sub not in known[base]:
+        return f"names no subresource {sub!r} of {base}"
+    return ""
+
+
 def run(resolved: Resolved) -> Iterator[tuple[str, Path, str]]:
     ctx = Context(resolved)
     for rule_id, check in CHECKS.items():
@@ -234,4 +270,5 @@ CHECKS: dict[str, Callable[[Context], Found]] = {
     "AUD013": aud013,
     "AUD014": aud014,
     "AUD015": aud015,
+    "AUD016": aud016,
 }
