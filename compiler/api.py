@@ -98,15 +98,7 @@ def compile_site(path: Path) -> CompiledSite:
     findings = _lint(resolved)
     errors = blocking(findings)
     if errors:
-        raise UserError(
-            [
-                *errors,
-                Diagnostic(
-                    "lint errors block rendering; fix them, or acknowledge the ids under spec.lint.accept",
-                    Location(str(path)),
-                ),
-            ]
-        )
+        raise UserError(errors)
     artifacts = with_manifest(resolved.name, resolved.spec_digest, lower(resolved))
     warnings = [*resolved.warnings, *(f for f in findings if f.severity == "warning" and not f.accepted)]
     return CompiledSite(resolved.name, path, artifacts, tuple(warnings))

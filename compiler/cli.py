@@ -44,6 +44,8 @@ def _guard(call: Callable[[], T]) -> T:
     except UserError as exc:
         _report(exc.diagnostics)
         errors = sum(1 for d in exc.diagnostics if d.severity == "error")
+        if any(d.code for d in exc.diagnostics):
+            _err("auditc: lint errors block rendering; fix them or acknowledge the ids in spec.lint.accept")
         _err(f"auditc: {errors} error(s); nothing was written")
         raise typer.Exit(ExitCode.INVALID) from None
     except KeyboardInterrupt:

@@ -100,7 +100,7 @@ def aud005(ctx: Context) -> Found:
 def _cis(ctx: Context, check: str) -> str:
     for entry in versions.kube_table()["cis"]:
         if versions.in_range(ctx.resolved.kube, entry):
-            return f"CIS {entry[check]} ({entry['benchmark']})"
+            return f"CIS {entry[check]}, {entry['benchmark']}"
     return "CIS Kubernetes Benchmark"
 
 
