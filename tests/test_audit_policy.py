@@ -145,7 +145,7 @@ rules:
 
 def test_policy_file_errors_point_into_the_policy_file(tmp_path: Path) -> None:
     text = _error(tmp_path, {"file": "policy.yaml"}, files={"policy.yaml": POLICY_FILE})
-    assert "policy.yaml:8:24" in text and "requires at least one resource" in text
+    assert "policy.yaml:8:9" in text and "requires at least one resource" in text
 
 
 def test_policy_file_is_used_whole(tmp_path: Path) -> None:

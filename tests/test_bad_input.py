@@ -86,7 +86,7 @@ CASES: list[tuple[str, str | bytes, str | None, str]] = [
     (
         "address-missing",
         _with("      address: 10.0.0.10\n", ""),
-        "16:7",
+        "15:5",
         "spec.falco.receiver.address: required",
     ),
     (
@@ -106,7 +106,7 @@ CASES: list[tuple[str, str | bytes, str | None, str]] = [
     (
         "sinks-on-kubeadm",
         _with("  falco:", "  sinks: [{kind: ClusterLogSink, name: s}]\n  falco:"),
-        "14:10",
+        "14:3",
         "only on platform pks",
     ),
     (
@@ -173,7 +173,7 @@ CASES: list[tuple[str, str | bytes, str | None, str]] = [
     (
         "gitops-no-repo",
         _with("  falco:", "  gitops: {engine: flux}\n  falco:"),
-        "14:11",
+        "14:3",
         "spec.gitops.repoURL: required",
     ),
 ]

@@ -35,18 +35,35 @@ class SourceDoc:
     key_pos: dict[Path_, tuple[int, int]] = field(default_factory=dict)
 
     def location(self, path: Path_, *, key: bool = False) -> Location:
-        """The best position for ``path``: the node itself, else its nearest ancestor."""
-        table = self.key_pos if key else self.value_pos
+        """Where to point for ``path``: a scalar's value, a mapping's or list's key (its value
+        starts on a later line), and for a field not written, the key of the nearest
+        ancestor that is."""
         probe = tuple(path)
+        exact = True
         while probe:
-            if probe in table:
-                line, col = table[probe]
-                return Location(self.display, line, col)
-            if not key and probe in self.key_pos:
-                line, col = self.key_pos[probe]
-                return Location(self.display, line, col)
+            container = isinstance(self.node(probe), dict | list)
+            order = (self.key_pos, self.value_pos)
+            if exact and not key and not container:
+                order = (self.value_pos, self.key_pos)
+            for table in order:
+                if probe in table:
+                    line, col = table[probe]
+                    return Location(self.display, line, col)
             probe = probe[:-1]
+            exact = False
         return Location(self.display, 1, 1)
+
+    def node(self, path: Path_) -> Any:
+        """The data at ``path``, or None when it is not there."""
+        node = self.data
+        for part in path:
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+                node = node[part]
+            else:
+                return None
+        return node
 
 
 def _fail(display: str, message: str, line: int | None = None, col: int | None = None) -> UserError:
