@@ -30,10 +30,11 @@ class CompiledSite:
 class Analysis:
     """A site checked but not rendered: what ``validate`` reports."""
 
-    name: str
+    name: str | None  # None when the spec is invalid
     spec: Path
-    warnings: tuple[Diagnostic, ...]  # from resolving (versions, unknown chart keys)
-    findings: tuple[Diagnostic, ...]  # lint findings, accepted ones marked
+    warnings: tuple[Diagnostic, ...] = ()  # from resolving (versions, unknown chart keys)
+    findings: tuple[Diagnostic, ...] = ()  # lint findings, accepted ones marked
+    errors: tuple[Diagnostic, ...] = ()  # why the spec is invalid (exit 2)
 
 
 @dataclass(frozen=True)
@@ -158,16 +159,13 @@ def render(inputs: list[Path], output: Path, *, check: bool = False) -> RenderRe
 
 
 def validate(inputs: list[Path]) -> list[Analysis]:
-    """Analyse every spec; invalid specs are reported all at once (exit 2)."""
+    """Analyse every spec; an invalid one carries its errors, the others their findings."""
     analyses: list[Analysis] = []
-    problems: list[Diagnostic] = []
     for path in find_specs(inputs):
         try:
             analyses.append(analyse(path))
         except UserError as exc:
-            problems += exc.diagnostics
-    if problems:
-        raise UserError(problems)
+            analyses.append(Analysis(None, path, errors=tuple(exc.diagnostics)))
     return analyses
 
 

@@ -128,12 +128,13 @@ def validate(
     from compiler.lint import blocking
 
     analyses = _guard(lambda: api.validate(specs))
-    failed = False
+    invalid = any(a.errors for a in analyses)
+    blocked = False
     report = []
     for analysis in analyses:
         everything = [*analysis.warnings, *analysis.findings]
         bad = blocking(everything, strict=strict)
-        failed = failed or bool(bad)
+        blocked = blocked or bool(bad)
         report.append((analysis, everything, bad))
     if output_format is Format.json:
         from compiler.emit import json_bytes
@@ -143,7 +144,8 @@ def validate(
                 {
                     "site": a.name,
                     "spec": str(a.spec),
-                    "ok": not bad,
+                    "ok": not bad and not a.errors,
+                    "errors": [_finding_json(d) for d in a.errors],
                     "findings": [_finding_json(d) for d in everything],
                 }
                 for a, everything, bad in report
@@ -152,12 +154,18 @@ def validate(
         sys.stdout.write(json_bytes(document).decode("utf-8"))
     else:
         for analysis, everything, bad in report:
+            if analysis.errors:
+                _report(analysis.errors)
+                print(f"{analysis.spec}: invalid ({len(analysis.errors)} error(s))")
+                continue
             for diagnostic in everything:
                 print(diagnostic)
             verdict = f"{len(bad)} blocking finding(s)" if bad else "ok"
             print(f"{analysis.spec}: {verdict} ({analysis.name}, {len(everything)} finding(s))")
-    if failed:
-        raise typer.Exit(ExitCode.CHANGED)
+    if invalid:
+        raise typer.Exit(ExitCode.INVALID)
+    if blocked:
+        raise typer.Exit(ExitCode.FINDINGS)
 
 
 def _finding_json(diagnostic: Diagnostic) -> dict[str, object]:
@@ -175,7 +183,8 @@ def _finding_json(diagnostic: Diagnostic) -> dict[str, object]:
         "line": location.line if location else None,
         "column": location.col if location else None,
         "message": diagnostic.message,
-        "fix": rule.fix if rule else None,
+        "why": diagnostic.why or None,
+        "fix": diagnostic.fix or None,
     }
 
 

@@ -14,7 +14,8 @@ from typing import Literal
 
 class ExitCode(IntEnum):
     OK = 0
-    CHANGED = 1  # render --check: stale output; validate: lint errors; diff: differences
+    CHANGED = 1  # render --check: stale output; diff: differences
+    FINDINGS = 1  # validate: a lint error not accepted (--strict: any warning)
     INVALID = 2  # bad input: nothing was written
     BUG = 3
 
@@ -41,7 +42,9 @@ class Diagnostic:
     field: str = ""  # dotted spec path, e.g. spec.falco.receiver.port
     severity: Severity = "error"
     code: str = ""  # a lint rule id, e.g. AUD003
-    accepted: bool = False  # a lint error the spec acknowledges in spec.lint.accept
+    accepted: bool = False  # a lint finding the spec acknowledges in spec.lint.accept
+    why: str = ""  # lint: the rule's one-line reason
+    fix: str = ""  # lint: what to do about it
 
     def __str__(self) -> str:
         parts = [str(self.location)] if self.location else []
@@ -53,7 +56,10 @@ class Diagnostic:
         if self.field:
             parts.append(self.field)
         parts.append(self.message)
-        return ": ".join(parts)
+        if self.why:
+            parts.append(self.why)
+        text = ": ".join(parts)
+        return f"{text} (fix: {self.fix})" if self.fix else text
 
 
 class UserError(Exception):

@@ -148,6 +148,9 @@ def _kube_version(site: Site, checks: _Checks) -> Version:
     path = ("spec", "kubernetes", "version")
     kube = Version.parse(site.spec.kubernetes.version)
     oldest, newest = versions.kube_oldest(), versions.kube_newest()
+    if kube.parts[0] != 1:
+        checks.error(path, f'must be "1.N" or "1.N.P" (got {site.spec.kubernetes.version!r})')
+        return newest
     if kube.minor < oldest:
         checks.error(path, f"Kubernetes {kube} is not supported; the oldest supported is {oldest}")
         return oldest
@@ -162,6 +165,15 @@ def _falco_versions(site: Site, checks: _Checks) -> tuple[Version, bool, str, st
     falco = Version.parse(falco_spec.version) if falco_spec.version else versions.falco_default()
     plugin = versions.falco_uses_plugin(falco)
     release = versions.falco_release(falco)
+    newest = max(versions.falco_releases(), key=lambda r: Version.parse(r["falco"]))
+    if release is None and falco > Version.parse(newest["falco"]):
+        # newer than anything known: behave as the newest known release, and say so
+        checks.warn(
+            ("spec", "falco", "version"),
+            f"Falco {falco} is newer than the newest known ({newest['falco']}); defaults follow "
+            f"{newest['falco']} (chart {newest['chart']}, artifacts {newest.get('artifacts')})",
+        )
+        release = newest
     chart_text = falco_spec.chart.version or (release or {}).get("chart")
     if chart_text is None:
         known = ", ".join(r["falco"] for r in versions.falco_releases())
@@ -175,8 +187,11 @@ def _falco_versions(site: Site, checks: _Checks) -> tuple[Version, bool, str, st
         ("spec", "falco", "chart", "version") if falco_spec.chart.version else ("spec", "falco", "version")
     )
     if shape is None:
+        hint = "" if falco_spec.chart.version else f" (the chart Falco {falco} shipped with)"
         checks.error(
-            chart_path, f"chart {chart_text} is not supported: auditc writes values for charts 9.x and 1.x"
+            chart_path,
+            f"chart {chart_text}{hint} is not supported: auditc writes values for charts 9.x and 1.x; "
+            "set spec.falco.chart.version to a 9.x chart",
         )
         return falco, plugin, chart_text, "9.1.0", None
     kind, keys = shape
@@ -208,7 +223,7 @@ def _receiver(
     port = spec.port or int(table["port"])
     if spec.path:
         path = spec.path
-    elif not plugin and falco < Version.parse(versions.falco_table()["hyphenEndpointFrom"]):
+    elif not plugin and falco < Version.parse(versions.fact("falco", "hyphenEndpointFrom")):
         path = str(table["oldPath"])
     else:
         path = str(table["path"])
@@ -252,7 +267,7 @@ def _receiver(
         )
         address_text = "0.0.0.0"
 
-    if plugin and port == int(versions.falco_table()["webserverPort"]):
+    if plugin and port == int(versions.fact("falco", "webserverPort")):
         checks.error(
             (*base, "port"),
             f"{port} is Falco's own webserver port (health checks, falcoctl); "
@@ -354,7 +369,7 @@ def _falco_matrix(
                     f"{need['plugin']}; Falco {falco} has engine {engine}: use a newer Falco "
                     f"or artifacts below {need['artifacts']}",
                 )
-    multi = Version.parse(table["multiSourceFrom"])
+    multi = Version.parse(versions.fact("falco", "multiSourceFrom"))
     if site.spec.falco.syscalls and falco < multi:
         checks.error(
             ("spec", "falco", "syscalls"),
@@ -384,7 +399,10 @@ def _values_keys(site: Site, keys_file: str, checks: _Checks) -> None:
     from compiler.artifacts.falco_values import chart_keys, unknown_keys
 
     known = chart_keys(keys_file)
+    removed = {entry["key"] for entry in versions.falco_table()["removedValues"]}
     for path in unknown_keys(site.spec.falco.values, known):
+        if path in removed or any(path.startswith(f"{key}.") for key in removed):
+            continue  # reported as an error by _falco_matrix
         parent = path.rsplit(".", 1)[0] + "." if "." in path else ""
         siblings = [k for k in known if k.startswith(parent) and "." not in k[len(parent) :]]
         match = difflib.get_close_matches(path, siblings, n=1, cutoff=0.6)
@@ -396,30 +414,45 @@ def _values_keys(site: Site, keys_file: str, checks: _Checks) -> None:
 def _cross_checks(site: Site, kube: Version, plugin: bool, checks: _Checks) -> None:
     spec = site.spec
     audit = spec.audit
+    # kube-apiserver checks a backend's flags only when the backend is on (audit.go Validate)
     for backend in ("log", "webhook"):
-        truncate = getattr(audit, backend).truncate
-        if truncate.max_batch_size < truncate.max_event_size:
+        settings = getattr(audit, backend)
+        if settings.enabled and settings.truncate.max_batch_size < settings.truncate.max_event_size:
             checks.error(
                 ("spec", "audit", backend, "truncate", "maxBatchSize"),
-                f"must be >= truncate.maxEventSize ({truncate.max_event_size}); kube-apiserver refuses "
-                "to start otherwise (checked even when truncation is off)",
+                f"must be >= truncate.maxEventSize ({settings.truncate.max_event_size}); kube-apiserver "
+                "refuses to start otherwise (checked even when truncation is off)",
             )
-    plugin_limits = versions.falco_table()["plugin"]
+    throttle = audit.webhook.batch.throttle
+    if audit.webhook.enabled and audit.webhook.mode == "batch" and throttle.enabled:
+        for name, value in (("qps", throttle.qps), ("burst", throttle.burst)):
+            if value <= 0:
+                checks.error(
+                    ("spec", "audit", "webhook", "batch", "throttle", name),
+                    f"must be > 0 while the throttle is enabled (got {value}); "
+                    "kube-apiserver refuses to start",
+                )
     hook = audit.webhook
     if plugin and hook.enabled and hook.truncate.enabled:
-        limit = int(plugin_limits["webhookMaxBatchSize"])
+        limit = int(versions.falco_table()["plugin"]["webhookMaxBatchSize"]["value"])
         if hook.truncate.max_batch_size > limit:
             checks.error(
                 ("spec", "audit", "webhook", "truncate", "maxBatchSize"),
                 f"must be <= {limit}, the k8saudit plugin's webhookMaxBatchSize: Falco answers 400 to a "
                 "larger batch and kube-apiserver retries it until it gives up",
             )
-    dynamic = versions.kube_feature("dynamicAuditing")
-    if audit.dynamic and not dynamic.available(kube):
+    dynamic = versions.flag("audit-dynamic-configuration")
+    if audit.dynamic and not versions.in_range(kube, dynamic):
         checks.error(
             ("spec", "audit", "dynamic"),
-            f"dynamic auditing (AuditSink) exists only in Kubernetes {dynamic.describe()}; "
-            f"this site runs {kube} (it was removed in 1.19)",
+            f"dynamic auditing (AuditSink) exists only in Kubernetes {dynamic['from']}..{dynamic['until']}; "
+            f"this site runs {kube}",
+        )
+    managed = versions.kube_feature("omitManagedFields")
+    if checks.given(("spec", "audit", "policy", "omitManagedFields")) and not managed.available(kube):
+        checks.error(
+            ("spec", "audit", "policy", "omitManagedFields"),
+            f"omitManagedFields exists from Kubernetes {managed.since}; this site runs {kube}",
         )
     if spec.sinks and spec.platform.type != "pks":
         checks.error(

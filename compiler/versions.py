@@ -83,12 +83,27 @@ def kube_table() -> dict[str, Any]:
     return table
 
 
+def fact(section: str, name: str) -> Any:
+    """A single fact of versions.yaml, written there as {value: ..., source: ...}."""
+    return _table()[section][name]["value"]
+
+
+def flag(name: str) -> dict[str, Any]:
+    entry = kube_table()["flags"][name]
+    assert isinstance(entry, dict)
+    return entry
+
+
+def flag_available(name: str, version: Version) -> bool:
+    return in_range(version, flag(name))
+
+
 def kube_oldest() -> Version:
-    return Version.parse(_table()["kubernetes"]["oldest"])
+    return Version.parse(fact("kubernetes", "oldest"))
 
 
 def kube_newest() -> Version:
-    return Version.parse(_table()["kubernetes"]["newest"])
+    return Version.parse(fact("kubernetes", "newest"))
 
 
 def kubeadm_config_api(version: Version) -> tuple[str, str]:
@@ -106,11 +121,11 @@ def falco_table() -> dict[str, Any]:
 
 
 def falco_default() -> Version:
-    return Version.parse(falco_table()["default"])
+    return Version.parse(fact("falco", "default"))
 
 
 def falco_uses_plugin(falco: Version) -> bool:
-    return falco >= Version.parse(falco_table()["pluginFrom"])
+    return falco >= Version.parse(fact("falco", "pluginFrom"))
 
 
 def falco_engine(falco: Version) -> int | None:

@@ -20,25 +20,30 @@ TABLE = load_data("versions.yaml")
 KUBE_MINORS = [f"1.{minor}" for minor in range(13, 37)]
 
 
-def _entries(node: Any, path: str = "") -> list[tuple[str, dict[str, Any]]]:
-    """Every table entry: list items and map values that are mappings with a `from` or `falco` key."""
+def _facts(node: Any, path: str = "") -> list[tuple[str, dict[str, Any]]]:
+    """Every mapping that states a fact: one with a scalar value of its own."""
     out: list[tuple[str, dict[str, Any]]] = []
     if isinstance(node, dict):
-        if any(k in node for k in ("from", "falco", "artifacts")) and path:
+        if any(not isinstance(v, dict | list) for k, v in node.items() if k != "source"):
             out.append((path, node))
         for key, value in node.items():
-            out += _entries(value, f"{path}.{key}" if path else str(key))
+            out += _facts(value, f"{path}.{key}" if path else str(key))
     elif isinstance(node, list):
         for index, value in enumerate(node):
-            out += _entries(value, f"{path}[{index}]")
+            out += _facts(value, f"{path}[{index}]")
     return out
 
 
-def test_every_matrix_entry_cites_its_source() -> None:
-    entries = _entries(TABLE)
-    assert len(entries) > 60
-    missing = [path for path, entry in entries if not str(entry.get("source", "")).strip()]
+def test_every_matrix_fact_cites_its_source() -> None:
+    """versions.yaml is the provenance table: each fact carries `source`, no comment needed."""
+    facts = _facts(TABLE)
+    assert len(facts) > 90
+    missing = [path for path, entry in facts if not str(entry.get("source", "")).strip()]
     assert missing == []
+
+
+def test_resource_table_cites_its_source() -> None:
+    assert str(load_data("resources.yaml")["source"]).startswith("Kubernetes API reference")
 
 
 @pytest.mark.parametrize("minor", KUBE_MINORS)
@@ -152,6 +157,69 @@ def test_allowed_falco_combinations(tmp_path: Path) -> None:
 
 
 def test_the_legacy_endpoint_spelling_follows_the_table() -> None:
-    assert versions.Version.parse(TABLE["falco"]["hyphenEndpointFrom"]) == versions.Version.parse("0.24.0")
+    assert versions.Version.parse(versions.fact("falco", "hyphenEndpointFrom")) == versions.Version.parse(
+        "0.24.0"
+    )
     assert versions.falco_engine(versions.Version.parse("0.34.1")) == 15
     assert versions.falco_engine(versions.Version.parse("0.31.1")) is None
+
+
+def test_flag_value_rules_follow_the_apiserver(tmp_path: Path) -> None:
+    """§2.2: qps is a float; qps/burst must be > 0 only while the throttle is on; truncate sizes
+    are checked only for a backend that is on."""
+    site = compile_site(write_spec(tmp_path, {"audit": {"webhook": {"batch": {"throttle": {"qps": 0.5}}}}}))
+    (config,) = yaml.load_all(next(a.content for a in site.artifacts if a.path == "node/kubeadm-config.yaml"))
+    assert config["apiServer"]["extraArgs"]["audit-webhook-batch-throttle-qps"] == "0.5"
+    off = {"audit": {"webhook": {"batch": {"throttle": {"enabled": False, "burst": 0}}}}}
+    assert analyse(write_spec(tmp_path, off)).name == "t"
+    with pytest.raises(UserError, match="must be > 0 while the throttle is enabled"):
+        analyse(write_spec(tmp_path, {"audit": {"webhook": {"batch": {"throttle": {"burst": 0}}}}}))
+    log_off = {"audit": {"log": {"enabled": False, "truncate": {"maxEventSize": 20000000}}}}
+    assert analyse(write_spec(tmp_path, log_off)).name == "t"
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"kubernetes": {"version": "2.0"}}, 'must be "1.N" or "1.N.P"'),
+        (
+            {"kubernetes": {"version": "1.20"}, "audit": {"policy": {"omitManagedFields": False}}},
+            "exists from Kubernetes 1.23",
+        ),
+    ],
+)
+def test_more_version_errors(tmp_path: Path, spec: dict[str, Any], message: str) -> None:
+    with pytest.raises(UserError, match=message.replace(".", r"\.")):
+        analyse(write_spec(tmp_path, spec))
+
+
+def test_falco_newer_than_known_is_a_warning(tmp_path: Path) -> None:
+    analysis = analyse(write_spec(tmp_path, {"falco": {"version": "0.45.0"}}))
+    (warning,) = analysis.warnings
+    assert warning.field == "spec.falco.version"
+    assert "newer than the newest known (0.44.1); defaults follow 0.44.1 (chart 9.1.0" in warning.message
+
+
+def test_removed_values_are_one_error_not_also_an_unknown_key(tmp_path: Path) -> None:
+    with pytest.raises(UserError) as info:
+        analyse(write_spec(tmp_path, {"falco": {"values": {"falco": {"grpc": {"enabled": True}}}}}))
+    assert [d.field for d in info.value.diagnostics] == ["spec.falco.values.falco.grpc"]
+
+
+def test_validate_json_reports_invalid_specs_and_keeps_the_others(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from compiler.cli import app
+
+    good = write_spec(tmp_path, {})
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("kind: Site\n")
+    result = CliRunner().invoke(app, ["validate", "--format", "json", str(good), str(bad)])
+    assert result.exit_code == 2
+    sites = {Path(s["spec"]).name: s for s in json.loads(result.stdout)["sites"]}
+    assert sites["site.yaml"]["ok"] is True and sites["site.yaml"]["findings"]
+    assert sites["bad.yaml"]["ok"] is False
+    assert {e["field"] for e in sites["bad.yaml"]["errors"]} >= {"apiVersion", "metadata", "spec"}
+    assert "nothing was written" not in result.stderr

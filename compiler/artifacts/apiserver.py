@@ -32,6 +32,11 @@ class ApiserverChange:
     volumes: tuple[Volume, ...]
 
 
+def _number(value: float) -> str:
+    """10 -> "10", 0.5 -> "0.5": the flag is a float, written without noise."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
 def _bool(value: bool) -> str:
     return "true" if value else "false"
 
@@ -41,15 +46,24 @@ def _check_versions(resolved: Resolved, flags: dict[str, str], list_items: list[
     table = versions.kube_table()
     problems = []
     for name in sorted(flags):
-        entry = table["flags"].get(name)
-        if entry is None:
-            raise LookupError(f"flag --{name} is missing from versions.yaml")  # a bug in auditc
+        entry = table["flags"][name]
         if not versions.in_range(resolved.kube, entry):
             path = ("spec", *str(entry["field"]).split("."))
             window = f"{entry['from']}..{entry['until']}" if entry.get("until") else f"from {entry['from']}"
             problems.append(
                 Diagnostic(
                     f"needs --{name}, which kube-apiserver has {window}; this site runs {resolved.kube}",
+                    resolved.doc.location(path),
+                    format_path(path),
+                )
+            )
+    for backend, mode in (("log", flags.get("audit-log-mode")), ("webhook", flags.get("audit-webhook-mode"))):
+        entry = table["modes"].get(mode) if mode else None
+        if entry and not versions.in_range(resolved.kube, entry):
+            path = ("spec", "audit", backend, "mode")
+            problems.append(
+                Diagnostic(
+                    f"mode {mode} exists from Kubernetes {entry['from']}; this site runs {resolved.kube}",
                     resolved.doc.location(path),
                     format_path(path),
                 )
@@ -89,7 +103,7 @@ def apiserver_change(resolved: Resolved) -> ApiserverChange:
             flags["audit-log-maxbackup"] = str(log.max_backup)
             flags["audit-log-maxsize"] = str(log.max_size)
             # written whenever the version has it; asked for where it does not, it is refused below
-            if log.compress or versions.kube_feature("logCompress").available(resolved.kube):
+            if log.compress or versions.flag_available("audit-log-compress", resolved.kube):
                 flags["audit-log-compress"] = _bool(log.compress)
         flags["audit-log-truncate-enabled"] = _bool(log.truncate.enabled)
         if log.truncate.enabled:
@@ -107,7 +121,7 @@ def apiserver_change(resolved: Resolved) -> ApiserverChange:
             flags["audit-webhook-batch-max-wait"] = hook.batch.max_wait
             flags["audit-webhook-batch-throttle-enable"] = _bool(hook.batch.throttle.enabled)
             if hook.batch.throttle.enabled:
-                flags["audit-webhook-batch-throttle-qps"] = str(hook.batch.throttle.qps)
+                flags["audit-webhook-batch-throttle-qps"] = _number(hook.batch.throttle.qps)
                 flags["audit-webhook-batch-throttle-burst"] = str(hook.batch.throttle.burst)
         flags["audit-webhook-truncate-enabled"] = _bool(hook.truncate.enabled)
         if hook.truncate.enabled:

@@ -15,7 +15,7 @@ from compiler.datafiles import read_text
 from compiler.emit import yaml_bytes
 from compiler.errors import Diagnostic, UserError
 from compiler.resolve import Resolved
-from compiler.versions import Version, falco_table
+from compiler.versions import Version, fact, falco_table
 
 OVERRIDES_FILE = "zz-auditc-overrides.yaml"
 LEGACY_SERVICE_ACCOUNT = "falco-account"
@@ -54,7 +54,7 @@ def falco_values(resolved: Resolved) -> dict[str, Any]:
 def _plugin_values(resolved: Resolved) -> dict[str, Any]:
     falco = resolved.site.spec.falco
     receiver = resolved.receiver
-    plugin = falco_table()["plugin"]
+    plugin = {key: entry["value"] for key, entry in falco_table()["plugin"].items()}
     tag = resolved.artifacts_version
     refs = [f"k8saudit-rules:{tag}", f"k8saudit:{tag}"]
     rules_files = ["/etc/falco/k8s_audit_rules.yaml", "/etc/falco/rules.d"]
@@ -183,7 +183,7 @@ def _rules_text(resolved: Resolved, name: str, index: int) -> str:
 def _overrides(resolved: Resolved) -> list[dict[str, Any]]:
     """rules.lists and rules.disable as one rules file loaded after the k8saudit rules."""
     rules = resolved.site.spec.falco.rules
-    modern = resolved.falco >= Version.parse(falco_table()["ruleOverrideFrom"])
+    modern = resolved.falco >= Version.parse(fact("falco", "ruleOverrideFrom"))
     out: list[dict[str, Any]] = []
     for name in sorted(rules.lists):
         entry: dict[str, Any] = {"list": name, "items": list(rules.lists[name])}

@@ -62,14 +62,29 @@ def lint(resolved: Resolved) -> list[Diagnostic]:
     for rule_id, where, detail in run(resolved):
         rule = rules()[rule_id]
         diagnostic = Diagnostic(
-            f"{detail}: {rule.why} (fix: {rule.fix})",
+            detail,
             resolved.doc.location(where),
             format_path(where),
             rule.severity,
             code=rule.id,
             accepted=rule.id in accepted,
+            why=rule.why,
+            fix=rule.fix,
         )
         findings.append(diagnostic)
+    used = {f.code for f in findings}
+    for index, name in enumerate(resolved.site.spec.lint.accept):
+        rule = lookup(name)
+        if rule and rule.id not in used:
+            path = ("spec", "lint", "accept", index)
+            findings.append(
+                Diagnostic(
+                    f"{rule.id} is accepted but nothing in this site triggers it; remove it",
+                    resolved.doc.location(path),
+                    format_path(path),
+                    "warning",
+                )
+            )
     return findings
 
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 from collections.abc import Callable, Iterator
 from functools import cached_property
 from typing import Any
 
 from compiler import versions
-from compiler.artifacts.audit_policy import CompiledPolicy, Entry, compile_policy
+from compiler.artifacts.audit_policy import CompiledPolicy, Origin, compile_policy
 from compiler.artifacts.falco_values import falco_values
-from compiler.lint.policy_match import Request, is_catch_all, reachable
+from compiler.datafiles import load_data
+from compiler.lint.policy_match import Request, is_catch_all, never_matches, reachable
 from compiler.resolve import Resolved
 
 Path = tuple[str | int, ...]
@@ -42,8 +44,10 @@ class Context:
         return audit.log.enabled or audit.webhook.enabled or audit.dynamic
 
 
-def _where(origin_entry: Entry) -> tuple[Path, str]:
-    _, origin = origin_entry
+def _where(origin: Origin) -> tuple[Path, str]:
+    """Where a policy rule's finding points, and how to name the rule in the message."""
+    if origin.doc is not None and origin.path == origin.spec_path:
+        return origin.spec_path, "this rule"  # a rule written in the spec: the field says which
     return origin.spec_path, origin.label
 
 
@@ -52,20 +56,28 @@ def _bodies_logged(ctx: Context, requests: list[Request]) -> Found:
         return
     for request in requests:
         for rule, origin, _ in reachable(ctx.policy.entries, request):
-            if _records_bodies(rule):
-                path, label = _where((rule, origin))
+            if _records_bodies(rule, request):
+                path, label = _where(origin)
                 yield path, f"{label} logs {request.resource} at {rule.level}"
 
 
-def _records_bodies(rule: Any) -> bool:
+def _records_bodies(rule: Any, request: Request) -> bool:
     """RequestResponse records every response; Request records the body of writes only."""
     if rule.level == "RequestResponse":
         return True
-    return rule.level == "Request" and (not rule.verbs or bool(WRITE_VERBS & set(rule.verbs)))
+    writes = not rule.verbs or bool(WRITE_VERBS & set(rule.verbs))
+    return rule.level == "Request" and request.request_body_leaks and writes
 
 
 def aud001(ctx: Context) -> Found:
-    yield from _bodies_logged(ctx, [Request("", "secrets"), Request("authentication.k8s.io", "tokenreviews")])
+    yield from _bodies_logged(
+        ctx,
+        [
+            Request("", "secrets"),
+            Request("authentication.k8s.io", "tokenreviews"),  # the request carries the token
+            Request("", "serviceaccounts/token", request_body_leaks=False),  # the response does
+        ],
+    )
 
 
 def aud002(ctx: Context) -> Found:
@@ -101,7 +113,7 @@ def _cis(ctx: Context, check: str) -> str:
     for entry in versions.kube_table()["cis"]:
         if versions.in_range(ctx.resolved.kube, entry):
             return f"CIS {entry[check]}, {entry['benchmark']}"
-    return "CIS Kubernetes Benchmark"
+    return f"CIS Kubernetes Benchmark; kube-bench maps no benchmark to {ctx.resolved.kube.minor}"
 
 
 def aud006(ctx: Context) -> Found:
@@ -136,7 +148,7 @@ def aud008(ctx: Context) -> Found:
             continue
         rule, origin = deciding[0]
         if rule.level == "None" or "ResponseStarted" in rule.omit_stages:
-            path, label = _where((rule, origin))
+            path, label = _where(origin)
             reason = "does not log" if rule.level == "None" else "omits ResponseStarted for"
             yield path, f"{label} {reason} {request.resource}"
 
@@ -144,21 +156,22 @@ def aud008(ctx: Context) -> Found:
 def aud009(ctx: Context) -> Found:
     for rule, origin in ctx.policy.entries:
         if rule.level == "RequestResponse" and is_catch_all(rule):
-            path, label = _where((rule, origin))
+            path, label = _where(origin)
             yield path, f"{label} logs every request at RequestResponse"
 
 
 def aud010(ctx: Context) -> Found:
-    falco = ctx.spec.falco
+    if not _webhook_on(ctx):
+        return
     controller = ctx.values.get("controller", {})
+    replicas = controller.get("deployment", {}).get("replicas", 1) if isinstance(controller, dict) else 1
     if not ctx.resolved.plugin:
         yield ("spec", "falco", "version"), f"chart {ctx.resolved.chart_version} runs Falco as a DaemonSet"
-    elif falco.syscalls:
+    elif ctx.spec.falco.syscalls:
         yield ("spec", "falco", "syscalls"), "syscalls: true runs Falco as a DaemonSet, one receiver per node"
-    elif controller.get("kind") == "daemonset":
+    elif isinstance(controller, dict) and controller.get("kind") == "daemonset":
         yield ("spec", "falco", "values", "controller", "kind"), "controller.kind daemonset"
-    elif int(controller.get("deployment", {}).get("replicas", 1)) > 1:
-        replicas = controller["deployment"]["replicas"]
+    elif isinstance(replicas, int) and not isinstance(replicas, bool) and replicas > 1:
         yield ("spec", "falco", "values", "controller", "deployment", "replicas"), f"{replicas} replicas"
 
 
@@ -180,22 +193,31 @@ def aud012(ctx: Context) -> Found:
 
 
 def aud013(ctx: Context) -> Found:
-    cidr = ctx.spec.kubernetes.service_cidr
-    if _pks(ctx) is None or not cidr:
+    if _pks(ctx) is None or not _webhook_on(ctx):
         return
+    receiver = ctx.resolved.receiver
+    explicit = ctx.spec.falco.receiver.address is not None
+    where = _receiver("address") if explicit else _receiver("service", "clusterIP")
+    if receiver.cluster_ip and receiver.address == receiver.cluster_ip:
+        yield where, f"the webhook dials the ClusterIP {receiver.address}"
+        return
+    cidr = ctx.spec.kubernetes.service_cidr
     try:
-        address = ipaddress.ip_address(ctx.resolved.receiver.address)
+        address = ipaddress.ip_address(receiver.address)
     except ValueError:
         return  # a host name: cannot tell
-    network = ipaddress.ip_network(cidr)
-    if address.version == network.version and address in network:
-        yield _receiver("address"), f"{address} is inside the service CIDR {cidr}"
+    if cidr:
+        network = ipaddress.ip_network(cidr)
+        if address.version == network.version and address in network:
+            yield where, f"{address} is inside the service CIDR {cidr}"
 
 
 def aud014(ctx: Context) -> Found:
     pks = _pks(ctx)
     path = ctx.spec.audit.log.path
-    if pks is None or pks.apiserver_config != "bpm" or not path or path == "-":
+    if pks is None or pks.apiserver_config != "bpm" or not ctx.spec.audit.log.enabled:
+        return
+    if not path or path == "-":
         return
     writable = ctx.resolved.platform.get("bpm", {}).get("writable", [])
     if not any(path.startswith(prefix.rstrip("/") + "/") for prefix in writable):
@@ -211,39 +233,68 @@ def aud015(ctx: Context) -> Found:
             yield ("spec", "audit", "log", "maxSize"), f"maxSize 0 on Kubernetes {ctx.resolved.kube}"
 
 
+def aud017(ctx: Context) -> Found:
+    hook = ctx.spec.audit.webhook
+    if not hook.enabled or not ctx.resolved.plugin:
+        return
+    limit = int(versions.falco_table()["plugin"]["maxEventSize"]["value"])
+    if not hook.truncate.enabled:
+        yield ("spec", "audit", "webhook", "truncate", "enabled"), "webhook truncation is off"
+    elif hook.truncate.max_event_size > limit:
+        path = ("spec", "audit", "webhook", "truncate", "maxEventSize")
+        yield path, f"maxEventSize {hook.truncate.max_event_size} is above the plugin's {limit}"
+
+
 def aud016(ctx: Context) -> Found:
-    import difflib
-
-    from compiler.datafiles import load_data
-
     groups = load_data("resources.yaml")["groups"]
+    all_subresources = {sub for known in groups.values() for subs in known.values() for sub in subs}
     for rule, origin in ctx.policy.entries:
+        path, label = _where(origin)
+        written = origin.doc is not None and origin.path == origin.spec_path
+        if never_matches(rule):
+            yield (
+                ((*path, "verbs") if written else path),
+                f'{label}: verbs ["*"] matches no request (verbs are compared literally)',
+            )
         for index, entry in enumerate(rule.resources):
             known = groups.get(entry.group)
-            if known is None:
-                continue  # a custom or aggregated API group: cannot tell
-            subresources = {sub for subs in known.values() for sub in subs}
-            for text in entry.resources:
-                problem = _resource_problem(text, known, subresources)
-                if problem:
-                    candidates = [*known, *(f"{r}/{s}" for r, subs in known.items() for s in subs)]
-                    match = difflib.get_close_matches(text.lower(), candidates, n=1, cutoff=0.6)
-                    hint = f" (did you mean {match[0]!r}?)" if match else ""
-                    path, label = _where((rule, origin))
-                    if origin.doc is not None and origin.spec_path == origin.path:
-                        path = (*origin.path, "resources", index, "resources")
-                    group = entry.group or "core"
-                    yield path, f"{label}: {text!r} in group {group} {problem}{hint}"
+            for position, text in enumerate(entry.resources):
+                if entry.group == "*":
+                    problem = _subresource_problem(text, all_subresources)
+                elif known is None:
+                    continue  # a custom or aggregated API group: cannot tell
+                else:
+                    problem = _resource_problem(text, known)
+                if not problem:
+                    continue
+                candidates = [
+                    *(known or {}),
+                    *(f"{r}/{s}" for r, subs in (known or {}).items() for s in subs),
+                ]
+                match = difflib.get_close_matches(text.lower(), candidates, n=1, cutoff=0.6)
+                hint = f" (did you mean {match[0]!r}?)" if match else ""
+                where = (*path, "resources", index, "resources", position) if written else path
+                group = entry.group or "core"
+                yield where, f"{label}: {text!r} in group {group} {problem}{hint}"
 
 
-def _resource_problem(text: str, known: dict[str, list[str]], subresources: set[str]) -> str:
+def _resource_problem(text: str, known: dict[str, list[str]]) -> str:
     base, _, sub = text.partition("/")
     if base == "*":
-        return "" if not sub or sub in subresources else f"names no known subresource {sub!r}"
+        subresources = {s for subs in known.values() for s in subs}
+        return "" if not sub or sub == "*" or sub in subresources else f"names no known subresource {sub!r}"
     if base not in known:
         return "is not a resource of that group"
     if sub and sub != "*" and sub not in known[base]:
         return f"names no subresource {sub!r} of {base}"
+    return ""
+
+
+def _subresource_problem(text: str, subresources: set[str]) -> str:
+    """Under group "*" any resource may exist (custom resources), but subresources are few."""
+    _, _, sub = text.partition("/")
+    if sub and sub != "*" and sub not in subresources:
+        return f"names no known subresource {sub!r}"
     return ""
 
 
@@ -271,4 +322,5 @@ CHECKS: dict[str, Callable[[Context], Found]] = {
     "AUD014": aud014,
     "AUD015": aud015,
     "AUD016": aud016,
+    "AUD017": aud017,
 }

@@ -18,6 +18,14 @@ from compiler.spec.model import GroupResources, PolicyRule
 class Request:
     group: str
     resource: str  # "pods" or "pods/exec"
+    # which levels record the secret: RequestResponse records every response; Request
+    # records the body of writes (create/update/patch), where only some resources carry one
+    request_body_leaks: bool = True
+
+
+def never_matches(rule: PolicyRule) -> bool:
+    """kube-apiserver compares verbs literally: a rule whose only verb is "*" matches nothing."""
+    return bool(rule.verbs) and all(verb == "*" for verb in rule.verbs)
 
 
 def _resource_matches(entry: GroupResources, request: Request) -> bool:
@@ -42,7 +50,7 @@ def reachable(
     """Rules that may decide the level of ``request``, up to the first one that decides it
     for every such request. Each comes with ``conditional``: whether it matches only some."""
     for rule, origin in entries:
-        if rule.non_resource_urls:
+        if rule.non_resource_urls or never_matches(rule):
             continue
         matching = [e for e in rule.resources if _resource_matches(e, request)]
         if rule.resources and not matching:
@@ -61,6 +69,9 @@ def reachable(
 
 def is_catch_all(rule: PolicyRule) -> bool:
     """A rule that matches every request (nothing narrows it)."""
-    everything = not rule.resources or all(e.group == "*" and not e.resources for e in rule.resources)
+    everything = not rule.resources or all(
+        e.group == "*" and (not e.resources or "*" in e.resources) and not e.resource_names
+        for e in rule.resources
+    )
     narrowing = rule.users or rule.user_groups or rule.verbs or rule.namespaces or rule.non_resource_urls
     return everything and not narrowing

@@ -28,6 +28,7 @@ from compiler.spec.types import (
     NodePath,
     NodePortNumber,
     NonNegativeInt,
+    NonNegativeNumber,
     Port,
     PositiveInt,
     RelativeFile,
@@ -234,8 +235,8 @@ class Log(Model):
 
 class Throttle(Model):
     enabled: bool = True
-    qps: PositiveInt = 10
-    burst: PositiveInt = 15
+    qps: NonNegativeNumber = 10  # batches per second; a float flag in kube-apiserver
+    burst: NonNegativeInt = 15
 
 
 class Batch(Model):

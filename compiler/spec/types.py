@@ -122,6 +122,15 @@ Port = Annotated[int, AfterValidator(_int_range(1, 65535))]
 NodePortNumber = Annotated[int, AfterValidator(_int_range(30000, 32767))]
 PositiveInt = Annotated[int, AfterValidator(_int_range(1, 2**31 - 1))]
 NonNegativeInt = Annotated[int, AfterValidator(_int_range(0, 2**31 - 1))]
+
+
+def _non_negative(value: float) -> float:
+    if value < 0 or value != value or value == float("inf"):
+        raise ValueError(f"must be a number >= 0 (got {value})")
+    return value
+
+
+NonNegativeNumber = Annotated[int | float, AfterValidator(_non_negative)]
 Host = Annotated[
     str,
     AfterValidator(
