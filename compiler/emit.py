@@ -8,7 +8,6 @@ strings are literal blocks, lines are never folded, and every file ends in ``\\n
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from collections.abc import Iterable
@@ -43,27 +42,39 @@ def canonical(value: Any) -> Any:
 
 
 @cache
-def _yaml() -> Any:
-    from ruamel.yaml import YAML
-    from ruamel.yaml.representer import SafeRepresenter
+def _dumper() -> Any:
+    """PyYAML's libyaml emitter (pure-Python fallback, same bytes), with auditc's string rules."""
+    import yaml
 
-    yaml = YAML(typ="safe", pure=True)
-    yaml.default_flow_style = False
-    yaml.width = 1_000_000
-    yaml.allow_unicode = True
-    yaml.indent(mapping=2, sequence=2, offset=0)
-    yaml.representer.sort_base_mapping_type_on_output = False
+    base = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
-    def represent_str(representer: Any, data: str) -> Any:
+    class Dumper(base):  # type: ignore[valid-type,misc]
+        pass
+
+    def represent_str(dumper: Any, data: str) -> Any:
         # a literal block keeps rule files and PEM data readable in review
         if "\n" in data and all(line == line.rstrip() for line in data.splitlines()):
-            return representer.represent_scalar("tag:yaml.org,2002:str", data, style="|")
+            return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|")
         if _YAML11_NON_STRING.match(data):
-            return representer.represent_scalar("tag:yaml.org,2002:str", data, style="'")
-        return SafeRepresenter.represent_str(representer, data)
+            return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="'")
+        return dumper.represent_scalar("tag:yaml.org,2002:str", data)
 
-    yaml.representer.add_representer(str, represent_str)
-    return yaml
+    Dumper.add_representer(str, represent_str)
+    return Dumper
+
+
+def _dump(document: Any) -> str:
+    import yaml
+
+    text: str = yaml.dump(
+        canonical(document),
+        Dumper=_dumper(),
+        sort_keys=False,
+        default_flow_style=False,
+        allow_unicode=True,
+        width=1_000_000,
+    )
+    return text
 
 
 def yaml_bytes(document: Any) -> bytes:
@@ -72,12 +83,7 @@ def yaml_bytes(document: Any) -> bytes:
 
 def yaml_documents_bytes(documents: Iterable[Any]) -> bytes:
     """One or more YAML documents, separated by ``---``."""
-    out = io.StringIO()
-    for index, document in enumerate(documents):
-        if index:
-            out.write("---\n")
-        _yaml().dump(canonical(document), out)
-    return out.getvalue().encode("utf-8")
+    return "---\n".join(_dump(document) for document in documents).encode("utf-8")
 
 
 def json_bytes(document: Any) -> bytes:

@@ -223,3 +223,15 @@ def test_validate_json_reports_invalid_specs_and_keeps_the_others(tmp_path: Path
     assert sites["bad.yaml"]["ok"] is False
     assert {e["field"] for e in sites["bad.yaml"]["errors"]} >= {"apiVersion", "metadata", "spec"}
     assert "nothing was written" not in result.stderr
+
+
+def test_data_files_read_the_same_with_both_yaml_parsers() -> None:
+    """Data files are read with libyaml (YAML 1.1); specs with ruamel.yaml (YAML 1.2). The
+    data must mean the same to both, so no unquoted yes/no/1.30 can slip in."""
+    from compiler.datafiles import _safe_load
+    from compiler.paths import data_dir, platforms_dir
+
+    files = [*data_dir().rglob("*.yaml"), *platforms_dir().glob("*/platform.yaml")]
+    assert len(files) >= 10
+    for path in files:
+        assert _safe_load(path) == YAML(typ="safe", pure=True).load(path.read_text()), path
