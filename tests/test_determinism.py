@@ -77,3 +77,20 @@ def test_files_a_spec_names_count_in_the_spec_digest(tmp_path: Path) -> None:
     before = digest()
     (tmp_path / "rules/extra.yaml").write_text("- list: my_list\n  items: [b]\n")
     assert digest() != before
+
+
+def test_pure_python_and_libyaml_emitters_write_the_same_bytes(monkeypatch: Any) -> None:
+    """Where PyYAML has no libyaml the pure emitter is used: output must not change."""
+    import yaml
+
+    from compiler import emit
+
+    with_c = {a.path: a.content for spec in example_specs() for a in compile_site(spec).artifacts}
+    emit._dumper.cache_clear()
+    monkeypatch.delattr(yaml, "CSafeDumper")
+    try:
+        pure = {a.path: a.content for spec in example_specs() for a in compile_site(spec).artifacts}
+    finally:
+        monkeypatch.undo()
+        emit._dumper.cache_clear()
+    assert pure == with_c
