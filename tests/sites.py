@@ -18,6 +18,14 @@ def example_specs() -> list[Path]:
     return sorted(p for d in SPEC_DIRS for p in d.glob("*.yaml"))
 
 
+def platform_of(spec: Path) -> str:
+    return str(YAML(typ="safe", pure=True).load(spec.read_text())["spec"]["platform"]["type"])
+
+
+def kubeadm_specs() -> list[Path]:
+    return [spec for spec in example_specs() if platform_of(spec) == "kubeadm"]
+
+
 def compiled(spec: Path) -> CompiledSite:
     return compile_site(spec)
 

@@ -124,7 +124,8 @@ CASES: list[tuple[str, str | bytes, str | None, str]] = [
     (
         "not-supported-yet",
         _with(
-            "type: kubeadm\n    kubeadm:\n      controlPlanes:\n        - host: 10.0.0.10", "type: minikube"
+            "type: kubeadm\n    kubeadm:\n      controlPlanes:\n        - host: 10.0.0.10",
+            "type: pks\n    pks: {api: api.example.com, cluster: c1}",
         ),
         "10:11",
         "not supported yet",

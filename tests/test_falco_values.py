@@ -38,7 +38,7 @@ def test_chart_key_lists_match_upstream_values(keys_file: Path) -> None:
 def _values(spec: Path) -> tuple[dict[str, Any], str]:
     site = compile_site(spec)
     values = yaml.load(next(a.content for a in site.artifacts if a.path == "helm/falco-values.yaml"))
-    chart = yaml.load(spec.read_text())["spec"]["falco"].get("version", "0.44.1")
+    chart = (yaml.load(spec.read_text())["spec"].get("falco") or {}).get("version", "0.44.1")
     return values, chart
 
 

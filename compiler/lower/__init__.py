@@ -6,13 +6,14 @@ from collections.abc import Callable
 
 from compiler.bundle import Artifact
 from compiler.errors import Diagnostic, UserError, format_path
-from compiler.lower import kubeadm
+from compiler.lower import kubeadm, minikube
 from compiler.resolve import Resolved
 
 Lowering = Callable[[Resolved], list[Artifact]]
 
 PLATFORMS: dict[str, Lowering] = {
     "kubeadm": kubeadm.lower,
+    "minikube": minikube.lower,
 }
 
 

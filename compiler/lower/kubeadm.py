@@ -6,14 +6,12 @@ import hashlib
 from typing import Any
 
 from compiler import __version__
-from compiler.artifacts import cluster, gitops
+from compiler.artifacts import gitops
 from compiler.artifacts.apiserver import OWNED_PREFIXES, VOLUME_PREFIX, ApiserverChange, apiserver_change
-from compiler.artifacts.audit_policy import build_policy
-from compiler.artifacts.falco_values import falco_values
 from compiler.artifacts.kubeadm_config import kubeadm_config
-from compiler.artifacts.webhook import webhook_kubeconfig
 from compiler.bundle import Artifact
-from compiler.emit import yaml_bytes, yaml_documents_bytes
+from compiler.emit import yaml_bytes
+from compiler.lower.common import cluster_artifacts, node_config_files
 from compiler.resolve import Resolved
 from compiler.templates import render_template
 
@@ -28,26 +26,6 @@ def lower(resolved: Resolved) -> list[Artifact]:
     return out
 
 
-def cluster_artifacts(resolved: Resolved) -> list[Artifact]:
-    values = falco_values(resolved)
-    files: list[tuple[str, list[dict[str, Any]]]] = [
-        ("namespace.yaml", [cluster.namespace(resolved)]),
-        ("rbac.yaml", cluster.rbac(resolved)),
-    ]
-    if not resolved.plugin:
-        files.append(("service.yaml", [cluster.legacy_service(resolved)]))
-    if resolved.site.spec.audit.dynamic:
-        files.append(("audit-sink.yaml", [cluster.audit_sink(resolved)]))
-    release = gitops.falco_release(resolved, values)
-    if release:
-        files.append(("falco-release.yaml", release))
-    out = [Artifact(f"cluster/{name}", yaml_documents_bytes(docs)) for name, docs in files]
-    kustomization = cluster.kustomization([name for name, _ in files])
-    out.append(Artifact("cluster/kustomization.yaml", yaml_bytes(kustomization)))
-    out.append(Artifact("helm/falco-values.yaml", yaml_bytes(values)))
-    return out
-
-
 def node_artifacts(resolved: Resolved) -> list[Artifact]:
     change = apiserver_change(resolved)
     config = node_config_files(resolved)
@@ -58,14 +36,6 @@ def node_artifacts(resolved: Resolved) -> list[Artifact]:
         Artifact(f"node/{PATCH_SCRIPT}", script.encode("utf-8"), executable=True),
         Artifact("node/kubeadm-config.yaml", yaml_bytes(kubeadm_config(resolved, change))),
     ]
-
-
-def node_config_files(resolved: Resolved) -> dict[str, bytes]:
-    """The files installed into the node config dir (the webhook kubeconfig only with a webhook)."""
-    files = {"audit-policy.yaml": yaml_bytes(build_policy(resolved))}
-    if resolved.site.spec.audit.webhook.enabled:
-        files["audit-webhook.kubeconfig"] = yaml_bytes(webhook_kubeconfig(resolved))
-    return files
 
 
 def patch_context(resolved: Resolved, change: ApiserverChange, config: dict[str, bytes]) -> dict[str, Any]:

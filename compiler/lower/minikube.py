@@ -1,0 +1,86 @@
+"""minikube: files through $MINIKUBE_HOME/files, flags through `minikube start --extra-config`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from compiler import __version__
+from compiler.artifacts import gitops
+from compiler.artifacts.apiserver import apiserver_change
+from compiler.bundle import Artifact
+from compiler.emit import yaml_bytes
+from compiler.lower.common import cluster_artifacts, node_config_files
+from compiler.resolve import Resolved
+from compiler.templates import render_template
+
+
+def lower(resolved: Resolved) -> list[Artifact]:
+    config = node_config_files(resolved)
+    out = cluster_artifacts(resolved)
+    out += [Artifact(f"node/{name}", content) for name, content in sorted(config.items())]
+    out += plan_artifacts(resolved, sorted(config))
+    return out
+
+
+def extra_config(resolved: Resolved) -> list[str]:
+    """The --extra-config arguments of `minikube start`, one per apiserver flag."""
+    change = apiserver_change(resolved)
+    flags = dict(change.flags)
+    for name, item in change.list_items:
+        flags[name] = f"{flags[name]},{item}" if name in flags else item
+    return [f"--extra-config=apiserver.{name}={value}" for name, value in sorted(flags.items())]
+
+
+def start_arguments(resolved: Resolved) -> list[str]:
+    block = resolved.site.spec.platform
+    assert block.type == "minikube"
+    args = ["start", "-p", block.minikube.profile]
+    version = resolved.site.spec.kubernetes.version
+    if version.count(".") == 2:  # minikube wants a full version; "1.30" leaves minikube's default
+        args.append(f"--kubernetes-version=v{version}")
+    return [*args, *extra_config(resolved)]
+
+
+def plan_artifacts(resolved: Resolved, files: list[str]) -> list[Artifact]:
+    block = resolved.site.spec.platform
+    assert block.type == "minikube"
+    config_dir = resolved.paths.config_dir
+    files_dir = "files" + config_dir  # under $MINIKUBE_HOME
+    start = start_arguments(resolved)
+    plan: dict[str, Any] = {
+        "apiVersion": "auditc.dev/v1alpha1",
+        "kind": "Plan",
+        "metadata": {"name": resolved.name},
+        "spec": {
+            "platform": "minikube",
+            "transport": "minikube",
+            "profile": block.minikube.profile,
+            "files": [f"node/{name}" for name in files],
+            "steps": [
+                {
+                    "action": "stage",
+                    "does": f"install the node files into $MINIKUBE_HOME/{files_dir}/ (minikube copies "
+                    f"that tree to {config_dir} in the node at start)",
+                },
+                {"action": "stop", "does": "stop the profile so the files and flags are applied at the next start"},
+                {"action": "start", "command": ["minikube", *start]},
+                {"action": "verify", "does": "kubectl get --raw /readyz on the profile's context"},
+            ],
+        },
+    }
+    boot = gitops.bootstrap(resolved)
+    if boot:
+        plan["spec"]["gitopsBootstrap"] = boot
+    context = {
+        "site": resolved.name,
+        "compiler_version": __version__,
+        "files": files,
+        "files_dir": files_dir,
+        "profile": block.minikube.profile,
+        "start": start,
+    }
+    script = render_template("minikube/templates/apply.sh.j2", context)
+    return [
+        Artifact("plan/plan.yaml", yaml_bytes(plan)),
+        Artifact("plan/apply.sh", script.encode("utf-8"), executable=True),
+    ]
