@@ -76,9 +76,15 @@ def _lint(resolved: Resolved) -> list[Diagnostic]:
     from compiler.artifacts.falco_values import falco_values
     from compiler.lint import lint
 
-    # the artifacts' own checks (flags by version, rule files, chart keys) come first
+    # the artifacts' own checks (flags by version, rule files, chart keys, sinks) come first
     apiserver_change(resolved)
     falco_values(resolved)
+    if resolved.site.spec.sinks:
+        from compiler.artifacts.sinks import check_sinks
+
+        problems = check_sinks(resolved)
+        if problems:
+            raise UserError(problems)
     return lint(resolved)
 
 

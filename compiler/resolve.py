@@ -83,6 +83,13 @@ class Resolved:
     def name(self) -> str:
         return self.site.metadata.name
 
+    @property
+    def platform_writes_log(self) -> bool:
+        """TKGI under bpm writes its own audit log; auditc leaves it alone unless the spec
+        sets audit.log.path."""
+        block: Any = getattr(self.site.spec.platform, self.site.spec.platform.type)
+        return getattr(block, "apiserver_config", None) == "bpm" and not self.site.spec.audit.log.path
+
 
 class _Checks:
     """Collects diagnostics with their spec locations; raises all errors at once."""
@@ -307,10 +314,13 @@ def _node_paths(site: Site, platform: dict[str, Any]) -> NodePaths:
     block: Any = getattr(site.spec.platform, site.spec.platform.type)
     log = site.spec.audit.log
     log_path = (log.path or defaults.get("logPath")) if log.enabled else None
-    if getattr(block, "apiserver_config", None) == "bpm" and not log.path:
-        log_path = None  # TKGI writes its own audit log; its flags are left alone
+    manifest = getattr(block, "manifest_path", None) or defaults.get("manifest", "")
+    if getattr(block, "apiserver_config", None) == "bpm":
+        manifest = defaults["bpmConfig"]  # the file the patch script edits
+        if not log.path:
+            log_path = None  # TKGI writes its own audit log; its flags are left alone
     return NodePaths(
-        manifest=getattr(block, "manifest_path", None) or defaults.get("manifest", ""),
+        manifest=manifest,
         config_dir=getattr(block, "config_dir", None) or defaults["configDir"],
         log_path=log_path,
         backup_dir=defaults.get("backupDir", "/var/lib/auditc/backup"),
@@ -323,7 +333,9 @@ def _path_checks(site: Site, paths: NodePaths, checks: _Checks) -> None:
     block = ("spec", "platform", site.spec.platform.type)
     config_field = (*block, "configDir")
     log_field = ("spec", "audit", "log", "path")
-    manifests = paths.manifest.rsplit("/", 1)[0] if paths.manifest else None
+    bpm = getattr(getattr(site.spec.platform, site.spec.platform.type), "apiserver_config", None) == "bpm"
+    # under bpm the "manifest" is bpm.yml, beside the config files: no kubelet reads that dir
+    manifests = paths.manifest.rsplit("/", 1)[0] if paths.manifest and not bpm else None
 
     def inside(child: str, parent: str) -> bool:
         return child == parent or child.startswith(parent.rstrip("/") + "/")

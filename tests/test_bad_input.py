@@ -121,15 +121,6 @@ CASES: list[tuple[str, str | bytes, str | None, str]] = [
         "10:11",
         "must be one of: kubeadm | minikube | pks",
     ),
-    (
-        "not-supported-yet",
-        _with(
-            "type: kubeadm\n    kubeadm:\n      controlPlanes:\n        - host: 10.0.0.10",
-            "type: pks\n    pks: {api: api.example.com, cluster: c1}",
-        ),
-        "10:11",
-        "not supported yet",
-    ),
     ("duplicate-key", _with("  falco:", "  falco: {}\n  falco:"), "15:3", "duplicate key"),
     ("syntax", _with("kind: Site", "kind: [Site"), "3:9", "invalid YAML: expected ',' or ']'"),
     (

@@ -213,13 +213,6 @@ def test_render_prints_warnings_and_goes_on(tmp_path: Path) -> None:
     assert "warning[AUD003]" in result.stderr and "AUD002" not in result.stderr
 
 
-def test_pks_specs_validate_but_do_not_render_yet(tmp_path: Path) -> None:
-    spec = write_spec(tmp_path, PKS)
-    assert analyse(spec).name == "t"
-    with pytest.raises(UserError, match="platform pks is not supported yet"):
-        compile_site(spec)
-
-
 @pytest.mark.parametrize(
     ("group", "resource", "fires", "hint"),
     [

@@ -13,6 +13,9 @@ from compiler.errors import Diagnostic, UserError, format_path
 from compiler.resolve import Resolved
 
 OWNED_PREFIXES = ("audit-",)
+# what auditc owns when the platform writes its own audit log (TKGI under bpm) and the
+# spec does not set audit.log: the policy, the webhook and dynamic auditing only
+OWNED_WITHOUT_LOG = ("audit-policy-file", "audit-webhook-", "audit-dynamic-configuration")
 VOLUME_PREFIX = "auditc-"
 
 
@@ -30,6 +33,7 @@ class ApiserverChange:
     flags: tuple[tuple[str, str], ...]  # (name without dashes, value), sorted by name
     list_items: tuple[tuple[str, str], ...]  # (comma-list flag, key=value item)
     volumes: tuple[Volume, ...]
+    owned_prefixes: tuple[str, ...] = OWNED_PREFIXES  # existing flags auditc replaces or removes
 
 
 def _number(value: float) -> str:
@@ -143,4 +147,6 @@ def apiserver_change(resolved: Resolved) -> ApiserverChange:
         volumes.append(Volume(f"{VOLUME_PREFIX}config", paths.config_dir, paths.config_dir, True))
     if flags.get("audit-log-path") and paths.log_dir:
         volumes.append(Volume(f"{VOLUME_PREFIX}log", paths.log_dir, paths.log_dir, False))
-    return ApiserverChange(tuple(sorted(flags.items())), tuple(list_items), tuple(volumes))
+    platform_log = resolved.platform_writes_log
+    owned = OWNED_WITHOUT_LOG if platform_log else OWNED_PREFIXES
+    return ApiserverChange(tuple(sorted(flags.items())), tuple(list_items), tuple(volumes), owned)

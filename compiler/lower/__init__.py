@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from compiler.bundle import Artifact
 from compiler.errors import Diagnostic, UserError, format_path
-from compiler.lower import kubeadm, minikube
+from compiler.lower import kubeadm, minikube, pks
 from compiler.resolve import Resolved
 
 Lowering = Callable[[Resolved], list[Artifact]]
@@ -14,6 +14,7 @@ Lowering = Callable[[Resolved], list[Artifact]]
 PLATFORMS: dict[str, Lowering] = {
     "kubeadm": kubeadm.lower,
     "minikube": minikube.lower,
+    "pks": pks.lower,
 }
 
 

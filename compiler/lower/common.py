@@ -13,7 +13,9 @@ from compiler.emit import yaml_bytes, yaml_documents_bytes
 from compiler.resolve import Resolved
 
 
-def cluster_artifacts(resolved: Resolved) -> list[Artifact]:
+def cluster_artifacts(
+    resolved: Resolved, extra: list[tuple[str, list[dict[str, Any]]]] | None = None
+) -> list[Artifact]:
     values = falco_values(resolved)
     files: list[tuple[str, list[dict[str, Any]]]] = [
         ("namespace.yaml", [cluster.namespace(resolved)]),
@@ -23,6 +25,7 @@ def cluster_artifacts(resolved: Resolved) -> list[Artifact]:
         files.append(("service.yaml", [cluster.legacy_service(resolved)]))
     if resolved.site.spec.audit.dynamic:
         files.append(("audit-sink.yaml", [cluster.audit_sink(resolved)]))
+    files += extra or []
     release = gitops.falco_release(resolved, values)
     if release:
         files.append(("falco-release.yaml", release))

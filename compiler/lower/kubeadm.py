@@ -7,7 +7,7 @@ from typing import Any
 
 from compiler import __version__
 from compiler.artifacts import gitops
-from compiler.artifacts.apiserver import OWNED_PREFIXES, VOLUME_PREFIX, ApiserverChange, apiserver_change
+from compiler.artifacts.apiserver import VOLUME_PREFIX, ApiserverChange, apiserver_change
 from compiler.artifacts.kubeadm_config import kubeadm_config
 from compiler.bundle import Artifact
 from compiler.emit import yaml_bytes
@@ -53,7 +53,7 @@ def patch_context(resolved: Resolved, change: ApiserverChange, config: dict[str,
         "config_digest": digest.hexdigest(),
         "backup_dir": paths.backup_dir,
         "flags": [{"name": name, "value": value} for name, value in change.flags],
-        "owned_prefixes": list(OWNED_PREFIXES),
+        "owned_prefixes": list(change.owned_prefixes),
         "list_items": [{"name": name, "item": item} for name, item in change.list_items],
         "volumes": [
             {

@@ -62,7 +62,10 @@ def plan_artifacts(resolved: Resolved, files: list[str]) -> list[Artifact]:
                     "does": f"install the node files into $MINIKUBE_HOME/{files_dir}/ (minikube copies "
                     f"that tree to {config_dir} in the node at start)",
                 },
-                {"action": "stop", "does": "stop the profile so the files and flags are applied at the next start"},
+                {
+                    "action": "stop",
+                    "does": "stop the profile so the files and flags are applied at the next start",
+                },
                 {"action": "start", "command": ["minikube", *start]},
                 {"action": "verify", "does": "kubectl get --raw /readyz on the profile's context"},
             ],

@@ -1,0 +1,201 @@
+"""VMware PKS / TKGI: masters reached with the BOSH CLI, one at a time.
+
+The plan logs in with the pks CLI (credentials from environment variables the spec
+names), finds the cluster's BOSH deployment `service-instance_<UUID>` and its masters,
+then for each master copies the node files with `bosh scp`, runs the patch script with
+`bosh ssh` (bpm.yml under bpm, the static pod manifest otherwise), and stops at the
+first master that does not come back healthy.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from compiler import __version__
+from compiler.artifacts import gitops
+from compiler.artifacts.apiserver import apiserver_change
+from compiler.bundle import Artifact
+from compiler.emit import yaml_bytes, yaml_documents_bytes
+from compiler.lower.common import cluster_artifacts, node_config_files
+from compiler.lower.kubeadm import PATCH_SCRIPT, patch_context
+from compiler.resolve import Resolved
+from compiler.spec.model import PksSettings
+from compiler.templates import render_template
+
+
+def _settings(resolved: Resolved) -> PksSettings:
+    block = resolved.site.spec.platform
+    assert block.type == "pks"
+    return block.pks
+
+
+def lower(resolved: Resolved) -> list[Artifact]:
+    config = node_config_files(resolved)
+    script = _patch_script(resolved, config)
+    out = cluster_artifacts(resolved, extra=_sinks(resolved))
+    out += [Artifact(f"node/{name}", content) for name, content in sorted(config.items())]
+    out.append(Artifact(f"node/{PATCH_SCRIPT}", script, executable=True))
+    out += _plan(resolved, [PATCH_SCRIPT, *sorted(config)], config, script)
+    return out
+
+
+def _sinks(resolved: Resolved) -> list[tuple[str, list[dict[str, Any]]]]:
+    if not resolved.site.spec.sinks:
+        return []
+    from compiler.artifacts.sinks import sink_objects
+
+    return [("sinks.yaml", sink_objects(resolved))]
+
+
+def mode(resolved: Resolved) -> str:
+    return "bpm" if _settings(resolved).apiserver_config == "bpm" else "static-pod"
+
+
+def _patch_script(resolved: Resolved, config: dict[str, bytes]) -> bytes:
+    context = patch_context(resolved, apiserver_change(resolved), config)
+    context["default_mode"] = mode(resolved)
+    if mode(resolved) == "bpm":
+        context["bpm_path"] = resolved.paths.manifest
+        context["volumes"] = []  # bpm mounts the job's config dir itself
+    return render_template("kubeadm/templates/apiserver-config.patch.sh.j2", context).encode("utf-8")
+
+
+def _plan(resolved: Resolved, files: list[str], config: dict[str, bytes], script: bytes) -> list[Artifact]:
+    pks = _settings(resolved)
+    bosh = resolved.platform["bosh"]
+    login = [
+        "pks",
+        "login",
+        "-a",
+        pks.api,
+        "-u",
+        f"${pks.credentials.user_env}",
+        "-p",
+        f"${pks.credentials.password_env}",
+    ]
+    if pks.skip_ssl_validation:
+        login.append("-k")
+    steps: list[dict[str, Any]] = [
+        {
+            "action": "check",
+            "does": f"refuse to start unless {pks.credentials.user_env} and "
+            f"{pks.credentials.password_env} are set (they are never printed)",
+        },
+        {"action": "login", "command": login},
+        {
+            "action": "deployment",
+            "command": ["pks", "cluster", pks.cluster, "--json"],
+            "does": f"deployment = {bosh['deploymentPrefix']}<uuid>",
+        },
+        {
+            "action": "masters",
+            "command": ["bosh", "-d", "<deployment>", "vms", "--json"],
+            "does": f"instances of group {bosh['instanceGroup']}, in order",
+        },
+        {
+            "action": "rollout",
+            "does": "for each master, one at a time: bosh scp the files to a fresh "
+            f"temp dir, bosh ssh 'sudo sh {PATCH_SCRIPT} --mode {mode(resolved)}' (installs the files, "
+            "patches the apiserver config, restarts it, waits until it is healthy, restores it "
+            "otherwise), remove the temp dir; stop at the first failure",
+        },
+    ]
+    if pks.durable:
+        steps.append(
+            {
+                "action": "durable",
+                "command": [
+                    "bosh",
+                    "update-config",
+                    "--type=runtime",
+                    f"--name={bosh['runtimeConfigName']}-{resolved.name}",
+                    "plan/runtime-config.yaml",
+                    "-v",
+                    "deployment=<deployment>",
+                ],
+                "does": "re-apply the change on every deploy and VM recreate (a pre-start script addon); "
+                "takes effect at the deployment's next deploy",
+            }
+        )
+    plan: dict[str, Any] = {
+        "apiVersion": "auditc.dev/v1alpha1",
+        "kind": "Plan",
+        "metadata": {"name": resolved.name},
+        "spec": {
+            "platform": "pks",
+            "transport": "bosh",
+            "api": pks.api,
+            "cluster": pks.cluster,
+            "mode": mode(resolved),
+            "rollout": {"order": "serial", "stopOnFailure": True},
+            "files": [f"node/{name}" for name in files],
+            "steps": steps,
+        },
+    }
+    if resolved.site.spec.sinks:
+        plan["spec"]["sinks"] = "cluster/sinks.yaml: synced with cluster/, or kubectl apply -f"
+    boot = gitops.bootstrap(resolved)
+    if boot:
+        plan["spec"]["gitopsBootstrap"] = boot
+    context = {
+        "site": resolved.name,
+        "compiler_version": __version__,
+        "api": pks.api,
+        "cluster": pks.cluster,
+        "user_env": pks.credentials.user_env,
+        "password_env": pks.credentials.password_env,
+        "skip_ssl": pks.skip_ssl_validation,
+        "prefix": bosh["deploymentPrefix"],
+        "group": bosh["instanceGroup"],
+        "files": files,
+        "mode": mode(resolved),
+        "staging_dir": resolved.paths.staging_dir,
+        "durable": pks.durable,
+        "runtime_config_name": f"{bosh['runtimeConfigName']}-{resolved.name}",
+    }
+    out = [
+        Artifact("plan/plan.yaml", yaml_bytes(plan)),
+        Artifact(
+            "plan/apply.sh",
+            render_template("pks/templates/apply.sh.j2", context).encode("utf-8"),
+            executable=True,
+        ),
+    ]
+    if pks.durable:
+        out.append(
+            Artifact(
+                "plan/runtime-config.yaml", yaml_documents_bytes([_runtime_config(resolved, config, script)])
+            )
+        )
+    return out
+
+
+def _runtime_config(resolved: Resolved, config: dict[str, bytes], script: bytes) -> dict[str, Any]:
+    """A BOSH runtime config: an os-conf pre-start-script on the cluster's masters that
+    re-applies the change before monit starts kube-apiserver, on every deploy and recreate."""
+    bosh = resolved.platform["bosh"]
+    payload = {PATCH_SCRIPT: script, **config}
+    context = {
+        "site": resolved.name,
+        "compiler_version": __version__,
+        "mode": mode(resolved),
+        "files": [(name, base64.b64encode(payload[name]).decode("ascii")) for name in sorted(payload)],
+    }
+    pre_start = render_template("pks/templates/pre-start.sh.j2", context)
+    return {
+        "releases": [{"name": bosh["osConf"]["release"], "version": "((os_conf_version))"}],
+        "addons": [
+            {
+                "name": f"auditc-{resolved.name}",
+                "include": {"deployments": ["((deployment))"], "instance_groups": [bosh["instanceGroup"]]},
+                "jobs": [
+                    {
+                        "name": "pre-start-script",
+                        "release": bosh["osConf"]["release"],
+                        "properties": {"script": pre_start},
+                    }
+                ],
+            }
+        ],
+    }
