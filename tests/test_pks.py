@@ -1,0 +1,235 @@
+"""The PKS/TKGI plan executed with --execute against stand-in `pks` and `bosh` programs.
+
+The stand-ins follow the documented CLI contracts (shared research pks-bosh.md §4-§5:
+`pks login -a -u -p [-k]`, `pks cluster NAME --json` with `uuid`, deployment
+`service-instance_<uuid>`, `bosh -d DEP vms --json` tables with string cells, `bosh -d
+DEP scp -r SRC INSTANCE:DST`, `bosh -d DEP ssh INSTANCE -c CMD`) and treat a local
+directory per master as that VM's `/`, each holding a realistic TKGI bpm.yml.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from tests.sites import ROOT, compiled, write_tree
+
+UUID = "6c1a2b3c-4d5e-4f60-8a9b-0c1d2e3f4a5b"
+MASTERS = [
+    "master/0f1e2d3c-aaaa-4bbb-8ccc-000000000001",
+    "master/0f1e2d3c-aaaa-4bbb-8ccc-000000000002",
+    "master/0f1e2d3c-aaaa-4bbb-8ccc-000000000003",
+]
+BPM = Path("var/vcap/jobs/kube-apiserver/config/bpm.yml")
+HEALTH = Path("var/vcap/jobs/kube-apiserver/bin/ensure_apiserver_healthy")
+PASSWORD = "s3cr3t-Pa55w0rd"
+
+PKS = r"""#!/bin/sh
+# stand-in pks: login -a API -u USER -p PASSWORD [-k] | cluster NAME --json
+case "$1" in
+  login)
+    [ "$2" = -a ] && [ "$4" = -u ] && [ "$6" = -p ] || { echo "usage: pks login -a -u -p" >&2; exit 64; }
+    printf 'pks login -a %s -u %s -p <hidden> %s\n' "$3" "$5" "${8:-}" >>"$FAKE_LOG"
+    [ "$7" = "$FAKE_PASSWORD" ] || { echo "bad credentials" >&2; exit 1; } ;;
+  cluster)
+    [ "$3" = --json ] || exit 64
+    printf 'pks cluster %s --json\n' "$2" >>"$FAKE_LOG"
+    printf '{\n  "name": "%s",\n  "plan_name": "small",\n' "$2"
+    printf '  "uuid": "%s",\n  "kubernetes_master_ips": ["10.0.1.2"]\n}\n' "$FAKE_UUID" ;;
+  *) exit 64 ;;
+esac
+"""
+
+BOSH = r"""#!/bin/sh
+# stand-in bosh: -d DEP vms --json | -d DEP scp -r SRC INST:DST | -d DEP ssh INST -c CMD
+#                | update-config --type=runtime --name=NAME FILE -v deployment=DEP
+if [ "$1" = update-config ]; then
+  [ "$2" = --type=runtime ] && [ -f "$4" ] && [ "$5" = -v ] || exit 64
+  printf 'bosh update-config %s %s %s\n' "$3" "$(basename "$4")" "$6" >>"$FAKE_LOG"
+  exit 0
+fi
+[ "$1" = -d ] || { echo "bosh: -d DEPLOYMENT first" >&2; exit 64; }
+dep=$2; shift 2
+[ "$dep" = "service-instance_$FAKE_UUID" ] || { echo "deployment not found: $dep" >&2; exit 1; }
+vm() { printf '%s/vms/%s' "$FAKE" "$(printf '%s' "$1" | tr / _)"; }
+case "$1" in
+  vms)
+    [ "$2" = --json ] || exit 64
+    printf 'bosh vms\n' >>"$FAKE_LOG"
+    printf '{"Tables":[{"Content":"vms",'
+    printf '"Header":{"instance":"Instance","process_state":"Process State","ips":"IPs"},"Rows":['
+    sep=''
+    for dir in "$FAKE"/vms/*; do
+      name=$(basename "$dir" | sed 's#_#/#')
+      printf '%s{"active":"true","az":"az1","instance":"%s","ips":"10.0.1.2",' "$sep" "$name"
+      printf '"process_state":"running","vm_cid":"vm-1","vm_type":"medium"}'
+      sep=','
+    done
+    printf '],"Notes":[]}],"Blocks":null,"Lines":["Using deployment %s","Succeeded"]}\n' "$dep" ;;
+  scp)
+    [ "$2" = -r ] || exit 64
+    src=$3; inst=${4%%:*}; dst=${4#*:}
+    root=$(vm "$inst")
+    [ -d "$root" ] || { echo "no instance $inst" >&2; exit 1; }
+    [ -e "$root$dst" ] && { echo "exists: $dst" >&2; exit 1; }
+    printf 'bosh scp %s %s\n' "$inst" "$(ls "$src" | tr '\n' ' ')" >>"$FAKE_LOG"
+    cp -r "$src" "$root$dst" ;;
+  ssh)
+    inst=$2; [ "$3" = -c ] || exit 64
+    root=$(vm "$inst")
+    printf 'bosh ssh %s %s\n' "$inst" "$4" >>"$FAKE_LOG"
+    # the VM: every absolute path of the command is taken under this master's directory
+    cmd=$(printf '%s' "$4" | sed "s#^sudo ##; s#'/tmp/#'$root/tmp/#g")
+    case "$cmd" in
+      *apiserver-config.patch.sh*) cmd="$cmd --root '$root'" ;;
+    esac
+    sh -c "$cmd" ;;
+  *) exit 64 ;;
+esac
+"""
+
+MONIT = r"""#!/bin/sh
+printf 'monit %s\n' "$*" >>"$FAKE_LOG"
+"""
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    site = compiled(ROOT / "specs" / "tkgi-prod.yaml")
+    out = write_tree(site, tmp_path / "out" / site.name)
+    fake = tmp_path / "fake"
+    bin_dir = fake / "bin"
+    bin_dir.mkdir(parents=True)
+    for name, text in (("pks", PKS), ("bosh", BOSH), ("monit", MONIT)):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    for master in MASTERS:
+        root = fake / "vms" / master.replace("/", "_")
+        (root / "tmp").mkdir(parents=True)
+        (root / BPM).parent.mkdir(parents=True)
+        shutil.copy(Path(__file__).parent / "data/bpm/tkgi-master.yml", root / BPM)
+        (root / HEALTH).parent.mkdir(parents=True)
+        (root / HEALTH).write_text("#!/bin/sh\nexit 0\n")
+        (root / HEALTH).chmod(0o755)
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "FAKE": str(fake),
+        "FAKE_LOG": str(fake / "log"),
+        "FAKE_UUID": UUID,
+        "FAKE_PASSWORD": PASSWORD,
+        "TKGI_USER": "ops-admin",
+        "TKGI_PASSWORD": PASSWORD,
+    }
+    return out, env
+
+
+def _apply(out: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(out / "plan/apply.sh"), "--execute"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+
+
+def _log(env: dict[str, str]) -> list[str]:
+    path = Path(env["FAKE_LOG"])
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def _root(env: dict[str, str], master: str) -> Path:
+    return Path(env["FAKE"]) / "vms" / master.replace("/", "_")
+
+
+def _args(bpm: Path) -> list[str]:
+    (process,) = YAML(typ="safe", pure=True).load(bpm.read_text())["processes"]
+    return [str(a) for a in process["args"]]
+
+
+def test_rollout_one_master_at_a_time(fleet: tuple[Path, dict[str, str]]) -> None:
+    out, env = fleet
+    result = _apply(out, env)
+    assert result.returncode == 0, result.stderr
+    log = _log(env)
+    assert log[:2] == [
+        "pks login -a api.tkgi.example.com -u ops-admin -p <hidden> ",
+        "pks cluster prod-1 --json",
+    ]
+    touched = [line.split()[2] for line in log if line.startswith(("bosh scp", "bosh ssh"))]
+    assert touched == [m for m in MASTERS for _ in range(3)], "scp, patch, cleanup per master, in order"
+    patches = [line for line in log if "apiserver-config.patch.sh" in line and line.startswith("bosh ssh")]
+    assert all(
+        "--mode bpm" in line and line.split(" ", 3)[3].startswith("sudo sh '/tmp/auditc.") for line in patches
+    )
+    assert log.count("monit restart kube-apiserver") == 3
+    for master in MASTERS:
+        root = _root(env, master)
+        config = root / "var/vcap/jobs/kube-apiserver/config"
+        for name in ("audit-policy.yaml", "audit-webhook.kubeconfig"):
+            assert (config / name).read_bytes() == (out / "node" / name).read_bytes()
+            assert (config / name).stat().st_mode & 0o777 == 0o644
+        args = _args(root / BPM)
+        for flag in ("audit-policy-file", "audit-webhook-config-file", "audit-webhook-batch-max-wait"):
+            assert sum(a.startswith(f"--{flag}=") for a in args) == 1, flag
+        assert f"--audit-policy-file={config}/audit-policy.yaml".replace(str(root), "") in args
+        # TKGI's own log flags are left alone (the spec does not set audit.log)
+        assert "--audit-log-path=/var/vcap/sys/log/kube-apiserver/audit/log/audit.log" in args
+        assert not list((root / "tmp").iterdir()), "the temp dir is removed"
+    assert PASSWORD not in result.stdout + result.stderr + "\n".join(log)
+
+    before = {m: (_root(env, m) / BPM).read_bytes() for m in MASTERS}
+    Path(env["FAKE_LOG"]).unlink()
+    again = _apply(out, env)
+    assert again.returncode == 0, again.stderr
+    assert {m: (_root(env, m) / BPM).read_bytes() for m in MASTERS} == before
+    assert not any(line.startswith("monit") for line in _log(env)), "a second run restarts nothing"
+    assert _log(env)[-1] == (
+        f"bosh update-config --name=auditc-tkgi-prod runtime-config.yaml deployment=service-instance_{UUID}"
+    )
+
+
+def test_unhealthy_master_is_restored_and_stops_the_rollout(fleet: tuple[Path, dict[str, str]]) -> None:
+    out, env = fleet
+    sick = _root(env, MASTERS[1])
+    (sick / HEALTH).write_text("#!/bin/sh\nexit 1\n")
+    original = (sick / BPM).read_bytes()
+    result = _apply(out, env)
+    assert result.returncode == 1
+    assert f"{MASTERS[1]} failed; rollout stopped" in result.stderr
+    assert (sick / BPM).read_bytes() == original
+    assert not any(MASTERS[2] in line for line in _log(env)), "the third master is never touched"
+    third = _root(env, MASTERS[2])
+    assert (third / BPM).read_bytes() == (Path(__file__).parent / "data/bpm/tkgi-master.yml").read_bytes()
+    assert "--audit-webhook-config-file" in (_root(env, MASTERS[0]) / BPM).read_text()
+
+
+@pytest.mark.parametrize("missing", ["TKGI_USER", "TKGI_PASSWORD"])
+def test_missing_credentials_stop_before_any_remote_step(
+    fleet: tuple[Path, dict[str, str]], missing: str
+) -> None:
+    out, env = fleet
+    del env[missing]
+    result = _apply(out, env)
+    assert result.returncode == 2
+    assert "set TKGI_USER and TKGI_PASSWORD" in result.stderr
+    assert _log(env) == []
+    assert PASSWORD not in result.stdout + result.stderr
+
+
+def test_dry_run_names_the_variables_not_their_values(fleet: tuple[Path, dict[str, str]]) -> None:
+    out, env = fleet
+    result = subprocess.run(
+        ["bash", str(out / "plan/apply.sh")], env=env, capture_output=True, text=True, check=True
+    )
+    assert '-u "$TKGI_USER" -p "$TKGI_PASSWORD"' in result.stdout
+    assert PASSWORD not in result.stdout and "ops-admin" not in result.stdout
+    assert _log(env) == []
+    assert "bosh update-config --type=runtime --name=auditc-tkgi-prod" in result.stdout
