@@ -49,8 +49,8 @@ BOSH = r"""#!/bin/sh
 # stand-in bosh: -d DEP vms --json | -d DEP scp -r SRC INST:DST | -d DEP ssh INST -c CMD
 #                | update-config --type=runtime --name=NAME FILE -v deployment=DEP
 if [ "$1" = update-config ]; then
-  [ "$2" = --type=runtime ] && [ -f "$4" ] && [ "$5" = -v ] || exit 64
-  printf 'bosh update-config %s %s %s\n' "$3" "$(basename "$4")" "$6" >>"$FAKE_LOG"
+  [ "$2" = --type=runtime ] && [ -f "$4" ] && [ "$5" = -v ] && [ "$7" = -v ] || exit 64
+  printf 'bosh update-config %s %s %s %s\n' "$3" "$(basename "$4")" "$6" "$8" >>"$FAKE_LOG"
   exit 0
 fi
 [ "$1" = -d ] || { echo "bosh: -d DEPLOYMENT first" >&2; exit 64; }
@@ -125,6 +125,7 @@ def fleet(tmp_path: Path) -> tuple[Path, dict[str, str]]:
         "FAKE_PASSWORD": PASSWORD,
         "TKGI_USER": "ops-admin",
         "TKGI_PASSWORD": PASSWORD,
+        "OS_CONF_VERSION": "23.0.2",
     }
     return out, env
 
@@ -192,7 +193,8 @@ def test_rollout_one_master_at_a_time(fleet: tuple[Path, dict[str, str]]) -> Non
     assert {m: (_root(env, m) / BPM).read_bytes() for m in MASTERS} == before
     assert not any(line.startswith("monit") for line in _log(env)), "a second run restarts nothing"
     assert _log(env)[-1] == (
-        f"bosh update-config --name=auditc-tkgi-prod runtime-config.yaml deployment=service-instance_{UUID}"
+        "bosh update-config --name=auditc-tkgi-prod runtime-config.yaml "
+        f"deployment=service-instance_{UUID} os_conf_version=23.0.2"
     )
 
 
@@ -211,7 +213,7 @@ def test_unhealthy_master_is_restored_and_stops_the_rollout(fleet: tuple[Path, d
     assert "--audit-webhook-config-file" in (_root(env, MASTERS[0]) / BPM).read_text()
 
 
-@pytest.mark.parametrize("missing", ["TKGI_USER", "TKGI_PASSWORD"])
+@pytest.mark.parametrize("missing", ["TKGI_USER", "TKGI_PASSWORD", "OS_CONF_VERSION"])
 def test_missing_credentials_stop_before_any_remote_step(
     fleet: tuple[Path, dict[str, str]], missing: str
 ) -> None:
@@ -219,7 +221,9 @@ def test_missing_credentials_stop_before_any_remote_step(
     del env[missing]
     result = _apply(out, env)
     assert result.returncode == 2
-    assert "set TKGI_USER and TKGI_PASSWORD" in result.stderr
+    assert (
+        "set TKGI_USER and TKGI_PASSWORD" if missing != "OS_CONF_VERSION" else "set OS_CONF_VERSION"
+    ) in result.stderr
     assert _log(env) == []
     assert PASSWORD not in result.stdout + result.stderr
 
