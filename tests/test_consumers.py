@@ -144,6 +144,8 @@ def test_rendered_patch_script_on_real_manifests_agrees_with_kubeadm_config(
 
     first = patch()
     assert first.returncode == 0, first.stderr
+    blank = [line for line in target.read_text().splitlines() if not line.strip()]
+    assert len(blank) == len([line for line in manifest.read_text().splitlines() if not line.strip()])
     pod = yaml.load(target.read_text())
     (container,) = [c for c in pod["spec"]["containers"] if c["name"] == "kube-apiserver"]
     flags = dict(arg[2:].split("=", 1) for arg in container["command"][1:])

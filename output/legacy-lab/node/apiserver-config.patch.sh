@@ -462,7 +462,8 @@ function join_lines(s, e,   i, t) {
     return t
 }
 
-function add_after(i, text) { AFTER_TEXT[i] = (i in AFTER_TEXT) ? AFTER_TEXT[i] "\n" text : text }
+# (mawk 1.3.4 creates A[i] before it tests (i in A) when both sit in one assignment)
+function add_after(i, text) { if (i in AFTER_TEXT) AFTER_TEXT[i] = AFTER_TEXT[i] "\n" text; else AFTER_TEXT[i] = text }
 function drop_lines(s, e,   i) { for (i = s; i <= e; i++) DEL[i] = 1 }
 
 function owned_flag(name,   k) {

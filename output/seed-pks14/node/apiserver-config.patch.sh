@@ -261,8 +261,8 @@ usage() {
   printf '  %s, replaces it atomically, runs monit restart %s when\n' "$BACKUP_DIR" "$BPM_PROCESS"
   printf '  bpm.yml or a config file changed, then waits for the job'"'"'s\n'
   printf '  bin/ensure_apiserver_healthy (or, without it, for /readyz to answer 200).\n\n'
-  printf 'If the apiserver is not ready in time, the previous manifest or bpm.yml and\n'
-  printf 'config files are restored (bpm: and monit restarts it again).\n'
+  printf 'If the apiserver is not ready in time, the manifest or bpm.yml and the config\n'
+  printf 'files are restored from the backup; in bpm mode monit then restarts it again.\n'
   printf 'A second run with the same inputs changes nothing and restarts nothing.\n\n'
   printf 'Options:\n'
   printf '  --mode MODE         static-pod or bpm (default %s)\n' "$DEFAULT_MODE"
@@ -286,7 +286,7 @@ usage() {
   printf '  -h, --help          show this help\n\n'
   printf 'Exit status:\n'
   printf '  0  done (and ready unless --no-wait), nothing to change, or --dry-run\n'
-  printf '  1  the apiserver was not ready in time (bpm: or monit restart failed); the\n'
+  printf '  1  the apiserver was not ready in time, or (bpm) monit restart failed; the\n'
   printf '     manifest or bpm.yml and the config files were restored from the backup\n'
   printf '  2  refused: the manifest or bpm.yml cannot be patched safely, the input is\n'
   printf '     invalid, or a usage error; nothing was changed\n'
@@ -502,7 +502,8 @@ function join_lines(s, e,   i, t) {
     return t
 }
 
-function add_after(i, text) { AFTER_TEXT[i] = (i in AFTER_TEXT) ? AFTER_TEXT[i] "\n" text : text }
+# (mawk 1.3.4 creates A[i] before it tests (i in A) when both sit in one assignment)
+function add_after(i, text) { if (i in AFTER_TEXT) AFTER_TEXT[i] = AFTER_TEXT[i] "\n" text; else AFTER_TEXT[i] = text }
 function drop_lines(s, e,   i) { for (i = s; i <= e; i++) DEL[i] = 1 }
 
 function owned_flag(name,   k) {
@@ -1140,6 +1141,7 @@ BPM_PATH=''
 BPM_PROCESS=''
 MODE=''
 MODE_OPTION=''
+MODE_GIVEN=''
 BPM_OPTION=''
 NO_RESTART=''
 HEALTH_CHECK=/var/vcap/jobs/kube-apiserver/bin/ensure_apiserver_healthy
@@ -1173,8 +1175,6 @@ select_mode() {
     fi
   else
     [ -z "$BPM_OPTION" ] || usage_error "--bpm is for --mode bpm; use --manifest PATH"
-    # the kubelet restarts a static pod whose manifest changed; there is no restart to skip
-    [ -z "$NO_RESTART" ] || WAIT=0
   fi
 }
 
@@ -1184,12 +1184,16 @@ select_mode() {
 BPM_AWK=$(cat <<'AUDITC_AWK'
 
 # A scalar written back in the style s: "d" double-quoted, "s" single-quoted, "p" plain
-# (yq: plain when unambiguous, else single-quoted).
-function styled(s, v,   t) {
+# (yq: plain when unambiguous, else single-quoted). Backslashes are escaped one character
+# at a time: what gsub makes of "\\" in a replacement differs between awks.
+function styled(s, v,   t, i, ch) {
     if (s == "d") {
-        t = v
-        gsub(/\\/, "\\\\", t)
-        gsub(/"/, "\\\"", t)
+        t = ""
+        for (i = 1; i <= length(v); i++) {
+            ch = substr(v, i, 1)
+            if (ch == "\\" || ch == "\"") t = t "\\"
+            t = t ch
+        }
         return "\"" t "\""
     }
     if (s == "s") {
@@ -1266,7 +1270,9 @@ function patch_args(   k, item, a, body, p, nm, v, hv, noval, pfx, merged, out, 
         added[nm] = 1
         out = out (out == "" ? "" : "\n") pfx styled(st, "--" nm "=" merge_list(nm, ""))
     }
-    if (out != "") add_after(lastline, out)
+    # not add_after: mawk 1.3.4 creates AFTER_TEXT[i] before it tests (i in AFTER_TEXT),
+    # which adds a blank line; nothing else is added after lines in bpm mode
+    if (out != "") AFTER_TEXT[lastline] = out
 }
 
 # processes: -> the item named PROCESS -> its args: block sequence of one-line scalars.
@@ -1513,6 +1519,7 @@ bpm_main() {
       say "would not restart kube-apiserver (--no-restart)"
     else
       say "would restart kube-apiserver: ${MONIT:-monit} restart $BPM_PROCESS"
+      [ -n "$MONIT" ] || warn "monit is not installed: a real run would refuse"
     fi
     exit "$EXIT_OK"
   fi
@@ -1611,15 +1618,17 @@ while [ $# -gt 0 ]; do
       MANIFEST_OPTION=${1#--manifest=}; shift ;;
     --mode)
       [ $# -ge 2 ] || usage_error "--mode needs static-pod or bpm"
-      MODE_OPTION=$2; shift 2 ;;
+      MODE_OPTION=$2; MODE_GIVEN=1; shift 2 ;;
     --mode=*)
-      MODE_OPTION=${1#--mode=}; shift ;;
+      MODE_OPTION=${1#--mode=}; MODE_GIVEN=1; shift ;;
     --bpm)
       [ $# -ge 2 ] || usage_error "--bpm needs a path"
       BPM_OPTION=$2; shift 2 ;;
     --bpm=*)
       BPM_OPTION=${1#--bpm=}; shift ;;
     --no-restart)
+      # (static-pod: the kubelet restarts a changed static pod itself; nothing to skip
+      # but the wait)
       NO_RESTART=1; WAIT=0; shift ;;
     --dry-run)
       DRY_RUN=1; shift ;;
@@ -1636,10 +1645,12 @@ while [ $# -gt 0 ]; do
       usage_error "unknown option: $1" ;;
   esac
 done
-case $MODE_OPTION in
-  '' | static-pod | bpm) ;;
-  *) usage_error "--mode must be static-pod or bpm: $MODE_OPTION" ;;
-esac
+if [ -n "$MODE_GIVEN" ]; then
+  case $MODE_OPTION in
+    static-pod | bpm) ;;
+    *) usage_error "--mode must be static-pod or bpm: $MODE_OPTION" ;;
+  esac
+fi
 if [ -n "$TIMEOUT_GIVEN" ]; then
   case $TIMEOUT_OPTION in
     '' | *[!0-9]*) usage_error "--wait-timeout needs a whole number of seconds" ;;

@@ -76,6 +76,11 @@ if [ -z "$user" ] || [ -z "$password" ]; then
   printf 'note: %s and %s must be set for --execute\n' "$user_env" "$password_env"
 fi
 
+if [ -n "$durable" ] && [ "$execute" -eq 1 ] && [ -z "${OS_CONF_VERSION:-}" ]; then
+  printf 'apply.sh: set OS_CONF_VERSION to the os-conf release version on the Director (bosh releases)\n' >&2
+  exit 2
+fi
+
 printf '+ pks login -a %q -u "$%s" -p "$%s"%s\n' "$api" "$user_env" "$password_env" "${skip_ssl:+ $skip_ssl}"
 if [ "$execute" -eq 1 ]; then
   pks login -a "$api" -u "$user" -p "$password" ${skip_ssl:+"$skip_ssl"} >/dev/null
@@ -134,8 +139,13 @@ for master in "${masters[@]}"; do
 done
 
 if [ -n "$durable" ]; then
+  # the os-conf release (pre-start-script) must be uploaded to the Director; name its version
+  if [ "$execute" -eq 1 ] && [ -z "${OS_CONF_VERSION:-}" ]; then
+    printf 'apply.sh: set OS_CONF_VERSION to the os-conf release version on the Director (bosh releases)\n' >&2
+    exit 2
+  fi
   run bosh update-config --type=runtime --name="$runtime_config_name" "$here/runtime-config.yaml" \
-    -v deployment="$deployment"
+    -v deployment="$deployment" -v os_conf_version="${OS_CONF_VERSION:-<os-conf version>}"
 fi
 if [ "$execute" -eq 0 ]; then
   printf 'dry run: nothing was changed; run with --execute to apply\n'
