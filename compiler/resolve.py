@@ -12,9 +12,10 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
-from compiler import versions
+from compiler import consistency, versions
+from compiler.checks import Checks
 from compiler.datafiles import load_platform
-from compiler.errors import Diagnostic, UserError, format_path
+from compiler.errors import Diagnostic
 from compiler.spec.model import Site
 from compiler.spec.source import MAX_BYTES, SourceDoc
 from compiler.versions import Version
@@ -91,46 +92,18 @@ class Resolved:
         return getattr(block, "apiserver_config", None) == "bpm" and not self.site.spec.audit.log.path
 
 
-class _Checks:
-    """Collects diagnostics with their spec locations; raises all errors at once."""
-
-    def __init__(self, doc: SourceDoc) -> None:
-        self.doc = doc
-        self.items: list[Diagnostic] = []
-
-    def error(self, path: tuple[str | int, ...], message: str, *, key: bool = False) -> None:
-        self.items.append(Diagnostic(message, self.doc.location(path, key=key), format_path(path)))
-
-    def warn(self, path: tuple[str | int, ...], message: str) -> None:
-        self.items.append(Diagnostic(message, self.doc.location(path), format_path(path), "warning"))
-
-    def given(self, path: tuple[str | int, ...]) -> bool:
-        node: Any = self.doc.data
-        for part in path:
-            if not isinstance(node, dict) or part not in node:
-                return False
-            node = node[part]
-        return True
-
-    def finish(self) -> tuple[Diagnostic, ...]:
-        errors = [d for d in self.items if d.severity == "error"]
-        if errors:
-            raise UserError(self.items)
-        return tuple(self.items)
-
-
 def resolve(site: Site, doc: SourceDoc) -> Resolved:
-    checks = _Checks(doc)
+    checks = Checks(doc)
     spec = site.spec
     platform = load_platform(spec.platform.type)
     kube = _kube_version(site, checks)
     falco, plugin, chart_version, chart_keys, artifacts = _falco_versions(site, checks)
     receiver = _receiver(site, platform, plugin, falco, checks)
     paths = _node_paths(site, platform)
-    _path_checks(site, paths, checks)
-    _cross_checks(site, kube, plugin, checks)
-    _values_keys(site, chart_keys, checks)
-    _falco_matrix(site, falco, plugin, chart_version, artifacts, checks)
+    consistency.node_paths(site, paths, checks)
+    consistency.settings(site, kube, plugin, checks)
+    consistency.chart_values(site, chart_keys, checks)
+    consistency.falco_matrix(site, falco, plugin, chart_version, artifacts, checks)
     files = _named_files(site, doc, checks)
     warnings = checks.finish()
     return Resolved(
@@ -151,7 +124,7 @@ def resolve(site: Site, doc: SourceDoc) -> Resolved:
     )
 
 
-def _kube_version(site: Site, checks: _Checks) -> Version:
+def _kube_version(site: Site, checks: Checks) -> Version:
     path = ("spec", "kubernetes", "version")
     kube = Version.parse(site.spec.kubernetes.version)
     oldest, newest = versions.kube_oldest(), versions.kube_newest()
@@ -167,7 +140,7 @@ def _kube_version(site: Site, checks: _Checks) -> Version:
     return kube
 
 
-def _falco_versions(site: Site, checks: _Checks) -> tuple[Version, bool, str, str, str | None]:
+def _falco_versions(site: Site, checks: Checks) -> tuple[Version, bool, str, str, str | None]:
     falco_spec = site.spec.falco
     falco = Version.parse(falco_spec.version) if falco_spec.version else versions.falco_default()
     plugin = versions.falco_uses_plugin(falco)
@@ -221,9 +194,7 @@ def _falco_versions(site: Site, checks: _Checks) -> tuple[Version, bool, str, st
     return falco, plugin, chart_text, keys, artifacts
 
 
-def _receiver(
-    site: Site, platform: dict[str, Any], plugin: bool, falco: Version, checks: _Checks
-) -> Receiver:
+def _receiver(site: Site, platform: dict[str, Any], plugin: bool, falco: Version, checks: Checks) -> Receiver:
     spec = site.spec.falco.receiver
     base = ("spec", "falco", "receiver")
     table = versions.falco_table()["receiver"]["plugin" if plugin else "legacy"]
@@ -328,167 +299,7 @@ def _node_paths(site: Site, platform: dict[str, Any]) -> NodePaths:
     )
 
 
-def _path_checks(site: Site, paths: NodePaths, checks: _Checks) -> None:
-    """Node paths that would render but break the apiserver pod or the kubelet."""
-    block = ("spec", "platform", site.spec.platform.type)
-    config_field = (*block, "configDir")
-    log_field = ("spec", "audit", "log", "path")
-    bpm = getattr(getattr(site.spec.platform, site.spec.platform.type), "apiserver_config", None) == "bpm"
-    # under bpm the "manifest" is bpm.yml, beside the config files: no kubelet reads that dir
-    manifests = paths.manifest.rsplit("/", 1)[0] if paths.manifest and not bpm else None
-
-    def inside(child: str, parent: str) -> bool:
-        return child == parent or child.startswith(parent.rstrip("/") + "/")
-
-    if paths.config_dir == "/":
-        checks.error(config_field, "must not be / (it is mounted into the kube-apiserver pod)")
-    if manifests and inside(paths.config_dir, manifests):
-        checks.error(
-            config_field, f"must not be inside {manifests}: the kubelet runs every file there as a pod"
-        )
-    log_dir = paths.log_dir
-    if log_dir is None:
-        return
-    if log_dir == "/":
-        checks.error(log_field, "the log file needs its own directory (the directory is mounted read-write)")
-    elif manifests and inside(log_dir, manifests):
-        checks.error(log_field, f"must not be inside {manifests}: the kubelet runs every file there as a pod")
-    elif inside(log_dir, paths.config_dir) or inside(paths.config_dir, log_dir):
-        checks.error(
-            log_field,
-            f"its directory {log_dir} overlaps the config dir {paths.config_dir}; "
-            "the config dir is mounted read-only and the log dir read-write",
-        )
-
-
-def _falco_matrix(
-    site: Site, falco: Version, plugin: bool, chart: str, artifacts: str | None, checks: _Checks
-) -> None:
-    """Falco / chart / rules combinations that install but do not run."""
-    table = versions.falco_table()
-    engine = versions.falco_engine(falco)
-    if plugin and artifacts:
-        for need in table["rulesRequirements"]:
-            if (
-                Version.parse(artifacts) >= Version.parse(need["artifacts"])
-                and (engine or 0) < need["engine"]
-            ):
-                checks.error(
-                    ("spec", "falco", "rules", "artifactsVersion")
-                    if site.spec.falco.rules.artifacts_version
-                    else ("spec", "falco", "version"),
-                    f"k8saudit rules {artifacts} need rules engine {need['engine']} and plugin "
-                    f"{need['plugin']}; Falco {falco} has engine {engine}: use a newer Falco "
-                    f"or artifacts below {need['artifacts']}",
-                )
-    multi = Version.parse(versions.fact("falco", "multiSourceFrom"))
-    if site.spec.falco.syscalls and falco < multi:
-        checks.error(
-            ("spec", "falco", "syscalls"),
-            f"syscall and audit events in one Falco need Falco >= {multi} (this site runs {falco})",
-        )
-    values = site.spec.falco.values
-    for removed in table["removedValues"]:
-        if Version.parse(chart) < Version.parse(removed["from"]):
-            continue
-        node: Any = values
-        parts = removed["key"].split(".")
-        for part in parts:
-            node = node.get(part) if isinstance(node, dict) else None
-        if node is None or (removed.get("values") and node not in removed["values"]):
-            continue
-        shown = f"{removed['key']}: {node}" if removed.get("values") else removed["key"]
-        checks.error(
-            ("spec", "falco", "values", *parts),
-            f"chart {chart} refuses {shown} (removed in chart {removed['from']}; helm template fails)",
-        )
-
-
-def _values_keys(site: Site, keys_file: str, checks: _Checks) -> None:
-    """Keys in falco.values that the chart does not have are almost always typos."""
-    import difflib
-
-    from compiler.artifacts.falco_values import chart_keys, unknown_keys
-
-    known = chart_keys(keys_file)
-    removed = {entry["key"] for entry in versions.falco_table()["removedValues"]}
-    for path in unknown_keys(site.spec.falco.values, known):
-        if path in removed or any(path.startswith(f"{key}.") for key in removed):
-            continue  # reported as an error by _falco_matrix
-        parent = path.rsplit(".", 1)[0] + "." if "." in path else ""
-        siblings = [k for k in known if k.startswith(parent) and "." not in k[len(parent) :]]
-        match = difflib.get_close_matches(path, siblings, n=1, cutoff=0.6)
-        hint = f" (did you mean {match[0]!r}?)" if match else ""
-        field = ("spec", "falco", "values", *path.split("."))
-        checks.warn(field, f"not a key of the Falco chart's values ({keys_file}){hint}")
-
-
-def _cross_checks(site: Site, kube: Version, plugin: bool, checks: _Checks) -> None:
-    spec = site.spec
-    audit = spec.audit
-    # kube-apiserver checks a backend's flags only when the backend is on (audit.go Validate)
-    for backend in ("log", "webhook"):
-        settings = getattr(audit, backend)
-        if settings.enabled and settings.truncate.max_batch_size < settings.truncate.max_event_size:
-            checks.error(
-                ("spec", "audit", backend, "truncate", "maxBatchSize"),
-                f"must be >= truncate.maxEventSize ({settings.truncate.max_event_size}); kube-apiserver "
-                "refuses to start otherwise (checked even when truncation is off)",
-            )
-    throttle = audit.webhook.batch.throttle
-    if audit.webhook.enabled and audit.webhook.mode == "batch" and throttle.enabled:
-        for name, value in (("qps", throttle.qps), ("burst", throttle.burst)):
-            if value <= 0:
-                checks.error(
-                    ("spec", "audit", "webhook", "batch", "throttle", name),
-                    f"must be > 0 while the throttle is enabled (got {value}); "
-                    "kube-apiserver refuses to start",
-                )
-    hook = audit.webhook
-    if plugin and hook.enabled and hook.truncate.enabled:
-        limit = int(versions.falco_table()["plugin"]["webhookMaxBatchSize"]["value"])
-        if hook.truncate.max_batch_size > limit:
-            checks.error(
-                ("spec", "audit", "webhook", "truncate", "maxBatchSize"),
-                f"must be <= {limit}, the k8saudit plugin's webhookMaxBatchSize: Falco answers 400 to a "
-                "larger batch and kube-apiserver retries it until it gives up",
-            )
-    dynamic = versions.flag("audit-dynamic-configuration")
-    if audit.dynamic and not versions.in_range(kube, dynamic):
-        checks.error(
-            ("spec", "audit", "dynamic"),
-            f"dynamic auditing (AuditSink) exists only in Kubernetes {dynamic['from']}..{dynamic['until']}; "
-            f"this site runs {kube}",
-        )
-    managed = versions.kube_feature("omitManagedFields")
-    if checks.given(("spec", "audit", "policy", "omitManagedFields")) and not managed.available(kube):
-        checks.error(
-            ("spec", "audit", "policy", "omitManagedFields"),
-            f"omitManagedFields exists from Kubernetes {managed.since}; this site runs {kube}",
-        )
-    if spec.sinks and spec.platform.type != "pks":
-        checks.error(
-            ("spec", "sinks"), f"sinks exist only on platform pks (this site is {spec.platform.type})"
-        )
-    if spec.gitops.engine != "none" and not spec.gitops.repo_url:
-        checks.error(
-            ("spec", "gitops", "repoURL"),
-            f"required for engine {spec.gitops.engine}: the git repository that holds output/",
-        )
-    policy = audit.policy
-    if policy.file:
-        for name in ("preset", "rules", "appendRules"):
-            if checks.given(("spec", "audit", "policy", name)):
-                checks.error(
-                    ("spec", "audit", "policy", name),
-                    "cannot be combined with policy.file (the file is the whole policy)",
-                    key=True,
-                )
-    if not audit.log.enabled and not audit.webhook.enabled and not audit.dynamic:
-        checks.warn(("spec", "audit"), "both the log and the webhook backend are off: nothing is audited")
-
-
-def _named_files(site: Site, doc: SourceDoc, checks: _Checks) -> dict[str, bytes]:
+def _named_files(site: Site, doc: SourceDoc, checks: Checks) -> dict[str, bytes]:
     """Read every file the spec names, relative to the spec file."""
     wanted: list[tuple[tuple[str | int, ...], str]] = []
     tls = site.spec.falco.receiver.tls

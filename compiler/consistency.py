@@ -1,0 +1,177 @@
+"""Checks that span several spec fields, a version table or the node layout.
+
+Each function adds to a ``Checks`` collector; ``compiler.resolve`` calls them once the
+defaults are known.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from compiler import versions
+from compiler.checks import Checks
+from compiler.spec.model import Site
+from compiler.versions import Version
+
+if TYPE_CHECKING:
+    from compiler.resolve import NodePaths
+
+
+def node_paths(site: Site, paths: NodePaths, checks: Checks) -> None:
+    """Node paths that would render but break the apiserver pod or the kubelet."""
+    block = ("spec", "platform", site.spec.platform.type)
+    config_field = (*block, "configDir")
+    log_field = ("spec", "audit", "log", "path")
+    bpm = getattr(getattr(site.spec.platform, site.spec.platform.type), "apiserver_config", None) == "bpm"
+    # under bpm the "manifest" is bpm.yml, beside the config files: no kubelet reads that dir
+    manifests = paths.manifest.rsplit("/", 1)[0] if paths.manifest and not bpm else None
+
+    def inside(child: str, parent: str) -> bool:
+        return child == parent or child.startswith(parent.rstrip("/") + "/")
+
+    if paths.config_dir == "/":
+        checks.error(config_field, "must not be / (it is mounted into the kube-apiserver pod)")
+    if manifests and inside(paths.config_dir, manifests):
+        checks.error(
+            config_field, f"must not be inside {manifests}: the kubelet runs every file there as a pod"
+        )
+    log_dir = paths.log_dir
+    if log_dir is None:
+        return
+    if log_dir == "/":
+        checks.error(log_field, "the log file needs its own directory (the directory is mounted read-write)")
+    elif manifests and inside(log_dir, manifests):
+        checks.error(log_field, f"must not be inside {manifests}: the kubelet runs every file there as a pod")
+    elif inside(log_dir, paths.config_dir) or inside(paths.config_dir, log_dir):
+        checks.error(
+            log_field,
+            f"its directory {log_dir} overlaps the config dir {paths.config_dir}; "
+            "the config dir is mounted read-only and the log dir read-write",
+        )
+
+
+def falco_matrix(
+    site: Site, falco: Version, plugin: bool, chart: str, artifacts: str | None, checks: Checks
+) -> None:
+    """Falco / chart / rules combinations that install but do not run."""
+    table = versions.falco_table()
+    engine = versions.falco_engine(falco)
+    if plugin and artifacts:
+        for need in table["rulesRequirements"]:
+            if (
+                Version.parse(artifacts) >= Version.parse(need["artifacts"])
+                and (engine or 0) < need["engine"]
+            ):
+                checks.error(
+                    ("spec", "falco", "rules", "artifactsVersion")
+                    if site.spec.falco.rules.artifacts_version
+                    else ("spec", "falco", "version"),
+                    f"k8saudit rules {artifacts} need rules engine {need['engine']} and plugin "
+                    f"{need['plugin']}; Falco {falco} has engine {engine}: use a newer Falco "
+                    f"or artifacts below {need['artifacts']}",
+                )
+    multi = Version.parse(versions.fact("falco", "multiSourceFrom"))
+    if site.spec.falco.syscalls and falco < multi:
+        checks.error(
+            ("spec", "falco", "syscalls"),
+            f"syscall and audit events in one Falco need Falco >= {multi} (this site runs {falco})",
+        )
+    values = site.spec.falco.values
+    for removed in table["removedValues"]:
+        if Version.parse(chart) < Version.parse(removed["from"]):
+            continue
+        node: Any = values
+        parts = removed["key"].split(".")
+        for part in parts:
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is None or (removed.get("values") and node not in removed["values"]):
+            continue
+        shown = f"{removed['key']}: {node}" if removed.get("values") else removed["key"]
+        checks.error(
+            ("spec", "falco", "values", *parts),
+            f"chart {chart} refuses {shown} (removed in chart {removed['from']}; helm template fails)",
+        )
+
+
+def chart_values(site: Site, keys_file: str, checks: Checks) -> None:
+    """Keys in falco.values that the chart does not have are almost always typos."""
+    import difflib
+
+    from compiler.artifacts.falco_values import chart_keys, unknown_keys
+
+    known = chart_keys(keys_file)
+    removed = {entry["key"] for entry in versions.falco_table()["removedValues"]}
+    for path in unknown_keys(site.spec.falco.values, known):
+        if path in removed or any(path.startswith(f"{key}.") for key in removed):
+            continue  # reported as an error by falco_matrix
+        parent = path.rsplit(".", 1)[0] + "." if "." in path else ""
+        siblings = [k for k in known if k.startswith(parent) and "." not in k[len(parent) :]]
+        match = difflib.get_close_matches(path, siblings, n=1, cutoff=0.6)
+        hint = f" (did you mean {match[0]!r}?)" if match else ""
+        field = ("spec", "falco", "values", *path.split("."))
+        checks.warn(field, f"not a key of the Falco chart's values ({keys_file}){hint}")
+
+
+def settings(site: Site, kube: Version, plugin: bool, checks: Checks) -> None:
+    spec = site.spec
+    audit = spec.audit
+    # kube-apiserver checks a backend's flags only when the backend is on (audit.go Validate)
+    for backend in ("log", "webhook"):
+        settings = getattr(audit, backend)
+        if settings.enabled and settings.truncate.max_batch_size < settings.truncate.max_event_size:
+            checks.error(
+                ("spec", "audit", backend, "truncate", "maxBatchSize"),
+                f"must be >= truncate.maxEventSize ({settings.truncate.max_event_size}); kube-apiserver "
+                "refuses to start otherwise (checked even when truncation is off)",
+            )
+    throttle = audit.webhook.batch.throttle
+    if audit.webhook.enabled and audit.webhook.mode == "batch" and throttle.enabled:
+        for name, value in (("qps", throttle.qps), ("burst", throttle.burst)):
+            if value <= 0:
+                checks.error(
+                    ("spec", "audit", "webhook", "batch", "throttle", name),
+                    f"must be > 0 while the throttle is enabled (got {value}); "
+                    "kube-apiserver refuses to start",
+                )
+    hook = audit.webhook
+    if plugin and hook.enabled and hook.truncate.enabled:
+        limit = int(versions.falco_table()["plugin"]["webhookMaxBatchSize"]["value"])
+        if hook.truncate.max_batch_size > limit:
+            checks.error(
+                ("spec", "audit", "webhook", "truncate", "maxBatchSize"),
+                f"must be <= {limit}, the k8saudit plugin's webhookMaxBatchSize: Falco answers 400 to a "
+                "larger batch and kube-apiserver retries it until it gives up",
+            )
+    dynamic = versions.flag("audit-dynamic-configuration")
+    if audit.dynamic and not versions.in_range(kube, dynamic):
+        checks.error(
+            ("spec", "audit", "dynamic"),
+            f"dynamic auditing (AuditSink) exists only in Kubernetes {dynamic['from']}..{dynamic['until']}; "
+            f"this site runs {kube}",
+        )
+    managed = versions.kube_feature("omitManagedFields")
+    if checks.given(("spec", "audit", "policy", "omitManagedFields")) and not managed.available(kube):
+        checks.error(
+            ("spec", "audit", "policy", "omitManagedFields"),
+            f"omitManagedFields exists from Kubernetes {managed.since}; this site runs {kube}",
+        )
+    if spec.sinks and spec.platform.type != "pks":
+        checks.error(
+            ("spec", "sinks"), f"sinks exist only on platform pks (this site is {spec.platform.type})"
+        )
+    if spec.gitops.engine != "none" and not spec.gitops.repo_url:
+        checks.error(
+            ("spec", "gitops", "repoURL"),
+            f"required for engine {spec.gitops.engine}: the git repository that holds output/",
+        )
+    policy = audit.policy
+    if policy.file:
+        for name in ("preset", "rules", "appendRules"):
+            if checks.given(("spec", "audit", "policy", name)):
+                checks.error(
+                    ("spec", "audit", "policy", name),
+                    "cannot be combined with policy.file (the file is the whole policy)",
+                    key=True,
+                )
+    if not audit.log.enabled and not audit.webhook.enabled and not audit.dynamic:
+        checks.warn(("spec", "audit"), "both the log and the webhook backend are off: nothing is audited")
