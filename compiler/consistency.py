@@ -17,12 +17,22 @@ if TYPE_CHECKING:
     from compiler.resolve import NodePaths
 
 
-def node_paths(site: Site, paths: NodePaths, checks: Checks) -> None:
+def node_paths(site: Site, paths: NodePaths, platform: dict[str, Any], checks: Checks) -> None:
     """Node paths that would render but break the apiserver pod or the kubelet."""
     block = ("spec", "platform", site.spec.platform.type)
     config_field = (*block, "configDir")
     log_field = ("spec", "audit", "log", "path")
     bpm = getattr(getattr(site.spec.platform, site.spec.platform.type), "apiserver_config", None) == "bpm"
+    if bpm:
+        visible = platform.get("bpm", {}).get("visible", [])
+        if not any(
+            paths.config_dir == v or paths.config_dir.startswith(v.rstrip("/") + "/") for v in visible
+        ):
+            checks.error(
+                config_field,
+                f"kube-apiserver cannot see {paths.config_dir} inside its bpm sandbox; "
+                f"use a directory under {' or '.join(visible)}",
+            )
     # under bpm the "manifest" is bpm.yml, beside the config files: no kubelet reads that dir
     manifests = paths.manifest.rsplit("/", 1)[0] if paths.manifest and not bpm else None
 
@@ -115,6 +125,12 @@ def chart_values(site: Site, keys_file: str, checks: Checks) -> None:
 def settings(site: Site, kube: Version, plugin: bool, checks: Checks) -> None:
     spec = site.spec
     audit = spec.audit
+    if spec.platform.type == "minikube" and spec.kubernetes.version.count(".") == 1:
+        checks.warn(
+            ("spec", "kubernetes", "version"),
+            f"minikube starts its own default Kubernetes unless given a full version; write "
+            f'"{spec.kubernetes.version}.P" so it runs the version the flags were checked against',
+        )
     # kube-apiserver checks a backend's flags only when the backend is on (audit.go Validate)
     for backend in ("log", "webhook"):
         settings = getattr(audit, backend)

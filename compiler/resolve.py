@@ -87,9 +87,8 @@ class Resolved:
     @property
     def platform_writes_log(self) -> bool:
         """TKGI under bpm writes its own audit log; auditc leaves it alone unless the spec
-        sets audit.log.path."""
-        block: Any = getattr(self.site.spec.platform, self.site.spec.platform.type)
-        return getattr(block, "apiserver_config", None) == "bpm" and not self.site.spec.audit.log.path
+        writes an audit.log block."""
+        return _bpm(self.site) and self.doc.node(("spec", "audit", "log")) is None
 
 
 def resolve(site: Site, doc: SourceDoc) -> Resolved:
@@ -99,8 +98,8 @@ def resolve(site: Site, doc: SourceDoc) -> Resolved:
     kube = _kube_version(site, checks)
     falco, plugin, chart_version, chart_keys, artifacts = _falco_versions(site, checks)
     receiver = _receiver(site, platform, plugin, falco, checks)
-    paths = _node_paths(site, platform)
-    consistency.node_paths(site, paths, checks)
+    paths = _node_paths(site, platform, doc.node(("spec", "audit", "log")) is not None)
+    consistency.node_paths(site, paths, platform, checks)
     consistency.settings(site, kube, plugin, checks)
     consistency.chart_values(site, chart_keys, checks)
     consistency.falco_matrix(site, falco, plugin, chart_version, artifacts, checks)
@@ -280,16 +279,23 @@ def _receiver(site: Site, platform: dict[str, Any], plugin: bool, falco: Version
     return Receiver(scheme, port, path, service.type, node_port, service.cluster_ip, address_text, dial_port)
 
 
-def _node_paths(site: Site, platform: dict[str, Any]) -> NodePaths:
+def _bpm(site: Site) -> bool:
+    block: Any = getattr(site.spec.platform, site.spec.platform.type)
+    return getattr(block, "apiserver_config", None) == "bpm"
+
+
+def _node_paths(site: Site, platform: dict[str, Any], written_log: bool) -> NodePaths:
     defaults = platform["paths"]
     block: Any = getattr(site.spec.platform, site.spec.platform.type)
     log = site.spec.audit.log
     log_path = (log.path or defaults.get("logPath")) if log.enabled else None
     manifest = getattr(block, "manifest_path", None) or defaults.get("manifest", "")
-    if getattr(block, "apiserver_config", None) == "bpm":
+    if _bpm(site):
         manifest = defaults["bpmConfig"]  # the file the patch script edits
-        if not log.path:
+        if not written_log:
             log_path = None  # TKGI writes its own audit log; its flags are left alone
+        elif log.enabled and not log.path:
+            log_path = defaults["bpmLogPath"]
     return NodePaths(
         manifest=manifest,
         config_dir=getattr(block, "config_dir", None) or defaults["configDir"],

@@ -76,6 +76,12 @@ def test_scripts_pass_shellcheck(spec: Path, tmp_path: Path) -> None:
     patched = platform_of(spec) in ("kubeadm", "pks")  # minikube takes flags through --extra-config
     expected = {"apply.sh", "apiserver-config.patch.sh"} if patched else {"apply.sh"}
     assert {s.name for s in scripts} == expected
+    runtime_config = root / "plan/runtime-config.yaml"
+    if runtime_config.exists():  # the pre-start script a BOSH runtime config carries
+        (addon,) = YAML(typ="safe", pure=True).load(runtime_config.read_text())["addons"]
+        pre_start = root / "plan/pre-start.sh"
+        pre_start.write_text(addon["jobs"][0]["properties"]["script"])
+        scripts.append(pre_start)
     result = _run("shellcheck", "--norc", *scripts)
     assert result.returncode == 0, result.stdout
 

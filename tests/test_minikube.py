@@ -66,7 +66,7 @@ def test_example_site_flag_by_flag(tmp_path: Path) -> None:
         "audit-webhook-truncate-max-batch-size": "10485760",
     }
     installs = [c for c in commands if c[0] == "install"]
-    target = str(tmp_path / "mk" / "files" / "etc/ssl/certs/auditc")
+    target = str(tmp_path / "mk" / ".minikube" / "files" / "etc/ssl/certs/auditc")
     assert [c[-1] for c in installs] == [f"{target}/audit-policy.yaml", f"{target}/audit-webhook.kubeconfig"]
     kubeconfig = yaml.load((root / "node/audit-webhook.kubeconfig").read_text())
     assert kubeconfig["clusters"][0]["cluster"]["server"] == "http://localhost:30007/k8s-audit"
@@ -90,6 +90,25 @@ def test_spec_settings_reach_the_flags(tmp_path: Path) -> None:
     assert flags["audit-webhook-mode"] == "blocking"
     assert flags["audit-webhook-initial-backoff"] == "3s"
     assert "audit-webhook-batch-max-size" not in flags  # batch settings only in batch mode
+
+
+def test_minikube_home_follows_minikube(tmp_path: Path) -> None:
+    """minikube uses $MINIKUBE_HOME/.minikube unless MINIKUBE_HOME already ends in .minikube."""
+    root = write_tree(compile_site(write_spec(tmp_path, MINIKUBE)), tmp_path / "o")
+    for home, expected in (
+        ("/data/mk", "/data/mk/.minikube/files"),
+        ("/data/.minikube", "/data/.minikube/files"),
+    ):
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "MINIKUBE_HOME": home}
+        out = subprocess.run(
+            ["bash", str(root / "plan/apply.sh")], capture_output=True, text=True, env=env, check=True
+        )
+        assert f"mkdir -p {expected}/etc/ssl/certs/auditc" in out.stdout
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    out = subprocess.run(
+        ["bash", str(root / "plan/apply.sh")], capture_output=True, text=True, env=env, check=True
+    )
+    assert f"mkdir -p {tmp_path}/.minikube/files/etc/ssl/certs/auditc" in out.stdout
 
 
 def test_profile_and_paths_are_quoted(tmp_path: Path) -> None:

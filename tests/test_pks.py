@@ -40,7 +40,8 @@ case "$1" in
     [ "$3" = --json ] || exit 64
     printf 'pks cluster %s --json\n' "$2" >>"$FAKE_LOG"
     printf '{\n  "name": "%s",\n  "plan_name": "small",\n' "$2"
-    printf '  "uuid": "%s",\n  "kubernetes_master_ips": ["10.0.1.2"]\n}\n' "$FAKE_UUID" ;;
+    printf '  "uuid": "%s",\n  "kubernetes_master_ips": ["10.0.1.2"],\n' "$FAKE_UUID"
+    printf '  "network_profile": {"uuid": "ffffffff-0000-4000-8000-000000000000"}\n}\n' ;;
   *) exit 64 ;;
 esac
 """
@@ -48,9 +49,9 @@ esac
 BOSH = r"""#!/bin/sh
 # stand-in bosh: -d DEP vms --json | -d DEP scp -r SRC INST:DST | -d DEP ssh INST -c CMD
 #                | update-config --type=runtime --name=NAME FILE -v deployment=DEP
-if [ "$1" = update-config ]; then
-  [ "$2" = --type=runtime ] && [ -f "$4" ] && [ "$5" = -v ] && [ "$7" = -v ] || exit 64
-  printf 'bosh update-config %s %s %s %s\n' "$3" "$(basename "$4")" "$6" "$8" >>"$FAKE_LOG"
+if [ "$1" = -n ] && [ "$2" = update-config ]; then
+  [ "$3" = --type=runtime ] && [ -f "$5" ] && [ "$6" = -v ] && [ "$8" = -v ] || exit 64
+  printf 'bosh update-config %s %s %s %s\n' "$4" "$(basename "$5")" "$7" "$9" >>"$FAKE_LOG"
   exit 0
 fi
 [ "$1" = -d ] || { echo "bosh: -d DEPLOYMENT first" >&2; exit 64; }
@@ -236,4 +237,50 @@ def test_dry_run_names_the_variables_not_their_values(fleet: tuple[Path, dict[st
     assert '-u "$TKGI_USER" -p "$TKGI_PASSWORD"' in result.stdout
     assert PASSWORD not in result.stdout and "ops-admin" not in result.stdout
     assert _log(env) == []
-    assert "bosh update-config --type=runtime --name=auditc-tkgi-prod" in result.stdout
+    assert "bosh -n update-config --type=runtime --name=auditc-tkgi-prod" in result.stdout
+
+
+def _resolved(tmp_path: Path, spec: dict[str, object]) -> object:
+    from compiler.resolve import resolve
+    from compiler.spec.source import read_yaml
+    from compiler.spec.validate import parse_site
+    from tests.sites import write_spec
+
+    base = {
+        "platform": {"type": "pks", "kubeadm": None, "pks": {"api": "api.example.com", "cluster": "c1"}},
+        "falco": {"receiver": {"address": "10.0.0.1"}},
+    }
+    doc = read_yaml(write_spec(tmp_path, {**base, **spec}))
+    return resolve(parse_site(doc), doc)
+
+
+def test_bpm_leaves_tkgi_log_flags_unless_the_spec_writes_audit_log(tmp_path: Path) -> None:
+    from compiler.artifacts.apiserver import apiserver_change
+
+    default = apiserver_change(_resolved(tmp_path, {}))  # type: ignore[arg-type]
+    assert not any(name.startswith("audit-log-") for name, _ in default.flags)
+    assert "audit-log-" not in "".join(default.owned_prefixes)
+
+    tuned = apiserver_change(_resolved(tmp_path, {"audit": {"log": {"maxAge": 60}}}))  # type: ignore[arg-type]
+    flags = dict(tuned.flags)
+    assert flags["audit-log-maxage"] == "60"
+    assert flags["audit-log-path"] == "/var/vcap/sys/log/kube-apiserver/audit/log/audit.log"
+    assert tuned.owned_prefixes == ("audit-",)
+
+    off = apiserver_change(_resolved(tmp_path, {"audit": {"log": {"enabled": False}}}))  # type: ignore[arg-type]
+    assert not any(name.startswith("audit-log-") for name, _ in off.flags)
+    assert off.owned_prefixes == ("audit-",), "TKGI's log flags are removed when the spec turns the log off"
+
+
+def test_bpm_config_dir_must_be_visible_in_the_sandbox(tmp_path: Path) -> None:
+    from compiler.errors import UserError
+
+    spec = {
+        "platform": {
+            "type": "pks",
+            "kubeadm": None,
+            "pks": {"api": "a.example.com", "cluster": "c1", "configDir": "/var/lib/k8s-audit"},
+        }
+    }
+    with pytest.raises(UserError, match="cannot see /var/lib/k8s-audit inside its bpm sandbox"):
+        _resolved(tmp_path, spec)

@@ -45,7 +45,7 @@ def plan_artifacts(resolved: Resolved, files: list[str]) -> list[Artifact]:
     block = resolved.site.spec.platform
     assert block.type == "minikube"
     config_dir = resolved.paths.config_dir
-    files_dir = "files" + config_dir  # under $MINIKUBE_HOME
+    files_dir = "files" + config_dir  # under minikube's home ($MINIKUBE_HOME/.minikube)
     start = start_arguments(resolved)
     plan: dict[str, Any] = {
         "apiVersion": "auditc.dev/v1alpha1",
@@ -59,8 +59,8 @@ def plan_artifacts(resolved: Resolved, files: list[str]) -> list[Artifact]:
             "steps": [
                 {
                     "action": "stage",
-                    "does": f"install the node files into $MINIKUBE_HOME/{files_dir}/ (minikube copies "
-                    f"that tree to {config_dir} in the node at start)",
+                    "does": f"install the node files into $MINIKUBE_HOME/.minikube/{files_dir}/ "
+                    f"(minikube copies that tree to {config_dir} in the node at start)",
                 },
                 {
                     "action": "stop",

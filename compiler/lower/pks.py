@@ -107,12 +107,15 @@ def _plan(resolved: Resolved, files: list[str], config: dict[str, bytes], script
                 "action": "durable",
                 "command": [
                     "bosh",
+                    "-n",
                     "update-config",
                     "--type=runtime",
                     f"--name={bosh['runtimeConfigName']}-{resolved.name}",
                     "plan/runtime-config.yaml",
                     "-v",
                     "deployment=<deployment>",
+                    "-v",
+                    "os_conf_version=$OS_CONF_VERSION",
                 ],
                 "does": "re-apply the change on every deploy and VM recreate (a pre-start script addon); "
                 "takes effect at the deployment's next deploy",

@@ -88,17 +88,30 @@ fi
 
 if [ "$execute" -eq 1 ]; then
   show pks cluster "$cluster" --json
-  uuid=$(pks cluster "$cluster" --json | tr -d '\n' | sed -n 's/.*"uuid"[[:space:]]*:[[:space:]]*"\([0-9a-fA-F-]*\)".*/\1/p')
+  cluster_json=$(pks cluster "$cluster" --json)
+  if command -v jq >/dev/null 2>&1; then
+    uuid=$(printf '%s' "$cluster_json" | jq -r '.uuid // empty')
+  else  # the first "uuid" is the cluster's (pretty-printed or not); nested objects come after it
+    uuid=$(printf '%s' "$cluster_json" | tr -d '\n' | grep -o '"uuid"[[:space:]]*:[[:space:]]*"[0-9a-fA-F-]*"' \
+      | head -n 1 | sed 's/.*"\([0-9a-fA-F-]*\)"$/\1/')
+  fi
+  case "$uuid" in
+    *[!0-9a-fA-F-]*) uuid="" ;;
+  esac
   if [ -z "$uuid" ]; then
     printf 'apply.sh: no uuid in the output of: pks cluster %s --json\n' "$cluster" >&2
     exit 1
   fi
   deployment="$prefix$uuid"
   show bosh -d "$deployment" vms --json
+  if ! vms_json=$(bosh -d "$deployment" vms --json); then
+    printf 'apply.sh: bosh -d %s vms failed\n' "$deployment" >&2
+    exit 1
+  fi
   masters=()
   while IFS= read -r instance; do
     masters+=("$instance")
-  done < <(bosh -d "$deployment" vms --json | tr -d '\n' \
+  done < <(printf '%s' "$vms_json" | tr -d '\n' \
     | grep -o "\"instance\"[[:space:]]*:[[:space:]]*\"$group/[0-9A-Za-z-]*\"" \
     | sed 's/.*:[[:space:]]*"\(.*\)"/\1/')
   if [ "${#masters[@]}" -eq 0 ]; then
@@ -132,19 +145,16 @@ for master in "${masters[@]}"; do
   stage="$staging_dir/auditc.$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"  # fresh: scp -r creates it
   run bosh -d "$deployment" scp -r "$local_stage" "$master:$stage"
   if ! run bosh -d "$deployment" ssh "$master" -c "sudo sh '$stage/apiserver-config.patch.sh' --mode $mode"; then
-    printf 'apply.sh: %s failed; rollout stopped (the patch script restores what it changed)\n' "$master" >&2
+    printf 'apply.sh: %s failed; rollout stopped (the patch script restores what it changed;\n' "$master" >&2
+    printf '  its files stay in %s on that master for inspection)\n' "$stage" >&2
     exit 1
   fi
   run bosh -d "$deployment" ssh "$master" -c "sudo rm -rf '$stage'"
 done
 
 if [ -n "$durable" ]; then
-  # the os-conf release (pre-start-script) must be uploaded to the Director; name its version
-  if [ "$execute" -eq 1 ] && [ -z "${OS_CONF_VERSION:-}" ]; then
-    printf 'apply.sh: set OS_CONF_VERSION to the os-conf release version on the Director (bosh releases)\n' >&2
-    exit 2
-  fi
-  run bosh update-config --type=runtime --name="$runtime_config_name" "$here/runtime-config.yaml" \
+  # -n: bosh would otherwise ask for confirmation; the rollout above already ran unattended
+  run bosh -n update-config --type=runtime --name="$runtime_config_name" "$here/runtime-config.yaml" \
     -v deployment="$deployment" -v os_conf_version="${OS_CONF_VERSION:-<os-conf version>}"
 fi
 if [ "$execute" -eq 0 ]; then
