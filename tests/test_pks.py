@@ -18,6 +18,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from tests.sites import ROOT, compiled, write_tree
+from tests.test_patch_script import readyz_server, tls_files  # noqa: F401 - pytest fixtures
 
 UUID = "6c1a2b3c-4d5e-4f60-8a9b-0c1d2e3f4a5b"
 MASTERS = [
@@ -284,3 +285,46 @@ def test_bpm_config_dir_must_be_visible_in_the_sandbox(tmp_path: Path) -> None:
     }
     with pytest.raises(UserError, match="cannot see /var/lib/k8s-audit inside its bpm sandbox"):
         _resolved(tmp_path, spec)
+
+
+def test_static_pod_layout_over_bosh(tmp_path: Path, readyz_server: int) -> None:  # noqa: F811
+    """apiserverConfig: staticPod (the seed's layout): the same stand-ins, masters holding a
+    kube-apiserver static pod manifest, the patch script waiting on a real /readyz."""
+    site = compiled(ROOT / "specs" / "seed-pks14.yaml")
+    out = write_tree(site, tmp_path / "out" / site.name)
+    fake = tmp_path / "fake"
+    bin_dir = fake / "bin"
+    bin_dir.mkdir(parents=True)
+    for name, text in (("pks", PKS), ("bosh", BOSH)):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    manifest = Path("etc/kubernetes/manifests/kube-apiserver.yaml")
+    real = (Path(__file__).parent / "data/kube-apiserver-manifests/1.16.0-kubeadm.yaml").read_text()
+    text = real.replace("--secure-port=6443", f"--secure-port={readyz_server}")
+    for master in MASTERS[:2]:
+        root = fake / "vms" / master.replace("/", "_")
+        (root / "tmp").mkdir(parents=True)
+        (root / manifest).parent.mkdir(parents=True)
+        (root / manifest).write_text(text)
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "FAKE": str(fake),
+        "FAKE_LOG": str(fake / "log"),
+        "FAKE_UUID": UUID,
+        "FAKE_PASSWORD": PASSWORD,
+        "PKS_USER": "ops",
+        "PKS_PASSWORD": PASSWORD,
+    }
+    result = _apply(out, env)
+    assert result.returncode == 0, result.stderr
+    for master in MASTERS[:2]:
+        root = fake / "vms" / master.replace("/", "_")
+        patched = (root / manifest).read_text()
+        assert patched.count("--audit-log-path=/var/lib/k8s-audit/audit.log") == 1
+        assert (
+            patched.count("--audit-policy-file=/var/vcap/jobs/kube-apiserver/config/audit-policy.yaml") == 1
+        )
+        assert (root / "var/lib/k8s-audit").is_dir()
+    patch_calls = [line for line in _log(env) if line.startswith("bosh ssh") and "patch.sh" in line]
+    assert len(patch_calls) == 2 and all("--mode static-pod" in line for line in patch_calls)
