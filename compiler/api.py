@@ -62,7 +62,7 @@ def find_specs(inputs: list[Path]) -> list[Path]:
     return found
 
 
-def _load(path: Path) -> Resolved:
+def load(path: Path) -> Resolved:
     from compiler.resolve import resolve
     from compiler.spec.source import read_yaml
     from compiler.spec.validate import parse_site
@@ -71,7 +71,7 @@ def _load(path: Path) -> Resolved:
     return resolve(parse_site(doc), doc)
 
 
-def _lint(resolved: Resolved) -> list[Diagnostic]:
+def lint_site(resolved: Resolved) -> list[Diagnostic]:
     from compiler.artifacts.apiserver import apiserver_change
     from compiler.artifacts.falco_values import falco_values
     from compiler.lint import lint
@@ -90,8 +90,8 @@ def _lint(resolved: Resolved) -> list[Diagnostic]:
 
 def analyse(path: Path) -> Analysis:
     """Parse, validate and lint one spec; nothing is rendered."""
-    resolved = _load(path)
-    findings = _lint(resolved)
+    resolved = load(path)
+    findings = lint_site(resolved)
     return Analysis(resolved.name, path, resolved.warnings, tuple(findings))
 
 
@@ -101,8 +101,8 @@ def compile_site(path: Path) -> CompiledSite:
     from compiler.lower import lower
     from compiler.write import with_manifest
 
-    resolved = _load(path)
-    findings = _lint(resolved)
+    resolved = load(path)
+    findings = lint_site(resolved)
     errors = blocking(findings)
     if errors:
         raise UserError(errors)

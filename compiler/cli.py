@@ -25,6 +25,7 @@ app = typer.Typer(
     help="Compile Kubernetes audit-to-Falco site specs into reviewed, reproducible artifacts.",
 )
 _debug = False
+_writes = False  # whether the running command writes files (for the error summary)
 T = TypeVar("T")
 
 
@@ -46,7 +47,7 @@ def _guard(call: Callable[[], T]) -> T:
         errors = sum(1 for d in exc.diagnostics if d.severity == "error")
         if any(d.code for d in exc.diagnostics):
             _err("auditc: lint errors block rendering; fix them or acknowledge the ids in spec.lint.accept")
-        _err(f"auditc: {errors} error(s); nothing was written")
+        _err(f"auditc: {errors} error(s)" + ("; nothing was written" if _writes else ""))
         raise typer.Exit(ExitCode.INVALID) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
@@ -90,6 +91,8 @@ def render(
     """Render each site into OUTPUT/<site>/."""
     from compiler import api
 
+    global _writes
+    _writes = not check
     result = _guard(lambda: api.render(specs, output, check=check))
     for site in result.sites:
         _report(site.warnings)
@@ -186,6 +189,53 @@ def _finding_json(diagnostic: Diagnostic) -> dict[str, object]:
         "why": diagnostic.why or None,
         "fix": diagnostic.fix or None,
     }
+
+
+class DiffFormat(StrEnum):
+    text = "text"
+    markdown = "markdown"
+    json = "json"
+
+
+@app.command()
+def diff(
+    specs: Annotated[list[Path], typer.Argument(help="Site spec files or directories of them.")],
+    base: Annotated[
+        str | None, typer.Option("--base", help="Compare with the specs at this git revision (PR review).")
+    ] = None,
+    live: Annotated[bool, typer.Option("--live", help="Compare with the live cluster (not yet).")] = False,
+    live_dir: Annotated[
+        Path | None, typer.Option("--live-dir", help="Compare with a snapshot (not yet).")
+    ] = None,
+    output_format: Annotated[
+        DiffFormat, typer.Option("--format", help="text, markdown or json.")
+    ] = DiffFormat.text,
+) -> None:
+    """Show what a change does to every rendered artifact; exit 1 when anything differs."""
+    if live or live_dir is not None or base is None:
+        what = "--base GITREF" if base is None and not (live or live_dir) else "--live / --live-dir"
+        _guard(lambda: _not_yet(what))
+    from compiler.diff import formats
+    from compiler.diff.review import review
+
+    assert base is not None
+    result = _guard(lambda: review(specs, base))
+    if output_format is DiffFormat.json:
+        sys.stdout.write(formats.as_json(result))
+    elif output_format is DiffFormat.markdown:
+        sys.stdout.write(formats.markdown(result))
+    else:
+        sys.stdout.write(formats.text(result, color=sys.stdout.isatty()))
+    if result.differs:
+        raise typer.Exit(ExitCode.CHANGED)
+
+
+def _not_yet(what: str) -> None:
+    if what == "--base GITREF":
+        raise UserError("auditc diff needs --base GITREF (live diffs come with --live / --live-dir)")
+    raise UserError(
+        "diffing against live state (--live, --live-dir) is not implemented yet; use --base GITREF"
+    )
 
 
 @app.command()

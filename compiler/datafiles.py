@@ -37,3 +37,11 @@ def load_platform(name: str) -> dict[str, Any]:
 def read_text(name: str) -> str:
     """A text file under compiler/data/ (policy presets, chart key lists)."""
     return (data_dir() / name).read_text(encoding="utf-8")
+
+
+def yaml_documents(data: bytes) -> list[Any]:
+    """Every document of an artifact auditc wrote (trusted YAML), for comparisons."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return list(yaml.load_all(data.decode("utf-8"), Loader=loader))

@@ -1,0 +1,1 @@
+"""Diffs: what a change does to rendered artifacts (review) and, later, to live state."""

@@ -1,0 +1,100 @@
+"""The review in three formats: text (coloured on a terminal), markdown (a PR comment
+under GitHub's 65,536-character limit) and json (stable keys)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+from compiler.diff.review import Review, SiteDiff
+
+COMMENT_LIMIT = 65_536
+_RESERVE = 2_000  # room for the closing note when something is cut
+
+_RED, _GREEN, _CYAN, _BOLD, _RESET = "\033[31m", "\033[32m", "\033[36m", "\033[1m", "\033[0m"
+
+
+def text(review: Review, *, color: bool = False) -> str:
+    def paint(code: str, line: str) -> str:
+        return f"{code}{line}{_RESET}" if color else line
+
+    out: list[str] = []
+    for site in review.sites:
+        if site.status == "unchanged" and not site.risks:
+            continue
+        out.append(paint(_BOLD, f"== {site.site} ({site.status} since {review.base})"))
+        for risk in site.risks:
+            sign = "+" if risk.change == "introduced" else "-"
+            out.append(f"  {sign} {risk.change} {risk.severity}[{risk.id}] {risk.field}: {risk.message}")
+        for file in site.files:
+            for line in file.diff.splitlines():
+                if line.startswith(("+++", "---")):
+                    out.append(paint(_BOLD, line))
+                elif line.startswith("+"):
+                    out.append(paint(_GREEN, line))
+                elif line.startswith("-"):
+                    out.append(paint(_RED, line))
+                elif line.startswith("@@"):
+                    out.append(paint(_CYAN, line))
+                else:
+                    out.append(line)
+    if not out:
+        out.append(f"no differences since {review.base}")
+    return "\n".join(out) + "\n"
+
+
+def markdown(review: Review, limit: int = COMMENT_LIMIT) -> str:
+    changed = [s for s in review.sites if s.status != "unchanged" or s.risks]
+    head = [f"### auditc: rendered changes since `{review.base}`", ""]
+    if not changed:
+        return "\n".join([*head, "No site renders differently."]) + "\n"
+    head += ["| site | status | files | risks introduced | risks resolved |", "|---|---|---|---|---|"]
+    for site in changed:
+        introduced = _risk_ids(site, "introduced")
+        resolved = _risk_ids(site, "resolved")
+        head.append(f"| `{site.site}` | {site.status} | {len(site.files)} | {introduced} | {resolved} |")
+    head.append("")
+    risks = [
+        f"- **{r.change}** `{r.id}` ({r.severity}) in `{s.site}`: `{r.field}`: {_escape(r.message)}"
+        for s in changed
+        for r in s.risks
+    ]
+    if risks:
+        head += ["#### Risks", *risks, ""]
+    body = "\n".join(head) + "\n"
+    cut = 0
+    for site in changed:
+        for file in site.files:
+            block = (
+                f"<details><summary><code>{site.site}/{file.path}</code> ({file.status})</summary>\n\n"
+                f"```diff\n{_fence_safe(file.diff)}```\n\n</details>\n"
+            )
+            if len(body) + len(block) > limit - _RESERVE:
+                cut += 1
+                continue
+            body += block
+    if cut:
+        body += (
+            f"\n> {cut} file diff(s) left out to stay under GitHub's {limit:,}-character comment limit; "
+            "run `auditc diff SPECS --base REF` locally for all of them.\n"
+        )
+    return body
+
+
+def as_json(review: Review) -> str:
+    document = {"base": review.base, "differs": review.differs, "sites": [asdict(s) for s in review.sites]}
+    return json.dumps(document, indent=2, sort_keys=True) + "\n"
+
+
+def _risk_ids(site: SiteDiff, change: str) -> str:
+    ids = sorted({r.id for r in site.risks if r.change == change})
+    return ", ".join(f"`{i}`" for i in ids) or "none"
+
+
+def _escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("<", "&lt;")
+
+
+def _fence_safe(diff: str) -> str:
+    """A diff line starting with ``` would end the code block early."""
+    return diff.replace("```", "`\u200b``")

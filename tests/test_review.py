@@ -1,0 +1,135 @@
+"""auditc diff --base GITREF: pull-request review of rendered changes, on a temporary git
+repository with two commits."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from compiler.cli import app
+from compiler.diff.formats import markdown
+from compiler.diff.review import FileDiff, Review, SiteDiff, hide_secrets, review
+from tests.sites import ROOT
+
+runner = CliRunner()
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    _git(repo, "config", "user.email", "ci@example.com")
+    _git(repo, "config", "user.name", "ci")
+    shutil.copytree(ROOT / "specs", repo / "specs")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "base")
+    return repo
+
+
+def _edit(repo: Path, name: str, old: str, new: str) -> None:
+    path = repo / "specs" / name
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+
+
+def test_no_change_no_difference(repo: Path) -> None:
+    result = runner.invoke(app, ["diff", str(repo / "specs"), "--base", "HEAD"])
+    assert result.exit_code == 0, result.stderr
+    assert "no differences since HEAD" in result.stdout
+
+
+def test_a_change_is_shown_with_its_risks(repo: Path) -> None:
+    _edit(repo, "prod-east.yaml", "maxAge: 30", "maxAge: 7")
+    _edit(repo, "edge-tls.yaml", "    webhook:\n", "    webhook:\n      enabled: false\n")
+    _git(repo, "commit", "-qam", "change")
+    result = review([repo / "specs"], "HEAD~1")
+    sites = {s.site: s for s in result.sites}
+    assert sites["legacy-lab"].status == "unchanged"
+    east = sites["prod-east"]
+    assert east.status == "changed"
+    assert [(r.change, r.id, r.field) for r in east.risks] == [
+        ("introduced", "AUD006", "spec.audit.log.maxAge")
+    ]
+    assert any("--audit-log-maxage=7" in f.diff or "'audit-log-maxage' '7'" in f.diff for f in east.files)
+    edge = sites["edge-tls"]
+    assert ("introduced", "webhook-off") in {(r.change, r.id) for r in edge.risks}
+    assert {f.path: f.status for f in edge.files}["node/audit-webhook.kubeconfig"] == "removed"
+    assert all(f.path != "MANIFEST.json" for s in result.sites for f in s.files), "no digest noise"
+
+    cli = runner.invoke(app, ["diff", str(repo / "specs"), "--base", "HEAD~1", "--format", "json"])
+    assert cli.exit_code == 1
+    document = json.loads(cli.stdout)
+    assert document["differs"] is True and document["base"] == "HEAD~1"
+
+
+def test_resolved_risks_and_added_and_removed_sites(repo: Path) -> None:
+    _edit(repo, "prod-east.yaml", "maxAge: 30", "maxAge: 7")
+    _git(repo, "commit", "-qam", "lower")
+    _edit(repo, "prod-east.yaml", "maxAge: 7", "maxAge: 30")
+    (repo / "specs" / "legacy-lab.yaml").unlink()
+    shutil.copy(repo / "specs" / "edge-tls.yaml", repo / "specs" / "edge-2.yaml")
+    _edit(repo, "edge-2.yaml", "name: edge-tls", "name: edge-2")
+    result = review([repo / "specs"], "HEAD")  # the working tree against the last commit
+    sites = {s.site: s for s in result.sites}
+    assert [(r.change, r.id) for r in sites["prod-east"].risks] == [("resolved", "AUD006")]
+    assert sites["legacy-lab"].status == "removed"
+    assert sites["edge-2"].status == "added"
+
+
+def test_a_single_spec_file_and_a_spec_new_since_base(repo: Path) -> None:
+    shutil.copy(repo / "specs" / "edge-tls.yaml", repo / "specs" / "fresh.yaml")
+    _edit(repo, "fresh.yaml", "name: edge-tls", "name: fresh")
+    result = review([repo / "specs" / "fresh.yaml"], "HEAD")
+    assert [(s.site, s.status) for s in result.sites] == [("fresh", "added")]
+
+
+def test_bad_refs_are_user_errors(repo: Path) -> None:
+    for ref in ("no-such-branch", "--upload-pack=touch PWNED"):
+        result = runner.invoke(app, ["diff", str(repo / "specs"), "--base", ref])
+        assert result.exit_code == 2, result.stdout
+    assert not (repo / "PWNED").exists()
+    assert runner.invoke(app, ["diff", str(repo / "specs"), "--live"]).exit_code == 2
+
+
+def test_secrets_never_appear(repo: Path) -> None:
+    secret = "hunter2-Xy9"
+    _edit(repo, "prod-east.yaml", "  audit:\n", f"    values:\n      apiToken: {secret}\n  audit:\n")
+    for fmt in ("text", "markdown", "json"):
+        result = runner.invoke(app, ["diff", str(repo / "specs"), "--base", "HEAD", "--format", fmt])
+        assert result.exit_code == 1
+        assert secret not in result.stdout
+        assert "apiToken: <hidden " in result.stdout
+
+
+def test_hide_secrets_shows_changed_or_unchanged_only() -> None:
+    same = hide_secrets("password: a\n"), hide_secrets("password: a\n")
+    assert same[0] == same[1] and "a\n" not in same[0].split(":", 1)[1]
+    assert hide_secrets("password: a\n") != hide_secrets("password: b\n")
+    assert hide_secrets("name: a\n") == "name: a\n"
+
+
+def test_markdown_stays_under_the_comment_limit() -> None:
+    """A large fleet diff: the comment is cut with a note, never over GitHub's limit."""
+    big = "".join(f"+line {i} {'x' * 80}\n" for i in range(400))
+    sites = [
+        SiteDiff(
+            f"site-{n:03d}", "changed", [FileDiff(f"node/file-{k}.yaml", "changed", big) for k in range(3)]
+        )
+        for n in range(100)
+    ]
+    text = markdown(Review("origin/main", sites))
+    assert len(text) <= 65_536
+    assert "left out to stay under GitHub's 65,536-character comment limit" in text
+    assert text.count("<details>") == text.count("</details>")
+    assert "| `site-099` | changed | 3 |" in text, "the summary table lists every site"
