@@ -6,19 +6,19 @@ BIN    := $(VENV)/bin
 .PHONY: render test lint bench schema clean system-tools
 
 # The patch-script tests run it under every awk and sh a node may have (mawk, gawk --posix,
-# busybox) and serve /readyz over TLS (openssl): Debian packages, installed when missing.
-SYSTEM_TOOLS := gawk busybox openssl
+# busybox), serve /readyz over TLS (openssl), and the live-state tests talk to a real
+# OpenSSH server on 127.0.0.1: Debian packages, installed when missing (tool:package).
+SYSTEM_TOOLS := gawk:gawk busybox:busybox openssl:openssl sshd:openssh-server
 system-tools:
-	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	@missing=""; for pair in $(SYSTEM_TOOLS); do \
+	  tool=$${pair%%:*}; package=$${pair#*:}; \
+	  PATH="$$PATH:/usr/sbin:/sbin" command -v $$tool >/dev/null 2>&1 || missing="$$missing $$package"; \
+	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
-
-$(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # runtime install: enough for `auditc render`
 # compileall: bytecode for the project's own modules even where PYTHONDONTWRITEBYTECODE

@@ -182,3 +182,56 @@ def schema() -> dict[str, Any]:
     document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     document["$id"] = "https://auditc.dev/schemas/site-v1alpha1.json"
     return document
+
+
+def _live_inputs(spec: Path) -> tuple[Resolved, dict[str, bytes], list[dict[str, Any]], list[str]]:
+    from compiler.datafiles import yaml_documents
+    from compiler.lower import lower
+    from compiler.lower.common import node_config_files
+
+    resolved = load(spec)
+    lint_site(resolved)
+    artifacts = {a.path: a.content for a in lower(resolved)}
+    objects = [
+        obj
+        for path in sorted(artifacts)
+        if path.startswith("cluster/") and path != "cluster/kustomization.yaml"
+        for obj in yaml_documents(artifacts[path])
+    ]
+    return resolved, artifacts, objects, sorted(node_config_files(resolved))
+
+
+def snapshot(spec: Path, output: Path, *, context: str | None, kubeconfig: str | None, access: Any) -> Path:
+    """Save what is live for one site (cluster objects and node files) into ``output``."""
+    from compiler.live.cluster import Kubectl
+    from compiler.live.snapshot import gather, save
+
+    resolved, _, objects, config_files = _live_inputs(spec)
+    live = gather(resolved, objects, config_files, Kubectl(context, kubeconfig), access)
+    try:
+        save(live, output)
+    except OSError as exc:
+        raise UserError(
+            Diagnostic(f"cannot write the snapshot: {exc.strerror or exc}", Location(str(output)))
+        ) from None
+    return output
+
+
+def live_diff(
+    spec: Path, *, snapshot_dir: Path | None, context: str | None, kubeconfig: str | None, access: Any
+) -> Any:
+    """Rendered versus live (read now, or from a saved snapshot)."""
+    from compiler.artifacts.apiserver import apiserver_change
+    from compiler.live.cluster import Kubectl
+    from compiler.live.compare import compare
+    from compiler.live.snapshot import gather
+    from compiler.live.snapshot import load as load_snapshot
+
+    resolved, artifacts, objects, config_files = _live_inputs(spec)
+    if snapshot_dir is not None:
+        live = load_snapshot(snapshot_dir)
+        if live.site != resolved.name:
+            raise UserError(f"{snapshot_dir} is a snapshot of site {live.site!r}, not {resolved.name!r}")
+    else:
+        live = gather(resolved, objects, config_files, Kubectl(context, kubeconfig), access)
+    return compare(resolved.name, artifacts, live, apiserver_change(resolved), resolved, config_files)

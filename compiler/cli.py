@@ -197,45 +197,101 @@ class DiffFormat(StrEnum):
     json = "json"
 
 
+LiveContext = Annotated[str | None, typer.Option("--context", help="kubectl context.")]
+LiveKubeconfig = Annotated[
+    str | None, typer.Option("--kubeconfig", help="kubeconfig file (else $KUBECONFIG).")
+]
+NodeRoot = Annotated[
+    str, typer.Option("--node-root", help="Read every node path under this directory (chroots, tests).")
+]
+SshIdentity = Annotated[str | None, typer.Option("--ssh-identity", help="ssh private key for the nodes.")]
+SshOption = Annotated[list[str] | None, typer.Option("--ssh-option", help="An ssh -o option, repeatable.")]
+
+
+def _access(node_root: str, identity: str | None, options: list[str] | None) -> object:
+    from compiler.live.snapshot import NodeAccess
+
+    ssh_options = tuple(part for option in options or [] for part in ("-o", option))
+    return NodeAccess(node_root, identity, ssh_options)
+
+
 @app.command()
 def diff(
     specs: Annotated[list[Path], typer.Argument(help="Site spec files or directories of them.")],
     base: Annotated[
         str | None, typer.Option("--base", help="Compare with the specs at this git revision (PR review).")
     ] = None,
-    live: Annotated[bool, typer.Option("--live", help="Compare with the live cluster (not yet).")] = False,
+    live: Annotated[bool, typer.Option("--live", help="Compare with the live cluster and nodes.")] = False,
     live_dir: Annotated[
-        Path | None, typer.Option("--live-dir", help="Compare with a snapshot (not yet).")
+        Path | None, typer.Option("--live-dir", help="Compare with a saved snapshot.")
     ] = None,
     output_format: Annotated[
         DiffFormat, typer.Option("--format", help="text, markdown or json.")
     ] = DiffFormat.text,
+    context: LiveContext = None,
+    kubeconfig: LiveKubeconfig = None,
+    node_root: NodeRoot = "",
+    ssh_identity: SshIdentity = None,
+    ssh_option: SshOption = None,
 ) -> None:
-    """Show what a change does to every rendered artifact; exit 1 when anything differs."""
-    if live or live_dir is not None or base is None:
-        what = "--base GITREF" if base is None and not (live or live_dir) else "--live / --live-dir"
-        _guard(lambda: _not_yet(what))
-    from compiler.diff import formats
-    from compiler.diff.review import review
+    """Show what differs: rendered vs a git revision (--base) or vs live state (--live,
+    --live-dir). Exit 0 same, 1 differs, 2 error."""
+    modes = sum([base is not None, live, live_dir is not None])
+    if modes != 1:
+        _guard(lambda: _usage("auditc diff needs exactly one of --base GITREF, --live, --live-dir DIR"))
+    if base is not None:
+        from compiler.diff import formats
+        from compiler.diff.review import review
 
-    assert base is not None
-    result = _guard(lambda: review(specs, base))
-    if output_format is DiffFormat.json:
-        sys.stdout.write(formats.as_json(result))
-    elif output_format is DiffFormat.markdown:
-        sys.stdout.write(formats.markdown(result))
+        result = _guard(lambda: review(specs, base))
+        if output_format is DiffFormat.json:
+            sys.stdout.write(formats.as_json(result))
+        elif output_format is DiffFormat.markdown:
+            sys.stdout.write(formats.markdown(result))
+        else:
+            sys.stdout.write(formats.text(result, color=sys.stdout.isatty()))
+        differs = result.differs
     else:
-        sys.stdout.write(formats.text(result, color=sys.stdout.isatty()))
-    if result.differs:
+        from compiler import api
+        from compiler.live import formats as live_formats
+
+        if len(specs) != 1 or specs[0].is_dir():
+            _guard(lambda: _usage("a live diff takes one site spec file"))
+        access = _access(node_root, ssh_identity, ssh_option)
+        outcome = _guard(
+            lambda: api.live_diff(
+                specs[0], snapshot_dir=live_dir, context=context, kubeconfig=kubeconfig, access=access
+            )
+        )
+        render = {DiffFormat.json: live_formats.as_json, DiffFormat.markdown: live_formats.markdown}
+        sys.stdout.write(render.get(output_format, live_formats.text)(outcome))
+        differs = outcome.differs
+    if differs:
         raise typer.Exit(ExitCode.CHANGED)
 
 
-def _not_yet(what: str) -> None:
-    if what == "--base GITREF":
-        raise UserError("auditc diff needs --base GITREF (live diffs come with --live / --live-dir)")
-    raise UserError(
-        "diffing against live state (--live, --live-dir) is not implemented yet; use --base GITREF"
-    )
+def _usage(message: str) -> None:
+    raise UserError(message)
+
+
+@app.command()
+def snapshot(
+    spec: Annotated[Path, typer.Argument(help="One site spec file.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Directory to write the snapshot into.")],
+    context: LiveContext = None,
+    kubeconfig: LiveKubeconfig = None,
+    node_root: NodeRoot = "",
+    ssh_identity: SshIdentity = None,
+    ssh_option: SshOption = None,
+) -> None:
+    """Save what is live for one site: its cluster objects and the node files auditc owns."""
+    from compiler import api
+
+    global _writes
+    _writes = True
+    access = _access(node_root, ssh_identity, ssh_option)
+    where = _guard(lambda: api.snapshot(spec, output, context=context, kubeconfig=kubeconfig, access=access))
+    _err(f"snapshot written to {where}")
 
 
 @app.command()

@@ -1,0 +1,1 @@
+"""Live state: what the cluster and the control-plane nodes hold now."""

@@ -1,0 +1,198 @@
+"""Rendered versus live: cluster objects on the fields auditc sets, apiserver flags as a
+set restricted to the flags auditc owns, node files by meaning (YAML parsed).
+
+Fields the API server sets or defaults are never a difference: live objects are first
+stripped of the paths in compiler/data/live-ignore.yaml, then projected onto the rendered
+object's shape (only what auditc writes is compared), then compared with deepdiff.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from compiler.artifacts.apiserver import ApiserverChange
+from compiler.datafiles import load_data, yaml_documents
+from compiler.live.cluster import object_key
+from compiler.live.snapshot import Snapshot, node_files
+
+Kind = Literal["absent", "missing", "changed", "unexpected"]
+_SECRETISH = re.compile(r"password|passwd|secret|token|private[-_]?key|api[-_]?key|credential|-data$", re.I)
+
+
+@dataclass(frozen=True)
+class Change:
+    where: str  # an object key, or a host
+    subject: str  # the file or flag, or "" for the object itself
+    path: str  # inside the document ("" for the whole)
+    kind: Kind
+    wanted: str | None = None
+    live: str | None = None
+
+
+@dataclass(frozen=True)
+class LiveDiff:
+    site: str
+    changes: list[Change] = field(default_factory=list)
+
+    @property
+    def differs(self) -> bool:
+        return bool(self.changes)
+
+
+def strip_ignored(live: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(live)
+    for entry in load_data("live-ignore.yaml"):
+        *parents, last = entry["path"]
+        node: Any = out
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(last, None)
+    return out
+
+
+def project(live: Any, wanted: Any) -> Any:
+    """``live`` cut down to the keys ``wanted`` has: defaulted and server fields drop out."""
+    if isinstance(wanted, dict) and isinstance(live, dict):
+        return {k: project(live[k], v) for k, v in wanted.items() if k in live}
+    if isinstance(wanted, list) and isinstance(live, list) and len(wanted) == len(live):
+        return [project(lv, wv) for lv, wv in zip(live, wanted, strict=True)]
+    return live
+
+
+def _shown(path: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if _SECRETISH.search(path):
+        return "(hidden)"
+    text = repr(value) if not isinstance(value, dict | list) else f"<{type(value).__name__}>"
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _document_changes(where: str, subject: str, wanted: Any, live: Any) -> list[Change]:
+    from deepdiff import DeepDiff
+
+    diff = DeepDiff(project(live, wanted), wanted, verbose_level=2, view="tree")
+    changes: list[Change] = []
+    for report, kind in (
+        ("values_changed", "changed"),
+        ("type_changes", "changed"),
+        ("dictionary_item_added", "missing"),
+        ("iterable_item_added", "missing"),
+        ("iterable_item_removed", "unexpected"),
+    ):
+        for item in diff.get(report, []):
+            path = _dotted(item.path(output_format="list"))
+            changes.append(
+                Change(where, subject, path, kind, _shown(path, item.t2), _shown(path, item.t1))  # type: ignore[arg-type]
+            )
+    return sorted(changes, key=lambda c: (c.path, c.kind))
+
+
+def _dotted(parts: list[Any]) -> str:
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else ("." if text else "") + str(part)
+    return text
+
+
+def compare(
+    site: str,
+    artifacts: dict[str, bytes],
+    snapshot: Snapshot,
+    change: ApiserverChange,
+    resolved: Any,
+    config_files: list[str],
+) -> LiveDiff:
+    diff = LiveDiff(site)
+    for path in sorted(artifacts):
+        if not path.startswith("cluster/") or path == "cluster/kustomization.yaml":
+            continue
+        for obj in yaml_documents(artifacts[path]):
+            key = object_key(obj)
+            live = snapshot.objects.get(key)
+            if live is None:
+                diff.changes.append(Change(key, "", "", "absent"))
+                continue
+            diff.changes.extend(_document_changes(key, "", obj, strip_ignored(live)))
+    paths = node_files(resolved, config_files)
+    for host in sorted(snapshot.nodes):
+        files = snapshot.nodes[host]
+        manifest_path, config_paths = paths[0], paths[1:]
+        diff.changes.extend(_flags(host, manifest_path, files.get(manifest_path), change))
+        for path in config_paths:
+            live_bytes = files.get(path)
+            name = path.rsplit("/", 1)[-1]
+            if live_bytes is None:
+                diff.changes.append(Change(host, path, "", "absent"))
+                continue
+            (wanted,) = yaml_documents(artifacts[f"node/{name}"])
+            try:
+                live_docs = yaml_documents(live_bytes)
+            except Exception:
+                diff.changes.append(Change(host, path, "", "changed", "(valid YAML)", "(not valid YAML)"))
+                continue
+            live_doc = live_docs[0] if len(live_docs) == 1 else live_docs
+            if wanted != live_doc:
+                # whole documents: a node file must equal what auditc wrote, not just contain it
+                from deepdiff import DeepDiff
+
+                report = DeepDiff(live_doc, wanted, verbose_level=2, view="tree")
+                for kind_name, items in report.items():
+                    kind: Kind = (
+                        "missing"
+                        if "added" in kind_name
+                        else "unexpected"
+                        if "removed" in kind_name
+                        else "changed"
+                    )
+                    for item in items:
+                        dotted = _dotted(item.path(output_format="list"))
+                        diff.changes.append(
+                            Change(host, path, dotted, kind, _shown(dotted, item.t2), _shown(dotted, item.t1))
+                        )
+    return diff
+
+
+def _flags(host: str, path: str, manifest: bytes | None, change: ApiserverChange) -> list[Change]:
+    """The apiserver flags auditc owns, compared as a set: order and quoting do not matter."""
+    if manifest is None:
+        return [Change(host, path, "", "absent")]
+    live = _apiserver_flags(manifest)
+    if live is None:
+        return [Change(host, path, "", "changed", "(a kube-apiserver container)", "(none found)")]
+    wanted = dict(change.flags)
+    out: list[Change] = []
+    for name in sorted(set(wanted) | {n for n in live if n.startswith(change.owned_prefixes)}):
+        flag = f"--{name}"
+        if name not in live:
+            out.append(Change(host, path, flag, "missing", wanted[name], None))
+        elif name not in wanted:
+            out.append(Change(host, path, flag, "unexpected", None, live[name]))
+        elif live[name] != wanted[name]:
+            out.append(Change(host, path, flag, "changed", wanted[name], live[name]))
+    for name, item in change.list_items:
+        if item not in live.get(name, "").split(","):
+            out.append(Change(host, path, f"--{name}", "missing", item, live.get(name)))
+    return out
+
+
+def _apiserver_flags(manifest: bytes) -> dict[str, str] | None:
+    try:
+        (pod,) = yaml_documents(manifest)
+    except Exception:
+        return None
+    containers = ((pod or {}).get("spec") or {}).get("containers") or []
+    for container in containers:
+        command = [str(c) for c in (container.get("command") or [])]
+        if command and command[0].rsplit("/", 1)[-1] == "kube-apiserver":
+            flags: dict[str, str] = {}
+            for arg in command[1:] + [str(a) for a in container.get("args") or []]:
+                if arg.startswith("--"):
+                    name, _, value = arg[2:].partition("=")
+                    flags[name] = value
+            return flags
+    return None

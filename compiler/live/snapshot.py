@@ -1,0 +1,128 @@
+"""Gather the live state of one site, save it as a directory, read it back.
+
+Layout of a snapshot directory (plain files, to inspect or attach to a ticket):
+
+    snapshot.json              site, and what was read: object keys and node paths,
+                               each mapped to its file here, or null when absent
+    cluster/<n>.json           one live object per file, as `kubectl get -o json` gave it
+    nodes/<host>/<path>        node files, at their absolute path under the host's dir
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from compiler.errors import UserError
+from compiler.live.cluster import Kubectl, object_key
+from compiler.live.transport import Minikube, Ssh, Transport
+from compiler.resolve import Resolved
+
+MINIKUBE_MANIFEST = "/etc/kubernetes/manifests/kube-apiserver.yaml"
+
+
+@dataclass
+class Snapshot:
+    site: str
+    objects: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    nodes: dict[str, dict[str, bytes | None]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NodeAccess:
+    """How to reach the nodes: ssh options (kubeadm) and a root prefix for chroots/tests
+    (``{host}`` in it stands for each host's name, so several hosts can share one machine)."""
+
+    root: str = ""
+    identity: str | None = None
+    ssh_options: tuple[str, ...] = ()
+
+
+def node_files(resolved: Resolved, config_files: list[str]) -> list[str]:
+    """The node paths auditc writes: the apiserver config and the files it installs."""
+    manifest = (
+        MINIKUBE_MANIFEST if resolved.site.spec.platform.type == "minikube" else resolved.paths.manifest
+    )
+    return [manifest, *(f"{resolved.paths.config_dir}/{name}" for name in config_files)]
+
+
+def transports(resolved: Resolved, access: NodeAccess) -> list[Transport]:
+    platform = resolved.site.spec.platform
+    if platform.type == "kubeadm":
+        return [
+            Ssh(
+                cp.host,
+                cp.port,
+                cp.user,
+                access.root.replace("{host}", cp.host).rstrip("/"),
+                access.identity,
+                access.ssh_options,
+            )
+            for cp in platform.kubeadm.control_planes
+        ]
+    if platform.type == "minikube":
+        return [Minikube(platform.minikube.profile)]
+    raise UserError("reading PKS masters (bosh ssh) for a live diff is not implemented yet")
+
+
+def gather(
+    resolved: Resolved,
+    objects: list[dict[str, Any]],
+    config_files: list[str],
+    kubectl: Kubectl,
+    access: NodeAccess,
+) -> Snapshot:
+    snapshot = Snapshot(resolved.name)
+    for obj in objects:
+        snapshot.objects[object_key(obj)] = kubectl.get(obj)
+    paths = node_files(resolved, config_files)
+    for transport in transports(resolved, access):
+        snapshot.nodes[transport.name] = {path: transport.read(path) for path in paths}
+    return snapshot
+
+
+def _file_name(key: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", key) + ".json"
+
+
+def save(snapshot: Snapshot, directory: Path) -> None:
+    index: dict[str, Any] = {"site": snapshot.site, "objects": {}, "nodes": {}}
+    for key in sorted(snapshot.objects):
+        obj = snapshot.objects[key]
+        if obj is None:
+            index["objects"][key] = None
+            continue
+        name = f"cluster/{_file_name(key)}"
+        (directory / "cluster").mkdir(parents=True, exist_ok=True)
+        (directory / name).write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+        index["objects"][key] = name
+    for host in sorted(snapshot.nodes):
+        index["nodes"][host] = {}
+        for path, content in sorted(snapshot.nodes[host].items()):
+            if content is None:
+                index["nodes"][host][path] = None
+                continue
+            name = f"nodes/{host}{path}"
+            (directory / name).parent.mkdir(parents=True, exist_ok=True)
+            (directory / name).write_bytes(content)
+            index["nodes"][host][path] = name
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "snapshot.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+
+
+def load(directory: Path) -> Snapshot:
+    try:
+        index = json.loads((directory / "snapshot.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{directory}: not a snapshot directory ({exc})") from None
+    snapshot = Snapshot(str(index["site"]))
+    for key, name in index["objects"].items():
+        snapshot.objects[key] = json.loads((directory / name).read_text()) if name else None
+    for host, files in index["nodes"].items():
+        snapshot.nodes[host] = {
+            path: (directory / name).read_bytes() if name else None for path, name in files.items()
+        }
+    return snapshot
