@@ -72,9 +72,16 @@ def load(path: Path) -> Resolved:
 
 
 def lint_site(resolved: Resolved) -> list[Diagnostic]:
+    from compiler.lint import lint
+
+    check_artifacts(resolved)
+    return lint(resolved)
+
+
+def check_artifacts(resolved: Resolved) -> None:
+    """The artifacts' own checks, which need no lint: flags by version, chart keys, sinks."""
     from compiler.artifacts.apiserver import apiserver_change
     from compiler.artifacts.falco_values import falco_values
-    from compiler.lint import lint
 
     # the artifacts' own checks (flags by version, rule files, chart keys, sinks) come first
     apiserver_change(resolved)
@@ -85,7 +92,6 @@ def lint_site(resolved: Resolved) -> list[Diagnostic]:
         problems = check_sinks(resolved)
         if problems:
             raise UserError(problems)
-    return lint(resolved)
 
 
 def analyse(path: Path) -> Analysis:
@@ -190,7 +196,7 @@ def _live_inputs(spec: Path) -> tuple[Resolved, dict[str, bytes], list[dict[str,
     from compiler.lower.common import node_config_files
 
     resolved = load(spec)
-    lint_site(resolved)
+    check_artifacts(resolved)
     artifacts = {a.path: a.content for a in lower(resolved)}
     objects = [
         obj

@@ -73,9 +73,12 @@ def _shown(path: str, value: Any) -> str | None:
 
 
 def _document_changes(where: str, subject: str, wanted: Any, live: Any) -> list[Change]:
+    projected = project(live, wanted)
+    if projected == wanted:
+        return []  # the common case, and deepdiff (a slow import) is not needed for it
     from deepdiff import DeepDiff
 
-    diff = DeepDiff(project(live, wanted), wanted, verbose_level=2, view="tree")
+    diff = DeepDiff(projected, wanted, verbose_level=2, view="tree")
     changes: list[Change] = []
     for report, kind in (
         ("values_changed", "changed"),
