@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -84,6 +85,14 @@ case "$1" in
   ssh)
     inst=$2; [ "$3" = -c ] || exit 64
     root=$(vm "$inst")
+    if [ "${5:-}" = -r ] && [ "${6:-}" = --json ]; then
+      # results mode: run on the VM (paths under its dir), stdout as a JSON table cell
+      cmd=$(printf '%s' "$4" | sed "s#'/#'$root/#g; s#sudo ##g")
+      out=$(sh -c "$cmd")
+      printf '{"Tables":[{"Content":"","Header":{"instance":"Instance","stdout":"Stdout"},'
+      printf '"Rows":[{"instance":"%s","stdout":"%s\\n","stderr":"","exit_code":"0"}]}]}\n' "$inst" "$out"
+      exit 0
+    fi
     printf 'bosh ssh %s %s\n' "$inst" "$4" >>"$FAKE_LOG"
     # the VM: every absolute path of the command is taken under this master's directory
     cmd=$(printf '%s' "$4" | sed "s#^sudo ##; s#'/tmp/#'$root/tmp/#g")
@@ -328,3 +337,36 @@ def test_static_pod_layout_over_bosh(tmp_path: Path, readyz_server: int) -> None
         assert (root / "var/lib/k8s-audit").is_dir()
     patch_calls = [line for line in _log(env) if line.startswith("bosh ssh") and "patch.sh" in line]
     assert len(patch_calls) == 2 and all("--mode static-pod" in line for line in patch_calls)
+
+
+def test_live_diff_reads_masters_over_bosh(fleet: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+    """After the rollout the masters match; one edited flag on one master is reported there."""
+    out, env = fleet
+    assert _apply(out, env).returncode == 0
+    kubectl = Path(env["FAKE"]) / "bin" / "kubectl"
+    kubectl.write_text("#!/bin/sh\nexit 0\n")  # the cluster side is not under test here
+    kubectl.chmod(0o755)
+    spec = str(ROOT / "specs" / "tkgi-prod.yaml")
+
+    def live() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "compiler", "diff", spec, "--live"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=ROOT,
+        )
+
+    clean = live()
+    assert [line for line in clean.stdout.splitlines() if "bpm.yml" in line or "config/audit" in line] == []
+    bpm = _root(env, MASTERS[1]) / BPM
+    bpm.write_text(
+        bpm.read_text().replace("--audit-webhook-batch-max-wait=5s", "--audit-webhook-batch-max-wait=9s")
+    )
+    edited = live()
+    lines = [line for line in edited.stdout.splitlines() if "bpm.yml" in line]
+    assert lines == [
+        f"  changed {MASTERS[1]} /var/vcap/jobs/kube-apiserver/config/bpm.yml "
+        "--audit-webhook-batch-max-wait: rendered 5s, live 9s"
+    ], edited.stdout + edited.stderr

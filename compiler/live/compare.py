@@ -188,14 +188,23 @@ def _apiserver_flags(manifest: bytes) -> dict[str, str] | None:
         (pod,) = yaml_documents(manifest)
     except Exception:
         return None
+    if isinstance(pod, dict) and "processes" in pod:  # a bpm config (TKGI)
+        for process in pod.get("processes") or []:
+            if isinstance(process, dict) and process.get("name") == "kube-apiserver":
+                return _parse_flags([str(a) for a in process.get("args") or []])
+        return None
     containers = ((pod or {}).get("spec") or {}).get("containers") or []
     for container in containers:
         command = [str(c) for c in (container.get("command") or [])]
         if command and command[0].rsplit("/", 1)[-1] == "kube-apiserver":
-            flags: dict[str, str] = {}
-            for arg in command[1:] + [str(a) for a in container.get("args") or []]:
-                if arg.startswith("--"):
-                    name, _, value = arg[2:].partition("=")
-                    flags[name] = value
-            return flags
+            return _parse_flags(command[1:] + [str(a) for a in container.get("args") or []])
     return None
+
+
+def _parse_flags(args: list[str]) -> dict[str, str]:
+    flags: dict[str, str] = {}
+    for arg in args:
+        if arg.startswith("--"):
+            name, _, value = arg[2:].partition("=")
+            flags[name] = value
+    return flags

@@ -18,7 +18,7 @@ from typing import Any
 
 from compiler.errors import UserError
 from compiler.live.cluster import Kubectl, object_key
-from compiler.live.transport import Minikube, Ssh, Transport
+from compiler.live.transport import Bosh, Minikube, Ssh, Transport, bosh_masters
 from compiler.resolve import Resolved
 
 MINIKUBE_MANIFEST = "/etc/kubernetes/manifests/kube-apiserver.yaml"
@@ -65,7 +65,12 @@ def transports(resolved: Resolved, access: NodeAccess) -> list[Transport]:
         ]
     if platform.type == "minikube":
         return [Minikube(platform.minikube.profile)]
-    raise UserError("reading PKS masters (bosh ssh) for a live diff is not implemented yet")
+    assert platform.type == "pks"
+    bosh = resolved.platform["bosh"]
+    deployment, masters = bosh_masters(platform.pks.cluster, bosh["deploymentPrefix"], bosh["instanceGroup"])
+    if not masters:
+        raise UserError(f"no {bosh['instanceGroup']} instances in deployment {deployment}")
+    return [Bosh(deployment, master) for master in masters]
 
 
 def gather(

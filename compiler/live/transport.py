@@ -7,9 +7,11 @@ directory, as the patch script's ``--root`` does: for chroots and for tests.
 
 from __future__ import annotations
 
+import base64
+import json
 import subprocess
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from compiler.errors import UserError
 from compiler.templates import shq
@@ -83,3 +85,59 @@ class Minikube:
             raise UserError(f"minikube ssh -p {self.profile}: failed to read {path}")
         out = result.stdout.replace(b"\r\n", b"\n")  # minikube ssh allocates a terminal
         return None if out == MISSING.encode() else out
+
+
+def _json(argv: list[str], what: str) -> Any:
+    result = _run(argv, what)
+    if result.returncode != 0:
+        detail = result.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise UserError(f"{' '.join(argv[:4])}: {detail[-1] if detail else 'failed'}")
+    try:
+        return json.loads(result.stdout)
+    except ValueError:
+        raise UserError(f"{' '.join(argv[:4])}: the output is not JSON") from None
+
+
+def bosh_masters(cluster: str, prefix: str, group: str) -> tuple[str, list[str]]:
+    """The cluster's deployment and its master instances (the pks CLI must be logged in)."""
+    info = _json(["pks", "cluster", cluster, "--json"], f"PKS cluster {cluster}")
+    uuid = str(info.get("uuid", "")) if isinstance(info, dict) else ""
+    if not uuid:
+        raise UserError(f"pks cluster {cluster} --json has no uuid (is the pks CLI logged in?)")
+    deployment = prefix + uuid
+    tables = _json(["bosh", "-d", deployment, "vms", "--json"], f"the VMs of {deployment}").get("Tables", [])
+    masters = [
+        str(row["instance"])
+        for table in tables
+        for row in table.get("Rows", [])
+        if str(row.get("instance", "")).startswith(f"{group}/")
+    ]
+    return deployment, masters
+
+
+@dataclass(frozen=True)
+class Bosh:
+    deployment: str
+    instance: str
+
+    @property
+    def name(self) -> str:
+        return self.instance
+
+    def read(self, path: str) -> bytes | None:
+        # base64 keeps the file intact through bosh's line-oriented result table
+        command = (
+            f"if [ -e {shq(path)} ]; then sudo base64 -w0 -- {shq(path)}; else printf %s {shq(MISSING)}; fi"
+        )
+        argv = ["bosh", "-d", self.deployment, "ssh", self.instance, "-c", command, "-r", "--json"]
+        tables = _json(argv, f"{path} on {self.instance}").get("Tables", [])
+        rows = [row for table in tables for row in table.get("Rows", [])]
+        if len(rows) != 1:
+            raise UserError(f"bosh ssh {self.instance}: expected one result row, got {len(rows)}")
+        out = str(rows[0].get("stdout", "")).strip()
+        if out == MISSING:
+            return None
+        try:
+            return base64.b64decode(out, validate=True)
+        except ValueError:
+            raise UserError(f"bosh ssh {self.instance}: could not read {path}") from None
