@@ -53,6 +53,7 @@ test: $(VENV)/.installed-test system-tools lint
 bench: $(VENV)/.installed
 	$(BIN)/python -m compileall -q compiler >/dev/null
 	$(BIN)/python bench/render.py
+	$(BIN)/python bench/diff.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist
