@@ -298,3 +298,111 @@ def test_snapshot_over_ssh_then_a_flag_edited_on_one_host(tmp_path: Path, sshd: 
     assert node_lines == [
         f"  changed localhost {MANIFEST} --audit-webhook-batch-max-wait: rendered 5s, live 30s"
     ]
+
+
+@pytest.mark.parametrize(
+    "entry",
+    __import__("compiler.datafiles", fromlist=["load_data"]).load_data("live-ignore.yaml"),
+    ids=lambda e: ".".join(e["path"]),
+)
+def test_each_ignored_path_is_never_a_difference(tmp_path: Path, entry: dict[str, Any]) -> None:
+    """A value the server put at an ignored path is never a difference; a change to a field
+    auditc owns, next to it, is."""
+    from compiler.live.compare import _document_changes
+
+    wanted = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "falco", "labels": {"a": "b"}}}
+    live: dict[str, Any] = copy.deepcopy(wanted)
+    *parents, last = entry["path"]
+    node = live
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[last] = "set-by-the-server"
+    target = wanted
+    for part in parents:
+        target = target.setdefault(part, {})
+    target[last] = "rendered-value"
+    wanted_without = copy.deepcopy(wanted)
+    node_w = wanted_without
+    for part in parents:
+        node_w = node_w[part]
+    node_w.pop(last)
+    assert _document_changes("k", "", wanted_without, strip_ignored(live)) == []
+    live["metadata"]["labels"]["a"] = "c"
+    assert [c.path for c in _document_changes("k", "", wanted_without, strip_ignored(live))] == [
+        "metadata.labels.a"
+    ]
+
+
+# Objects of the other rendered kinds, as a 1.30 API server (and the Flux / Argo CD CRDs)
+# return them: server metadata, defaulted fields and status written by hand.
+def _server_meta(
+    name: str, namespace: str | None = None, labels: dict[str, str] | None = None
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "name": name,
+        "uid": "7e1c9d2a-1b3c-4d5e-8f90-a1b2c3d4e5f6",
+        "resourceVersion": "51234",
+        "creationTimestamp": "2026-11-20T09:14:05Z",
+        "managedFields": [{"manager": "kustomize-controller", "operation": "Apply", "apiVersion": "v1"}],
+        "labels": labels or {},
+    }
+    if namespace:
+        meta["namespace"] = namespace
+    return meta
+
+
+def test_every_kind_a_legacy_and_a_flux_site_render_matches_its_live_form(tmp_path: Path) -> None:
+    from compiler.datafiles import yaml_documents
+    from compiler.live.cluster import object_key
+    from compiler.live.compare import compare
+
+    labels = {"app.kubernetes.io/managed-by": "auditc"}
+    (tmp_path / "legacy").mkdir()
+    (tmp_path / "flux").mkdir()
+    legacy = write_spec(tmp_path / "legacy", {"falco": {"version": "0.31.1"}})
+    flux = write_spec(
+        tmp_path / "flux", {"gitops": {"engine": "flux", "repoURL": "https://git.example.com/a.git"}}
+    )
+    for spec in (legacy, flux):
+        site = compile_site(spec)
+        artifacts = {a.path: a.content for a in site.artifacts}
+        snapshot = Snapshot(site.name)
+        for path in sorted(artifacts):
+            if not path.startswith("cluster/") or path.endswith("kustomization.yaml"):
+                continue
+            for obj in yaml_documents(artifacts[path]):
+                live = copy.deepcopy(obj)
+                meta = obj["metadata"]
+                live["metadata"] = {**_server_meta(meta["name"], meta.get("namespace"), {**labels}), **meta}
+                kind = obj["kind"]
+                if kind == "Service":
+                    live["spec"] |= {
+                        "clusterIPs": [obj["spec"].get("clusterIP", "10.96.0.50")],
+                        "ipFamilies": ["IPv4"],
+                        "ipFamilyPolicy": "SingleStack",
+                        "sessionAffinity": "None",
+                        "internalTrafficPolicy": "Cluster",
+                    }
+                    live["spec"]["ports"] = [
+                        p | {"targetPort": p.get("targetPort", p["port"])} for p in obj["spec"]["ports"]
+                    ]
+                    live["status"] = {"loadBalancer": {}}
+                elif kind == "HelmRelease":
+                    live["spec"] |= {"timeout": "5m0s", "driftDetection": {"mode": "disabled"}}
+                    live["status"] = {"conditions": [{"type": "Ready", "status": "True"}]}
+                elif kind == "HelmRepository":
+                    live["spec"] |= {"timeout": "1m0s"}
+                    live["status"] = {"artifact": {"revision": "sha256:abc"}}
+                snapshot.objects[object_key(obj)] = live
+        from compiler.api import load
+        from compiler.artifacts.apiserver import apiserver_change
+
+        resolved = load(spec)
+        result = compare(site.name, artifacts, snapshot, apiserver_change(resolved), resolved, [])
+        assert [c for c in result.changes if c.where in snapshot.objects] == [], site.name
+        kinds = {key.split("/")[-3] for key in snapshot.objects}
+        assert kinds >= (
+            {"Service", "ClusterRole", "ClusterRoleBinding"}
+            if spec == legacy
+            else {"HelmRepository", "HelmRelease"}
+        )
