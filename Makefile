@@ -20,6 +20,10 @@ system-tools:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
 # runtime install: enough for `auditc render`
 # compileall: bytecode for the project's own modules even where PYTHONDONTWRITEBYTECODE
 # is set (it is on the reference machine), so every run does not recompile them
