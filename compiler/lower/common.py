@@ -42,3 +42,12 @@ def node_config_files(resolved: Resolved) -> dict[str, bytes]:
     if resolved.site.spec.audit.webhook.enabled:
         files["audit-webhook.kubeconfig"] = yaml_bytes(webhook_kubeconfig(resolved))
     return files
+
+
+def plan_document(resolved: Resolved, spec: dict[str, Any]) -> dict[str, Any]:
+    """plan/plan.yaml around a platform's steps, with the GitOps bootstrap objects if any."""
+    boot = gitops.bootstrap(resolved)
+    if boot:
+        spec = {**spec, "gitopsBootstrap": boot}
+    meta = {"name": resolved.name}
+    return {"apiVersion": "auditc.dev/v1alpha1", "kind": "Plan", "metadata": meta, "spec": spec}

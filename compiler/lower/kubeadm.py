@@ -6,12 +6,11 @@ import hashlib
 from typing import Any
 
 from compiler import __version__
-from compiler.artifacts import gitops
 from compiler.artifacts.apiserver import VOLUME_PREFIX, ApiserverChange, apiserver_change
 from compiler.artifacts.kubeadm_config import kubeadm_config
 from compiler.bundle import Artifact
 from compiler.emit import yaml_bytes
-from compiler.lower.common import cluster_artifacts, node_config_files
+from compiler.lower.common import cluster_artifacts, node_config_files, plan_document
 from compiler.resolve import Resolved
 from compiler.templates import render_template
 
@@ -86,11 +85,9 @@ def plan_artifacts(resolved: Resolved) -> list[Artifact]:
         for cp in block.kubeadm.control_planes
     ]
     files = [PATCH_SCRIPT, *sorted(node_config_files(resolved))]
-    plan: dict[str, Any] = {
-        "apiVersion": "auditc.dev/v1alpha1",
-        "kind": "Plan",
-        "metadata": {"name": resolved.name},
-        "spec": {
+    plan = plan_document(
+        resolved,
+        {
             "platform": "kubeadm",
             "transport": "ssh",
             "rollout": {"order": "serial", "stopOnFailure": True},
@@ -108,10 +105,7 @@ def plan_artifacts(resolved: Resolved) -> list[Artifact]:
                 {"action": "gate", "does": "stop the rollout when the patch step failed"},
             ],
         },
-    }
-    boot = gitops.bootstrap(resolved)
-    if boot:
-        plan["spec"]["gitopsBootstrap"] = boot
+    )
     context = {
         "site": resolved.name,
         "compiler_version": __version__,

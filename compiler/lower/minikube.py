@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from compiler import __version__
-from compiler.artifacts import gitops
 from compiler.artifacts.apiserver import apiserver_change
 from compiler.bundle import Artifact
 from compiler.emit import yaml_bytes
-from compiler.lower.common import cluster_artifacts, node_config_files
+from compiler.lower.common import cluster_artifacts, node_config_files, plan_document
 from compiler.resolve import Resolved
 from compiler.templates import render_template
 
@@ -47,11 +44,9 @@ def plan_artifacts(resolved: Resolved, files: list[str]) -> list[Artifact]:
     config_dir = resolved.paths.config_dir
     files_dir = "files" + config_dir  # under minikube's home ($MINIKUBE_HOME/.minikube)
     start = start_arguments(resolved)
-    plan: dict[str, Any] = {
-        "apiVersion": "auditc.dev/v1alpha1",
-        "kind": "Plan",
-        "metadata": {"name": resolved.name},
-        "spec": {
+    plan = plan_document(
+        resolved,
+        {
             "platform": "minikube",
             "transport": "minikube",
             "profile": block.minikube.profile,
@@ -70,10 +65,7 @@ def plan_artifacts(resolved: Resolved, files: list[str]) -> list[Artifact]:
                 {"action": "verify", "does": "kubectl get --raw /readyz on the profile's context"},
             ],
         },
-    }
-    boot = gitops.bootstrap(resolved)
-    if boot:
-        plan["spec"]["gitopsBootstrap"] = boot
+    )
     context = {
         "site": resolved.name,
         "compiler_version": __version__,

@@ -13,11 +13,10 @@ import base64
 from typing import Any
 
 from compiler import __version__
-from compiler.artifacts import gitops
 from compiler.artifacts.apiserver import apiserver_change
 from compiler.bundle import Artifact
 from compiler.emit import yaml_bytes, yaml_documents_bytes
-from compiler.lower.common import cluster_artifacts, node_config_files
+from compiler.lower.common import cluster_artifacts, node_config_files, plan_document
 from compiler.lower.kubeadm import PATCH_SCRIPT, patch_context
 from compiler.resolve import Resolved
 from compiler.spec.model import PksSettings
@@ -121,11 +120,9 @@ def _plan(resolved: Resolved, files: list[str], config: dict[str, bytes], script
                 "takes effect at the deployment's next deploy",
             }
         )
-    plan: dict[str, Any] = {
-        "apiVersion": "auditc.dev/v1alpha1",
-        "kind": "Plan",
-        "metadata": {"name": resolved.name},
-        "spec": {
+    plan = plan_document(
+        resolved,
+        {
             "platform": "pks",
             "transport": "bosh",
             "api": pks.api,
@@ -135,12 +132,9 @@ def _plan(resolved: Resolved, files: list[str], config: dict[str, bytes], script
             "files": [f"node/{name}" for name in files],
             "steps": steps,
         },
-    }
+    )
     if resolved.site.spec.sinks:
         plan["spec"]["sinks"] = "cluster/sinks.yaml: synced with cluster/, or kubectl apply -f"
-    boot = gitops.bootstrap(resolved)
-    if boot:
-        plan["spec"]["gitopsBootstrap"] = boot
     context = {
         "site": resolved.name,
         "compiler_version": __version__,
