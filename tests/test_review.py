@@ -109,14 +109,27 @@ def test_secrets_never_appear(repo: Path) -> None:
         result = runner.invoke(app, ["diff", str(repo / "specs"), "--base", "HEAD", "--format", fmt])
         assert result.exit_code == 1
         assert secret not in result.stdout
-        assert "apiToken: <hidden " in result.stdout
+        assert "apiToken: <hidden" in result.stdout
+    first = runner.invoke(app, ["diff", str(repo / "specs"), "--base", "HEAD", "--format", "json"]).stdout
+    second = runner.invoke(app, ["diff", str(repo / "specs"), "--base", "HEAD", "--format", "json"]).stdout
+    assert first == second, "the review is deterministic"
 
 
 def test_hide_secrets_shows_changed_or_unchanged_only() -> None:
-    same = hide_secrets("password: a\n"), hide_secrets("password: a\n")
-    assert same[0] == same[1] and "a\n" not in same[0].split(":", 1)[1]
-    assert hide_secrets("password: a\n") != hide_secrets("password: b\n")
+    from compiler.diff.review import hide_pair
+
+    assert hide_pair("password: a\n", "password: a\n") == ("password: <hidden>\n", "password: <hidden>\n")
+    assert hide_pair("password: a\n", "password: b\n") == (
+        "password: <hidden, old value>\n",
+        "password: <hidden, new value>\n",
+    )
     assert hide_secrets("name: a\n") == "name: a\n"
+    env = "env:\n- name: API_TOKEN\n  value: abc123\n"
+    assert "abc123" not in hide_secrets(env)
+    pem = "key: |\n  -----BEGIN PRIVATE KEY-----\n  MIIEv\n  -----END PRIVATE KEY-----\nnext: 1\n"
+    hidden = hide_secrets(pem)
+    assert "MIIEv" not in hidden and hidden.endswith("next: 1\n")
+    assert "abc" not in hide_secrets("slack:\n  webhookurl: https://hooks.example.com/abc\n")
 
 
 def test_markdown_stays_under_the_comment_limit() -> None:
@@ -130,6 +143,16 @@ def test_markdown_stays_under_the_comment_limit() -> None:
     ]
     text = markdown(Review("origin/main", sites))
     assert len(text) <= 65_536
-    assert "left out to stay under GitHub's 65,536-character comment limit" in text
+    assert "Cut to stay under GitHub's 65,536-character comment limit" in text
     assert text.count("<details>") == text.count("</details>")
     assert "| `site-099` | changed | 3 |" in text, "the summary table lists every site"
+
+
+def test_markdown_counts_the_summary_and_risks_against_the_limit() -> None:
+    from compiler.diff.review import Risk
+
+    risks = [Risk("introduced", "AUD006", "warning", "spec.audit.log.maxAge", "x" * 300) for _ in range(3)]
+    sites = [SiteDiff(f"site-{n:04d}", "changed", [], risks) for n in range(2000)]
+    text = markdown(Review("origin/main", sites))
+    assert len(text) <= 65_536
+    assert "summary or risk line(s)" in text

@@ -48,37 +48,47 @@ def markdown(review: Review, limit: int = COMMENT_LIMIT) -> str:
     head = [f"### auditc: rendered changes since `{review.base}`", ""]
     if not changed:
         return "\n".join([*head, "No site renders differently."]) + "\n"
-    head += ["| site | status | files | risks introduced | risks resolved |", "|---|---|---|---|---|"]
+    budget = limit - _RESERVE
+    lines = ["| site | status | files | risks introduced | risks resolved |", "|---|---|---|---|---|"]
     for site in changed:
         introduced = _risk_ids(site, "introduced")
         resolved = _risk_ids(site, "resolved")
-        head.append(f"| `{site.site}` | {site.status} | {len(site.files)} | {introduced} | {resolved} |")
-    head.append("")
+        lines.append(f"| `{site.site}` | {site.status} | {len(site.files)} | {introduced} | {resolved} |")
     risks = [
         f"- **{r.change}** `{r.id}` ({r.severity}) in `{s.site}`: `{r.field}`: {_escape(r.message)}"
         for s in changed
         for r in s.risks
     ]
     if risks:
-        head += ["#### Risks", *risks, ""]
+        lines += ["", "#### Risks", *risks]
     body = "\n".join(head) + "\n"
-    cut = 0
+    omitted_lines = 0
+    for line in lines:  # the summary counts against the limit too
+        if len(body) + len(line) + 1 > budget:
+            omitted_lines += 1
+            continue
+        body += line + "\n"
+    body += "\n"
+    cut: list[str] = []
     for site in changed:
         for file in site.files:
             block = (
                 f"<details><summary><code>{site.site}/{file.path}</code> ({file.status})</summary>\n\n"
                 f"```diff\n{_fence_safe(file.diff)}```\n\n</details>\n"
             )
-            if len(body) + len(block) > limit - _RESERVE:
-                cut += 1
+            if len(body) + len(block) > budget:
+                cut.append(f"{site.site}/{file.path}")
                 continue
             body += block
-    if cut:
-        body += (
-            f"\n> {cut} file diff(s) left out to stay under GitHub's {limit:,}-character comment limit; "
-            "run `auditc diff SPECS --base REF` locally for all of them.\n"
-        )
-    return body
+    if omitted_lines or cut:
+        note = f"\n> Cut to stay under GitHub's {limit:,}-character comment limit: "
+        parts = []
+        if omitted_lines:
+            parts.append(f"{omitted_lines} summary or risk line(s)")
+        if cut:
+            parts.append(f"{len(cut)} file diff(s), first `{cut[0]}`")
+        body += note + "; ".join(parts) + ". Run `auditc diff SPECS --base REF` locally for everything.\n"
+    return body[:limit]
 
 
 def as_json(review: Review) -> str:
