@@ -296,7 +296,7 @@ def test_snapshot_over_ssh_then_a_flag_edited_on_one_host(tmp_path: Path, sshd: 
     assert live.exit_code == 1, live.stdout + live.stderr
     node_lines = [line for line in live.stdout.splitlines() if "kube-apiserver.yaml" in line]
     assert node_lines == [
-        f"  changed localhost {MANIFEST} --audit-webhook-batch-max-wait: rendered 5s, live 30s"
+        f"  changed    localhost {MANIFEST} --audit-webhook-batch-max-wait: rendered 5s, live 30s"
     ]
 
 
@@ -406,3 +406,38 @@ def test_every_kind_a_legacy_and_a_flux_site_render_matches_its_live_form(tmp_pa
             if spec == legacy
             else {"HelmRepository", "HelmRelease"}
         )
+
+
+def test_missing_hosts_volumes_and_two_argument_flags(tmp_path: Path, applied: tuple[Path, Snapshot]) -> None:
+    spec, snapshot = applied
+    node = snapshot.nodes["10.0.0.1"]
+    text = (node[MANIFEST] or b"").decode()
+    text = text.replace("    - --audit-log-maxage=30\n", "    - --audit-log-maxage\n    - '30'\n")
+    text = text.replace("      name: auditc-log\n", "      name: auditc-log\n      readOnly: true\n")
+    node[MANIFEST] = text.encode()
+    result = _diff(tmp_path, spec, snapshot)
+    assert [(c.path, c.kind) for c in result.changes] == [("volumeMount auditc-log", "changed")]
+    del snapshot.nodes["10.0.0.1"]
+    assert [(c.where, c.kind) for c in _diff(tmp_path, spec, snapshot).changes] == [("10.0.0.1", "absent")]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda d: (d / "snapshot.json").write_text("[]"),
+        lambda d: (d / "snapshot.json").write_text("{not json"),
+        lambda d: (d / "snapshot.json").write_text(
+            '{"site": "t", "objects": {"x": "../../../etc/passwd"}, "nodes": {}}'
+        ),
+        lambda d: shutil.rmtree(d / "cluster"),
+    ],
+)
+def test_a_damaged_snapshot_is_a_user_error(
+    tmp_path: Path, applied: tuple[Path, Snapshot], damage: Any
+) -> None:
+    spec, snapshot = applied
+    save(snapshot, tmp_path / "snap")
+    damage(tmp_path / "snap")
+    result = CliRunner().invoke(app, ["diff", str(spec), "--live-dir", str(tmp_path / "snap")])
+    assert result.exit_code == 2, result.stdout + result.stderr
+    assert "root:" not in result.stdout + result.stderr

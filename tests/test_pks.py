@@ -367,6 +367,6 @@ def test_live_diff_reads_masters_over_bosh(fleet: tuple[Path, dict[str, str]], t
     edited = live()
     lines = [line for line in edited.stdout.splitlines() if "bpm.yml" in line]
     assert lines == [
-        f"  changed {MASTERS[1]} /var/vcap/jobs/kube-apiserver/config/bpm.yml "
+        f"  changed    {MASTERS[1]} /var/vcap/jobs/kube-apiserver/config/bpm.yml "
         "--audit-webhook-batch-max-wait: rendered 5s, live 9s"
     ], edited.stdout + edited.stderr

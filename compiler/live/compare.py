@@ -122,10 +122,14 @@ def compare(
                 continue
             diff.changes.extend(_document_changes(key, "", obj, strip_ignored(live)))
     paths = node_files(resolved, config_files)
-    for host in sorted(snapshot.nodes):
+    for host in expected_hosts(resolved, snapshot):
+        if host not in snapshot.nodes:
+            diff.changes.append(Change(host, "", "", "absent", "(the host's files)", None))
+            continue
         files = snapshot.nodes[host]
         manifest_path, config_paths = paths[0], paths[1:]
         diff.changes.extend(_flags(host, manifest_path, files.get(manifest_path), change))
+        diff.changes.extend(_volumes(host, manifest_path, files.get(manifest_path), change))
         for path in config_paths:
             live_bytes = files.get(path)
             name = path.rsplit("/", 1)[-1]
@@ -144,7 +148,7 @@ def compare(
                 from deepdiff import DeepDiff
 
                 report = DeepDiff(live_doc, wanted, verbose_level=2, view="tree")
-                for kind_name, items in report.items():
+                for kind_name, items in sorted(report.items()):
                     kind: Kind = (
                         "missing"
                         if "added" in kind_name
@@ -152,7 +156,7 @@ def compare(
                         if "removed" in kind_name
                         else "changed"
                     )
-                    for item in items:
+                    for item in sorted(items, key=lambda i: str(i.path())):
                         dotted = _dotted(item.path(output_format="list"))
                         diff.changes.append(
                             Change(host, path, dotted, kind, _shown(dotted, item.t2), _shown(dotted, item.t1))
@@ -202,9 +206,70 @@ def _apiserver_flags(manifest: bytes) -> dict[str, str] | None:
 
 
 def _parse_flags(args: list[str]) -> dict[str, str]:
+    """--name=value, and the two-argument form --name value."""
     flags: dict[str, str] = {}
-    for arg in args:
-        if arg.startswith("--"):
-            name, _, value = arg[2:].partition("=")
-            flags[name] = value
+    for index, arg in enumerate(args):
+        if not arg.startswith("--"):
+            continue
+        name, equals, value = arg[2:].partition("=")
+        if not equals and index + 1 < len(args) and not args[index + 1].startswith("-"):
+            value = args[index + 1]
+        flags[name] = value
     return flags
+
+
+def expected_hosts(resolved: Any, snapshot: Snapshot) -> list[str]:
+    """The hosts the spec names (a host missing from the snapshot is a difference)."""
+    platform = resolved.site.spec.platform
+    if platform.type == "kubeadm":
+        return [cp.host for cp in platform.kubeadm.control_planes]
+    if platform.type == "minikube":
+        return [f"minikube/{platform.minikube.profile}"]
+    return sorted(snapshot.nodes)  # PKS masters are found at run time
+
+
+def _volumes(host: str, path: str, manifest: bytes | None, change: ApiserverChange) -> list[Change]:
+    """auditc's hostPath volumes and mounts in a static pod manifest (bpm mounts none)."""
+    if manifest is None or not change.volumes:
+        return []
+    try:
+        (pod,) = yaml_documents(manifest)
+    except Exception:
+        return []
+    if not isinstance(pod, dict) or "processes" in pod:
+        return []
+    spec = pod.get("spec") or {}
+    volumes: dict[Any, Any] = {v.get("name"): v for v in spec.get("volumes") or [] if isinstance(v, dict)}
+    mounts: dict[Any, Any] = {}
+    for container in spec.get("containers") or []:
+        command = [str(c) for c in container.get("command") or []]
+        if command and command[0].rsplit("/", 1)[-1] == "kube-apiserver":
+            mounts = {m.get("name"): m for m in container.get("volumeMounts") or [] if isinstance(m, dict)}
+    out: list[Change] = []
+    for volume in change.volumes:
+        live_path = ((volumes.get(volume.name) or {}).get("hostPath") or {}).get("path")
+        if live_path != volume.host_path:
+            out.append(
+                Change(
+                    host,
+                    path,
+                    f"volume {volume.name}",
+                    "missing" if live_path is None else "changed",
+                    volume.host_path,
+                    live_path,
+                )
+            )
+        mount = mounts.get(volume.name) or {}
+        if mount.get("mountPath") != volume.mount_path or bool(mount.get("readOnly")) != volume.read_only:
+            shown = f"{mount.get('mountPath')} readOnly={bool(mount.get('readOnly'))}" if mount else None
+            out.append(
+                Change(
+                    host,
+                    path,
+                    f"volumeMount {volume.name}",
+                    "missing" if not mount else "changed",
+                    f"{volume.mount_path} readOnly={volume.read_only}",
+                    shown,
+                )
+            )
+    return out

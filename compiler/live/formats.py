@@ -12,13 +12,13 @@ def _line(change: Change) -> str:
     subject = f" {change.subject}" if change.subject else ""
     inner = f" {change.path}" if change.path else ""
     if change.kind == "absent":
-        return f"  absent  {change.where}{subject}"
+        return f"  {'absent':<10} {change.where}{subject}"
     values = f": rendered {change.wanted}, live {change.live}"
     if change.kind == "missing":
         values = f": rendered {change.wanted}, not live"
     elif change.kind == "unexpected":
         values = f": live {change.live}, not rendered"
-    return f"  {change.kind:<8}{change.where}{subject}{inner}{values}"
+    return f"  {change.kind:<10} {change.where}{subject}{inner}{values}"
 
 
 def text(diff: LiveDiff) -> str:

@@ -119,15 +119,30 @@ def save(snapshot: Snapshot, directory: Path) -> None:
 
 
 def load(directory: Path) -> Snapshot:
+    """Read a snapshot directory back; anything malformed is a user error, and every file it
+    names must lie inside the directory."""
+    base = directory.resolve()
+
+    def inside(name: str) -> Path:
+        path = (base / name).resolve()
+        if not path.is_relative_to(base):
+            raise UserError(f"{directory}: snapshot.json names {name!r}, outside the snapshot")
+        return path
+
     try:
         index = json.loads((directory / "snapshot.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{directory}: not a snapshot directory ({exc})") from None
-    snapshot = Snapshot(str(index["site"]))
-    for key, name in index["objects"].items():
-        snapshot.objects[key] = json.loads((directory / name).read_text()) if name else None
-    for host, files in index["nodes"].items():
-        snapshot.nodes[host] = {
-            path: (directory / name).read_bytes() if name else None for path, name in files.items()
-        }
+        snapshot = Snapshot(str(index["site"]))
+        for key, name in index["objects"].items():
+            obj = json.loads(inside(name).read_text()) if name else None
+            if obj is not None and not isinstance(obj, dict):
+                raise ValueError(f"{name} is not a JSON object")
+            snapshot.objects[str(key)] = obj
+        for host, files in index["nodes"].items():
+            snapshot.nodes[str(host)] = {
+                str(path): inside(name).read_bytes() if name else None for path, name in files.items()
+            }
+    except UserError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise UserError(f"{directory}: not a readable snapshot ({type(exc).__name__}: {exc})") from None
     return snapshot
