@@ -156,3 +156,41 @@ def test_markdown_counts_the_summary_and_risks_against_the_limit() -> None:
     text = markdown(Review("origin/main", sites))
     assert len(text) <= 65_536
     assert "summary or risk line(s)" in text
+
+
+def test_files_outside_the_spec_dir_and_invalid_specs(repo: Path) -> None:
+    """A spec naming a file elsewhere in the repo compiles at base too; a spec broken on
+    one side is reported with its errors, and the other sites are still reviewed."""
+    (repo / "common").mkdir()
+    shutil.move(repo / "specs/files/prod-rules.yaml", repo / "common/prod-rules.yaml")
+    _edit(repo, "prod-east.yaml", "files/prod-rules.yaml", "../common/prod-rules.yaml")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "move rules")
+    assert not review([repo / "specs"], "HEAD").differs
+
+    _edit(repo, "legacy-lab.yaml", 'version: "1.16.0"', "version: 1.16")
+    result = review([repo / "specs"], "HEAD")
+    sites = {s.site: s for s in result.sites}
+    assert sites["legacy-lab"].status == "invalid"
+    assert any("quote it" in e and e.startswith("now: ") for e in sites["legacy-lab"].errors)
+    assert sites["prod-east"].status == "unchanged"
+    cli = runner.invoke(app, ["diff", str(repo / "specs"), "--base", "HEAD", "--format", "markdown"])
+    assert cli.exit_code == 1
+    assert "Specs that do not compile" in cli.stdout
+
+
+def test_dotfiles_and_removed_spec_files(repo: Path) -> None:
+    (repo / "specs" / ".draft.yaml").write_text("kind: nothing\n")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "draft")
+    assert not review([repo / "specs"], "HEAD").differs, "dot files are not specs on either side"
+    (repo / "specs" / "legacy-lab.yaml").unlink()
+    result = review([repo / "specs" / "legacy-lab.yaml"], "HEAD")
+    assert [(s.site, s.status) for s in result.sites] == [("legacy-lab", "removed")]
+
+
+def test_two_specs_with_one_site_name_are_refused(repo: Path) -> None:
+    shutil.copy(repo / "specs" / "prod-east.yaml", repo / "specs" / "copy.yaml")
+    result = runner.invoke(app, ["diff", str(repo / "specs"), "--base", "HEAD"])
+    assert result.exit_code == 2
+    assert "is used by two specs" in result.stderr

@@ -23,6 +23,7 @@ def text(review: Review, *, color: bool = False) -> str:
         if site.status == "unchanged" and not site.risks:
             continue
         out.append(paint(_BOLD, f"== {site.site} ({site.status} since {review.base})"))
+        out += [f"  ! {error}" for error in site.errors]
         for risk in site.risks:
             sign = "+" if risk.change == "introduced" else "-"
             out.append(f"  {sign} {risk.change} {risk.severity}[{risk.id}] {risk.field}: {risk.message}")
@@ -61,6 +62,9 @@ def markdown(review: Review, limit: int = COMMENT_LIMIT) -> str:
     ]
     if risks:
         lines += ["", "#### Risks", *risks]
+    errors = [f"- `{s.site}`: {_escape(e)}" for s in changed for e in s.errors]
+    if errors:
+        lines += ["", "#### Specs that do not compile", *errors]
     body = "\n".join(head) + "\n"
     omitted_lines = 0
     for line in lines:  # the summary counts against the limit too

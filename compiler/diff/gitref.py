@@ -46,6 +46,7 @@ def export_tree(root: Path, commit: str, directory: Path, target: Path) -> list[
     Returns the paths copied, relative to `directory`; none when it did not exist then.
     """
     prefix = directory.as_posix().strip("/")
+    prefix = "" if prefix == "." else prefix
     listing = _git(["ls-tree", "-r", "-z", "--full-tree", commit, "--", prefix or "."], root)
     copied: list[str] = []
     for entry in listing.split(b"\0"):

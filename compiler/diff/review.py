@@ -15,11 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from compiler.api import find_specs
 from compiler.diff.gitref import check_ref, export_tree, repo_root
 from compiler.errors import Diagnostic, UserError
 
-Status = Literal["added", "removed", "changed", "unchanged"]
+Status = Literal["added", "removed", "changed", "unchanged", "invalid"]
 
 # keys whose values never appear in a diff: only whether they changed
 _SECRET_KEY = re.compile(
@@ -58,6 +57,7 @@ class SiteDiff:
     status: Status
     files: list[FileDiff] = field(default_factory=list)
     risks: list[Risk] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # why the spec does not compile (now or at base)
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,7 @@ class Review:
 class _Side:
     files: dict[str, bytes]
     findings: list[Diagnostic]
+    errors: list[str] = field(default_factory=list)
 
 
 def _secrets(lines: list[str]) -> list[tuple[str, int, int, str, str]]:
@@ -141,43 +142,84 @@ def _compile(path: Path) -> tuple[str, _Side]:
     return resolved.name, _Side({a.path: a.content for a in artifacts}, findings)
 
 
-def _sides(specs: list[Path]) -> dict[str, _Side]:
+def _sides(specs: list[Path], shown: dict[Path, str]) -> dict[str, _Side]:
+    """Compile each spec; one that does not compile is kept with its errors, not fatal."""
     out: dict[str, _Side] = {}
     for spec in specs:
-        name, side = _compile(spec)
+        label = shown.get(spec, str(spec))
+        try:
+            name, side = _compile(spec)
+        except UserError as exc:
+            name = _site_name(spec) or f"({label})"
+            errors = [str(d).replace(str(spec), label) for d in exc.diagnostics]
+            side = _Side({}, [], errors)
+        if name in out:
+            raise UserError(f"site name {name!r} is used by two specs ({label} and another)")
         out[name] = side
     return out
 
 
+def _site_name(spec: Path) -> str | None:
+    """metadata.name of a spec that does not compile, if it can be read at all."""
+    try:
+        from compiler.spec.source import read_yaml
+
+        data = read_yaml(spec).data
+        name = data.get("metadata", {}).get("name") if isinstance(data, dict) else None
+        return str(name) if isinstance(name, str) else None
+    except UserError:
+        return None
+
+
+def _spec_files(directory: Path) -> list[Path]:
+    if not directory.is_dir():
+        return []
+    return sorted(
+        p
+        for p in directory.iterdir()
+        if p.suffix in (".yaml", ".yml") and not p.name.startswith(".") and p.is_file()
+    )
+
+
 def review(inputs: list[Path], base: str) -> Review:
-    """Compare the specs as they are with the same specs at git revision ``base``."""
-    now = _sides(find_specs(inputs))
+    """Compare the specs as they are with the same specs at git revision ``base``.
+
+    The whole repository is read at ``base`` (from git's objects, into a temp dir), so a
+    spec that names files elsewhere in the repository compiles as it did then.
+    """
+    current = [item for item in inputs if item.exists()]
+    now_specs = [p for item in current for p in (_spec_files(item) if item.is_dir() else [item])]
+    now = _sides(now_specs, {p: str(p) for p in now_specs})
     then: dict[str, _Side] = {}
     with tempfile.TemporaryDirectory(prefix="auditc-base-") as tmp:
-        for index, item in enumerate(inputs):
-            root = repo_root(item)
+        exported: dict[tuple[Path, str], Path] = {}
+        for item in inputs:
+            root = repo_root(item if item.exists() else item.parent)
             commit = check_ref(root, base)
-            relative = item.resolve().relative_to(root)
-            directory = relative if item.is_dir() else relative.parent
-            target = Path(tmp) / str(index)
-            copied = export_tree(root, commit, directory, target)
-            if item.is_dir():
-                old_specs = sorted(
-                    target / name for name in copied if "/" not in name and name.endswith((".yaml", ".yml"))
-                )
-            else:
-                old_specs = [target / relative.name] if relative.name in copied else []
-            try:
-                then.update(_sides(old_specs))
-            except UserError as exc:
-                raise UserError(
-                    [Diagnostic(f"the specs at {base} do not compile:"), *exc.diagnostics]
-                ) from None
-    sites = [_site_diff(name, then.get(name), now.get(name)) for name in sorted(set(then) | set(now))]
+            target = exported.get((root, commit))
+            if target is None:
+                target = Path(tmp) / str(len(exported))
+                export_tree(root, commit, Path(), target)
+                exported[(root, commit)] = target
+            relative = (item if item.exists() else item.parent).resolve().relative_to(root)
+            if not item.exists():
+                relative = relative / item.name
+            old = target / relative
+            old_specs = (
+                _spec_files(old) if item.is_dir() or old.is_dir() else ([old] if old.is_file() else [])
+            )
+            shown = {p: f"{base}:{(relative / p.name) if old.is_dir() else relative}" for p in old_specs}
+            for name, side in _sides(old_specs, shown).items():
+                then[name] = side
+        sites = [_site_diff(name, then.get(name), now.get(name)) for name in sorted(set(then) | set(now))]
     return Review(base, sites)
 
 
 def _site_diff(name: str, old: _Side | None, new: _Side | None) -> SiteDiff:
+    if (old and old.errors) or (new and new.errors):
+        errors = [f"now: {e}" for e in (new.errors if new else [])]
+        errors += [f"at base: {e}" for e in (old.errors if old else [])]
+        return SiteDiff(name, "invalid", errors=errors)
     old_files = old.files if old else {}
     new_files = new.files if new else {}
     files = []
