@@ -191,7 +191,7 @@ def test_secret_values_are_never_printed(tmp_path: Path, applied: tuple[Path, Sn
         cli = CliRunner().invoke(app, ["diff", str(spec), "--live-dir", str(save_dir), "--format", fmt])
         assert cli.exit_code == 1
         assert "live-s3cret-token" not in cli.stdout
-        assert "(hidden)" in cli.stdout
+        assert "<hidden, old value>" in cli.stdout
 
 
 def test_snapshot_round_trips(tmp_path: Path, applied: tuple[Path, Snapshot]) -> None:
@@ -441,3 +441,16 @@ def test_a_damaged_snapshot_is_a_user_error(
     result = CliRunner().invoke(app, ["diff", str(spec), "--live-dir", str(tmp_path / "snap")])
     assert result.exit_code == 2, result.stdout + result.stderr
     assert "root:" not in result.stdout + result.stderr
+
+
+def test_an_inserted_policy_rule_is_one_change(tmp_path: Path, applied: tuple[Path, Snapshot]) -> None:
+    spec, snapshot = applied
+    path = f"{CONFIG}/audit-policy.yaml"
+    policy = (snapshot.nodes["10.0.0.1"][path] or b"").decode()
+    policy = policy.replace("rules:\n", "rules:\n- level: None\n  users:\n  - system:kube-proxy\n", 1)
+    snapshot.nodes["10.0.0.1"][path] = policy.encode()
+    (change,) = _diff(tmp_path, spec, snapshot).changes
+    assert change.subject == path and change.kind == "changed"
+    lines = change.diff.splitlines()
+    assert "-- level: None" in lines
+    assert not [line for line in lines if line.startswith("+") and not line.startswith("+++")]

@@ -34,6 +34,8 @@ class Kubectl:
             result = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60)
         except FileNotFoundError:
             raise UserError("kubectl is not installed; it is needed to read the live cluster") from None
+        if result.returncode != 0 and "doesn't have a resource type" in result.stderr:
+            return None  # the kind's CRD is not installed (say Flux is not): the object is absent
         if result.returncode != 0:
             detail = result.stderr.strip().splitlines()
             raise UserError(f"kubectl get {resource}/{meta['name']}: {detail[-1] if detail else 'failed'}")

@@ -30,6 +30,7 @@ class Change:
     kind: Kind
     wanted: str | None = None
     live: str | None = None
+    diff: str = ""  # node files: a unified diff, live -> rendered, secret values hidden
 
 
 @dataclass(frozen=True)
@@ -144,24 +145,24 @@ def compare(
                 continue
             live_doc = live_docs[0] if len(live_docs) == 1 else live_docs
             if wanted != live_doc:
-                # whole documents: a node file must equal what auditc wrote, not just contain it
-                from deepdiff import DeepDiff
-
-                report = DeepDiff(live_doc, wanted, verbose_level=2, view="tree")
-                for kind_name, items in sorted(report.items()):
-                    kind: Kind = (
-                        "missing"
-                        if "added" in kind_name
-                        else "unexpected"
-                        if "removed" in kind_name
-                        else "changed"
-                    )
-                    for item in sorted(items, key=lambda i: str(i.path())):
-                        dotted = _dotted(item.path(output_format="list"))
-                        diff.changes.append(
-                            Change(host, path, dotted, kind, _shown(dotted, item.t2), _shown(dotted, item.t1))
-                        )
+                # one change per file, shown as a unified diff of both documents written the
+                # same canonical way: an inserted policy rule reads as one hunk, not as a
+                # cascade of shifted list positions
+                diff.changes.append(Change(host, path, "", "changed", diff=_document_diff(wanted, live_doc)))
     return diff
+
+
+def _document_diff(wanted: Any, live: Any) -> str:
+    import difflib
+
+    from compiler.diff.review import hide_pair
+    from compiler.emit import yaml_bytes
+
+    live_text, wanted_text = hide_pair(yaml_bytes(live).decode(), yaml_bytes(wanted).decode())
+    lines = difflib.unified_diff(
+        live_text.splitlines(keepends=True), wanted_text.splitlines(keepends=True), "live", "rendered", n=2
+    )
+    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
 
 
 def _flags(host: str, path: str, manifest: bytes | None, change: ApiserverChange) -> list[Change]:

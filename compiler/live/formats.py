@@ -13,6 +13,9 @@ def _line(change: Change) -> str:
     inner = f" {change.path}" if change.path else ""
     if change.kind == "absent":
         return f"  {'absent':<10} {change.where}{subject}"
+    if change.diff:
+        body = "".join(f"      {line}\n" for line in change.diff.splitlines())
+        return f"  {change.kind:<10} {change.where}{subject}{inner}:\n{body}".rstrip("\n")
     values = f": rendered {change.wanted}, live {change.live}"
     if change.kind == "missing":
         values = f": rendered {change.wanted}, not live"
@@ -36,7 +39,15 @@ def markdown(diff: LiveDiff) -> str:
     for c in diff.changes:
         cells = [c.where, c.subject, c.path, c.kind, c.wanted or "", c.live or ""]
         rows.append("| " + " | ".join(f"`{x}`" if x else "" for x in cells).replace("|`", "| `") + " |")
-    return "\n".join([f"### auditc: `{diff.site}` differs from the live state", "", *rows]) + "\n"
+    blocks = [
+        f"<details><summary><code>{c.where} {c.subject}</code></summary>\n\n"
+        f"```diff\n{c.diff}```\n\n</details>"
+        for c in diff.changes
+        if c.diff
+    ]
+    return (
+        "\n".join([f"### auditc: `{diff.site}` differs from the live state", "", *rows, "", *blocks]) + "\n"
+    )
 
 
 def as_json(diff: LiveDiff) -> str:
