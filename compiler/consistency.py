@@ -22,7 +22,7 @@ def node_paths(site: Site, paths: NodePaths, platform: dict[str, Any], checks: C
     block = ("spec", "platform", site.spec.platform.type)
     config_field = (*block, "configDir")
     log_field = ("spec", "audit", "log", "path")
-    bpm = getattr(getattr(site.spec.platform, site.spec.platform.type), "apiserver_config", None) == "bpm"
+    bpm = site.under_bpm
     if bpm:
         visible = platform.get("bpm", {}).get("visible", [])
         if not any(

@@ -88,7 +88,7 @@ class Resolved:
     def platform_writes_log(self) -> bool:
         """TKGI under bpm writes its own audit log; auditc leaves it alone unless the spec
         writes an audit.log block."""
-        return _bpm(self.site) and self.doc.node(("spec", "audit", "log")) is None
+        return self.site.under_bpm and self.doc.node(("spec", "audit", "log")) is None
 
 
 def resolve(site: Site, doc: SourceDoc) -> Resolved:
@@ -279,18 +279,13 @@ def _receiver(site: Site, platform: dict[str, Any], plugin: bool, falco: Version
     return Receiver(scheme, port, path, service.type, node_port, service.cluster_ip, address_text, dial_port)
 
 
-def _bpm(site: Site) -> bool:
-    block: Any = getattr(site.spec.platform, site.spec.platform.type)
-    return getattr(block, "apiserver_config", None) == "bpm"
-
-
 def _node_paths(site: Site, platform: dict[str, Any], written_log: bool) -> NodePaths:
     defaults = platform["paths"]
     block: Any = getattr(site.spec.platform, site.spec.platform.type)
     log = site.spec.audit.log
     log_path = (log.path or defaults.get("logPath")) if log.enabled else None
     manifest = getattr(block, "manifest_path", None) or defaults.get("manifest", "")
-    if _bpm(site):
+    if site.under_bpm:
         manifest = defaults["bpmConfig"]  # the file the patch script edits
         if not written_log:
             log_path = None  # TKGI writes its own audit log; its flags are left alone

@@ -67,9 +67,6 @@ class Feature:
     def available(self, version: Version) -> bool:
         return self.since <= version.minor and (self.until is None or version.minor <= self.until)
 
-    def describe(self) -> str:
-        return f"{self.since}..{self.until}" if self.until else f"{self.since} and newer"
-
 
 def kube_feature(name: str) -> Feature:
     entry = _table()["kubernetes"]["features"][name]

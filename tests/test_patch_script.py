@@ -11,18 +11,15 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import http.server
 import os
 import shlex
 import shutil
 import signal
 import socket
-import ssl
 import stat
 import subprocess
-import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,7 +62,6 @@ CONFIG_FILES = {
     ),
 }
 
-AWKS = {"mawk": ("mawk",), "gawk-posix": ("gawk", "--posix"), "busybox-awk": ("busybox", "awk")}
 HOSTILE = "x'; touch PWNED; ' $(touch PWNED) `touch PWNED` \\' \\ ; | & < > * ? \" # \u2019\u00e9 ${PWNED:-x}"
 
 
@@ -191,18 +187,6 @@ class Node:
             timeout=120,
             check=False,
         )
-
-
-@pytest.fixture(params=sorted(AWKS))
-def awk_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A directory with an ``awk`` shim for one awk implementation (skipped if not installed)."""
-    command = AWKS[request.param]
-    require_tool(command[0])
-    shim_dir = tmp_path_factory.mktemp(request.param)
-    shim = shim_dir / "awk"
-    shim.write_text(f'#!/bin/sh\n: >"$(dirname "$0")/used"\nexec {shlex.join(command)} "$@"\n')
-    shim.chmod(0o755)
-    return shim_dir
 
 
 @pytest.fixture
@@ -646,41 +630,6 @@ def test_rollback_when_not_ready(node: Node) -> None:
     assert [p.name for p in node.manifest.parent.iterdir()] == [node.manifest.name]
     assert list(node.config_dir.iterdir()) == [], "config files installed by the failed run remain"
     assert [p.read_bytes() for p in node.backup_dir.glob("*/kube-apiserver.yaml")] == [original]
-
-
-@pytest.fixture(scope="session")
-def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    require_tool("openssl")
-    directory = tmp_path_factory.mktemp("tls")
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subject = ["-subj", "/CN=127.0.0.1", "-days", "1"]
-    files = ["-keyout", str(key), "-out", str(cert)]
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", *subject, *files], check=True)
-    return cert, key
-
-
-@pytest.fixture
-def readyz_server(tls_files: tuple[Path, Path]) -> Iterator[int]:
-    """An HTTPS server on 127.0.0.1 whose /readyz answers 200."""
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200 if self.path == "/readyz" else 404)
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(*tls_files)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield int(server.server_address[1])
-    server.shutdown()
-    server.server_close()
 
 
 def test_waits_until_ready(node: Node, readyz_server: int) -> None:

@@ -10,17 +10,14 @@ tests run once per awk implementation, like the static-pod suite.
 
 from __future__ import annotations
 
-import http.server
 import os
 import re
 import shlex
 import shutil
-import ssl
 import stat
 import subprocess
-import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +26,6 @@ import pytest
 from ruamel.yaml import YAML
 
 from tests.test_patch_script import (
-    AWKS,
     CONFIG_FILES,
     HOSTILE,
     MANIFESTS,
@@ -38,6 +34,7 @@ from tests.test_patch_script import (
     digest,
     flag_name,
     free_port,
+    is_owned_flag,
     load,
     make_context,
     render,
@@ -156,18 +153,6 @@ class Master(Node):
         return self.run("--mode", "bpm", *args, path=path)
 
 
-@pytest.fixture(params=sorted(AWKS))
-def awk_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A directory with an ``awk`` shim for one awk implementation (skipped if not installed)."""
-    command = AWKS[request.param]
-    require_tool(command[0])
-    shim_dir = tmp_path_factory.mktemp(request.param)
-    shim = shim_dir / "awk"
-    shim.write_text(f'#!/bin/sh\n: >"$(dirname "$0")/used"\nexec {shlex.join(command)} "$@"\n')
-    shim.chmod(0o755)
-    return shim_dir
-
-
 def new_master(tmp: Path, awk: Path | None, context: dict[str, Any] | None = None, **kw: Any) -> Master:
     master = Master(tmp, awk, **kw)
     master.install(bpm_context() if context is None else context)
@@ -193,18 +178,9 @@ def apiserver_process(doc: Any) -> Any:
     return found[0]
 
 
-def is_owned(arg: str, context: Mapping[str, Any]) -> bool:
-    name = flag_name(arg)
-    return bool(name) and (
-        any(name.startswith(p) for p in context["owned_prefixes"])
-        or name in {f["name"] for f in context["flags"]}
-        or name in {i["name"] for i in context["list_items"]}
-    )
-
-
 def without_owned(doc: Any, context: Mapping[str, Any]) -> Any:
     process = apiserver_process(doc)
-    process["args"] = [a for a in process["args"] if not is_owned(str(a), context)]
+    process["args"] = [a for a in process["args"] if not is_owned_flag(str(a), context)]
     return doc
 
 
@@ -221,7 +197,7 @@ def quote_of(line: str) -> str:
 
 
 def owned_args(args: Mapping[int, str], context: Mapping[str, Any]) -> set[int]:
-    return {n for n, line in args.items() if is_owned(str(load(line.strip())[0]), context)}
+    return {n for n, line in args.items() if is_owned_flag(str(load(line.strip())[0]), context)}
 
 
 def check_bpm_patched(original: str, patched: str, context: Mapping[str, Any], append_quote: str) -> None:
@@ -232,7 +208,7 @@ def check_bpm_patched(original: str, patched: str, context: Mapping[str, Any], a
     for name, value in wanted.items():
         assert [a for a in args if flag_name(a) == name] == [f"--{name}={value}"], name
     lists = {i["name"] for i in context["list_items"]}
-    assert [a for a in args if is_owned(a, context) and flag_name(a) not in wanted.keys() | lists] == []
+    assert [a for a in args if is_owned_flag(a, context) and flag_name(a) not in wanted.keys() | lists] == []
     assert without_owned(before, context) == without_owned(after, context)
 
     # every line but owned args is kept as it was: none changed, moved, added or dropped
@@ -700,41 +676,8 @@ def test_without_health_check_polls_readyz(master: Master) -> None:
     assert master.monit_calls() == ["restart kube-apiserver"] * 2
 
 
-@pytest.fixture(scope="module")
-def readyz_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """An HTTPS server on 127.0.0.1 whose /readyz answers 200."""
-    require_tool("openssl")
-    directory = tmp_path_factory.mktemp("bpm-tls")
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        [
-            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1"),
-            *("-days", "1", "-keyout", str(key), "-out", str(cert)),
-        ],
-        check=True,
-        capture_output=True,
-    )
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200 if self.path == "/readyz" else 404)
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    tls.load_cert_chain(cert, key)
-    server.socket = tls.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield int(server.server_address[1])
-    server.shutdown()
-    server.server_close()
-
-
-def test_without_health_check_ready_on_readyz(master: Master, readyz_port: int) -> None:
-    original = bpm_on_port(readyz_port)
+def test_without_health_check_ready_on_readyz(master: Master, readyz_server: int) -> None:
+    original = bpm_on_port(readyz_server)
     master.put_bpm(original)
     result = master.run_bpm("--wait-timeout", "20")
     assert_applied(master, original, result)

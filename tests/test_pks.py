@@ -19,7 +19,6 @@ import pytest
 from ruamel.yaml import YAML
 
 from tests.sites import ROOT, compiled, write_tree
-from tests.test_patch_script import readyz_server, tls_files  # noqa: F401 - pytest fixtures
 
 UUID = "6c1a2b3c-4d5e-4f60-8a9b-0c1d2e3f4a5b"
 MASTERS = [
@@ -296,7 +295,7 @@ def test_bpm_config_dir_must_be_visible_in_the_sandbox(tmp_path: Path) -> None:
         _resolved(tmp_path, spec)
 
 
-def test_static_pod_layout_over_bosh(tmp_path: Path, readyz_server: int) -> None:  # noqa: F811
+def test_static_pod_layout_over_bosh(tmp_path: Path, readyz_server: int) -> None:
     """apiserverConfig: staticPod (the seed's layout): the same stand-ins, masters holding a
     kube-apiserver static pod manifest, the patch script waiting on a real /readyz."""
     site = compiled(ROOT / "specs" / "seed-pks14.yaml")

@@ -16,3 +16,7 @@ def require_tool(name: str) -> None:
     if os.environ.get("AUDITC_REQUIRE_ALL_TOOLS") == "1":
         pytest.fail(f"{name} is not installed although `make test` installs it (make system-tools)")
     pytest.skip(f"{name} is not installed")
+
+
+# the awk implementations a node may have: the patch script is run under each
+AWKS = {"mawk": ("mawk",), "gawk-posix": ("gawk", "--posix"), "busybox-awk": ("busybox", "awk")}

@@ -215,7 +215,7 @@ def aud013(ctx: Context) -> Found:
 def aud014(ctx: Context) -> Found:
     pks = _pks(ctx)
     path = ctx.spec.audit.log.path
-    if pks is None or pks.apiserver_config != "bpm" or not ctx.spec.audit.log.enabled:
+    if pks is None or not ctx.resolved.site.under_bpm or not ctx.spec.audit.log.enabled:
         return
     if not path or path == "-":
         return

@@ -48,7 +48,7 @@ def _sinks(resolved: Resolved) -> list[tuple[str, list[dict[str, Any]]]]:
 
 
 def mode(resolved: Resolved) -> str:
-    return "bpm" if _settings(resolved).apiserver_config == "bpm" else "static-pod"
+    return "bpm" if resolved.site.under_bpm else "static-pod"
 
 
 def _patch_script(resolved: Resolved, config: dict[str, bytes]) -> bytes:

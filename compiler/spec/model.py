@@ -331,3 +331,9 @@ class Site(Model):
     kind: Literal["Site"]
     metadata: Metadata
     spec: SiteSpec
+
+    @property
+    def under_bpm(self) -> bool:
+        """kube-apiserver runs under bpm (TKGI's layout): configured by bpm.yml, not a manifest."""
+        platform = self.spec.platform
+        return platform.type == "pks" and platform.pks.apiserver_config == "bpm"
