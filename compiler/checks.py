@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from compiler.catalog import rules
 from compiler.errors import Diagnostic, UserError, format_path
 from compiler.spec.source import SourceDoc
 
@@ -18,8 +19,20 @@ class Checks:
     def error(self, path: tuple[str | int, ...], message: str, *, key: bool = False) -> None:
         self.items.append(Diagnostic(message, self.doc.location(path, key=key), format_path(path)))
 
-    def warn(self, path: tuple[str | int, ...], message: str) -> None:
-        self.items.append(Diagnostic(message, self.doc.location(path), format_path(path), "warning"))
+    def warn(self, path: tuple[str | int, ...], message: str, *, code: str) -> None:
+        """A warning with its finding id (compiler/data/lint-rules.yaml)."""
+        rule = rules()[code]
+        self.items.append(
+            Diagnostic(
+                message,
+                self.doc.location(path),
+                format_path(path),
+                rule.severity,
+                code=code,
+                why=rule.why,
+                fix=rule.fix,
+            )
+        )
 
     def given(self, path: tuple[str | int, ...]) -> bool:
         node: Any = self.doc.data

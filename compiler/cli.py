@@ -10,12 +10,15 @@ import sys
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
 from compiler import __version__
 from compiler.errors import Diagnostic, ExitCode, UserError
+
+if TYPE_CHECKING:
+    from compiler.api import CompiledSite
 
 app = typer.Typer(
     add_completion=False,
@@ -87,32 +90,75 @@ def render(
     check: Annotated[
         bool, typer.Option("--check", help="Write nothing; exit 1 and list files when output is stale.")
     ] = False,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print errors only.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("-v", "--verbose", help="Also list every file created, updated or deleted.")
+    ] = False,
 ) -> None:
-    """Render each site into OUTPUT/<site>/."""
+    """Render each site into OUTPUT/<site>/: one line per warning, then a summary."""
     from compiler import api
 
     global _writes
     _writes = not check
     result = _guard(lambda: api.render(specs, output, check=check))
-    for site in result.sites:
-        _report(site.warnings)
-    stale = False
+    warnings = [w for site in result.sites for w in site.warnings]
+    if not quiet:
+        for line in _warning_lines(result.sites):
+            _err(line)
+    stale = [change for change in result.changes if change.any]
     for change in result.changes:
+        if not (check or verbose):
+            break
         rows = [("create", change.created), ("update", change.updated), ("delete", change.deleted)]
         for verb, paths in rows:
             for path in paths:
                 _err(
-                    f"{'stale' if check else verb}: {output / change.site / path}"
-                    + (f" ({verb})" if check else "")
+                    f"stale: {output / change.site / path} ({verb})"
+                    if check
+                    else f"{verb}: {output / change.site / path}"
                 )
-        stale = stale or change.any
-        if not change.any:
-            _err(f"{change.site}: up to date")
-        elif not check:
-            _err(f"{change.site}: {sum(len(p) for _, p in rows)} file(s) changed")
+    if not quiet:
+        _err(_render_summary(result, output, check, warnings))
     if check and stale:
         _err("auditc: output is stale; run `auditc render` and commit the result")
         raise typer.Exit(ExitCode.CHANGED)
+
+
+def _warning_lines(sites: list[CompiledSite]) -> list[str]:
+    """One line per finding id and field of a site: further findings of the same kind are
+    counted on that line (``auditc validate`` lists each)."""
+    lines = []
+    for site in sites:
+        groups: dict[tuple[str, str], list[Diagnostic]] = {}
+        for warning in site.warnings:
+            groups.setdefault((warning.code, warning.field), []).append(warning)
+        for group in groups.values():
+            more = f" (+{len(group) - 1} more like it: auditc validate)" if len(group) > 1 else ""
+            lines.append(group[0].short(160 - len(more)) + more)
+    return lines
+
+
+def _render_summary(result: object, output: Path, check: bool, warnings: list[Diagnostic]) -> str:
+    from collections import Counter
+
+    from compiler.api import RenderResult
+
+    assert isinstance(result, RenderResult)
+    rendered = {s.name for s in result.sites}
+    changed = [c for c in result.changes if c.any and c.site in rendered]
+    removed = [c for c in result.changes if c.site not in rendered]
+    files = sum(len(c.created) + len(c.updated) + len(c.deleted) for c in changed)
+    verb = "checked" if check else "rendered"
+    state = "stale" if check else "changed"
+    text = f"auditc: {len(result.sites)} site(s) {verb} into {output}: "
+    text += f"{len(changed)} {state} ({files} file(s)), {len(result.sites) - len(changed)} up to date"
+    if removed:
+        text += f", {len(removed)} {'to remove' if check else 'removed'}"
+    if warnings:
+        counts = Counter(w.code or w.severity for w in warnings)
+        listed = ", ".join(f"{code} x{n}" if n > 1 else code for code, n in sorted(counts.items()))
+        text += f"; {len(warnings)} warning(s): {listed} (auditc explain ID)"
+    return text
 
 
 class Format(StrEnum):
@@ -135,7 +181,7 @@ def validate(
     blocked = False
     report = []
     for analysis in analyses:
-        everything = [*analysis.warnings, *analysis.findings]
+        everything = list(analysis.findings)
         bad = blocking(everything, strict=strict)
         blocked = blocked or bool(bad)
         report.append((analysis, everything, bad))
@@ -301,6 +347,37 @@ def schema() -> None:
     from compiler.emit import json_bytes
 
     sys.stdout.write(json_bytes(_guard(api.schema)).decode("utf-8"))
+
+
+@app.command()
+def explain(
+    ids: Annotated[list[str] | None, typer.Argument(help="Finding ids or names; none: every id.")] = None,
+    output_format: Annotated[Format, typer.Option("--format", help="text or json, on stdout.")] = Format.text,
+) -> None:
+    """Say why a finding id matters and how to fix it (every id with no argument)."""
+    from dataclasses import asdict
+
+    from compiler.catalog import Rule, lookup, rules
+
+    def pick() -> list[Rule]:
+        if not ids:
+            return list(rules().values())
+        found = [(name, lookup(name)) for name in ids]
+        unknown = [name for name, rule in found if rule is None]
+        if unknown:
+            raise UserError(f"unknown finding id {', '.join(unknown)} (`auditc explain` lists them all)")
+        return [rule for _, rule in found if rule is not None]
+
+    chosen = _guard(pick)
+    if output_format is Format.json:
+        from compiler.emit import json_bytes
+
+        sys.stdout.write(json_bytes({"ids": [asdict(rule) for rule in chosen]}).decode("utf-8"))
+        return
+    for rule in chosen:
+        print(f"{rule.id} {rule.name} ({rule.severity})")
+        print(f"  why: {rule.why}")
+        print(f"  fix: {rule.fix}")
 
 
 def main() -> None:

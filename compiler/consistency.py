@@ -10,10 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from compiler import versions
 from compiler.checks import Checks
+from compiler.falco_matrix import CHART_LABELS, chart_keys, unknown_keys
 from compiler.spec.model import Site
 from compiler.versions import Version
 
 if TYPE_CHECKING:
+    from compiler.falco_target import FalcoTarget
     from compiler.resolve import NodePaths
 
 
@@ -60,35 +62,19 @@ def node_paths(site: Site, paths: NodePaths, platform: dict[str, Any], checks: C
         )
 
 
-def falco_matrix(
-    site: Site, falco: Version, plugin: bool, chart: str, artifacts: str | None, checks: Checks
-) -> None:
-    """Falco / chart / rules combinations that install but do not run."""
+def falco_matrix(site: Site, target: FalcoTarget, checks: Checks) -> None:
+    """Falco / chart / values combinations that install but do not run."""
     table = versions.falco_table()
-    engine = versions.falco_engine(falco)
-    if plugin and artifacts:
-        for need in table["rulesRequirements"]:
-            if (
-                Version.parse(artifacts) >= Version.parse(need["artifacts"])
-                and (engine or 0) < need["engine"]
-            ):
-                checks.error(
-                    ("spec", "falco", "rules", "artifactsVersion")
-                    if site.spec.falco.rules.artifacts_version
-                    else ("spec", "falco", "version"),
-                    f"k8saudit rules {artifacts} need rules engine {need['engine']} and plugin "
-                    f"{need['plugin']}; Falco {falco} has engine {engine}: use a newer Falco "
-                    f"or artifacts below {need['artifacts']}",
-                )
     multi = Version.parse(versions.fact("falco", "multiSourceFrom"))
-    if site.spec.falco.syscalls and falco < multi:
+    if site.spec.falco.syscalls and target.version < multi:
         checks.error(
             ("spec", "falco", "syscalls"),
-            f"syscall and audit events in one Falco need Falco >= {multi} (this site runs {falco})",
+            f"syscall and audit events in one Falco need Falco >= {multi} (this site runs {target.version})",
         )
+    chart = Version.parse(target.chart.version)
     values = site.spec.falco.values
     for removed in table["removedValues"]:
-        if Version.parse(chart) < Version.parse(removed["from"]):
+        if chart < Version.parse(removed["from"]):
             continue
         node: Any = values
         parts = removed["key"].split(".")
@@ -101,14 +87,34 @@ def falco_matrix(
             ("spec", "falco", "values", *parts),
             f"chart {chart} refuses {shown} (removed in chart {removed['from']}; helm template fails)",
         )
+    if (
+        site.spec.gitops.engine == "flux"
+        and target.chart.rules_key == "rules_file"
+        and target.rules_key == "rules_files"
+    ):
+        # the values must delete the chart's rules_file (null), and kustomize-controller drops
+        # null values from a HelmRelease (fluxcd/kustomize-controller#372): Falco would then
+        # see both keys and refuse to start
+        checks.error(
+            ("spec", "falco", "chart", "version"),
+            f"Falco {target.version} reads rules_files and refuses a falco.yaml that also has rules_file, "
+            f"which chart {target.chart.version} sets; Flux cannot delete it (it drops null values): "
+            f"use chart {target.release.chart}",
+        )
+    if target.release.overrides == "cli":
+        for index, name in enumerate(site.spec.falco.rules.disable):
+            checks.warn(
+                ("spec", "falco", "rules", "disable", index),
+                f"Falco {target.version} disables every rule whose name contains {name!r} (falco -D)",
+                code="AUD025",
+            )
 
 
-def chart_values(site: Site, keys_file: str, checks: Checks) -> None:
+def chart_values(site: Site, target: FalcoTarget, checks: Checks) -> None:
     """Keys in falco.values that the chart does not have are almost always typos."""
     import difflib
 
-    from compiler.artifacts.falco_values import chart_keys, unknown_keys
-
+    keys_file = target.chart.keys
     known = chart_keys(keys_file)
     removed = {entry["key"] for entry in versions.falco_table()["removedValues"]}
     for path in unknown_keys(site.spec.falco.values, known):
@@ -119,7 +125,19 @@ def chart_values(site: Site, keys_file: str, checks: Checks) -> None:
         match = difflib.get_close_matches(path, siblings, n=1, cutoff=0.6)
         hint = f" (did you mean {match[0]!r}?)" if match else ""
         field = ("spec", "falco", "values", *path.split("."))
-        checks.warn(field, f"not a key of the Falco chart's values ({keys_file}){hint}")
+        checks.warn(field, f"not a key of the Falco chart's values ({keys_file}){hint}", code="AUD020")
+
+
+def chart_labels(site: Site, target: FalcoTarget, checks: Checks) -> None:
+    """Site labels that the chart sets on its own objects cannot be passed to it."""
+    reserved = CHART_LABELS[target.chart.shape]
+    for key in sorted(site.metadata.labels):
+        if key in reserved["pod"] or key in reserved["controller"]:
+            checks.warn(
+                ("metadata", "labels", key),
+                f"the Falco chart sets the label {key} itself: it stays on auditc's own objects only",
+                code="AUD028",
+            )
 
 
 def settings(site: Site, kube: Version, plugin: bool, checks: Checks) -> None:
@@ -130,6 +148,7 @@ def settings(site: Site, kube: Version, plugin: bool, checks: Checks) -> None:
             ("spec", "kubernetes", "version"),
             f"minikube starts its own default Kubernetes unless given a full version; write "
             f'"{spec.kubernetes.version}.P" so it runs the version the flags were checked against',
+            code="AUD026",
         )
     # kube-apiserver checks a backend's flags only when the backend is on (audit.go Validate)
     for backend in ("log", "webhook"):
@@ -190,4 +209,8 @@ def settings(site: Site, kube: Version, plugin: bool, checks: Checks) -> None:
                     key=True,
                 )
     if not audit.log.enabled and not audit.webhook.enabled and not audit.dynamic:
-        checks.warn(("spec", "audit"), "both the log and the webhook backend are off: nothing is audited")
+        checks.warn(
+            ("spec", "audit"),
+            "both the log and the webhook backend are off: nothing is audited",
+            code="AUD021",
+        )

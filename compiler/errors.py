@@ -61,6 +61,18 @@ class Diagnostic:
         text = ": ".join(parts)
         return f"{text} (fix: {self.fix})" if self.fix else text
 
+    def short(self, limit: int = 160) -> str:
+        """One line for a run's output: where, the id and what was found (the reason and the
+        fix are `auditc explain ID`), cut to about ``limit`` characters."""
+        parts = [str(self.location)] if self.location else []
+        label = "accepted" if self.accepted else self.severity
+        parts.append(f"{label}[{self.code}]" if self.code else label)
+        if self.field:
+            parts.append(self.field)
+        parts.append(self.message)
+        text = ": ".join(parts)
+        return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
+
 
 class UserError(Exception):
     """Bad input: reported without a traceback, exit code 2, nothing written."""

@@ -16,6 +16,7 @@ from compiler import consistency, versions
 from compiler.checks import Checks
 from compiler.datafiles import load_platform
 from compiler.errors import Diagnostic
+from compiler.falco_target import FalcoTarget, resolve_falco
 from compiler.spec.model import Site
 from compiler.spec.source import MAX_BYTES, SourceDoc
 from compiler.versions import Version
@@ -68,11 +69,7 @@ class Resolved:
     site: Site
     doc: SourceDoc
     kube: Version
-    falco: Version
-    plugin: bool  # Falco >= 0.32: k8saudit plugin; else the legacy embedded webserver
-    chart_version: str
-    chart_keys: str
-    artifacts_version: str | None
+    target: FalcoTarget  # the Falco release, chart and artifacts the site installs
     receiver: Receiver
     platform: dict[str, Any]
     paths: NodePaths
@@ -83,6 +80,15 @@ class Resolved:
     @property
     def name(self) -> str:
         return self.site.metadata.name
+
+    @property
+    def falco(self) -> Version:
+        return self.target.version
+
+    @property
+    def plugin(self) -> bool:
+        """Falco >= 0.32: the k8saudit plugin; else the legacy embedded webserver."""
+        return self.target.plugin
 
     @property
     def platform_writes_log(self) -> bool:
@@ -96,24 +102,21 @@ def resolve(site: Site, doc: SourceDoc) -> Resolved:
     spec = site.spec
     platform = load_platform(spec.platform.type)
     kube = _kube_version(site, checks)
-    falco, plugin, chart_version, chart_keys, artifacts = _falco_versions(site, checks)
-    receiver = _receiver(site, platform, plugin, falco, checks)
+    target = resolve_falco(site, checks)
+    receiver = _receiver(site, platform, target.plugin, target.version, checks)
     paths = _node_paths(site, platform, doc.node(("spec", "audit", "log")) is not None)
     consistency.node_paths(site, paths, platform, checks)
-    consistency.settings(site, kube, plugin, checks)
-    consistency.chart_values(site, chart_keys, checks)
-    consistency.falco_matrix(site, falco, plugin, chart_version, artifacts, checks)
+    consistency.settings(site, kube, target.plugin, checks)
+    consistency.chart_values(site, target, checks)
+    consistency.falco_matrix(site, target, checks)
+    consistency.chart_labels(site, target, checks)
     files = _named_files(site, doc, checks)
     warnings = checks.finish()
     return Resolved(
         site=site,
         doc=doc,
         kube=kube,
-        falco=falco,
-        plugin=plugin,
-        chart_version=chart_version,
-        chart_keys=chart_keys,
-        artifacts_version=artifacts,
+        target=target,
         receiver=receiver,
         platform=platform,
         paths=paths,
@@ -134,63 +137,13 @@ def _kube_version(site: Site, checks: Checks) -> Version:
         checks.error(path, f"Kubernetes {kube} is not supported; the oldest supported is {oldest}")
         return oldest
     if kube.minor > newest:
-        checks.warn(path, f"Kubernetes {kube} is newer than the newest known ({newest}); treated as {newest}")
+        checks.warn(
+            path,
+            f"Kubernetes {kube} is newer than the newest known ({newest}); treated as {newest}",
+            code="AUD018",
+        )
         return newest
     return kube
-
-
-def _falco_versions(site: Site, checks: Checks) -> tuple[Version, bool, str, str, str | None]:
-    falco_spec = site.spec.falco
-    falco = Version.parse(falco_spec.version) if falco_spec.version else versions.falco_default()
-    plugin = versions.falco_uses_plugin(falco)
-    release = versions.falco_release(falco)
-    newest = max(versions.falco_releases(), key=lambda r: Version.parse(r["falco"]))
-    if release is None and falco > Version.parse(newest["falco"]):
-        # newer than anything known: behave as the newest known release, and say so
-        checks.warn(
-            ("spec", "falco", "version"),
-            f"Falco {falco} is newer than the newest known ({newest['falco']}); defaults follow "
-            f"{newest['falco']} (chart {newest['chart']}, artifacts {newest.get('artifacts')})",
-        )
-        release = newest
-    chart_text = falco_spec.chart.version or (release or {}).get("chart")
-    if chart_text is None:
-        known = ", ".join(r["falco"] for r in versions.falco_releases())
-        checks.error(
-            ("spec", "falco", "version"),
-            f"no default chart is known for Falco {falco} (known: {known}); set spec.falco.chart.version",
-        )
-        return falco, plugin, "0.0.0", "9.1.0", None
-    shape = versions.chart_shape(Version.parse(chart_text))
-    chart_path = (
-        ("spec", "falco", "chart", "version") if falco_spec.chart.version else ("spec", "falco", "version")
-    )
-    if shape is None:
-        hint = "" if falco_spec.chart.version else f" (the chart Falco {falco} shipped with)"
-        checks.error(
-            chart_path,
-            f"chart {chart_text}{hint} is not supported: auditc writes values for charts 9.x and 1.x; "
-            "set spec.falco.chart.version to a 9.x chart",
-        )
-        return falco, plugin, chart_text, "9.1.0", None
-    kind, keys = shape
-    if (kind == "plugin") != plugin:
-        need = "9.x (k8saudit plugin)" if plugin else "1.x (embedded webserver)"
-        checks.error(chart_path, f"Falco {falco} needs a chart {need}; chart {chart_text} does not match")
-    artifacts = falco_spec.rules.artifacts_version or (release or {}).get("artifacts")
-    if not plugin:
-        if falco_spec.rules.artifacts_version:
-            checks.error(
-                ("spec", "falco", "rules", "artifactsVersion"),
-                f"k8saudit artifacts exist only for Falco >= 0.32 (this site runs Falco {falco})",
-            )
-        artifacts = None
-    elif artifacts is None:
-        checks.error(
-            ("spec", "falco", "rules", "artifactsVersion"),
-            f"no default k8saudit artifact tag is known for Falco {falco}; set it",
-        )
-    return falco, plugin, chart_text, keys, artifacts
 
 
 def _receiver(site: Site, platform: dict[str, Any], plugin: bool, falco: Version, checks: Checks) -> Receiver:

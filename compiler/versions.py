@@ -121,10 +121,6 @@ def falco_default() -> Version:
     return Version.parse(fact("falco", "default"))
 
 
-def falco_uses_plugin(falco: Version) -> bool:
-    return falco >= Version.parse(fact("falco", "pluginFrom"))
-
-
 def falco_engine(falco: Version) -> int | None:
     """The rules engine version of a Falco release (the newest entry at or below it)."""
     engine = None
@@ -132,30 +128,3 @@ def falco_engine(falco: Version) -> int | None:
         if Version.parse(entry["falco"]) <= falco:
             engine = int(entry["engine"])
     return engine
-
-
-def falco_release(falco: Version) -> dict[str, Any] | None:
-    for entry in falco_table()["releases"]:
-        if Version.parse(entry["falco"]) == falco:
-            return dict(entry)
-    return None
-
-
-def falco_releases() -> list[dict[str, Any]]:
-    return [dict(e) for e in falco_table()["releases"]]
-
-
-def chart_shape(chart: Version) -> tuple[str, str] | None:
-    """(values shape 'plugin' | 'legacy', chart-keys file) for a chart version, or None."""
-    from compiler.paths import data_dir
-
-    for entry in falco_table()["chartShapes"]:
-        if _in_range_full(chart, entry):
-            exact = data_dir() / "chart-keys" / f"{chart}.txt"
-            return str(entry["shape"]), str(chart) if exact.is_file() else str(entry["keys"])
-    return None
-
-
-def _in_range_full(version: Version, entry: dict[str, Any]) -> bool:
-    high = entry.get("until")
-    return Version.parse(entry["from"]) <= version and (high is None or version <= Version.parse(high))

@@ -33,14 +33,20 @@ class Changes:
         return bool(self.created or self.updated or self.deleted)
 
 
-def with_manifest(site: str, spec_digest: str, artifacts: list[Artifact]) -> list[Artifact]:
+def with_manifest(
+    site: str, spec_digest: str, artifacts: list[Artifact], falco: dict[str, object] | None = None
+) -> list[Artifact]:
+    """The artifacts plus MANIFEST.json: every file's digest, the spec's, the compiler's
+    version and (``falco``) the Falco release and the exact chart its values were written for."""
     files = {a.path: hashlib.sha256(a.content).hexdigest() for a in artifacts}
-    manifest = {
+    manifest: dict[str, object] = {
         "compiler": {"name": "auditc", "version": __version__},
         "site": site,
         "specDigest": f"sha256:{spec_digest}",
         "files": {path: f"sha256:{files[path]}" for path in sorted(files)},
     }
+    if falco is not None:
+        manifest["falco"] = falco
     return sorted([*artifacts, Artifact(MANIFEST, json_bytes(manifest))], key=lambda a: a.path)
 
 

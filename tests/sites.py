@@ -47,8 +47,6 @@ MINIMAL: dict[str, Any] = {
         "kubernetes": {"version": "1.30"},
         "platform": {"type": "kubeadm", "kubeadm": {"controlPlanes": [{"host": "10.0.0.1"}]}},
         "falco": {"receiver": {"address": "10.0.0.1"}},
-        # the default falco preset logs configmap bodies (AUD002): acknowledged, as a site would
-        "lint": {"accept": ["AUD002"]},
     },
 }
 

@@ -1,6 +1,7 @@
-"""plan/apply.sh --execute against stand-in ssh and scp programs on PATH: hosts are done
-one at a time in order, files are staged before the patch runs, and the first failing
-host stops the rollout."""
+"""plan/apply.sh --execute against stand-in ssh, scp, kubectl and helm programs on PATH:
+Falco is installed from the pinned chart and waited for before any host is touched, hosts
+are done one at a time in order, files are staged before the patch runs, and the first
+failing host stops the rollout."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from tests import standins
 from tests.sites import ROOT, compiled, write_tree
 
 SSH = r"""#!/bin/sh
@@ -37,11 +39,11 @@ while [ "$#" -gt 1 ]; do cp "$1" "$dir"; shift; done
 """
 
 
-def _setup(tmp_path: Path) -> tuple[Path, dict[str, str]]:
-    site = compiled(ROOT / "specs" / "prod-east.yaml")
+def _setup(tmp_path: Path, spec: Path = ROOT / "specs" / "edge-tls.yaml") -> tuple[Path, dict[str, str]]:
+    site = compiled(spec)
     out = write_tree(site, tmp_path / "out")
     bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
+    standins.install(bin_dir)
     for name, text in (("ssh", SSH), ("scp", SCP)):
         (bin_dir / name).write_text(text)
         (bin_dir / name).chmod(0o755)
@@ -57,8 +59,63 @@ def _log(tmp_path: Path) -> list[str]:
     return (tmp_path / "log").read_text().splitlines()
 
 
-def test_execute_rolls_out_host_by_host(tmp_path: Path) -> None:
+def _apply(out: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(out / "plan/apply.sh"), "--execute", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+def test_falco_is_installed_and_up_before_any_host(tmp_path: Path) -> None:
+    """Engine none: kubectl apply -k cluster/, helm upgrade --install of exactly the pinned
+    chart with the rendered values, a bounded wait, and only then ssh."""
     out, env = _setup(tmp_path)
+    result = _apply(out, env, "--context", "edge")
+    assert result.returncode == 0, result.stderr
+    log = _log(tmp_path)
+    first_ssh = next(i for i, line in enumerate(log) if line.startswith("ssh"))
+    cluster = log[:first_ssh]
+    assert cluster[0] == f"kubectl --context edge apply -k {out}/plan/../cluster"
+    assert cluster[1] == (
+        "helm --kube-context edge upgrade --install falco falco "
+        "--repo https://falcosecurity.github.io/charts --version 9.1.0 "
+        f"--namespace falco -f {out}/plan/../helm/falco-values.yaml"
+    )
+    assert cluster[2:] == [
+        "kubectl --context edge -n falco get deployment/falco",
+        "kubectl --context edge -n falco rollout status deployment/falco --timeout=300s",
+    ]
+    assert not any(line.startswith(("kubectl", "helm")) for line in log[first_ssh:])
+
+
+def test_a_receiver_that_never_comes_up_stops_before_any_host(tmp_path: Path) -> None:
+    out, env = _setup(tmp_path)
+    env["FAKE_FALCO"] = "unavailable"
+    result = _apply(out, env, "--wait-timeout", "2")
+    assert result.returncode == 1
+    assert "deployment/falco in namespace falco is not available; no node was touched" in result.stderr
+    assert not any(line.startswith(("ssh", "scp")) for line in _log(tmp_path))
+
+
+def test_gitops_sites_wait_for_the_controller(tmp_path: Path) -> None:
+    """Argo CD / Flux deploy Falco: the script installs nothing, waits for the workload to
+    appear (bounded) and touches no node when it never does."""
+    out, env = _setup(tmp_path, ROOT / "specs" / "prod-east.yaml")
+    env["FAKE_FALCO"] = "absent"
+    result = _apply(out, env, "--wait-timeout", "2")
+    assert result.returncode == 1
+    assert "deployment/falco does not exist in namespace falco after 2s; no node was touched" in result.stderr
+    log = _log(tmp_path)
+    assert not any(line.startswith(("helm", "ssh", "scp")) or " apply " in line for line in log)
+    assert "Flux deploys Falco from output/prod-east/cluster" in result.stdout
+
+
+def test_execute_rolls_out_host_by_host(tmp_path: Path) -> None:
+    out, env = _setup(tmp_path, ROOT / "specs" / "prod-east.yaml")
     result = subprocess.run(
         ["bash", str(out / "plan/apply.sh"), "--execute"],
         env=env,
@@ -80,7 +137,7 @@ def test_execute_rolls_out_host_by_host(tmp_path: Path) -> None:
 
 
 def test_first_failing_host_stops_the_rollout(tmp_path: Path) -> None:
-    out, env = _setup(tmp_path)
+    out, env = _setup(tmp_path, ROOT / "specs" / "prod-east.yaml")
     env["FAIL_TARGET"] = "root@10.0.1.172"
     result = subprocess.run(
         ["bash", str(out / "plan/apply.sh"), "--execute"],

@@ -104,11 +104,52 @@ def test_console_script_is_installed() -> None:
 
 
 def test_every_example_validates_without_unexpected_warnings() -> None:
+    """The examples' defaults render clean: only the security lint warnings a reviewer should
+    weigh (plain http, a NodePort, configmap bodies, a DaemonSet receiver), none of the spec
+    checks' warnings (versions, charts, artifacts, values keys: AUD018 and later)."""
     for spec in example_specs():
-        result = runner.invoke(app, ["validate", str(spec)])
+        result = runner.invoke(app, ["validate", "--format", "json", str(spec)])
         assert result.exit_code == 0, result.stdout
-        # lint warnings carry an id; anything else (versions, chart keys) would be a mistake
-        assert "warning:" not in result.stdout
+        (site,) = json.loads(result.stdout)["sites"]
+        ids = {f["id"] for f in site["findings"]}
+        assert ids <= {"AUD002", "AUD003", "AUD005", "AUD010"}, (spec.name, ids)
+
+
+def test_explain_every_id_or_one(tmp_path: Path) -> None:
+    from compiler.catalog import rules
+
+    every = runner.invoke(app, ["explain"])
+    assert every.exit_code == 0
+    assert [line.split()[0] for line in every.stdout.splitlines() if not line.startswith(" ")] == list(
+        rules()
+    )
+    one = runner.invoke(app, ["explain", "AUD003"])
+    assert one.stdout.splitlines() == [
+        "AUD003 receiver-without-tls (warning)",
+        f"  why: {rules()['AUD003'].why}",
+        f"  fix: {rules()['AUD003'].fix}",
+    ]
+    by_name = runner.invoke(app, ["explain", "configmap-bodies-logged", "--format", "json"])
+    (entry,) = json.loads(by_name.stdout)["ids"]
+    assert entry == {
+        "id": "AUD002",
+        "name": "configmap-bodies-logged",
+        "severity": "warning",
+        "why": rules()["AUD002"].why,
+        "fix": rules()["AUD002"].fix,
+    }
+    unknown = runner.invoke(app, ["explain", "AUD999"])
+    assert unknown.exit_code == 2 and "unknown finding id AUD999" in unknown.stderr
+
+
+def test_render_verbose_lists_every_file(tmp_path: Path) -> None:
+    spec = ROOT / "specs" / "edge-tls.yaml"
+    result = runner.invoke(app, ["render", str(spec), "-o", str(tmp_path), "-v"])
+    assert result.exit_code == 0
+    created = [line for line in result.stderr.splitlines() if line.startswith("create: ")]
+    assert len(created) == len(list((tmp_path / "edge-tls").rglob("*.*")))
+    quiet = runner.invoke(app, ["render", str(spec), "-o", str(tmp_path)])
+    assert quiet.stderr.splitlines()[-1].endswith("0 changed (0 file(s)), 1 up to date")
 
 
 def test_render_of_a_spec_dir_removes_sites_no_spec_produces(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
-"""Falco chart values: every key path auditc writes exists in the chosen chart's values.yaml,
-and the key lists it checks against are exactly what the upstream values files contain."""
+"""Falco chart values: every key path auditc writes exists in the chosen chart's values.yaml
+(the key lists themselves are checked in test_falco_matrix.py), and the values follow the
+chart's own recipe. tests/test_falco_chart.py runs them through the real chart."""
 
 from __future__ import annotations
 
@@ -11,28 +12,11 @@ import pytest
 from ruamel.yaml import YAML
 
 from compiler.api import compile_site
-from compiler.artifacts.falco_values import chart_keys, unknown_keys
-from compiler.paths import data_dir
+from compiler.falco_matrix import chart_keys, unknown_keys
+from tests.falco_chart import chart_file
 from tests.sites import ROOT, example_specs
 
 yaml = YAML(typ="safe", pure=True)
-CHART_DATA = ROOT / "tests" / "data" / "falco-chart"
-
-
-def _flatten(values: dict[str, Any], prefix: str = "") -> list[str]:
-    out: list[str] = []
-    for key, value in values.items():
-        path = f"{prefix}{key}"
-        out.append(path)
-        if isinstance(value, dict):
-            out += _flatten(value, f"{path}.") if value else [f"{path}.*"]
-    return out
-
-
-@pytest.mark.parametrize("keys_file", sorted((data_dir() / "chart-keys").glob("*.txt")), ids=lambda p: p.stem)
-def test_chart_key_lists_match_upstream_values(keys_file: Path) -> None:
-    values = yaml.load((CHART_DATA / f"values-{keys_file.stem}.yaml").read_text())
-    assert chart_keys(keys_file.stem) == frozenset(_flatten(values))
 
 
 def _values(spec: Path) -> dict[str, Any]:
@@ -52,23 +36,30 @@ def test_every_emitted_key_exists_in_the_chart(spec: Path) -> None:
     doc = read_yaml(spec)
     resolved = resolve(parse_site(doc), doc)
     values = _values(spec)
-    assert unknown_keys(values, chart_keys(resolved.chart_keys)) == []
+    keys = chart_keys(resolved.target.chart.keys) | {"falco.rules_file", "falco.rules_files"}
+    assert unknown_keys(values, keys) == []
 
 
 def test_plugin_values_follow_the_chart_recipe() -> None:
     values = _values(ROOT / "specs" / "prod-east.yaml")
-    recipe = yaml.load((ROOT / "tests" / "data" / "falco-chart" / "values-k8saudit.yaml").read_text())
+    recipe = yaml.load(chart_file("9.1.0", "values-k8saudit.yaml"))
     assert values["driver"] == recipe["driver"] == {"enabled": False}
     assert values["collectors"] == recipe["collectors"]
-    assert values["controller"] == recipe["controller"]
+    assert values["controller"] == {**recipe["controller"], "labels": {"env": "prod"}}  # the site's labels
     assert values["falco"]["rules_files"] == recipe["falco"]["rules_files"]
     assert values["falco"]["load_plugins"] == recipe["falco"]["load_plugins"]
     plugin = values["falco"]["plugins"][0]
     assert plugin["open_params"] == "http://:9765/k8s-audit"
     assert "maxEventBytes" not in plugin["init_config"]
     assert plugin["init_config"]["webhookMaxBatchSize"] == 12582912
-    refs = values["falcoctl"]["config"]["artifact"]
-    assert refs["install"]["refs"] == refs["follow"]["refs"] == ["k8saudit-rules:0.16", "k8saudit:0.16"]
+    artifact = values["falcoctl"]["config"]["artifact"]
+    # the recipe's artifacts, pinned to the exact release of its moving tag, and followed by nothing
+    assert recipe["falcoctl"]["config"]["artifact"]["install"]["refs"] == [
+        "k8saudit-rules:0.16",
+        "k8saudit:0.16",
+    ]
+    assert artifact["install"]["refs"] == ["k8saudit-rules:0.16.1", "k8saudit:0.16.1"]
+    assert artifact["follow"]["refs"] == [] and values["falcoctl"]["artifact"]["follow"]["enabled"] is False
     assert values["serviceAccount"] == {"create": False, "name": "falco"}
 
 
@@ -119,7 +110,7 @@ def test_legacy_tls_needs_a_chart_that_has_the_key(tmp_path: Path) -> None:
 
     tls = {"enabled": True, "existingSecret": "s"}
     spec = write_spec(tmp_path, {"falco": {"version": "0.23.0", "receiver": {"tls": tls}}})
-    with pytest.raises(UserError, match=r"chart 1\.1\.20 has no values key falco\.webserver\.sslEnabled"):
+    with pytest.raises(UserError, match=r"chart 1\.1\.10 has no values key falco\.webserver\.sslEnabled"):
         compile_site(spec)
     newer = write_spec(tmp_path, {"falco": {"version": "0.31.1", "receiver": {"tls": tls}}})
     values = yaml.load(

@@ -136,11 +136,63 @@ CASES: dict[str, tuple[dict[str, Any], tuple[str | int, ...], dict[str, Any]]] =
         ("spec", "audit", "log", "maxSize"),
         {"kubernetes": {"version": "1.35"}, "audit": {"log": {"maxSize": 0}}},
     ),
+    # the spec checks' warnings
+    "AUD018": ({"kubernetes": {"version": "1.40"}}, ("spec", "kubernetes", "version"), {}),
+    "AUD019": (
+        {"falco": {"version": "0.45.0"}},
+        ("spec", "falco", "version"),
+        {"falco": {"version": "0.44.0"}},
+    ),
+    "AUD020": ({"falco": {"values": {"resorces": {}}}}, ("spec", "falco", "values", "resorces"), {}),
+    "AUD021": (
+        {"audit": {"log": {"enabled": False}, "webhook": {"enabled": False}}},
+        ("spec", "audit"),
+        {"audit": {"log": {"enabled": False}}},
+    ),
+    "AUD022": (
+        {"falco": {"version": "0.43.1", "chart": {"version": "9.1.0"}}},
+        ("spec", "falco", "chart", "version"),
+        {"falco": {"version": "0.44.0", "chart": {"version": "9.1.0"}}},
+    ),
+    "AUD023": (
+        {"falco": {"chart": {"version": "10.0.0", "repository": "https://charts.example.com/falco"}}},
+        ("spec", "falco", "chart", "version"),
+        {"falco": {"chart": {"version": "9.1.0", "repository": "https://charts.example.com/falco"}}},
+    ),
+    "AUD024": (
+        {"falco": {"rules": {"artifactsVersion": "0.16"}}},
+        ("spec", "falco", "rules", "artifactsVersion"),
+        {"falco": {"rules": {"artifactsVersion": "0.16.1"}}},
+    ),
+    "AUD025": (
+        {"falco": {"version": "0.23.0", "rules": {"disable": ["Create NodePort Service"]}}},
+        ("spec", "falco", "rules", "disable", 0),
+        {"falco": {"version": "0.31.1", "rules": {"disable": ["Create NodePort Service"]}}},
+    ),
+    "AUD026": (
+        {"platform": {"type": "minikube", "kubeadm": None, "minikube": {"profile": "p"}}},
+        ("spec", "kubernetes", "version"),
+        {
+            "kubernetes": {"version": "1.30.0"},
+            "platform": {"type": "minikube", "kubeadm": None, "minikube": {"profile": "p"}},
+        },
+    ),
+    "AUD027": (
+        {"lint": {"accept": ["AUD011"]}},
+        ("spec", "lint", "accept", 0),
+        {"lint": {"accept": ["AUD003"]}},
+    ),
+    "AUD028": (
+        {"metadata": {"labels": {"app.kubernetes.io/name": "audit"}}},
+        ("metadata", "labels", "app.kubernetes.io/name"),
+        {"metadata": {"labels": {"team": "audit"}}},
+    ),
 }
 
 
 def _findings(tmp_path: Path, spec: dict[str, Any], rule_id: str) -> tuple[list[Diagnostic], Path]:
-    path = write_spec(tmp_path, spec)
+    spec = dict(spec)
+    path = write_spec(tmp_path, spec, metadata=spec.pop("metadata", None))
     return [f for f in analyse(path).findings if f.code == rule_id], path
 
 
@@ -172,15 +224,28 @@ def test_rule_stays_quiet(tmp_path: Path, rule_id: str) -> None:
     assert findings == []
 
 
+SECRET_BODIES = CASES["AUD001"][0]
+
+
 def test_lint_errors_block_render_unless_accepted(tmp_path: Path) -> None:
-    spec = write_spec(tmp_path, {"lint": {"accept": []}})
-    with pytest.raises(UserError, match=r"error\[AUD002\]"):
+    spec = write_spec(tmp_path, SECRET_BODIES)
+    with pytest.raises(UserError, match=r"error\[AUD001\]"):
         compile_site(spec)
     result = CliRunner().invoke(app, ["render", str(spec), "-o", str(tmp_path / "out")])
     assert result.exit_code == 2
     assert "lint errors block rendering" in result.stderr and not (tmp_path / "out").exists()
-    accepted = write_spec(tmp_path, {"lint": {"accept": ["configmap-bodies-logged"]}})  # by name too
+    accepted = write_spec(
+        tmp_path, {**SECRET_BODIES, "lint": {"accept": ["secret-bodies-logged"]}}
+    )  # by name
     assert compile_site(accepted).artifacts
+
+
+def test_the_default_spec_renders_without_accepting_anything(tmp_path: Path) -> None:
+    """The falco preset logs configmap bodies on purpose: a warning, not an error."""
+    site = compile_site(write_spec(tmp_path, {}))
+    assert "AUD002" in {w.code for w in site.warnings}
+    for example in sorted((ROOT / "specs").glob("*.yaml")):
+        assert "lint" not in (read_yaml(example, str(example)).data["spec"]), example
 
 
 def test_unknown_accept_id_is_an_error(tmp_path: Path) -> None:
@@ -190,17 +255,17 @@ def test_unknown_accept_id_is_an_error(tmp_path: Path) -> None:
 
 def test_validate_exit_codes_and_json(tmp_path: Path) -> None:
     runner = CliRunner()
-    blocked = write_spec(tmp_path, {"lint": {"accept": []}})
+    blocked = write_spec(tmp_path, SECRET_BODIES)
     result = runner.invoke(app, ["validate", "--format", "json", str(blocked)])
     assert result.exit_code == 1
     (site,) = json.loads(result.stdout)["sites"]
     assert site["ok"] is False
     ids = {f["id"] for f in site["findings"]}
-    assert {"AUD002", "AUD003", "AUD005"} <= ids
+    assert {"AUD001", "AUD002", "AUD003", "AUD005"} <= ids
     finding = next(f for f in site["findings"] if f["id"] == "AUD003")
     assert finding["severity"] == "warning" and finding["line"] and finding["file"] == str(blocked)
 
-    fine = write_spec(tmp_path, {})  # AUD002 accepted, warnings only
+    fine = write_spec(tmp_path, {"lint": {"accept": ["AUD002"]}})  # warnings only
     assert runner.invoke(app, ["validate", str(fine)]).exit_code == 0
     strict = runner.invoke(app, ["validate", "--strict", str(fine)])
     assert strict.exit_code == 1
@@ -208,9 +273,22 @@ def test_validate_exit_codes_and_json(tmp_path: Path) -> None:
 
 
 def test_render_prints_warnings_and_goes_on(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["render", str(write_spec(tmp_path, {})), "-o", str(tmp_path / "out")])
+    """One short line per finding (an accepted one not at all), then one summary line."""
+    spec = write_spec(tmp_path, {"lint": {"accept": ["AUD005"]}})
+    result = CliRunner().invoke(app, ["render", str(spec), "-o", str(tmp_path / "out")])
     assert result.exit_code == 0
-    assert "warning[AUD003]" in result.stderr and "AUD002" not in result.stderr
+    lines = result.stderr.splitlines()
+    warnings, summary = lines[:-1], lines[-1]
+    assert [line.split(": ")[1] for line in warnings] == ["warning[AUD002]", "warning[AUD003]"]
+    assert all(len(line) <= 160 and line.startswith(f"{spec}:") for line in warnings)
+    assert "(+1 more like it: auditc validate)" in warnings[0]  # the falco preset's two configmap rules
+    assert "fix:" not in result.stderr and "AUD005" not in result.stderr
+    assert summary == (
+        f"auditc: 1 site(s) rendered into {tmp_path / 'out'}: 1 changed (11 file(s)), 0 up to date; "
+        "3 warning(s): AUD002 x2, AUD003 (auditc explain ID)"
+    )
+    again = CliRunner().invoke(app, ["render", str(spec), "-o", str(tmp_path / "out"), "--quiet"])
+    assert again.exit_code == 0 and again.stderr == ""
 
 
 @pytest.mark.parametrize(
@@ -349,7 +427,7 @@ def test_review_cases(tmp_path: Path, rule_id: str, spec: dict[str, Any], fires:
 
 def test_unused_accept_is_a_warning(tmp_path: Path) -> None:
     findings = analyse(write_spec(tmp_path, {"lint": {"accept": ["AUD002", "AUD011"]}})).findings
-    (unused,) = [f for f in findings if not f.code]
+    (unused,) = [f for f in findings if f.code == "AUD027"]
     assert unused.field == "spec.lint.accept[1]" and "AUD011 is accepted but nothing" in unused.message
 
 

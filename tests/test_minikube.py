@@ -30,7 +30,8 @@ def _dry_run(spec: Path, tmp_path: Path) -> tuple[list[list[str]], Path]:
 
 
 def _extra_config(commands: list[list[str]]) -> tuple[list[str], dict[str, str]]:
-    (start,) = [c for c in commands if c[:2] == ["minikube", "start"]]
+    plain, start = [c for c in commands if c[:2] == ["minikube", "start"]]
+    assert not any(arg.startswith("--extra-config") for arg in plain), "no audit flags before Falco is up"
     flags = {}
     for arg in start:
         if arg.startswith("--extra-config=apiserver."):
@@ -71,6 +72,22 @@ def test_example_site_flag_by_flag(tmp_path: Path) -> None:
     kubeconfig = yaml.load((root / "node/audit-webhook.kubeconfig").read_text())
     assert kubeconfig["clusters"][0]["cluster"]["server"] == "http://localhost:30007/k8s-audit"
     assert not (root / "node/apiserver-config.patch.sh").exists()
+
+
+def test_falco_comes_up_before_the_flags(tmp_path: Path) -> None:
+    """The profile runs (started plain if it was not), Falco is installed and waited for,
+    and only then are the files staged and the profile restarted with the audit flags."""
+    commands, _ = _dry_run(ROOT / "specs" / "dev-minikube.yaml", tmp_path)
+    steps = [c[0] if c[0] != "minikube" else f"minikube {c[1]}" for c in commands]
+    start = steps.index("minikube start")
+    helm = steps.index("helm")
+    wait = next(i for i, c in enumerate(commands) if c[:1] == ["kubectl"] and "rollout" in c)
+    stage = steps.index("install")
+    restart = len(steps) - 1 - steps[::-1].index("minikube start")
+    assert start < helm < wait < stage < steps.index("minikube stop") < restart
+    (helm_command,) = [c for c in commands if c[0] == "helm"]
+    assert helm_command[:3] == ["helm", "--kube-context", "falco-dev"]
+    assert helm_command[helm_command.index("--version") + 1] == "9.1.0"
 
 
 def test_spec_settings_reach_the_flags(tmp_path: Path) -> None:

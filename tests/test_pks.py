@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
+from tests import standins
 from tests.sites import ROOT, compiled, write_tree
 
 UUID = "6c1a2b3c-4d5e-4f60-8a9b-0c1d2e3f4a5b"
@@ -31,12 +32,16 @@ HEALTH = Path("var/vcap/jobs/kube-apiserver/bin/ensure_apiserver_healthy")
 PASSWORD = "s3cr3t-Pa55w0rd"
 
 PKS = r"""#!/bin/sh
-# stand-in pks: login -a API -u USER -p PASSWORD [-k] | cluster NAME --json
+# stand-in pks: login -a API -u USER -p PASSWORD [-k] | get-credentials NAME | cluster NAME --json
 case "$1" in
   login)
     [ "$2" = -a ] && [ "$4" = -u ] && [ "$6" = -p ] || { echo "usage: pks login -a -u -p" >&2; exit 64; }
     printf 'pks login -a %s -u %s -p <hidden> %s\n' "$3" "$5" "${8:-}" >>"$FAKE_LOG"
     [ "$7" = "$FAKE_PASSWORD" ] || { echo "bad credentials" >&2; exit 1; } ;;
+  get-credentials)
+    # the password comes from PKS_USER_PASSWORD (it would prompt otherwise)
+    [ "$PKS_USER_PASSWORD" = "$FAKE_PASSWORD" ] || { echo "password:" >&2; exit 1; }
+    printf 'pks get-credentials %s\n' "$2" >>"$FAKE_LOG" ;;
   cluster)
     [ "$3" = --json ] || exit 64
     printf 'pks cluster %s --json\n' "$2" >>"$FAKE_LOG"
@@ -114,7 +119,7 @@ def fleet(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     out = write_tree(site, tmp_path / "out" / site.name)
     fake = tmp_path / "fake"
     bin_dir = fake / "bin"
-    bin_dir.mkdir(parents=True)
+    standins.install(bin_dir)
     for name, text in (("pks", PKS), ("bosh", BOSH), ("monit", MONIT)):
         (bin_dir / name).write_text(text)
         (bin_dir / name).chmod(0o755)
@@ -170,8 +175,13 @@ def test_rollout_one_master_at_a_time(fleet: tuple[Path, dict[str, str]]) -> Non
     result = _apply(out, env)
     assert result.returncode == 0, result.stderr
     log = _log(env)
-    assert log[:2] == [
+    # the cluster layer first: Argo CD deploys Falco, the script waits for it on the
+    # cluster's own context (pks get-credentials), then the masters
+    assert log[:5] == [
         "pks login -a api.tkgi.example.com -u ops-admin -p <hidden> ",
+        "pks get-credentials prod-1",
+        "kubectl --context prod-1 -n falco get deployment/falco",
+        "kubectl --context prod-1 -n falco rollout status deployment/falco --timeout=300s",
         "pks cluster prod-1 --json",
     ]
     touched = [line.split()[2] for line in log if line.startswith(("bosh scp", "bosh ssh"))]
@@ -302,7 +312,7 @@ def test_static_pod_layout_over_bosh(tmp_path: Path, readyz_server: int) -> None
     out = write_tree(site, tmp_path / "out" / site.name)
     fake = tmp_path / "fake"
     bin_dir = fake / "bin"
-    bin_dir.mkdir(parents=True)
+    standins.install(bin_dir)
     for name, text in (("pks", PKS), ("bosh", BOSH)):
         (bin_dir / name).write_text(text)
         (bin_dir / name).chmod(0o755)

@@ -128,6 +128,14 @@ def test_apply_sh_treats_hostile_values_as_data(value: str, tmp_path: Path) -> N
         "files": ["apiserver-config.patch.sh", value],
         "hosts": [{"target": value, "copy_target": value, "port": value, "sudo": value}],
         "staging_dir": "/tmp",
+        "engine": "none",
+        "engine_name": "",
+        "helm_install": ["upgrade", "--install", value, value, "--repo", value, "--version", value],
+        "falco_namespace": value,
+        "falco_workload": value,
+        "falco_wait_timeout": 300,
+        "bootstrap_file": value,
+        "sync_path": value,
     }
     script = tmp_path / "plan" / "apply.sh"
     script.parent.mkdir()

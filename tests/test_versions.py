@@ -93,77 +93,6 @@ def test_compress_error_points_at_the_field(tmp_path: Path) -> None:
     assert diagnostic.location is not None and diagnostic.location.line is not None
 
 
-@pytest.mark.parametrize("release", TABLE["falco"]["releases"], ids=lambda r: r["falco"])
-def test_falco_matrix(tmp_path: Path, release: dict[str, Any]) -> None:
-    """Each known Falco gets its chart by default; charts auditc can write render, others
-    are refused with a message that says so."""
-    path = write_spec(tmp_path, {"falco": {"version": release["falco"]}})
-    chart = versions.Version.parse(release["chart"])
-    plugin = versions.falco_uses_plugin(versions.Version.parse(release["falco"]))
-    shape = versions.chart_shape(chart)
-    if shape is None or (shape[0] == "plugin") != plugin:
-        with pytest.raises(UserError, match=f"chart {release['chart']}"):
-            analyse(path)
-        return
-    site = compile_site(path)
-    values = yaml.load(next(a.content for a in site.artifacts if a.path == "helm/falco-values.yaml"))
-    assert values["image"]["tag"] == release["falco"]
-    if plugin:
-        tag = release["artifacts"]
-        assert values["falcoctl"]["config"]["artifact"]["install"]["refs"] == [
-            f"k8saudit-rules:{tag}",
-            f"k8saudit:{tag}",
-        ]
-    else:
-        assert values["falco"]["webserver"]["listenPort"] == 8765
-
-
-@pytest.mark.parametrize(
-    ("falco", "message"),
-    [
-        (
-            {"version": "0.32.1", "chart": {"version": "9.1.0"}, "rules": {"artifactsVersion": "0.18"}},
-            "need rules engine 15",
-        ),
-        (
-            {
-                "version": "0.32.1",
-                "chart": {"version": "9.1.0"},
-                "rules": {"artifactsVersion": "0.11"},
-                "syscalls": True,
-            },
-            "need Falco >= 0.33.0",
-        ),
-        ({"values": {"falco": {"grpc": {"enabled": True}}}}, "refuses falco.grpc"),
-        ({"values": {"falco": {"grpc_output": {"enabled": True}}}}, "refuses falco.grpc_output"),
-        ({"values": {"driver": {"kind": "ebpf"}}}, "refuses driver.kind: ebpf"),
-        ({"values": {"driver": {"kind": "gvisor"}}}, "refuses driver.kind: gvisor"),
-    ],
-)
-def test_falco_combinations_that_install_but_do_not_run(
-    tmp_path: Path, falco: dict[str, Any], message: str
-) -> None:
-    with pytest.raises(UserError, match=message.replace(".", r"\.")):
-        analyse(write_spec(tmp_path, {"falco": falco}))
-
-
-def test_allowed_falco_combinations(tmp_path: Path) -> None:
-    ok = [
-        {"version": "0.33.0", "chart": {"version": "9.1.0"}, "rules": {"artifactsVersion": "0.18"}},
-        {"values": {"driver": {"kind": "modern_ebpf"}}},
-    ]
-    for falco in ok:
-        assert analyse(write_spec(tmp_path, {"falco": falco})).name == "t"
-
-
-def test_the_legacy_endpoint_spelling_follows_the_table() -> None:
-    assert versions.Version.parse(versions.fact("falco", "hyphenEndpointFrom")) == versions.Version.parse(
-        "0.24.0"
-    )
-    assert versions.falco_engine(versions.Version.parse("0.34.1")) == 15
-    assert versions.falco_engine(versions.Version.parse("0.31.1")) is None
-
-
 def test_flag_value_rules_follow_the_apiserver(tmp_path: Path) -> None:
     """§2.2: qps is a float; qps/burst must be > 0 only while the throttle is on; truncate sizes
     are checked only for a backend that is on."""
@@ -191,19 +120,6 @@ def test_flag_value_rules_follow_the_apiserver(tmp_path: Path) -> None:
 def test_more_version_errors(tmp_path: Path, spec: dict[str, Any], message: str) -> None:
     with pytest.raises(UserError, match=message.replace(".", r"\.")):
         analyse(write_spec(tmp_path, spec))
-
-
-def test_falco_newer_than_known_is_a_warning(tmp_path: Path) -> None:
-    analysis = analyse(write_spec(tmp_path, {"falco": {"version": "0.45.0"}}))
-    (warning,) = analysis.warnings
-    assert warning.field == "spec.falco.version"
-    assert "newer than the newest known (0.44.1); defaults follow 0.44.1 (chart 9.1.0" in warning.message
-
-
-def test_removed_values_are_one_error_not_also_an_unknown_key(tmp_path: Path) -> None:
-    with pytest.raises(UserError) as info:
-        analyse(write_spec(tmp_path, {"falco": {"values": {"falco": {"grpc": {"enabled": True}}}}}))
-    assert [d.field for d in info.value.diagnostics] == ["spec.falco.values.falco.grpc"]
 
 
 def test_validate_json_reports_invalid_specs_and_keeps_the_others(tmp_path: Path) -> None:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from compiler.artifacts.falco_values import LEGACY_SERVICE_ACCOUNT, chart_fullname, service_account_name
+from compiler.artifacts.falco_values import (
+    LEGACY_SERVICE_ACCOUNT,
+    MANAGED_BY,
+    chart_fullname,
+    service_account_name,
+)
 from compiler.resolve import Resolved
-
-MANAGED_BY = {"app.kubernetes.io/managed-by": "auditc"}
 
 
 def labels(resolved: Resolved) -> dict[str, str]:

@@ -1,8 +1,11 @@
 """helm/falco-values.yaml: the Falco chart's values for an audit receiver.
 
-Two shapes: chart 9.x with the k8saudit plugin (the chart's own values-k8saudit.yaml
-recipe, shared/reference/falco.md §1.8) and chart 1.x for Falco < 0.32 (embedded
-webserver, §2.4). ``falco.values`` from the spec is deep-merged last.
+Two shapes (compiler/data/falco-matrix.yaml): charts 2.x and later with the k8saudit
+plugin (the chart's own values-k8saudit.yaml recipe, shared/reference/falco.md §1.8), and
+chart 1.x for Falco < 0.32 (the embedded webserver, §2.4). Within a shape, what a chart
+version lacks or a Falco release reads differently (the rules key, falcoctl, the rule
+override syntax) follows ``resolved.target``. ``falco.values`` from the spec is
+deep-merged last.
 """
 
 from __future__ import annotations
@@ -11,11 +14,14 @@ import copy
 import posixpath
 from typing import Any
 
-from compiler.datafiles import read_text
 from compiler.emit import yaml_bytes
 from compiler.errors import Diagnostic, UserError
+from compiler.falco_matrix import CHART_LABELS, chart_keys, unknown_keys
+from compiler.falco_target import FalcoTarget
 from compiler.resolve import Resolved
-from compiler.versions import Version, fact, falco_table
+from compiler.versions import falco_table
+
+MANAGED_BY = {"app.kubernetes.io/managed-by": "auditc"}
 
 OVERRIDES_FILE = "zz-auditc-overrides.yaml"
 LEGACY_SERVICE_ACCOUNT = "falco-account"
@@ -33,16 +39,24 @@ def chart_fullname(resolved: Resolved) -> str:
 
 
 def falco_values(resolved: Resolved) -> dict[str, Any]:
-    values = _plugin_values(resolved) if resolved.plugin else _legacy_values(resolved)
+    target = resolved.target
+    keys = chart_keys(target.chart.keys)
+    if target.chart.shape == "plugin":
+        values = _plugin_values(resolved, keys)
+        # the chart writes `falco:` into falco.yaml verbatim: both rules keys are Falco's own
+        keys = keys | {"falco.rules_file", "falco.rules_files"}
+    else:
+        values = _webserver_values(resolved, keys)
+    values = deep_merge(values, _labels(resolved, keys))
     rules = _custom_rules(resolved)
     if rules:
         values["customRules"] = rules
-    missing = unknown_keys(values, chart_keys(resolved.chart_keys))
+    missing = unknown_keys(values, keys)
     if missing:
         # the spec asks for something this chart version cannot express (e.g. TLS on chart 1.1.x)
         raise UserError(
             Diagnostic(
-                f"chart {resolved.chart_version} has no values key {', '.join(missing)}, which this spec "
+                f"chart {target.chart.version} has no values key {', '.join(missing)}, which this spec "
                 "needs; choose a newer chart (spec.falco.chart.version)",
                 resolved.doc.location(("spec", "falco")),
                 "spec.falco",
@@ -51,12 +65,15 @@ def falco_values(resolved: Resolved) -> dict[str, Any]:
     return deep_merge(values, resolved.site.spec.falco.values)
 
 
-def _plugin_values(resolved: Resolved) -> dict[str, Any]:
+def _has(keys: frozenset[str], path: str) -> bool:
+    return path in keys
+
+
+def _plugin_values(resolved: Resolved, keys: frozenset[str]) -> dict[str, Any]:
     falco = resolved.site.spec.falco
+    target = resolved.target
     receiver = resolved.receiver
     plugin = {key: entry["value"] for key, entry in falco_table()["plugin"].items()}
-    tag = resolved.artifacts_version
-    refs = [f"k8saudit-rules:{tag}", f"k8saudit:{tag}"]
     rules_files = ["/etc/falco/k8s_audit_rules.yaml", "/etc/falco/rules.d"]
     init_config: dict[str, Any] = {
         "maxEventSize": plugin["maxEventSize"],
@@ -72,21 +89,18 @@ def _plugin_values(resolved: Resolved) -> dict[str, Any]:
         service["clusterIP"] = receiver.cluster_ip
     service["ports"] = [port]
 
-    values: dict[str, Any] = {
-        "image": {"tag": str(resolved.falco)},
-        "serviceAccount": {"create": False, "name": service_account_name(resolved)},
+    values: dict[str, Any] = {"image": {"tag": str(target.version)}}
+    if _has(keys, "serviceAccount.create"):  # chart 4.0.0 has no service account values
+        values["serviceAccount"] = {"create": False, "name": service_account_name(resolved)}
+    if _has(keys, "rbac.create"):
         # the chart's only RBAC is a configmap Role for the driver loader: no driver, no Role
-        "rbac": {"create": False},
+        values["rbac"] = {"create": False}
+    values |= {
         "controller": {"kind": "deployment", "deployment": {"replicas": 1}},
         "driver": {"enabled": False},
         "collectors": {"enabled": False},
         "services": [service],
-        "falcoctl": {
-            "artifact": {"install": {"enabled": True}, "follow": {"enabled": True}},
-            "config": {"artifact": {"install": {"refs": list(refs)}, "follow": {"refs": list(refs)}}},
-        },
         "falco": {
-            "rules_files": rules_files,
             "plugins": [
                 {
                     "name": "k8saudit",
@@ -103,20 +117,63 @@ def _plugin_values(resolved: Resolved) -> dict[str, Any]:
         # values-syscall-k8saudit.yaml: syscalls and audit events in one Falco per node
         values["driver"] = {"enabled": True}
         values["collectors"] = {"enabled": True}
-        values["rbac"] = {"create": True}
+        if _has(keys, "rbac.create"):
+            values["rbac"] = {"create": True}
         values["controller"] = {"kind": "daemonset"}
-        all_refs = ["falco-rules:5", *refs]
-        values["falcoctl"]["config"]["artifact"] = {
-            "install": {"refs": all_refs},
-            "follow": {"refs": list(all_refs)},
-        }
-        values["falco"]["rules_files"] = ["/etc/falco/falco_rules.yaml", *rules_files]
+        rules_files = ["/etc/falco/falco_rules.yaml", *rules_files]
+    values["falco"] |= _rules_key(target, rules_files)
+    if target.chart.falcoctl:
+        values["falcoctl"] = _falcoctl(resolved, keys)
     if falco.receiver.tls.enabled:
         values["certs"] = {"existingSecret": falco.receiver.tls.existing_secret}
     return values
 
 
-def _legacy_values(resolved: Resolved) -> dict[str, Any]:
+def _rules_key(target: FalcoTarget, rules_files: list[str]) -> dict[str, Any]:
+    """The rules list under the key this Falco reads; the chart's own default under the
+    other key is deleted (null, as Helm reads it): Falco >= 0.38 refuses a falco.yaml with
+    both, older Falco would ignore ours."""
+    out: dict[str, Any] = {target.rules_key: rules_files}
+    if target.chart.rules_key != target.rules_key:
+        out[target.chart.rules_key] = None
+    return out
+
+
+def _falcoctl(resolved: Resolved, keys: frozenset[str]) -> dict[str, Any]:
+    """Exact artifact versions, installed once at pod start; following is an explicit opt-in
+    (and only ever follows rules files, the one artifact type falcoctl can follow)."""
+    target = resolved.target
+    assert target.artifacts is not None
+    refs = [f"k8saudit-rules:{target.artifacts}"]
+    if target.install_plugin:
+        refs.append(f"k8saudit:{target.artifacts}")
+    follow: list[str] = []
+    if target.follow:
+        follow.append(f"k8saudit-rules:{_minor(target.artifacts)}")
+    if target.syscall_rules:
+        refs.insert(0, f"falco-rules:{target.syscall_rules}")
+        if target.follow:
+            follow.insert(0, f"falco-rules:{target.syscall_rules.split('.')[0]}")
+    install: dict[str, Any] = {"refs": refs}
+    if _has(keys, "falcoctl.config.artifact.install.resolveDeps"):
+        # the image's own plugins include json; otherwise falcoctl installs what the rules
+        # require (json) at the exact version the rules artifact names
+        install["resolveDeps"] = target.install_plugin
+    artifact: dict[str, Any] = {"install": install, "follow": {"refs": follow}}
+    if target.install_plugin and not target.chart.falcoctl_plugins:
+        # chart 3.x installs rules files only: let it install (and mount) plugins too
+        artifact["allowedTypes"] = ["rulesfile", "plugin"]
+    return {
+        "artifact": {"install": {"enabled": True}, "follow": {"enabled": target.follow}},
+        "config": {"artifact": artifact},
+    }
+
+
+def _minor(version: str) -> str:
+    return ".".join(version.split(".")[:2])
+
+
+def _webserver_values(resolved: Resolved, keys: frozenset[str]) -> dict[str, Any]:
     falco = resolved.site.spec.falco
     receiver = resolved.receiver
     webserver: dict[str, Any] = {
@@ -128,15 +185,51 @@ def _legacy_values(resolved: Resolved) -> dict[str, Any]:
         "image": {"tag": str(resolved.falco)},
         "rbac": {"create": False},
         "serviceAccount": {"create": False, "name": LEGACY_SERVICE_ACCOUNT},
-        # the receiver Service is cluster/service.yaml: chart 1.x can neither pin a
-        # clusterIP nor choose a NodePort number
-        "auditLog": {"enabled": False},
         "falco": {"webserver": webserver},
     }
+    if resolved.target.chart.owns_audit_sink:
+        # chart 1.0.x: the webserver, the k8s audit rules mount and an AuditSink come as one;
+        # the AuditSink dials this clusterIP on the webserver port (falco_target checks it)
+        webserver["clusterIP"] = receiver.cluster_ip
+    else:
+        # chart 1.1+ mounts k8s_audit_rules.yaml only with auditLog.enabled (and then also
+        # makes a ClusterIP Service of its own); the AuditSink stays auditc's
+        # (cluster/audit-sink.yaml), and the receiver Service too (cluster/service.yaml:
+        # chart 1.x can neither pin a clusterIP nor choose a NodePort number)
+        values["auditLog"] = {"enabled": True, "dynamicBackend": {"enabled": False}}
+    if resolved.target.release.overrides == "cli" and falco.rules.disable:
+        # Falco < 0.31 cannot disable a rule from a rules file without redefining it whole
+        disable = [arg for name in _unique(falco.rules.disable) for arg in ("-D", name)]
+        values["extraArgs"] = values.get("extraArgs", []) + disable
     if falco.receiver.tls.enabled:
         webserver["sslEnabled"] = True
         values["certs"] = {"existingSecret": falco.receiver.tls.existing_secret}
     return values
+
+
+def _unique(names: list[str]) -> list[str]:
+    return sorted(set(names))
+
+
+def _labels(resolved: Resolved, keys: frozenset[str]) -> dict[str, Any]:
+    """Site labels and auditc's managed-by on the chart's workload and pods, through the
+    values the chart has for them (labels the chart sets itself are left to it)."""
+    site = {**resolved.site.metadata.labels, **MANAGED_BY}
+    shape = resolved.target.chart.shape
+    out: dict[str, Any] = {}
+
+    def allowed(where: str, labels: dict[str, str]) -> dict[str, str]:
+        reserved = CHART_LABELS[shape][where]
+        return {k: v for k, v in sorted(labels.items()) if k not in reserved}
+
+    if _has(keys, "podLabels.*"):
+        out["podLabels"] = allowed("pod", site)
+    elif _has(keys, "daemonset.podAnnotations.*"):  # chart 1.1.x: annotations only
+        out["daemonset"] = {"podAnnotations": allowed("pod", site)}
+    if _has(keys, "controller.labels.*"):
+        # the chart's own labels on the workload include managed-by (Helm)
+        out.setdefault("controller", {})["labels"] = allowed("controller", resolved.site.metadata.labels)
+    return {k: v for k, v in out.items() if v and (not isinstance(v, dict) or any(v.values()))}
 
 
 def _custom_rules(resolved: Resolved) -> dict[str, str]:
@@ -181,17 +274,20 @@ def _rules_text(resolved: Resolved, name: str, index: int) -> str:
 
 
 def _overrides(resolved: Resolved) -> list[dict[str, Any]]:
-    """rules.lists and rules.disable as one rules file loaded after the k8saudit rules."""
+    """rules.lists and rules.disable as one rules file loaded after the k8saudit rules, in
+    the syntax of the site's Falco (falco-matrix.yaml `overrides`)."""
     rules = resolved.site.spec.falco.rules
-    modern = resolved.falco >= Version.parse(fact("falco", "ruleOverrideFrom"))
+    syntax = resolved.target.release.overrides
     out: list[dict[str, Any]] = []
     for name in sorted(rules.lists):
         entry: dict[str, Any] = {"list": name, "items": list(rules.lists[name])}
-        entry |= {"override": {"items": "append"}} if modern else {"append": True}
+        entry |= {"override": {"items": "append"}} if syntax == "override" else {"append": True}
         out.append(entry)
-    for name in sorted(set(rules.disable)):
+    if syntax == "cli":
+        return out  # Falco < 0.31: rules are disabled with falco -D (extraArgs)
+    for name in _unique(rules.disable):
         entry = {"rule": name, "enabled": False}
-        if modern:
+        if syntax == "override":
             entry["override"] = {"enabled": "replace"}
         out.append(entry)
     return out
@@ -208,24 +304,4 @@ def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
             out[key] = deep_merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
-    return out
-
-
-def chart_keys(version: str) -> frozenset[str]:
-    """Key paths of the chart's values.yaml; ``a.b.*`` marks a free-form map."""
-    lines = read_text(f"chart-keys/{version}.txt").splitlines()
-    return frozenset(line for line in lines if line and not line.startswith("#"))
-
-
-def unknown_keys(values: dict[str, Any], keys: frozenset[str], prefix: str = "") -> list[str]:
-    """Key paths in ``values`` that the chart does not have."""
-    out: list[str] = []
-    for key, value in values.items():
-        path = f"{prefix}{key}"
-        if f"{prefix}*" in keys:
-            continue
-        if path not in keys:
-            out.append(path)
-        elif isinstance(value, dict) and value:
-            out += unknown_keys(value, keys, f"{path}.")
     return out

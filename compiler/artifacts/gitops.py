@@ -1,11 +1,16 @@
-"""cluster/falco-release.yaml: the Falco chart release for Argo CD or Flux."""
+"""cluster/falco-release.yaml: the Falco chart release for Argo CD or Flux, and the
+bootstrap objects that make the engine sync output/<site>/cluster."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from compiler.artifacts.cluster import labels
+from compiler.emit import yaml_bytes
 from compiler.resolve import Resolved
+
+# Flux HelmRepository names for the chart repositories auditc knows; a mirror gets the last
+HELM_REPOSITORY_NAMES = {"falcosecurity": "falcosecurity", "stable": "helm-stable", None: "falco-charts"}
 
 
 def falco_release(resolved: Resolved, values: dict[str, Any]) -> list[dict[str, Any]]:
@@ -20,6 +25,7 @@ def falco_release(resolved: Resolved, values: dict[str, Any]) -> list[dict[str, 
 def _argocd(resolved: Resolved, values: dict[str, Any]) -> dict[str, Any]:
     falco = resolved.site.spec.falco
     argo = resolved.site.spec.gitops.argocd
+    chart = resolved.target.chart
     return {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Application",
@@ -31,12 +37,16 @@ def _argocd(resolved: Resolved, values: dict[str, Any]) -> dict[str, Any]:
         "spec": {
             "project": argo.project,
             "source": {
-                "repoURL": falco.chart.repository,
-                "chart": falco.chart.name,
-                "targetRevision": resolved.chart_version,
-                "helm": {"releaseName": falco.release_name, "valuesObject": values},
+                "repoURL": chart.repository,
+                "chart": chart.name,
+                "targetRevision": chart.version,
+                # `values` (a string) works on every Argo CD; `valuesObject` exists only from
+                # v2.8.0, and older CRDs prune it silently (the chart then installs its defaults)
+                "helm": {"releaseName": falco.release_name, "values": yaml_bytes(values).decode("utf-8")},
             },
             "destination": {"server": argo.destination_server, "namespace": falco.namespace},
+            # without it the Application waits for someone to press sync
+            "syncPolicy": {"automated": {"prune": True, "selfHeal": True}},
         },
     }
 
@@ -44,12 +54,13 @@ def _argocd(resolved: Resolved, values: dict[str, Any]) -> dict[str, Any]:
 def _flux(resolved: Resolved, values: dict[str, Any]) -> list[dict[str, Any]]:
     falco = resolved.site.spec.falco
     flux = resolved.site.spec.gitops.flux
-    repo_name = "falcosecurity"
+    chart = resolved.target.chart
+    repo_name = HELM_REPOSITORY_NAMES[chart.repository_key]
     repository = {
         "apiVersion": "source.toolkit.fluxcd.io/v1",
         "kind": "HelmRepository",
         "metadata": {"name": repo_name, "namespace": flux.namespace, "labels": labels(resolved)},
-        "spec": {"url": falco.chart.repository, "interval": flux.interval},
+        "spec": {"url": chart.repository, "interval": flux.interval},
     }
     release = {
         "apiVersion": "helm.toolkit.fluxcd.io/v2",
@@ -65,8 +76,8 @@ def _flux(resolved: Resolved, values: dict[str, Any]) -> list[dict[str, Any]]:
             "targetNamespace": falco.namespace,
             "chart": {
                 "spec": {
-                    "chart": falco.chart.name,
-                    "version": resolved.chart_version,
+                    "chart": chart.name,
+                    "version": chart.version,
                     "sourceRef": {"kind": "HelmRepository", "name": repo_name, "namespace": flux.namespace},
                 }
             },
@@ -76,10 +87,15 @@ def _flux(resolved: Resolved, values: dict[str, Any]) -> list[dict[str, Any]]:
     return [repository, release]
 
 
+def sync_path(resolved: Resolved) -> str:
+    """The path in gitops.repoURL the engine syncs."""
+    return resolved.site.spec.gitops.path or f"output/{resolved.name}/cluster"
+
+
 def bootstrap(resolved: Resolved) -> list[dict[str, Any]]:
-    """The one object a cluster admin applies once so the engine syncs output/<site>/cluster."""
+    """The object(s) a cluster admin applies once so the engine syncs output/<site>/cluster."""
     gitops = resolved.site.spec.gitops
-    path = gitops.path or f"output/{resolved.name}/cluster"
+    path = sync_path(resolved)
     if gitops.engine == "argocd":
         app = {
             "apiVersion": "argoproj.io/v1alpha1",

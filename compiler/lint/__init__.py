@@ -1,44 +1,21 @@
 """Lint: findings with stable ids, a severity, a one-line reason and a fix.
 
 Rule metadata lives in compiler/data/lint-rules.yaml; each rule's check is one function
-in ``compiler.lint.checks``. Errors block ``render`` unless the spec lists the id under
-``spec.lint.accept``; warnings are printed and rendering goes on.
+in ``compiler.lint.checks``. The spec checks' warnings (ids from AUD018 on) are findings
+too. Errors block ``render`` unless the spec lists the id under ``spec.lint.accept``;
+warnings are printed and rendering goes on; an accepted warning is no longer printed by
+``render`` (``validate`` still lists it, marked accepted).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import cache
+from dataclasses import replace
 
-from compiler.datafiles import load_data
-from compiler.errors import Diagnostic, Severity, UserError, format_path
+from compiler.catalog import Rule, lookup, rules
+from compiler.errors import Diagnostic, UserError, format_path
 from compiler.resolve import Resolved
 
-
-@dataclass(frozen=True)
-class Rule:
-    id: str
-    name: str
-    severity: Severity
-    why: str
-    fix: str
-
-
-@cache
-def rules() -> dict[str, Rule]:
-    data = load_data("lint-rules.yaml")
-    return {
-        rule_id: Rule(rule_id, entry["name"], entry["severity"], entry["why"], entry["fix"])
-        for rule_id, entry in data.items()
-    }
-
-
-def lookup(name_or_id: str) -> Rule | None:
-    """A rule by id (AUD002) or by name (configmap-bodies-logged)."""
-    table = rules()
-    if name_or_id in table:
-        return table[name_or_id]
-    return next((r for r in table.values() if r.name == name_or_id), None)
+__all__ = ["Rule", "blocking", "lint", "lookup", "rules"]
 
 
 def lint(resolved: Resolved) -> list[Diagnostic]:
@@ -58,7 +35,8 @@ def lint(resolved: Resolved) -> list[Diagnostic]:
             accepted.add(rule.id)
     if unknown:
         raise UserError(unknown)
-    findings: list[Diagnostic] = []
+    # the spec checks' warnings first (they carry ids too), then the lint rules' findings
+    findings = [replace(w, accepted=w.code in accepted) for w in resolved.warnings]
     for rule_id, where, detail in run(resolved):
         rule = rules()[rule_id]
         diagnostic = Diagnostic(
@@ -73,19 +51,35 @@ def lint(resolved: Resolved) -> list[Diagnostic]:
         )
         findings.append(diagnostic)
     used = {f.code for f in findings}
+    unused = rules()["AUD027"]
     for index, name in enumerate(resolved.site.spec.lint.accept):
         rule = lookup(name)
         if rule and rule.id not in used:
             path = ("spec", "lint", "accept", index)
             findings.append(
                 Diagnostic(
-                    f"{rule.id} is accepted but nothing in this site triggers it; remove it",
+                    f"{rule.id} is accepted but nothing in this site triggers it",
                     resolved.doc.location(path),
                     format_path(path),
-                    "warning",
+                    unused.severity,
+                    code=unused.id,
+                    why=unused.why,
+                    fix=unused.fix,
                 )
             )
-    return findings
+    return _once(findings)
+
+
+def _once(findings: list[Diagnostic]) -> list[Diagnostic]:
+    """A finding is reported once per site, however many checks reach it."""
+    seen: set[tuple[str, str, str]] = set()
+    out = []
+    for finding in findings:
+        key = (finding.code, finding.field, finding.message)
+        if key not in seen:
+            seen.add(key)
+            out.append(finding)
+    return out
 
 
 def blocking(findings: list[Diagnostic], *, strict: bool = False) -> list[Diagnostic]:

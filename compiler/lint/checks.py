@@ -166,7 +166,10 @@ def aud010(ctx: Context) -> Found:
     controller = ctx.values.get("controller", {})
     replicas = controller.get("deployment", {}).get("replicas", 1) if isinstance(controller, dict) else 1
     if not ctx.resolved.plugin:
-        yield ("spec", "falco", "version"), f"chart {ctx.resolved.chart_version} runs Falco as a DaemonSet"
+        yield (
+            ("spec", "falco", "version"),
+            f"chart {ctx.resolved.target.chart.version} runs Falco as a DaemonSet",
+        )
     elif ctx.spec.falco.syscalls:
         yield ("spec", "falco", "syscalls"), "syscalls: true runs Falco as a DaemonSet, one receiver per node"
     elif isinstance(controller, dict) and controller.get("kind") == "daemonset":

@@ -10,7 +10,8 @@ from compiler.artifacts.apiserver import VOLUME_PREFIX, ApiserverChange, apiserv
 from compiler.artifacts.kubeadm_config import kubeadm_config
 from compiler.bundle import Artifact
 from compiler.emit import yaml_bytes
-from compiler.lower.common import cluster_artifacts, node_config_files, plan_document
+from compiler.lower import common
+from compiler.lower.common import cluster_artifacts, node_config_files
 from compiler.resolve import Resolved
 from compiler.templates import render_template
 
@@ -85,36 +86,31 @@ def plan_artifacts(resolved: Resolved) -> list[Artifact]:
         for cp in block.kubeadm.control_planes
     ]
     files = [PATCH_SCRIPT, *sorted(node_config_files(resolved))]
-    plan = plan_document(
-        resolved,
-        {
-            "platform": "kubeadm",
-            "transport": "ssh",
-            "rollout": {"order": "serial", "stopOnFailure": True},
-            "files": [f"node/{name}" for name in files],
-            "hosts": [{k: h[k] for k in ("host", "port", "user")} for h in hosts],
-            "steps": [
-                {"action": "stage", "does": "make a fresh temp dir on the host and copy the files there"},
-                {
-                    "action": "patch",
-                    "does": f"run {PATCH_SCRIPT} as root: install the policy and webhook kubeconfig into "
-                    f"{resolved.paths.config_dir}, patch {resolved.paths.manifest}, wait until the apiserver "
-                    "is ready, restore the previous manifest if it is not",
-                },
-                {"action": "cleanup", "does": "remove the temp dir"},
-                {"action": "gate", "does": "stop the rollout when the patch step failed"},
-            ],
-        },
-    )
+    spec = {
+        "platform": "kubeadm",
+        "transport": "ssh",
+        "rollout": {"order": "serial", "stopOnFailure": True},
+        "files": [f"node/{name}" for name in files],
+        "hosts": [{k: h[k] for k in ("host", "port", "user")} for h in hosts],
+        "steps": [
+            {"action": "stage", "does": "make a fresh temp dir on the host and copy the files there"},
+            {
+                "action": "patch",
+                "does": f"run {PATCH_SCRIPT} as root: install the policy and webhook kubeconfig into "
+                f"{resolved.paths.config_dir}, patch {resolved.paths.manifest}, wait until the apiserver "
+                "is ready, restore the previous manifest if it is not",
+            },
+            {"action": "cleanup", "does": "remove the temp dir"},
+            {"action": "gate", "does": "stop the rollout when the patch step failed"},
+        ],
+    }
     context = {
         "site": resolved.name,
         "compiler_version": __version__,
         "files": files,
         "hosts": hosts,
         "staging_dir": resolved.paths.staging_dir,
+        **common.cluster_context(resolved),
     }
     script = render_template("kubeadm/templates/apply.sh.j2", context)
-    return [
-        Artifact("plan/plan.yaml", yaml_bytes(plan)),
-        Artifact("plan/apply.sh", script.encode("utf-8"), executable=True),
-    ]
+    return common.plan_artifacts(resolved, spec, script)

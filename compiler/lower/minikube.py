@@ -5,8 +5,8 @@ from __future__ import annotations
 from compiler import __version__
 from compiler.artifacts.apiserver import apiserver_change
 from compiler.bundle import Artifact
-from compiler.emit import yaml_bytes
-from compiler.lower.common import cluster_artifacts, node_config_files, plan_document
+from compiler.lower import common
+from compiler.lower.common import cluster_artifacts, node_config_files
 from compiler.resolve import Resolved
 from compiler.templates import render_template
 
@@ -28,14 +28,14 @@ def extra_config(resolved: Resolved) -> list[str]:
     return [f"--extra-config=apiserver.{name}={value}" for name, value in sorted(flags.items())]
 
 
-def start_arguments(resolved: Resolved) -> list[str]:
+def start_arguments(resolved: Resolved, *, audit: bool = True) -> list[str]:
     block = resolved.site.spec.platform
     assert block.type == "minikube"
     args = ["start", "-p", block.minikube.profile]
     version = resolved.site.spec.kubernetes.version
     if version.count(".") == 2:  # minikube wants a full version; "1.30" leaves minikube's default
         args.append(f"--kubernetes-version=v{version}")
-    return [*args, *extra_config(resolved)]
+    return [*args, *extra_config(resolved)] if audit else args
 
 
 def plan_artifacts(resolved: Resolved, files: list[str]) -> list[Artifact]:
@@ -44,28 +44,31 @@ def plan_artifacts(resolved: Resolved, files: list[str]) -> list[Artifact]:
     config_dir = resolved.paths.config_dir
     files_dir = "files" + config_dir  # under minikube's home ($MINIKUBE_HOME/.minikube)
     start = start_arguments(resolved)
-    plan = plan_document(
-        resolved,
-        {
-            "platform": "minikube",
-            "transport": "minikube",
-            "profile": block.minikube.profile,
-            "files": [f"node/{name}" for name in files],
-            "steps": [
-                {
-                    "action": "stage",
-                    "does": f"install the node files into $MINIKUBE_HOME/.minikube/{files_dir}/ "
-                    f"(minikube copies that tree to {config_dir} in the node at start)",
-                },
-                {
-                    "action": "stop",
-                    "does": "stop the profile so the files and flags are applied at the next start",
-                },
-                {"action": "start", "command": ["minikube", *start]},
-                {"action": "verify", "does": "kubectl get --raw /readyz on the profile's context"},
-            ],
-        },
-    )
+    spec = {
+        "platform": "minikube",
+        "transport": "minikube",
+        "profile": block.minikube.profile,
+        "files": [f"node/{name}" for name in files],
+        "steps": [
+            {
+                "action": "stage",
+                "does": f"install the node files into $MINIKUBE_HOME/.minikube/{files_dir}/ "
+                f"(minikube copies that tree to {config_dir} in the node at start)",
+            },
+            {
+                "action": "stop",
+                "does": "stop the profile so the files and flags are applied at the next start",
+            },
+            {"action": "start", "command": ["minikube", *start]},
+            {"action": "verify", "does": "kubectl get --raw /readyz on the profile's context"},
+        ],
+    }
+    plain = start_arguments(resolved, audit=False)
+    first = {
+        "action": "start-cluster",
+        "command": ["minikube", *plain],
+        "does": "only when the profile is not running: no audit flags yet, there is no receiver yet",
+    }
     context = {
         "site": resolved.name,
         "compiler_version": __version__,
@@ -73,9 +76,8 @@ def plan_artifacts(resolved: Resolved, files: list[str]) -> list[Artifact]:
         "files_dir": files_dir,
         "profile": block.minikube.profile,
         "start": start,
+        "plain_start": plain,
+        **common.cluster_context(resolved),
     }
     script = render_template("minikube/templates/apply.sh.j2", context)
-    return [
-        Artifact("plan/plan.yaml", yaml_bytes(plan)),
-        Artifact("plan/apply.sh", script.encode("utf-8"), executable=True),
-    ]
+    return common.plan_artifacts(resolved, spec, script, first=[first])

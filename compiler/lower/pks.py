@@ -15,8 +15,9 @@ from typing import Any
 from compiler import __version__
 from compiler.artifacts.apiserver import apiserver_change
 from compiler.bundle import Artifact
-from compiler.emit import yaml_bytes, yaml_documents_bytes
-from compiler.lower.common import cluster_artifacts, node_config_files, plan_document
+from compiler.emit import yaml_documents_bytes
+from compiler.lower import common
+from compiler.lower.common import cluster_artifacts, node_config_files
 from compiler.lower.kubeadm import PATCH_SCRIPT, patch_context
 from compiler.resolve import Resolved
 from compiler.spec.model import PksSettings
@@ -75,13 +76,20 @@ def _plan(resolved: Resolved, files: list[str], config: dict[str, bytes], script
     ]
     if pks.skip_ssl_validation:
         login.append("-k")
-    steps: list[dict[str, Any]] = [
+    access: list[dict[str, Any]] = [  # before the cluster layer: it needs the cluster's kubeconfig
         {
             "action": "check",
             "does": f"refuse to start unless {pks.credentials.user_env} and "
             f"{pks.credentials.password_env} are set (they are never printed)",
         },
         {"action": "login", "command": login},
+        {
+            "action": "credentials",
+            "command": ["pks", "get-credentials", pks.cluster],
+            "does": "the kubeconfig context for the cluster layer (skipped with apply.sh --context)",
+        },
+    ]
+    steps: list[dict[str, Any]] = [
         {
             "action": "deployment",
             "command": ["pks", "cluster", pks.cluster, "--json"],
@@ -120,21 +128,18 @@ def _plan(resolved: Resolved, files: list[str], config: dict[str, bytes], script
                 "takes effect at the deployment's next deploy",
             }
         )
-    plan = plan_document(
-        resolved,
-        {
-            "platform": "pks",
-            "transport": "bosh",
-            "api": pks.api,
-            "cluster": pks.cluster,
-            "mode": mode(resolved),
-            "rollout": {"order": "serial", "stopOnFailure": True},
-            "files": [f"node/{name}" for name in files],
-            "steps": steps,
-        },
-    )
+    spec: dict[str, Any] = {
+        "platform": "pks",
+        "transport": "bosh",
+        "api": pks.api,
+        "cluster": pks.cluster,
+        "mode": mode(resolved),
+        "rollout": {"order": "serial", "stopOnFailure": True},
+        "files": [f"node/{name}" for name in files],
+        "steps": steps,
+    }
     if resolved.site.spec.sinks:
-        plan["spec"]["sinks"] = "cluster/sinks.yaml: synced with cluster/, or kubectl apply -f"
+        spec["sinks"] = "cluster/sinks.yaml: synced with cluster/, or kubectl apply -f"
     context = {
         "site": resolved.name,
         "compiler_version": __version__,
@@ -150,15 +155,10 @@ def _plan(resolved: Resolved, files: list[str], config: dict[str, bytes], script
         "staging_dir": resolved.paths.staging_dir,
         "durable": pks.durable,
         "runtime_config_name": f"{bosh['runtimeConfigName']}-{resolved.name}",
+        **common.cluster_context(resolved),
     }
-    out = [
-        Artifact("plan/plan.yaml", yaml_bytes(plan)),
-        Artifact(
-            "plan/apply.sh",
-            render_template("pks/templates/apply.sh.j2", context).encode("utf-8"),
-            executable=True,
-        ),
-    ]
+    apply_script = render_template("pks/templates/apply.sh.j2", context)
+    out = common.plan_artifacts(resolved, spec, apply_script, first=access)
     if pks.durable:
         out.append(
             Artifact(

@@ -121,7 +121,9 @@ Platform = Annotated[KubeadmPlatform | MinikubePlatform | PksPlatform, Field(dis
 
 
 class Chart(Model):
-    repository: URL = "https://falcosecurity.github.io/charts"
+    repository: URL | None = Field(
+        default=None, description="Default: the repository that published the chart version"
+    )
     name: DNSLabel = "falco"
     version: Version | None = Field(default=None, description="Default follows falco.version")
 
@@ -148,7 +150,13 @@ class Receiver(Model):
 
 
 class Rules(Model):
-    artifacts_version: Version | None = None
+    artifacts_version: Version | None = Field(
+        default=None,
+        description="Exact k8saudit artifact version falcoctl installs; default follows falco.version",
+    )
+    follow: bool = Field(
+        default=False, description="Let falcoctl follow new k8saudit rules within the minor (off: pinned)"
+    )
     custom: list[RelativeFile] = Field(default_factory=list)
     lists: dict[SafeText, list[str]] = Field(default_factory=dict)
     disable: list[str] = Field(default_factory=list)

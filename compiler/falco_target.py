@@ -1,0 +1,315 @@
+"""Which Falco, which chart and which artifacts one site gets: spec + falco-matrix.yaml.
+
+Every decision the Falco values, the GitOps objects and the plan depend on is made here,
+once, and each refusal or warning points at the spec field that caused it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from compiler import falco_matrix as matrix
+from compiler import versions
+from compiler.checks import Checks
+from compiler.falco_matrix import ChartRange, Release
+from compiler.spec.model import Site
+from compiler.versions import Version
+
+Path = tuple[str | int, ...]
+FALCO = ("spec", "falco")
+VERSION_FIELD = (*FALCO, "version")
+CHART_FIELD = (*FALCO, "chart", "version")
+ARTIFACTS_FIELD = (*FALCO, "rules", "artifactsVersion")
+FOLLOW_FIELD = (*FALCO, "rules", "follow")
+
+
+@dataclass(frozen=True)
+class ChartRef:
+    """The chart release a site installs, exactly."""
+
+    repository: str  # URL
+    repository_key: str | None  # stable | falcosecurity; None for a mirror auditc does not know
+    name: str
+    version: str
+    shape: str  # webserver | plugin
+    falcoctl: bool  # the chart runs falcoctl (an emptyDir over /etc/falco)
+    falcoctl_plugins: bool  # ...and, by default, installs plugins (an emptyDir over the image's)
+    rules_key: str  # the rules key of the chart's own default falco.yaml
+    keys: str  # the chart-keys list its values are checked against
+    ships: Version | None  # the Falco the chart was made for (its appVersion), when published
+    # chart 1.0.x: mounts the k8s audit rules only with the webserver on, and then always
+    # renders a receiver Service and an AuditSink of its own (no auditLog values)
+    owns_audit_sink: bool = False
+
+
+@dataclass(frozen=True)
+class FalcoTarget:
+    version: Version  # the image tag
+    release: Release  # the matrix row it follows
+    chart: ChartRef
+    artifacts: str | None  # the k8saudit artifact version falcoctl installs (None: no falcoctl)
+    install_plugin: bool  # falcoctl installs the k8saudit plugin (the image has none, or it is hidden)
+    syscall_rules: str | None  # the falco-rules artifact version (falco.syscalls with falcoctl)
+    follow: bool  # falcoctl follows the k8saudit rules (explicit opt-in)
+
+    @property
+    def plugin(self) -> bool:
+        return self.release.plugin
+
+    @property
+    def rules_key(self) -> str:
+        return self.release.rules_key
+
+
+def resolve_falco(site: Site, checks: Checks) -> FalcoTarget:
+    spec = site.spec.falco
+    version, release = _release(spec.version, checks)
+    given_chart = spec.chart.version
+    chart_version = Version.parse(given_chart) if given_chart else release.chart
+    chart_field = CHART_FIELD if given_chart else VERSION_FIELD
+    where = _chart_range(chart_version, chart_field, checks)
+    repository, key = _repository(site, chart_version, given_chart is not None, release, checks)
+    ships = matrix.published().get(key or "", {}).get(chart_version)
+    keys = matrix.keys_file(chart_version, where)
+    chart = ChartRef(
+        repository=repository,
+        repository_key=key,
+        name=spec.chart.name,
+        version=str(chart_version),
+        shape=where.shape or "plugin",
+        falcoctl=where.falcoctl,
+        falcoctl_plugins=where.falcoctl_plugins,
+        rules_key=where.rules_key,
+        keys=keys,
+        ships=ships,
+        owns_audit_sink=where.shape == "webserver" and "auditLog.enabled" not in matrix.chart_keys(keys),
+    )
+    if where.shape is not None:
+        _shape_fits(version, release, chart, chart_field, checks)
+    if chart.owns_audit_sink:
+        _audit_sink_chart(site, chart, chart_field, checks)
+    if given_chart and ships is not None and ships.minor != version.minor:
+        checks.warn(
+            CHART_FIELD,
+            f"chart {chart.version} was made for Falco {ships}; this site runs Falco {version} with it "
+            "(the values follow Falco " + f"{version}, the chart's templates do not)",
+            code="AUD022",
+        )
+    # falcoctl installs the plugin when the image has none, and wherever the chart's falcoctl
+    # installs plugins anyway (its emptyDir then hides the image's own)
+    install_plugin = release.plugin and (release.bundled_plugin is None or chart.falcoctl_plugins)
+    artifacts, syscall_rules = _artifacts(site, version, release, chart, install_plugin, checks)
+    return FalcoTarget(
+        version=version,
+        release=release,
+        chart=chart,
+        artifacts=artifacts,
+        install_plugin=install_plugin,
+        syscall_rules=syscall_rules,
+        follow=spec.rules.follow,
+    )
+
+
+def _release(text: str | None, checks: Checks) -> tuple[Version, Release]:
+    """The Falco version (image tag) and its matrix row; a minor alone means its newest patch."""
+    newest = max(matrix.releases(), key=lambda r: r.falco)
+    if text is None:
+        version = versions.falco_default()
+        row = matrix.release_for(version)
+        assert row is not None
+        return version, row
+    version = Version.parse(text)
+    row = matrix.release_for(version)
+    oldest = Version.parse(versions.fact("falco", "oldest"))
+    if row is None and version.minor > newest.falco:
+        checks.warn(
+            VERSION_FIELD,
+            f"Falco {version} is newer than the newest known ({newest.newest}); its values follow "
+            f"{newest.falco} (chart {newest.chart}, artifacts {newest.artifacts})",
+            code="AUD019",
+        )
+        return version, newest
+    if row is None:
+        if version.minor < oldest or version.parts[0] != 0:
+            checks.error(VERSION_FIELD, f"Falco {version} is not supported: the oldest is {oldest}")
+        else:
+            known = ", ".join(str(r.falco) for r in matrix.releases())
+            checks.error(VERSION_FIELD, f"there is no Falco {version.minor} release (known minors: {known})")
+        return version, newest
+    if len(version.parts) == 2:
+        return row.newest, row
+    if version > row.newest:
+        checks.warn(
+            VERSION_FIELD,
+            f"Falco {version} is not a release auditc knows (newest {row.falco}.x known: {row.newest}); "
+            "make sure the image tag exists",
+            code="AUD019",
+        )
+    return version, row
+
+
+def _chart_range(chart: Version, field: Path, checks: Checks) -> ChartRange:
+    where = matrix.chart_range(chart)
+    if where is None:
+        checks.error(
+            field, f"chart {chart} is older than any chart auditc writes values for (1.0.0 and later)"
+        )
+        return matrix.chart_ranges()[-1]
+    if where.shape is None:
+        checks.error(field, f"auditc writes no values for chart {chart}: {where.reason}")
+    elif chart.parts[0] > matrix.newest_chart_major():
+        newest = matrix.newest_chart_major()
+        checks.warn(
+            field,
+            f"chart {chart} is newer than any chart auditc knows ({newest}.x); its values are written "
+            f"as for chart {newest}.x: check them with `helm template`",
+            code="AUD023",
+        )
+    return where
+
+
+def _repository(
+    site: Site, chart: Version, chart_given: bool, release: Release, checks: Checks
+) -> tuple[str, str | None]:
+    """The chart repository (URL and key): the spec's, else the one that published the chart."""
+    field = (*FALCO, "chart", "repository")
+    given = site.spec.falco.chart.repository
+    published = matrix.published()
+    urls = matrix.repositories()
+    if given is not None:
+        key = matrix.repository_key(given)
+        if key is not None and chart not in published.get(key, {}):
+            others = [k for k in published if chart in published[k]]
+            hint = f"; it is published in {urls[others[0]]}" if others else _nearest(chart, published[key])
+            checks.error(
+                CHART_FIELD if chart_given else field,
+                f"chart {chart} was never published to {urls[key]}{hint}",
+            )
+        return given, key
+    if not chart_given:
+        return urls[release.repository], release.repository
+    for key in ("falcosecurity", "stable"):
+        if chart in published.get(key, {}):
+            return urls[key], key
+    everywhere = {c: a for table in published.values() for c, a in table.items()}
+    checks.error(CHART_FIELD, f"chart {chart} was never published{_nearest(chart, everywhere)}")
+    return urls["falcosecurity"], "falcosecurity"
+
+
+def _nearest(chart: Version, table: dict[Version, Version]) -> str:
+    lower = [c for c in table if c < chart]
+    higher = [c for c in table if c > chart]
+    near = [str(max(lower))] if lower else []
+    near += [str(min(higher))] if higher else []
+    return f" (published versions next to it: {', '.join(near)})" if near else ""
+
+
+def _shape_fits(version: Version, release: Release, chart: ChartRef, field: Path, checks: Checks) -> None:
+    default = f"the default for Falco {release.falco} is chart {release.chart}"
+    if release.plugin and chart.shape == "webserver":
+        checks.error(
+            field,
+            f"Falco {version} receives audit events with the k8saudit plugin; chart {chart.version} "
+            f"configures the embedded webserver of Falco < 0.32 ({default})",
+        )
+    elif not release.plugin and chart.shape == "plugin":
+        checks.error(
+            field,
+            f"Falco {version} has no k8saudit plugin (the embedded webserver receives audit events); "
+            f"chart {chart.version} configures the plugin ({default})",
+        )
+    elif release.plugin and release.bundled_plugin is None and not chart.falcoctl:
+        checks.error(
+            field,
+            f"Falco {version} images ship no plugins and chart {chart.version} has no falcoctl to "
+            f"install the k8saudit plugin ({default})",
+        )
+
+
+def _audit_sink_chart(site: Site, chart: ChartRef, field: Path, checks: Checks) -> None:
+    """Chart 1.0.x works only as the 2019 runbooks ran it: dynamic auditing, with its own
+    AuditSink dialing the receiver's pinned clusterIP on the webserver port."""
+    service = site.spec.falco.receiver.service
+    why = (
+        f"chart {chart.version} mounts the k8s audit rules only together with an AuditSink of its own "
+        "(dynamic auditing, Kubernetes 1.13 .. 1.18)"
+    )
+    if not site.spec.audit.dynamic:
+        checks.error(
+            field,
+            f"{why}: set audit.dynamic with a ClusterIP receiver, or run Falco >= 0.18 (chart 1.1.0)",
+        )
+    elif service.type != "ClusterIP" or not service.cluster_ip:
+        checks.error(
+            (*FALCO, "receiver", "service", "type"),
+            f"{why}, which dials the receiver's pinned clusterIP: use service.type ClusterIP with clusterIP",
+        )
+
+
+def _artifacts(
+    site: Site, version: Version, release: Release, chart: ChartRef, install_plugin: bool, checks: Checks
+) -> tuple[str | None, str | None]:
+    rules = site.spec.falco.rules
+    if not release.plugin or not chart.falcoctl:
+        why = (
+            f"Falco {version} predates the k8saudit plugin"
+            if not release.plugin
+            else f"chart {chart.version} has no falcoctl: the k8saudit rules come with the chart"
+        )
+        if rules.artifacts_version:
+            checks.error(ARTIFACTS_FIELD, f"no k8saudit artifacts are installed: {why}")
+        if rules.follow:
+            checks.error(FOLLOW_FIELD, f"nothing can follow the k8saudit rules: {why}")
+        return None, None
+    artifacts = rules.artifacts_version or release.artifacts
+    if artifacts is None:
+        checks.error(
+            ARTIFACTS_FIELD if rules.artifacts_version else VERSION_FIELD,
+            f"no k8saudit artifact version is known for Falco {version} on a chart with falcoctl "
+            f"(chart {chart.version}); set spec.falco.rules.artifactsVersion or use chart {release.chart}",
+        )
+        return None, None
+    if artifacts.count(".") == 1:
+        checks.warn(
+            ARTIFACTS_FIELD,
+            f"k8saudit:{artifacts} is a moving tag: what a pod installs changes with every "
+            f"{artifacts}.x release, without a commit; pin the exact version",
+            code="AUD024",
+        )
+    _requirements(site, version, None if install_plugin else release.bundled_plugin, artifacts, checks)
+    syscall_rules = release.syscall_rules if site.spec.falco.syscalls else None
+    if site.spec.falco.syscalls and syscall_rules is None:
+        checks.error(
+            (*FALCO, "syscalls"),
+            f"no falco-rules artifact version is known for Falco {version} on a chart with falcoctl "
+            f"(chart {chart.version}); use chart {release.chart}",
+        )
+    return artifacts, syscall_rules
+
+
+def _requirements(
+    site: Site, version: Version, bundled: Version | None, artifacts: str, checks: Checks
+) -> None:
+    """The engine and plugin versions the k8saudit rules artifact requires (the plugin is the
+    image's, ``bundled``, or the one falcoctl installs at the rules' version)."""
+    engine = versions.falco_engine(version) or 0
+    plugin = bundled or Version.parse(artifacts)
+    field = ARTIFACTS_FIELD if site.spec.falco.rules.artifacts_version else VERSION_FIELD
+    need = None
+    for entry in versions.falco_table()["rulesRequirements"]:
+        if Version.parse(artifacts) >= Version.parse(entry["artifacts"]):
+            need = entry
+    if need is None:
+        return
+    if engine < int(need["engine"]):
+        checks.error(
+            field,
+            f"k8saudit rules {artifacts} need rules engine {need['engine']}; Falco {version} has engine "
+            f"{engine}: use a newer Falco or older rules",
+        )
+    if plugin < Version.parse(need["plugin"]):
+        checks.error(
+            field,
+            f"k8saudit rules {artifacts} need the k8saudit plugin {need['plugin']}; the Falco {version} "
+            f"image ships plugin {plugin}: use rules below {need['artifacts']}",
+        )

@@ -1,0 +1,262 @@
+"""helm/falco-values.yaml through `helm template` of the real chart it is pinned to, for one
+Falco release per chart range (0.17.1 .. 0.44.1), for pairings the chart was not made for,
+and for every example spec; each rendering passes kubernetes-validate --strict and the
+rendered objects are checked for a working audit pipeline (tests/falco_chart.py)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ruamel.yaml import YAML
+
+from compiler import falco_matrix
+from compiler.api import CompiledSite, compile_site
+from compiler.artifacts.falco_values import deep_merge
+from compiler.versions import Version
+from tests import falco_chart as fc
+from tests.sites import example_specs, write_spec, write_tree
+
+yaml = YAML(typ="safe", pure=True)
+RULES_FILE = "- macro: lab_users\n  condition: ka.user.name in (lab-admin)\n"
+RULES = {
+    "custom": ["rules/lab.yaml"],
+    "lists": {"allowed_k8s_users": ["ci-bot"]},
+    "disable": ["Create NodePort Service"],
+}
+PLUGINS_DIR = "/usr/share/falco/plugins"  # where Falco's library_path names resolve
+EXACT = re.compile(r"^[a-z0-9./-]+:\d+\.\d+\.\d+$")  # the chart may add full OCI references
+
+
+# chart 1.0.x works only with dynamic auditing (its own AuditSink dials a pinned clusterIP)
+DYNAMIC = {
+    "kubernetes": {"version": "1.16.0"},
+    "audit": {"dynamic": True, "webhook": {"enabled": False}},
+    "falco": {"receiver": {"address": None, "service": {"type": "ClusterIP", "clusterIP": "10.96.0.50"}}},
+}
+
+
+def _matrix_cases() -> list[tuple[str, dict[str, Any]]]:
+    """Each packaged chart with the Falco release it is the default for."""
+    packaged = fc.packaged_charts()
+    cases = []
+    for release in falco_matrix.releases():
+        if str(release.chart) in packaged:
+            spec = DYNAMIC if release.chart == Version.parse("1.0.12") else {}
+            cases.append((f"{release.newest}", deep_merge(spec, {"falco": {"version": str(release.newest)}})))
+    return cases
+
+
+MATRIX = _matrix_cases()
+TLS = {"tls": {"enabled": True, "existingSecret": "receiver-tls"}}
+PINNED = {"address": None, "service": {"type": "ClusterIP", "clusterIP": "10.96.0.9"}}
+PAIRINGS = [
+    # rules_file on a chart whose falco.yaml has rules_files, and the other way round
+    ("0.37.1-on-9.1.0", {"falco": {"version": "0.37.1", "chart": {"version": "9.1.0"}}}),
+    ("0.38.2-on-4.3.1", {"falco": {"version": "0.38.2", "chart": {"version": "4.3.1"}}}),
+    ("0.36.2-on-4.8.3", {"falco": {"version": "0.36.2", "chart": {"version": "4.8.3"}}}),  # bundled plugin
+    ("0.44.1-syscalls", {"falco": {"version": "0.44.1", "syscalls": True}}),
+    ("0.36.2-syscalls", {"falco": {"version": "0.36.2", "syscalls": True}}),
+    ("0.33.1-syscalls", {"falco": {"version": "0.33.1", "syscalls": True}}),
+    ("0.44.1-follow", {"falco": {"version": "0.44.1", "rules": {"follow": True}}}),
+    ("0.31.1-tls", {"falco": {"version": "0.31.1", "receiver": TLS}}),
+    ("0.23.0-dynamic", deep_merge(DYNAMIC, {"falco": {"version": "0.23.0"}})),
+    ("0.44.1-tls-clusterip", {"falco": {"version": "0.44.1", "receiver": {**TLS, **PINNED}}}),
+]
+
+
+def test_every_chart_range_has_a_case() -> None:
+    ranges = {(r.low, r.high) for r in falco_matrix.chart_ranges() if r.shape}
+    covered = set()
+    for _, spec in MATRIX:
+        row = falco_matrix.release_for(Version.parse(spec["falco"]["version"]))
+        assert row is not None
+        where = falco_matrix.chart_range(row.chart)
+        assert where is not None
+        covered.add((where.low, where.high))
+    assert covered == ranges
+    assert {s["falco"]["version"] for _, s in MATRIX} >= {"0.17.1", "0.44.1"}
+
+
+def _site(tmp_path: Path, case: dict[str, Any]) -> CompiledSite:
+    base = {"kubernetes": {"version": "1.30", "serviceCIDR": "10.96.0.0/12"}, "falco": {"rules": RULES}}
+    spec = deep_merge(base, case)
+    labels = {"labels": {"env": "lab"}}
+    path = write_spec(tmp_path, spec, files={"rules/lab.yaml": RULES_FILE}, metadata=labels)
+    return compile_site(path)
+
+
+@pytest.mark.parametrize(("case", "spec"), MATRIX + PAIRINGS, ids=[c for c, _ in MATRIX + PAIRINGS])
+def test_matrix_release_runs_on_its_chart(case: str, spec: dict[str, Any], tmp_path: Path) -> None:
+    (tmp_path / "spec").mkdir()
+    _check_pipeline(_site(tmp_path / "spec", spec), tmp_path)
+
+
+@pytest.mark.parametrize("spec", example_specs(), ids=lambda p: p.stem)
+def test_example_runs_on_its_chart(spec: Path, tmp_path: Path) -> None:
+    _check_pipeline(compile_site(spec), tmp_path)
+
+
+def _check_pipeline(site: CompiledSite, tmp_path: Path) -> None:
+    root = write_tree(site, tmp_path / "out")
+    manifest = json.loads((root / "MANIFEST.json").read_text())
+    chart = manifest["falco"]["chart"]["version"]
+    falco_version = Version.parse(manifest["falco"]["version"])
+    spec = yaml.load(site.spec.read_text())["spec"]
+    site_labels = yaml.load(site.spec.read_text())["metadata"].get("labels", {})
+    falco_spec = spec.get("falco") or {}
+    namespace = falco_spec.get("namespace", "falco")
+    kube = fc.kube_version(spec["kubernetes"]["version"])
+
+    text = fc.helm_template(
+        chart, root / "helm/falco-values.yaml", release="falco", namespace=namespace, kube=kube, home=tmp_path
+    )
+    rendered_file = tmp_path / "helm-template.yaml"
+    # AuditSink (auditregistration.k8s.io/v1alpha1, Kubernetes 1.13 .. 1.18) has no schema in
+    # kubernetes-validate (1.25 on); its URL is checked below
+    checked = [doc for doc in fc.documents(text) if doc["kind"] != "AuditSink"]
+    with rendered_file.open("w") as handle:
+        yaml.dump_all(checked, handle)
+    fc.validate_strict(rendered_file, spec["kubernetes"]["version"])
+
+    extra = [
+        doc
+        for path in sorted((root / "cluster").glob("*.yaml"))
+        if path.name not in ("kustomization.yaml", "falco-release.yaml")
+        for doc in yaml.load_all(path.read_text())
+        if doc
+    ]
+    workloads = [o for o in fc.documents(text) if o["kind"] in ("Deployment", "DaemonSet")]
+    assert len(workloads) == 1, [w["metadata"]["name"] for w in workloads]
+    rendered = fc.render(text, workloads[0]["metadata"]["name"], extra)
+    falco = rendered.falco_yaml
+    container = rendered.falco_container
+
+    # the image runs the Falco the values were written for
+    assert container["image"].endswith(f":{falco_version}"), container["image"]
+
+    # what the apiserver dials reaches the port and path Falco listens on
+    scheme, port, path = fc.receiver_listens(falco)
+    kubeconfig = root / "node/audit-webhook.kubeconfig"
+    if kubeconfig.exists():
+        server = yaml.load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
+    else:  # dynamic auditing: the AuditSink, auditc's or (chart 1.0.x) the chart's own
+        (sink,) = [o for o in [*extra, *fc.documents(text)] if o["kind"] == "AuditSink"]
+        server = sink["spec"]["webhook"]["clientConfig"]["url"]
+    dial = fc.urlsplit(server)
+    assert dial.port is not None and dial.hostname is not None
+    service, target = fc.service_to(rendered, dial.hostname, dial.port)
+    assert target == port, f"{service['metadata']['name']} forwards to {target}, Falco listens on {port}"
+    assert (dial.scheme, dial.path) == (scheme, path)
+    pod_labels = rendered.pod["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items(), "the Service selects the Falco pods"
+
+    # every rules file Falco lists is in the pod, the k8s audit rules first of all
+    listed = fc.rules_list(falco, falco_version)
+    audit_rules = "/etc/falco/k8s_audit_rules.yaml"
+    assert audit_rules in listed
+    sources = {entry: fc.provided(rendered, entry) for entry in listed}
+    custom = (falco_spec.get("rules") or {}).get("custom") or []
+    overrides = bool(
+        (falco_spec.get("rules") or {}).get("lists") or (falco_spec.get("rules") or {}).get("disable")
+    )
+    for entry, source in sources.items():
+        if entry == "/etc/falco/rules.d" and not (custom or overrides):
+            continue
+        assert source is not None, f"Falco lists {entry} but nothing puts it in the pod"
+    if "/etc/falco/rules.d" in listed:
+        assert listed.index(audit_rules) < listed.index("/etc/falco/rules.d"), "overrides load after the base"
+    source = sources[audit_rules]
+    assert source is not None
+    base = fc.base_rules(rendered, source)
+
+    # custom rules and overrides in the syntax of this Falco, against rules it really loads
+    rules_data = rendered.configmap(f"{rendered.fullname}-rules") or {}
+    for name in custom:
+        stem = Path(name).name
+        assert stem in rules_data, f"custom rules file {stem} is not in the rules ConfigMap"
+    rules_spec = falco_spec.get("rules") or {}
+    lists, disabled = rules_spec.get("lists") or {}, rules_spec.get("disable") or []
+    entries = yaml.load(rules_data.get("zz-auditc-overrides.yaml", "[]")) or []
+    for name in lists:
+        assert name in fc.named(base, "list"), f"list {name} is not in the rules this Falco loads"
+    for name in disabled:
+        assert name in fc.named(base, "rule"), f"rule {name} is not in the rules this Falco loads"
+    appended = {e["list"]: e for e in entries if "list" in e}
+    assert set(appended) == set(lists)
+    rules_off = {e["rule"]: e for e in entries if "rule" in e}
+    args = container.get("args") or []
+    if falco_version >= Version.parse("0.37.0"):
+        assert all(e.get("override") and "append" not in e for e in entries)
+        assert set(rules_off) == set(disabled)
+    elif falco_version >= Version.parse("0.31.0"):
+        assert all(e.get("append") is True and "override" not in e for e in appended.values())
+        assert all(set(e) == {"rule", "enabled"} and e["enabled"] is False for e in rules_off.values())
+        assert set(rules_off) == set(disabled)
+    else:
+        assert all(e.get("append") is True and "override" not in e for e in appended.values())
+        assert rules_off == {}, "Falco < 0.31 refuses an `enabled`-only rule"
+        pairs = {args[i + 1] for i in range(len(args) - 1) if args[i] == "-D"}
+        assert pairs == set(disabled)
+
+    # falcoctl installs exact versions and follows nothing unless the spec asks
+    config = rendered.falcoctl
+    followers = [c for c in rendered.pod["spec"]["containers"] if c["name"] == "falcoctl-artifact-follow"]
+    follow = bool(rules_spec.get("follow"))
+    if config is not None:
+        refs = config["artifact"]["install"]["refs"]
+        assert refs and all(EXACT.match(ref) for ref in refs), refs
+        if follow:
+            assert followers and config["artifact"]["follow"]["refs"]
+            assert all(
+                r.startswith(("k8saudit-rules:", "falco-rules:"))
+                for r in config["artifact"]["follow"]["refs"]
+            )
+        else:
+            assert not followers, "falcoctl follows artifacts nobody asked it to"
+        if falco_version >= Version.parse("0.37.0"):  # images without plugins: falcoctl brings it
+            assert any(ref.startswith("k8saudit:") for ref in refs)
+    else:
+        assert not follow
+        assert falco_version < Version.parse("0.37.0"), "no falcoctl and no plugin in the image"
+
+    # every plugin Falco loads is in the pod: the image's own, or installed by falcoctl
+    loaded = falco.get("load_plugins") or []
+    plugins_dir = [m for m in container.get("volumeMounts", []) if m["mountPath"].rstrip("/") == PLUGINS_DIR]
+    if loaded and plugins_dir:  # falcoctl's emptyDir, which hides whatever the image has there
+        assert config is not None
+        install = config["artifact"]["install"]
+        (init,) = [
+            c for c in rendered.pod["spec"]["initContainers"] if c["name"] == "falcoctl-artifact-install"
+        ]
+        (target,) = [m for m in init["volumeMounts"] if m["name"] == plugins_dir[0]["name"]]
+        assert install["pluginsDir"] == target["mountPath"], "falcoctl writes plugins where Falco reads them"
+        for name in loaded:
+            # a short name from falcoctl's index, or a full OCI reference the chart adds itself
+            by_ref = any(ref.rsplit("/", 1)[-1].partition(":")[0] == name for ref in install["refs"])
+            assert by_ref or (name == "json" and install.get("resolveDeps")), f"nothing installs {name}"
+    elif loaded:
+        assert falco_version < Version.parse("0.37.0"), "Falco >= 0.37 images ship no plugins"
+
+    # one receiver, not a stream split across pods
+    if "k8saudit" in (falco.get("load_plugins") or []) and not falco_spec.get("syscalls"):
+        assert rendered.workload["kind"] == "Deployment"
+        assert rendered.workload["spec"]["replicas"] == 1
+
+    # the site's labels reach the chart's pods where the chart has a value for them
+    keys = falco_matrix.chart_keys(_keys_file(chart))
+    wanted = {**site_labels, "app.kubernetes.io/managed-by": "auditc"}
+    if "podLabels.*" in keys:
+        assert wanted.items() <= pod_labels.items()
+    elif "daemonset.podAnnotations.*" in keys:
+        assert wanted.items() <= rendered.pod["metadata"]["annotations"].items()
+
+
+def _keys_file(chart: str) -> str:
+    version = Version.parse(chart)
+    where = falco_matrix.chart_range(version)
+    assert where is not None
+    return falco_matrix.keys_file(version, where)

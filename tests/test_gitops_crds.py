@@ -1,0 +1,112 @@
+"""The Argo CD and Flux objects auditc writes, against the real CRD schemas (tests/data/
+gitops-crds): each object validates against its version's openAPIV3Schema with unknown
+fields refused (as the API server prunes them), and Argo CD deploys Falco without a manual
+sync."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from ruamel.yaml import YAML
+
+from compiler.api import compile_site
+from tests.sites import example_specs, write_spec
+
+yaml = YAML(typ="safe", pure=True)
+CRDS = Path(__file__).resolve().parent / "data" / "gitops-crds"
+ARGO_VERSIONS = ("v2.8.0", "v3.5.1")  # the first with valuesObject, and a current one
+
+
+def _strict(schema: Any) -> Any:
+    """Unknown fields are errors unless the schema preserves them, as in a structural CRD."""
+    if isinstance(schema, list):
+        return [_strict(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _strict(v) for k, v in schema.items()}
+    if (
+        "properties" in out
+        and "additionalProperties" not in out
+        and not out.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        out["additionalProperties"] = False
+    return out
+
+
+@cache
+def _schemas(crd_file: str) -> tuple[str, str, dict[str, dict[str, Any]]]:
+    crd = yaml.load((CRDS / crd_file).read_text())
+    versions = {v["name"]: _strict(v["schema"]["openAPIV3Schema"]) for v in crd["spec"]["versions"]}
+    return crd["spec"]["group"], crd["spec"]["names"]["kind"], versions
+
+
+def crd_errors(obj: dict[str, Any], crd_file: str) -> list[str]:
+    group, kind, versions = _schemas(crd_file)
+    api_group, _, version = obj["apiVersion"].partition("/")
+    assert (api_group, obj["kind"]) == (group, kind)
+    assert version in versions, f"{crd_file} has no version {version}"
+    validator = jsonschema.Draft7Validator(versions[version])
+    return sorted(f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(obj))
+
+
+CRD_FILES = {
+    "HelmRelease": "flux-helm-controller-v1.6.0-helmreleases.yaml",
+    "HelmRepository": "flux-source-controller-v1.9.0-helmrepositories.yaml",
+    "GitRepository": "flux-source-controller-v1.9.0-gitrepositories.yaml",
+    "Kustomization": "flux-kustomize-controller-v1.9.0-kustomizations.yaml",
+}
+
+
+def _gitops_objects(spec: Path, only: str = "") -> list[dict[str, Any]]:
+    files = {a.path: a.content for a in compile_site(spec).artifacts}
+    out = []
+    for path in ("cluster/falco-release.yaml", "plan/gitops-bootstrap.yaml"):
+        if path in files and path.startswith(only):
+            out += [doc for doc in yaml.load_all(files[path]) if doc]
+    return out
+
+
+GITOPS_SPECS = [s for s in example_specs() if _gitops_objects(s)]
+
+
+def test_the_check_refuses_what_the_api_server_would_prune() -> None:
+    app = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {"name": "x"},
+        "spec": {"project": "default", "source": {"repoURL": "u", "helm": {"value": "x"}}, "destination": {}},
+    }
+    errors = crd_errors(app, "argocd-v3.5.1-application-crd.yaml")
+    assert any("'value' was unexpected" in e for e in errors)
+
+
+@pytest.mark.parametrize("argo", ARGO_VERSIONS)
+@pytest.mark.parametrize("spec", GITOPS_SPECS, ids=lambda p: p.stem)
+def test_objects_validate_against_the_real_crds(spec: Path, argo: str) -> None:
+    objects = _gitops_objects(spec)
+    for obj in objects:
+        crd_file = (
+            f"argocd-{argo}-application-crd.yaml" if obj["kind"] == "Application" else CRD_FILES[obj["kind"]]
+        )
+        assert crd_errors(obj, crd_file) == [], f"{obj['kind']} {obj['metadata']['name']}"
+
+
+@pytest.mark.parametrize("engine", ["argocd", "flux"])
+def test_the_engine_deploys_falco_on_its_own(tmp_path: Path, engine: str) -> None:
+    """No manual sync: Argo CD's Application syncs automatically, Flux reconciles on its interval."""
+    gitops = {"engine": engine, "repoURL": "https://git.example.com/audit.git"}
+    objects = _gitops_objects(write_spec(tmp_path, {"gitops": gitops}), only="cluster/")
+    (release,) = [o for o in objects if o["kind"] in ("Application", "HelmRelease")]
+    if engine == "argocd":
+        assert release["spec"]["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
+        helm = release["spec"]["source"]["helm"]
+        # a string: Argo CD < 2.8 prunes valuesObject silently and installs the chart's defaults
+        assert "valuesObject" not in helm and isinstance(helm["values"], str)
+        values = yaml.load(helm["values"])
+        assert values["falco"]["plugins"][0]["name"] == "k8saudit"
+    else:
+        assert release["spec"]["interval"] and release["spec"]["chart"]["spec"]["version"] == "9.1.0"
