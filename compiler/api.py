@@ -197,7 +197,7 @@ def schema() -> dict[str, Any]:
 def _live_inputs(spec: Path) -> tuple[Resolved, dict[str, bytes], list[dict[str, Any]], list[str]]:
     from compiler.datafiles import yaml_documents
     from compiler.lower import lower
-    from compiler.lower.common import node_config_files
+    from compiler.lower.common import AUDIT_SINK_FILE, node_config_files
 
     resolved = load(spec)
     check_artifacts(resolved)
@@ -205,7 +205,7 @@ def _live_inputs(spec: Path) -> tuple[Resolved, dict[str, bytes], list[dict[str,
     objects = [
         obj
         for path in sorted(artifacts)
-        if path.startswith("cluster/") and path != "cluster/kustomization.yaml"
+        if (path.startswith("cluster/") and path != "cluster/kustomization.yaml") or path == AUDIT_SINK_FILE
         for obj in yaml_documents(artifacts[path])
     ]
     return resolved, artifacts, objects, sorted(node_config_files(resolved))

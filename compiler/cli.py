@@ -148,9 +148,9 @@ def _render_summary(result: object, output: Path, check: bool, warnings: list[Di
     changed = [c for c in result.changes if c.any and c.site in rendered]
     removed = [c for c in result.changes if c.site not in rendered]
     files = sum(len(c.created) + len(c.updated) + len(c.deleted) for c in changed)
-    verb = "checked" if check else "rendered"
+    verb = "checked against" if check else "rendered into"
     state = "stale" if check else "changed"
-    text = f"auditc: {len(result.sites)} site(s) {verb} into {output}: "
+    text = f"auditc: {len(result.sites)} site(s) {verb} {output}: "
     text += f"{len(changed)} {state} ({files} file(s)), {len(result.sites) - len(changed)} up to date"
     if removed:
         text += f", {len(removed)} {'to remove' if check else 'removed'}"

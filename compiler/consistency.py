@@ -110,14 +110,61 @@ def falco_matrix(site: Site, target: FalcoTarget, checks: Checks) -> None:
             )
 
 
+# Chart values auditc derives from the spec (compiler/artifacts/falco_values.py), with the
+# spec field that sets each: in falco.values they would silently undo what the spec says
+# (a list replaces auditc's, a name override breaks the objects auditc names, the plan
+# waits for a workload that does not exist).
+OWNED_VALUES = {
+    "image.tag": "spec.falco.version",
+    "nameOverride": "spec.falco.releaseName",
+    "fullnameOverride": "spec.falco.releaseName",
+    "controller.kind": "spec.falco.syscalls",
+    "services": "spec.falco.receiver.service",
+    "falcoctl.artifact": "spec.falco.rules.follow",
+    "falcoctl.config.artifact.install.refs": "spec.falco.rules.artifactsVersion",
+    "falcoctl.config.artifact.follow": "spec.falco.rules.follow",
+    "falcoctl.config.artifact.allowedTypes": "spec.falco.version",
+    "falco.rules_file": "spec.falco.rules.custom",
+    "falco.rules_files": "spec.falco.rules.custom",
+    "falco.rulesFile": "spec.falco.rules.custom",
+    "falco.plugins": "spec.falco.receiver",
+    "falco.load_plugins": "spec.falco.receiver",
+    "falco.webserver.enabled": "spec.falco.receiver",
+    "falco.webserver.listenPort": "spec.falco.receiver.port",
+    "falco.webserver.k8sAuditEndpoint": "spec.falco.receiver.path",
+    "auditLog": "spec.audit.dynamic",
+    "extraArgs": "spec.falco.rules.disable",
+}
+
+
+def _value_paths(values: dict[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        out.append(path)
+        if isinstance(value, dict):
+            out += _value_paths(value, f"{path}.")
+    return out
+
+
 def chart_values(site: Site, target: FalcoTarget, checks: Checks) -> None:
-    """Keys in falco.values that the chart does not have are almost always typos."""
+    """falco.values may add to the chart's values, not undo what auditc writes; keys the
+    chart does not have are almost always typos."""
     import difflib
 
+    for path in _value_paths(site.spec.falco.values):
+        owner = OWNED_VALUES.get(path)
+        if owner:
+            checks.error(
+                ("spec", "falco", "values", *path.split(".")),
+                f"auditc writes {path} from {owner}: set that instead (a value here would silently undo it)",
+            )
     keys_file = target.chart.keys
     known = chart_keys(keys_file)
     removed = {entry["key"] for entry in versions.falco_table()["removedValues"]}
     for path in unknown_keys(site.spec.falco.values, known):
+        if path in OWNED_VALUES:
+            continue  # refused above
         if path in removed or any(path.startswith(f"{key}.") for key in removed):
             continue  # reported as an error by falco_matrix
         parent = path.rsplit(".", 1)[0] + "." if "." in path else ""

@@ -55,6 +55,7 @@ class Release:
     bundled_plugin: Version | None  # the k8saudit plugin in the image, if any
     artifacts: str | None  # exact k8saudit artifact version falcoctl installs
     syscall_rules: str | None  # exact falco-rules artifact version
+    plugin_api: Version | None  # the plugin API version this Falco supports
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ def releases() -> tuple[Release, ...]:
                 bundled_plugin=Version.parse(bundled) if bundled else None,
                 artifacts=row.get("artifacts"),
                 syscall_rules=row.get("syscallRules"),
+                plugin_api=Version.parse(row["pluginApi"]) if row.get("pluginApi") else None,
             )
         )
     return tuple(out)
@@ -135,8 +137,22 @@ def repositories() -> dict[str, str]:
 
 
 def repository_key(url: str) -> str | None:
-    wanted = url.rstrip("/")
-    return next((key for key, known in repositories().items() if known == wanted), None)
+    """The key of a known public repository, however its URL is spelt (scheme, case, a
+    trailing slash); None for any other repository (a mirror)."""
+
+    def plain(text: str) -> str:
+        return text.lower().removeprefix("https://").removeprefix("http://").rstrip("/")
+
+    return next((key for key, known in repositories().items() if plain(known) == plain(url)), None)
+
+
+def ships(chart: Version) -> Version | None:
+    """The Falco a published chart version was made for (its appVersion), from any known
+    repository: a mirror holds the same chart versions."""
+    tables = published()
+    return next(
+        (tables[key][chart] for key in ("falcosecurity", "stable") if chart in tables.get(key, {})), None
+    )
 
 
 def artifact_file(artifact: str) -> str:

@@ -63,13 +63,19 @@ class FalcoTarget:
 
 def resolve_falco(site: Site, checks: Checks) -> FalcoTarget:
     spec = site.spec.falco
-    version, release = _release(spec.version, checks)
+    version, release, known = _release(spec.version, checks)
     given_chart = spec.chart.version
     chart_version = Version.parse(given_chart) if given_chart else release.chart
     chart_field = CHART_FIELD if given_chart else VERSION_FIELD
+    if given_chart and given_chart.count(".") != 2:
+        checks.error(
+            CHART_FIELD,
+            f"must be an exact chart version (X.Y.Z): helm reads {given_chart} as a range and installs "
+            "whatever is newest in it",
+        )
     where = _chart_range(chart_version, chart_field, checks)
     repository, key = _repository(site, chart_version, given_chart is not None, release, checks)
-    ships = matrix.published().get(key or "", {}).get(chart_version)
+    ships = matrix.published().get(key or "", {}).get(chart_version) or matrix.ships(chart_version)
     keys = matrix.keys_file(chart_version, where)
     chart = ChartRef(
         repository=repository,
@@ -98,7 +104,10 @@ def resolve_falco(site: Site, checks: Checks) -> FalcoTarget:
     # falcoctl installs the plugin when the image has none, and wherever the chart's falcoctl
     # installs plugins anyway (its emptyDir then hides the image's own)
     install_plugin = release.plugin and (release.bundled_plugin is None or chart.falcoctl_plugins)
-    artifacts, syscall_rules = _artifacts(site, version, release, chart, install_plugin, checks)
+    if known:
+        artifacts, syscall_rules = _artifacts(site, version, release, chart, install_plugin, checks)
+    else:  # already refused: no follow-up errors about a release that does not exist
+        artifacts, syscall_rules = release.artifacts, release.syscall_rules
     return FalcoTarget(
         version=version,
         release=release,
@@ -110,34 +119,42 @@ def resolve_falco(site: Site, checks: Checks) -> FalcoTarget:
     )
 
 
-def _release(text: str | None, checks: Checks) -> tuple[Version, Release]:
-    """The Falco version (image tag) and its matrix row; a minor alone means its newest patch."""
+def _release(text: str | None, checks: Checks) -> tuple[Version, Release, bool]:
+    """The Falco version (image tag), its matrix row, and whether that release exists; a
+    minor alone means its newest patch."""
     newest = max(matrix.releases(), key=lambda r: r.falco)
     if text is None:
         version = versions.falco_default()
         row = matrix.release_for(version)
         assert row is not None
-        return version, row
+        return version, row, True
     version = Version.parse(text)
     row = matrix.release_for(version)
     oldest = Version.parse(versions.fact("falco", "oldest"))
     if row is None and version.minor > newest.falco:
+        if len(version.parts) == 2:
+            checks.error(
+                VERSION_FIELD,
+                f"auditc knows no patch release of Falco {version}: give the exact version (X.Y.Z) "
+                "the image is tagged with",
+            )
+            return version, newest, False
         checks.warn(
             VERSION_FIELD,
             f"Falco {version} is newer than the newest known ({newest.newest}); its values follow "
             f"{newest.falco} (chart {newest.chart}, artifacts {newest.artifacts})",
             code="AUD019",
         )
-        return version, newest
+        return version, newest, True
     if row is None:
-        if version.minor < oldest or version.parts[0] != 0:
+        if version.minor < oldest:
             checks.error(VERSION_FIELD, f"Falco {version} is not supported: the oldest is {oldest}")
         else:
-            known = ", ".join(str(r.falco) for r in matrix.releases())
-            checks.error(VERSION_FIELD, f"there is no Falco {version.minor} release (known minors: {known})")
-        return version, newest
+            listed = ", ".join(str(r.falco) for r in matrix.releases())
+            checks.error(VERSION_FIELD, f"there is no Falco {version.minor} release (known minors: {listed})")
+        return version, newest, False
     if len(version.parts) == 2:
-        return row.newest, row
+        return row.newest, row, True
     if version > row.newest:
         checks.warn(
             VERSION_FIELD,
@@ -145,7 +162,7 @@ def _release(text: str | None, checks: Checks) -> tuple[Version, Release]:
             "make sure the image tag exists",
             code="AUD019",
         )
-    return version, row
+    return version, row, True
 
 
 def _chart_range(chart: Version, field: Path, checks: Checks) -> ChartRange:
@@ -179,21 +196,42 @@ def _repository(
     if given is not None:
         key = matrix.repository_key(given)
         if key is not None and chart not in published.get(key, {}):
-            others = [k for k in published if chart in published[k]]
-            hint = f"; it is published in {urls[others[0]]}" if others else _nearest(chart, published[key])
-            checks.error(
-                CHART_FIELD if chart_given else field,
-                f"chart {chart} was never published to {urls[key]}{hint}",
-            )
+            if chart > max(published[key]):
+                _newer_than_published(chart, key, checks)
+            else:
+                others = [k for k in published if chart in published[k]]
+                hint = (
+                    f"; it is published in {urls[others[0]]}" if others else _nearest(chart, published[key])
+                )
+                checks.error(
+                    CHART_FIELD if chart_given else field,
+                    f"chart {chart} was never published to {urls[key]}{hint}",
+                )
         return given, key
     if not chart_given:
         return urls[release.repository], release.repository
     for key in ("falcosecurity", "stable"):
         if chart in published.get(key, {}):
             return urls[key], key
-    everywhere = {c: a for table in published.values() for c, a in table.items()}
-    checks.error(CHART_FIELD, f"chart {chart} was never published{_nearest(chart, everywhere)}")
+    if chart > max(published["falcosecurity"]):
+        _newer_than_published(chart, "falcosecurity", checks)
+    else:
+        everywhere = {c: a for table in published.values() for c, a in table.items()}
+        checks.error(CHART_FIELD, f"chart {chart} was never published{_nearest(chart, everywhere)}")
     return urls["falcosecurity"], "falcosecurity"
+
+
+def _newer_than_published(chart: Version, key: str, checks: Checks) -> None:
+    """A chart published after auditc's list was taken: helm will find it, or say so."""
+    if chart.parts[0] > matrix.newest_chart_major():
+        return  # the chart range check says so already
+    newest = max(matrix.published()[key])
+    checks.warn(
+        CHART_FIELD,
+        f"chart {chart} is newer than the newest chart auditc knows in {matrix.repositories()[key]} "
+        f"({newest}); its values are written as for its range: check them with `helm template`",
+        code="AUD023",
+    )
 
 
 def _nearest(chart: Version, table: dict[Version, Version]) -> str:
@@ -244,6 +282,19 @@ def _audit_sink_chart(site: Site, chart: ChartRef, field: Path, checks: Checks) 
             (*FALCO, "receiver", "service", "type"),
             f"{why}, which dials the receiver's pinned clusterIP: use service.type ClusterIP with clusterIP",
         )
+    # the chart's AuditSink installs only once the apiservers serve that API, so the node
+    # change comes first: nothing else may dial Falco before it is up
+    if site.spec.audit.dynamic and site.spec.audit.webhook.enabled:
+        checks.error(
+            ("spec", "audit", "webhook", "enabled"),
+            f"{why}; the apiservers must serve that API before the chart installs, so they would "
+            "dial the webhook before Falco is up: set audit.webhook.enabled false",
+        )
+    if site.spec.audit.dynamic and site.spec.gitops.engine != "none":
+        checks.error(
+            ("spec", "gitops", "engine"),
+            f"{why}; Argo CD or Flux would sync it before the apiservers serve that API: use engine none",
+        )
 
 
 def _artifacts(
@@ -277,6 +328,8 @@ def _artifacts(
             code="AUD024",
         )
     _requirements(site, version, None if install_plugin else release.bundled_plugin, artifacts, checks)
+    if install_plugin:
+        _plugin_api(site, version, release, artifacts, checks)
     syscall_rules = release.syscall_rules if site.spec.falco.syscalls else None
     if site.spec.falco.syscalls and syscall_rules is None:
         checks.error(
@@ -312,4 +365,26 @@ def _requirements(
             field,
             f"k8saudit rules {artifacts} need the k8saudit plugin {need['plugin']}; the Falco {version} "
             f"image ships plugin {plugin}: use rules below {need['artifacts']}",
+        )
+
+
+def _plugin_api(site: Site, version: Version, release: Release, artifacts: str, checks: Checks) -> None:
+    """Falco loads a plugin only when the plugin API it requires has the same major and a
+    minor no higher than Falco's (libs plugin_loader.c plugin_check_required_api_version)."""
+    if release.plugin_api is None:
+        return
+    need = None
+    for entry in versions.falco_table()["pluginApiRequirements"]:
+        if Version.parse(artifacts) >= Version.parse(entry["plugin"]):
+            need = Version.parse(entry["api"])
+    if need is None:
+        return
+    have = release.plugin_api
+    if need.parts[0] != have.parts[0] or need > have:
+        field = ARTIFACTS_FIELD if site.spec.falco.rules.artifacts_version else VERSION_FIELD
+        checks.error(
+            field,
+            f"the k8saudit plugin {artifacts} needs plugin API {need}; Falco {version} loads plugins of "
+            f"API {have.parts[0]}.x up to {have}: use the artifacts of the Falco {release.falco} row "
+            f"({release.artifacts or 'none'})",
         )

@@ -2,7 +2,7 @@
 
 There is no cluster here, so these programs follow the documented command lines and exit
 codes of the calls the scripts make and record each call in $FAKE_LOG:
-- `kubectl [--context C] apply -k DIR` (DIR must hold a kustomization.yaml);
+- `kubectl [--context C] apply -k DIR` (DIR must hold a kustomization.yaml) or `apply -f FILE`;
 - `kubectl [--context C] -n NS get KIND/NAME`: exit 1 with "Error from server (NotFound)"
   while the workload does not exist;
 - `kubectl [--context C] -n NS rollout status KIND/NAME --timeout=Ns`: exit 1 with
@@ -24,8 +24,12 @@ if [ "$1" = --context ]; then context=$2; shift 2; fi
 printf 'kubectl%s %s\n' "${context:+ --context $context}" "$*" >>"$FAKE_LOG"
 case "$1" in
   apply)
-    [ "$2" = -k ] && [ -f "$3/kustomization.yaml" ] || { echo "error: no kustomization in $3" >&2; exit 1; }
-    echo "namespace/falco configured" ;;
+    case "$2" in
+      -k) [ -f "$3/kustomization.yaml" ] || { echo "error: no kustomization in $3" >&2; exit 1; } ;;
+      -f) [ -f "$3" ] || { echo "error: the path \"$3\" does not exist" >&2; exit 1; } ;;
+      *) exit 64 ;;
+    esac
+    echo "configured" ;;
   -n)
     ns=$2; shift 2
     case "$1" in

@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 from tests import standins
-from tests.sites import ROOT, compiled, write_tree
+from tests.sites import ROOT, compiled, write_spec, write_tree
 
 SSH = r"""#!/bin/sh
 # stand-in ssh: ssh -p PORT -- TARGET COMMAND
@@ -112,6 +112,43 @@ def test_gitops_sites_wait_for_the_controller(tmp_path: Path) -> None:
     log = _log(tmp_path)
     assert not any(line.startswith(("helm", "ssh", "scp")) or " apply " in line for line in log)
     assert "Flux deploys Falco from output/prod-east/cluster" in result.stdout
+
+
+def test_dynamic_auditing_gets_its_sink_after_the_nodes(tmp_path: Path) -> None:
+    """The AuditSink API is served only once the apiservers run with dynamic auditing on."""
+    out, env = _setup(tmp_path, ROOT / "specs" / "legacy-lab.yaml")
+    result = _apply(out, env)
+    assert result.returncode == 0, result.stderr
+    log = _log(tmp_path)
+    last_ssh = max(i for i, line in enumerate(log) if line.startswith("ssh"))
+    assert log[last_ssh + 1 :] == [f"kubectl apply -f {out}/plan/audit-sink.yaml"]
+    assert log.index("kubectl -n falco rollout status daemonset/falco --timeout=300s") < last_ssh
+
+
+def test_chart_1_0_comes_after_the_nodes(tmp_path: Path) -> None:
+    """Chart 1.0.12 (Falco 0.17) installs its own AuditSink: the nodes first, then the chart."""
+    receiver = {"address": None, "service": {"type": "ClusterIP", "clusterIP": "10.96.0.50"}}
+    (tmp_path / "spec").mkdir()
+    spec = write_spec(
+        tmp_path / "spec",
+        {
+            "kubernetes": {"version": "1.16.0"},
+            "falco": {"version": "0.17.1", "receiver": receiver},
+            "audit": {"dynamic": True, "webhook": {"enabled": False}},
+        },
+    )
+    out, env = _setup(tmp_path, spec)
+    result = _apply(out, env)
+    assert result.returncode == 0, result.stderr
+    log = _log(tmp_path)
+    ssh = [i for i, line in enumerate(log) if line.startswith("ssh")]
+    assert log[0].startswith("kubectl apply -k ") and log[1].startswith("ssh")
+    helm = next(i for i, line in enumerate(log) if line.startswith("helm"))
+    assert helm > max(ssh) and "--version 1.0.12" in log[helm] and "charts.helm.sh/stable" in log[helm]
+    assert log[helm + 1 :] == [
+        "kubectl -n falco get daemonset/falco",
+        "kubectl -n falco rollout status daemonset/falco --timeout=300s",
+    ]
 
 
 def test_execute_rolls_out_host_by_host(tmp_path: Path) -> None:

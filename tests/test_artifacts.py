@@ -150,7 +150,7 @@ def test_labels_reach_every_object(tmp_path: Path) -> None:
 
 def test_dynamic_auditing_adds_the_sink_and_gates(tmp_path: Path) -> None:
     spec = write_spec(tmp_path, {"kubernetes": {"version": "1.18"}, "audit": {"dynamic": True}})
-    (sink,) = _artifact(spec, "cluster/audit-sink.yaml")
+    (sink,) = _artifact(spec, "plan/audit-sink.yaml")  # applied once the nodes serve its API
     assert sink["apiVersion"] == "auditregistration.k8s.io/v1alpha1"
     assert sink["spec"]["webhook"]["clientConfig"]["url"] == "http://10.0.0.1:30007/k8s-audit"
     (config,) = _artifact(spec, "node/kubeadm-config.yaml")

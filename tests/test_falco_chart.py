@@ -40,13 +40,12 @@ DYNAMIC = {
 
 
 def _matrix_cases() -> list[tuple[str, dict[str, Any]]]:
-    """Each packaged chart with the Falco release it is the default for."""
-    packaged = fc.packaged_charts()
+    """Every row of the matrix: its newest Falco release on its default chart."""
     cases = []
     for release in falco_matrix.releases():
-        if str(release.chart) in packaged:
-            spec = DYNAMIC if release.chart == Version.parse("1.0.12") else {}
-            cases.append((f"{release.newest}", deep_merge(spec, {"falco": {"version": str(release.newest)}})))
+        assert str(release.chart) in fc.packaged_charts(), f"chart {release.chart} is not in tests/data"
+        spec = DYNAMIC if release.chart == Version.parse("1.0.12") else {}
+        cases.append((f"{release.newest}", deep_merge(spec, {"falco": {"version": str(release.newest)}})))
     return cases
 
 
@@ -68,7 +67,8 @@ PAIRINGS = [
 ]
 
 
-def test_every_chart_range_has_a_case() -> None:
+def test_every_row_and_chart_range_has_a_case() -> None:
+    assert len(MATRIX) == len(falco_matrix.releases())
     ranges = {(r.low, r.high) for r in falco_matrix.chart_ranges() if r.shape}
     covered = set()
     for _, spec in MATRIX:
@@ -143,8 +143,11 @@ def _check_pipeline(site: CompiledSite, tmp_path: Path) -> None:
     kubeconfig = root / "node/audit-webhook.kubeconfig"
     if kubeconfig.exists():
         server = yaml.load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
-    else:  # dynamic auditing: the AuditSink, auditc's or (chart 1.0.x) the chart's own
-        (sink,) = [o for o in [*extra, *fc.documents(text)] if o["kind"] == "AuditSink"]
+    else:  # dynamic auditing: the AuditSink, auditc's (applied by the plan) or the chart's own
+        own = root / "plan/audit-sink.yaml"
+        sinks = [o for o in fc.documents(text) if o["kind"] == "AuditSink"]
+        sinks += [yaml.load(own.read_text())] if own.exists() else []
+        (sink,) = sinks
         server = sink["spec"]["webhook"]["clientConfig"]["url"]
     dial = fc.urlsplit(server)
     assert dial.port is not None and dial.hostname is not None
@@ -190,7 +193,8 @@ def _check_pipeline(site: CompiledSite, tmp_path: Path) -> None:
     rules_off = {e["rule"]: e for e in entries if "rule" in e}
     args = container.get("args") or []
     if falco_version >= Version.parse("0.37.0"):
-        assert all(e.get("override") and "append" not in e for e in entries)
+        assert all(e["override"] == {"items": "append"} and "append" not in e for e in appended.values())
+        assert all(e["override"] == {"enabled": "replace"} for e in rules_off.values())
         assert set(rules_off) == set(disabled)
     elif falco_version >= Version.parse("0.31.0"):
         assert all(e.get("append") is True and "override" not in e for e in appended.values())
@@ -246,13 +250,22 @@ def _check_pipeline(site: CompiledSite, tmp_path: Path) -> None:
         assert rendered.workload["kind"] == "Deployment"
         assert rendered.workload["spec"]["replicas"] == 1
 
-    # the site's labels reach the chart's pods where the chart has a value for them
+    # the plan waits for exactly the workload helm renders
+    plan = yaml.load((root / "plan/plan.yaml").read_text())
+    (wait,) = [s for s in plan["spec"]["steps"] if s["action"] == "wait-for-falco"]
+    kind, name = wait["command"][5].split("/")
+    assert (kind, name) == (rendered.workload["kind"].lower(), rendered.workload["metadata"]["name"])
+    assert wait["command"][2] == namespace
+
+    # the site's labels reach the chart's pods and workload where the chart has values for them
     keys = falco_matrix.chart_keys(_keys_file(chart))
     wanted = {**site_labels, "app.kubernetes.io/managed-by": "auditc"}
     if "podLabels.*" in keys:
         assert wanted.items() <= pod_labels.items()
     elif "daemonset.podAnnotations.*" in keys:
         assert wanted.items() <= rendered.pod["metadata"]["annotations"].items()
+    if "controller.labels.*" in keys:
+        assert site_labels.items() <= rendered.workload["metadata"]["labels"].items()
 
 
 def _keys_file(chart: str) -> str:

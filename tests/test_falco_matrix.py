@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import re
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -94,12 +95,17 @@ def test_pinned_rules_load_on_their_falco(row: falco_matrix.Release) -> None:
     assert (versions.falco_engine(Version.parse(f"{row.falco}.0")) or 0) >= int(engine)
     where = falco_matrix.chart_range(row.chart)
     assert where is not None
-    plugin = (
-        row.bundled_plugin
-        if not where.falcoctl_plugins and row.bundled_plugin
-        else Version.parse(str(row.artifacts))
-    )
-    assert plugin >= Version.parse(k8saudit["version"])
+    installed = where.falcoctl_plugins or row.bundled_plugin is None
+    plugin = Version.parse(str(row.artifacts)) if installed else row.bundled_plugin
+    assert plugin is not None and plugin >= Version.parse(k8saudit["version"])
+    if installed:  # the plugin falcoctl installs speaks a plugin API this Falco loads
+        need = max(
+            Version.parse(e["api"])
+            for e in versions.falco_table()["pluginApiRequirements"]
+            if plugin >= Version.parse(e["plugin"])
+        )
+        assert row.plugin_api is not None
+        assert need.parts[0] == row.plugin_api.parts[0] and need <= row.plugin_api
 
 
 def test_chart_ranges_are_contiguous() -> None:
@@ -120,13 +126,10 @@ def _flatten(values: dict[str, Any], prefix: str = "") -> list[str]:
 
 
 def _upstream_values(chart: str) -> str:
-    packaged = DATA / "falco-charts" / f"falco-{chart}.tgz"
-    if packaged.is_file():
-        with tarfile.open(packaged) as archive:
-            member = archive.extractfile("falco/values.yaml")
-            assert member is not None
-            return member.read().decode("utf-8")
-    return (DATA / "falco-chart-values" / f"{chart}.yaml").read_text()
+    with tarfile.open(DATA / "falco-charts" / f"falco-{chart}.tgz") as archive:
+        member = archive.extractfile("falco/values.yaml")
+        assert member is not None
+        return member.read().decode("utf-8")
 
 
 @pytest.mark.parametrize("chart", sorted({str(r.chart) for r in ROWS}, key=Version.parse))
@@ -196,6 +199,25 @@ def _warnings(path: Path, code: str) -> list[Diagnostic]:
     return [f for f in analyse(path).findings if f.code == code]
 
 
+def test_an_unknown_release_is_one_error(tmp_path: Path) -> None:
+    for version in ("0.22.0", "0.16.0"):
+        with pytest.raises(UserError) as info:
+            analyse(write_spec(tmp_path, {"falco": {"version": version}}))
+        assert [d.field for d in info.value.diagnostics] == ["spec.falco.version"]
+
+
+def test_chart_1_0_needs_the_2019_setup(tmp_path: Path) -> None:
+    """Chart 1.0.12 installs an AuditSink: only with dynamic auditing, no static webhook (the
+    apiservers must serve that API before the chart installs) and no GitOps engine."""
+    base = {"falco": {"version": "0.17.1", "receiver": PINNED}, **DYNAMIC}
+    assert analyse(write_spec(tmp_path, base)).name == "t"
+    with pytest.raises(UserError, match=r"set audit\.webhook\.enabled false"):
+        analyse(write_spec(tmp_path, {**base, "audit": {"dynamic": True}}))
+    gitops = {"engine": "argocd", "repoURL": "https://git.example.com/x.git"}
+    with pytest.raises(UserError, match="use engine none"):
+        analyse(write_spec(tmp_path, {**base, "gitops": gitops}))
+
+
 def test_unknown_releases(tmp_path: Path) -> None:
     (warning,) = _warnings(write_spec(tmp_path, {"falco": {"version": "0.38.9"}}), "AUD019")
     assert "not a release auditc knows (newest 0.38.x known: 0.38.2)" in warning.message
@@ -243,6 +265,25 @@ def test_unknown_releases(tmp_path: Path) -> None:
         ({"version": "0.33.1", "rules": {"artifactsVersion": "0.5.3"}}, "chart 2.5.5 has no falcoctl"),
         ({"version": "0.31.1", "rules": {"follow": True}}, "nothing can follow the k8saudit rules"),
         ({"version": "0.17.1"}, "chart 1.0.12 mounts the k8s audit rules only together with an AuditSink"),
+        (
+            {"version": "0.33.0", "chart": {"version": "9.1.0"}, "rules": {"artifactsVersion": "0.18.0"}},
+            "the k8saudit plugin 0.18.0 needs plugin API 3.11; Falco 0.33.0 loads plugins of API 2.x up to "
+            "2.0",
+        ),
+        ({"version": "0.40.0", "rules": {"artifactsVersion": "0.16.1"}}, "needs plugin API 3.11"),
+        ({"chart": {"version": "9.1"}}, "must be an exact chart version (X.Y.Z): helm reads 9.1 as a range"),
+        ({"version": "0.45"}, "auditc knows no patch release of Falco 0.45"),
+        ({"values": {"image": {"tag": "0.38.2"}}}, "auditc writes image.tag from spec.falco.version"),
+        (
+            {"values": {"fullnameOverride": "audit"}},
+            "auditc writes fullnameOverride from spec.falco.releaseName",
+        ),
+        ({"values": {"controller": {"kind": "daemonset"}}}, "from spec.falco.syscalls"),
+        (
+            {"values": {"falcoctl": {"artifact": {"follow": {"enabled": True}}}}},
+            "from spec.falco.rules.follow",
+        ),
+        ({"values": {"falco": {"rules_files": ["/x"]}}}, "from spec.falco.rules.custom"),
         ({"version": "0.32.1", "syscalls": True}, "need Falco >= 0.33.0"),
         ({"values": {"falco": {"grpc": {"enabled": True}}}}, "refuses falco.grpc"),
         ({"values": {"falco": {"grpc_output": {"enabled": True}}}}, "refuses falco.grpc_output"),
@@ -279,6 +320,25 @@ def test_a_chart_made_for_another_falco_is_a_warning(tmp_path: Path) -> None:
     assert (
         values["falco"]["rules_file"] and values["falco"]["rules_files"] is None
     )  # null deletes the chart's
+
+
+def test_a_chart_newer_than_the_published_list_is_a_warning(tmp_path: Path) -> None:
+    for chart in ("9.1.1", "10.0.0"):  # published after auditc's list was taken
+        (warning,) = _warnings(write_spec(tmp_path, {"falco": {"chart": {"version": chart}}}), "AUD023")
+        assert f"chart {chart} is newer than" in warning.message
+    _, manifest = _values(tmp_path, {"chart": {"version": "9.1.1"}})
+    assert manifest["falco"]["chart"]["repository"] == "https://falcosecurity.github.io/charts"
+
+
+def test_a_mirror_is_checked_like_its_original(tmp_path: Path) -> None:
+    mirror = {"version": "9.1.0", "repository": "https://charts.example.com/falco"}
+    (warning,) = _warnings(write_spec(tmp_path, {"falco": {"version": "0.38.2", "chart": mirror}}), "AUD022")
+    assert "made for Falco 0.44.1" in warning.message
+    spelt = {"version": "1.1.7", "repository": "http://FalcoSecurity.github.io/charts/"}
+    with pytest.raises(
+        UserError, match=re.escape("never published to https://falcosecurity.github.io/charts")
+    ):
+        analyse(write_spec(tmp_path, {"falco": {"version": "0.21.0", "chart": spelt}}))
 
 
 def test_an_unknown_chart_major_is_a_warning_with_the_nearest_shape(tmp_path: Path) -> None:
@@ -333,8 +393,9 @@ def test_removed_values_are_one_error_not_also_an_unknown_key(tmp_path: Path) ->
 
 def test_allowed_combinations(tmp_path: Path) -> None:
     ok = [
-        {"version": "0.33.0", "chart": {"version": "9.1.0"}, "rules": {"artifactsVersion": "0.18.0"}},
-        {"values": {"driver": {"kind": "modern_ebpf"}}},
+        {"version": "0.41.3", "rules": {"artifactsVersion": "0.18.0"}},
+        {"version": "0.36.2", "chart": {"version": "4.8.3"}},
+        {"values": {"driver": {"kind": "modern_ebpf"}, "image": {"repository": "mirror/falco"}}},
     ]
     for falco in ok:
         assert analyse(write_spec(tmp_path, {"falco": falco})).name == "t"

@@ -136,6 +136,8 @@ def test_apply_sh_treats_hostile_values_as_data(value: str, tmp_path: Path) -> N
         "falco_wait_timeout": 300,
         "bootstrap_file": value,
         "sync_path": value,
+        "falco_after_nodes": False,
+        "audit_sink_file": value,
     }
     script = tmp_path / "plan" / "apply.sh"
     script.parent.mkdir()

@@ -24,6 +24,7 @@ from compiler.versions import falco_table
 MANAGED_BY = {"app.kubernetes.io/managed-by": "auditc"}
 
 OVERRIDES_FILE = "zz-auditc-overrides.yaml"
+TLS_VALUES = ("certs", "falco.webserver.sslEnabled")
 LEGACY_SERVICE_ACCOUNT = "falco-account"
 
 
@@ -54,12 +55,15 @@ def falco_values(resolved: Resolved) -> dict[str, Any]:
     missing = unknown_keys(values, keys)
     if missing:
         # the spec asks for something this chart version cannot express (e.g. TLS on chart 1.1.x)
+        tls = any(key.startswith(TLS_VALUES) for key in missing)
+        path = ("spec", "falco", "receiver", "tls", "enabled") if tls else ("spec", "falco")
+        what = "TLS for the receiver" if tls else "this spec"
         raise UserError(
             Diagnostic(
-                f"chart {target.chart.version} has no values key {', '.join(missing)}, which this spec "
-                "needs; choose a newer chart (spec.falco.chart.version)",
-                resolved.doc.location(("spec", "falco")),
-                "spec.falco",
+                f"chart {target.chart.version} has no values key {', '.join(missing)}, which {what} "
+                f"needs: the Falco release and its chart are older than the feature",
+                resolved.doc.location(path),
+                ".".join(path),
             )
         )
     return deep_merge(values, resolved.site.spec.falco.values)
@@ -153,7 +157,7 @@ def _falcoctl(resolved: Resolved, keys: frozenset[str]) -> dict[str, Any]:
     if target.syscall_rules:
         refs.insert(0, f"falco-rules:{target.syscall_rules}")
         if target.follow:
-            follow.insert(0, f"falco-rules:{target.syscall_rules.split('.')[0]}")
+            follow.insert(0, f"falco-rules:{_minor(target.syscall_rules)}")
     install: dict[str, Any] = {"refs": refs}
     if _has(keys, "falcoctl.config.artifact.install.resolveDeps"):
         # the image's own plugins include json; otherwise falcoctl installs what the rules

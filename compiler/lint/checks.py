@@ -172,8 +172,6 @@ def aud010(ctx: Context) -> Found:
         )
     elif ctx.spec.falco.syscalls:
         yield ("spec", "falco", "syscalls"), "syscalls: true runs Falco as a DaemonSet, one receiver per node"
-    elif isinstance(controller, dict) and controller.get("kind") == "daemonset":
-        yield ("spec", "falco", "values", "controller", "kind"), "controller.kind daemonset"
     elif isinstance(replicas, int) and not isinstance(replicas, bool) and replicas > 1:
         yield ("spec", "falco", "values", "controller", "deployment", "replicas"), f"{replicas} replicas"
 

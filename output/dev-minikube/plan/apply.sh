@@ -31,7 +31,7 @@ while [ "$#" -gt 0 ]; do
     --context) [ "$#" -ge 2 ] || { usage >&2; exit 2; }; kube_context=$2; shift ;;
     --wait-timeout)
       case "${2:-}" in ''|*[!0-9]*) usage >&2; exit 2 ;; esac
-      wait_timeout=$2; shift ;;
+      wait_timeout=$((10#$2)); shift ;;
     -h|--help) usage; exit 0 ;;
     *) printf 'apply.sh: unknown option: %s\n' "$1" >&2; usage >&2; exit 2 ;;
   esac
@@ -99,6 +99,7 @@ run() {
 # ---- cluster layer: Falco's receiver is up before any kube-apiserver is pointed at it
 falco_namespace='falco'
 falco_workload='deployment/falco'
+untouched="no node was touched"
 helm_install=(
   'upgrade'
   '--install'
@@ -126,7 +127,8 @@ kube_flags() {
 
 wait_for_falco() {
   kube_flags kubectl
-  show kubectl "${kube_args[@]}" -n "$falco_namespace" rollout status "$falco_workload" --timeout="${wait_timeout}s"
+  show kubectl ${kube_args[@]+"${kube_args[@]}"} -n "$falco_namespace" rollout status "$falco_workload" \
+    --timeout="${wait_timeout}s"
   if [ "$execute" -eq 0 ]; then
     return 0
   fi
@@ -136,10 +138,10 @@ wait_for_falco() {
     poll=1
   fi
   # with Argo CD or Flux the workload may not exist yet: wait for it to appear first
-  until kubectl "${kube_args[@]}" -n "$falco_namespace" get "$falco_workload" >/dev/null 2>&1; do
+  until why=$(kubectl ${kube_args[@]+"${kube_args[@]}"} -n "$falco_namespace" get "$falco_workload" 2>&1 >/dev/null); do
     if [ "$SECONDS" -ge "$deadline" ]; then
-      printf 'apply.sh: %s does not exist in namespace %s after %ss; no node was touched\n' \
-        "$falco_workload" "$falco_namespace" "$wait_timeout" >&2
+      printf 'apply.sh: %s does not exist in namespace %s after %ss; %s\n  kubectl said: %s\n' \
+        "$falco_workload" "$falco_namespace" "$wait_timeout" "$untouched" "$why" >&2
       exit 1
     fi
     sleep "$poll"
@@ -148,19 +150,30 @@ wait_for_falco() {
   if [ "$left" -lt 1 ]; then
     left=1
   fi
-  if ! kubectl "${kube_args[@]}" -n "$falco_namespace" rollout status "$falco_workload" --timeout="${left}s"; then
-    printf 'apply.sh: %s in namespace %s is not available; no node was touched\n' \
-      "$falco_workload" "$falco_namespace" >&2
+  if ! kubectl ${kube_args[@]+"${kube_args[@]}"} -n "$falco_namespace" rollout status "$falco_workload" \
+    --timeout="${left}s"; then
+    printf 'apply.sh: %s in namespace %s is not available; %s\n' \
+      "$falco_workload" "$falco_namespace" "$untouched" >&2
     exit 1
   fi
 }
 
-cluster_layer() {
+# the namespace, service account and RBAC (and chart 1.x's receiver Service)
+cluster_objects() {
   kube_flags kubectl
-  run kubectl "${kube_args[@]}" apply -k "$here/../cluster"
+  run kubectl ${kube_args[@]+"${kube_args[@]}"} apply -k "$here/../cluster"
+}
+
+# the pinned chart with the values written for it, then the bounded wait for its receiver
+falco_layer() {
   kube_flags helm
-  run helm "${kube_args[@]}" "${helm_install[@]}" -f "$here/../helm/falco-values.yaml"
+  run helm ${kube_args[@]+"${kube_args[@]}"} "${helm_install[@]}" -f "$here/../helm/falco-values.yaml"
   wait_for_falco
+}
+
+cluster_layer() {
+  cluster_objects
+  falco_layer
 }
 
 if [ "$execute" -eq 1 ]; then
@@ -183,7 +196,8 @@ if [ "$execute" -eq 1 ] && minikube status -p "$profile" >/dev/null 2>&1; then
   minikube stop -p "$profile"
 fi
 run minikube "${start_args[@]}"
-run kubectl --context "$profile" get --raw /readyz
+kube_flags kubectl
+run kubectl ${kube_args[@]+"${kube_args[@]}"} get --raw /readyz
 if [ "$execute" -eq 0 ]; then
   printf 'dry run: nothing was changed; run with --execute to apply\n'
 fi
