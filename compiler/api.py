@@ -61,13 +61,15 @@ def find_specs(inputs: list[Path]) -> list[Path]:
     return found
 
 
-def load(path: Path) -> Resolved:
+def load(path: Path, roots: tuple[Path, ...] = ()) -> Resolved:
+    """Read, validate and resolve one spec; ``roots`` are directories besides the spec's
+    own that the files it names may be in (--files-root)."""
     from compiler.resolve import resolve
     from compiler.spec.source import read_yaml
     from compiler.spec.validate import parse_site
 
     doc = read_yaml(path, str(path), what="spec")
-    return resolve(parse_site(doc), doc)
+    return resolve(parse_site(doc), doc, roots)
 
 
 def lint_site(resolved: Resolved) -> list[Diagnostic]:
@@ -93,20 +95,20 @@ def check_artifacts(resolved: Resolved) -> None:
             raise UserError(problems)
 
 
-def analyse(path: Path) -> Analysis:
+def analyse(path: Path, roots: tuple[Path, ...] = ()) -> Analysis:
     """Parse, validate and lint one spec; nothing is rendered."""
-    resolved = load(path)
+    resolved = load(path, roots)
     findings = lint_site(resolved)
     return Analysis(resolved.name, path, tuple(findings))
 
 
-def compile_site(path: Path) -> CompiledSite:
+def compile_site(path: Path, roots: tuple[Path, ...] = ()) -> CompiledSite:
     """Everything ``render`` writes for one spec; lint errors not accepted stop it."""
     from compiler.lint import blocking
     from compiler.lower import lower
     from compiler.write import with_manifest
 
-    resolved = load(path)
+    resolved = load(path, roots)
     findings = lint_site(resolved)
     errors = blocking(findings)
     if errors:
@@ -121,14 +123,14 @@ def compile_site(path: Path) -> CompiledSite:
     return CompiledSite(resolved.name, path, artifacts, tuple(warnings))
 
 
-def compile_all(inputs: list[Path]) -> list[CompiledSite]:
+def compile_all(inputs: list[Path], roots: tuple[Path, ...] = ()) -> list[CompiledSite]:
     """Compile every spec; report every broken one at once, and nothing is written if any is."""
     sites: list[CompiledSite] = []
     problems: list[Diagnostic] = []
     names: dict[str, Path] = {}
     for path in find_specs(inputs):
         try:
-            compiled = compile_site(path)
+            compiled = compile_site(path, roots)
         except UserError as exc:
             problems += exc.diagnostics
             continue
@@ -148,12 +150,14 @@ def compile_all(inputs: list[Path]) -> list[CompiledSite]:
     return sites
 
 
-def render(inputs: list[Path], output: Path, *, check: bool = False) -> RenderResult:
+def render(
+    inputs: list[Path], output: Path, *, check: bool = False, roots: tuple[Path, ...] = ()
+) -> RenderResult:
     """Render every site. When a directory of specs is given, it is the whole fleet for
     ``output``: site directories auditc rendered before and no spec produces now are stale."""
     from compiler.write import compare, orphans, remove_site, write_site
 
-    sites = compile_all(inputs)
+    sites = compile_all(inputs, roots)
     stale: list[str] = []
     if any(item.is_dir() for item in inputs):
         stale = orphans(output, {s.name for s in sites})
@@ -174,12 +178,12 @@ def render(inputs: list[Path], output: Path, *, check: bool = False) -> RenderRe
     return RenderResult(sites, changes)
 
 
-def validate(inputs: list[Path]) -> list[Analysis]:
+def validate(inputs: list[Path], roots: tuple[Path, ...] = ()) -> list[Analysis]:
     """Analyse every spec; an invalid one carries its errors, the others their findings."""
     analyses: list[Analysis] = []
     for path in find_specs(inputs):
         try:
-            analyses.append(analyse(path))
+            analyses.append(analyse(path, roots))
         except UserError as exc:
             analyses.append(Analysis(None, path, errors=tuple(exc.diagnostics)))
     return analyses
@@ -194,12 +198,14 @@ def schema() -> dict[str, Any]:
     return document
 
 
-def _live_inputs(spec: Path) -> tuple[Resolved, dict[str, bytes], list[dict[str, Any]], list[str]]:
+def _live_inputs(
+    spec: Path, roots: tuple[Path, ...]
+) -> tuple[Resolved, dict[str, bytes], list[dict[str, Any]], list[str]]:
     from compiler.datafiles import yaml_documents
     from compiler.lower import lower
     from compiler.lower.common import AUDIT_SINK_FILE, node_config_files
 
-    resolved = load(spec)
+    resolved = load(spec, roots)
     check_artifacts(resolved)
     artifacts = {a.path: a.content for a in lower(resolved)}
     objects = [
@@ -211,12 +217,20 @@ def _live_inputs(spec: Path) -> tuple[Resolved, dict[str, bytes], list[dict[str,
     return resolved, artifacts, objects, sorted(node_config_files(resolved))
 
 
-def snapshot(spec: Path, output: Path, *, context: str | None, kubeconfig: str | None, access: Any) -> Path:
+def snapshot(
+    spec: Path,
+    output: Path,
+    *,
+    context: str | None,
+    kubeconfig: str | None,
+    access: Any,
+    roots: tuple[Path, ...] = (),
+) -> Path:
     """Save what is live for one site (cluster objects and node files) into ``output``."""
     from compiler.live.cluster import Kubectl
     from compiler.live.snapshot import gather, save
 
-    resolved, _, objects, config_files = _live_inputs(spec)
+    resolved, _, objects, config_files = _live_inputs(spec, roots)
     live = gather(resolved, objects, config_files, Kubectl(context, kubeconfig), access)
     try:
         save(live, output)
@@ -228,7 +242,13 @@ def snapshot(spec: Path, output: Path, *, context: str | None, kubeconfig: str |
 
 
 def live_diff(
-    spec: Path, *, snapshot_dir: Path | None, context: str | None, kubeconfig: str | None, access: Any
+    spec: Path,
+    *,
+    snapshot_dir: Path | None,
+    context: str | None,
+    kubeconfig: str | None,
+    access: Any,
+    roots: tuple[Path, ...] = (),
 ) -> Any:
     """Rendered versus live (read now, or from a saved snapshot)."""
     from compiler.artifacts.apiserver import apiserver_change
@@ -237,7 +257,7 @@ def live_diff(
     from compiler.live.snapshot import gather
     from compiler.live.snapshot import load as load_snapshot
 
-    resolved, artifacts, objects, config_files = _live_inputs(spec)
+    resolved, artifacts, objects, config_files = _live_inputs(spec, roots)
     if snapshot_dir is not None:
         live = load_snapshot(snapshot_dir)
         if live.site != resolved.name:

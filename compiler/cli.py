@@ -27,6 +27,14 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Compile Kubernetes audit-to-Falco site specs into reviewed, reproducible artifacts.",
 )
+FilesRoot = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--files-root",
+        help="Also allow files a spec names to be under this directory (repeatable); "
+        "by default they must be inside the spec's own directory.",
+    ),
+]
 _debug = False
 _writes = False  # whether the running command writes files (for the error summary)
 T = TypeVar("T")
@@ -94,13 +102,15 @@ def render(
     verbose: Annotated[
         bool, typer.Option("-v", "--verbose", help="Also list every file created, updated or deleted.")
     ] = False,
+    files_root: FilesRoot = None,
 ) -> None:
     """Render each site into OUTPUT/<site>/: one line per warning, then a summary."""
     from compiler import api
 
     global _writes
     _writes = not check
-    result = _guard(lambda: api.render(specs, output, check=check))
+    roots = tuple(files_root or ())
+    result = _guard(lambda: api.render(specs, output, check=check, roots=roots))
     warnings = [w for site in result.sites for w in site.warnings]
     if not quiet:
         for line in _warning_lines(result.sites):
@@ -171,12 +181,13 @@ def validate(
     specs: Annotated[list[Path], typer.Argument(help="Site spec files or directories of them.")],
     output_format: Annotated[Format, typer.Option("--format", help="text or json, on stdout.")] = Format.text,
     strict: Annotated[bool, typer.Option("--strict", help="Treat warnings as errors.")] = False,
+    files_root: FilesRoot = None,
 ) -> None:
     """Check and lint site specs: findings with ids, exit 1 when an error is not accepted."""
     from compiler import api
     from compiler.lint import blocking
 
-    analyses = _guard(lambda: api.validate(specs))
+    analyses = _guard(lambda: api.validate(specs, tuple(files_root or ())))
     invalid = any(a.errors for a in analyses)
     blocked = False
     report = []
@@ -279,9 +290,11 @@ def diff(
     node_root: NodeRoot = "",
     ssh_identity: SshIdentity = None,
     ssh_option: SshOption = None,
+    files_root: FilesRoot = None,
 ) -> None:
     """Show what differs: rendered vs a git revision (--base) or vs live state (--live,
     --live-dir). Exit 0 same, 1 differs, 2 error."""
+    roots = tuple(files_root or ())
     modes = sum([base is not None, live, live_dir is not None])
     if modes != 1:
         _guard(lambda: _usage("auditc diff needs exactly one of --base GITREF, --live, --live-dir DIR"))
@@ -289,7 +302,7 @@ def diff(
         from compiler.diff import formats
         from compiler.diff.review import review
 
-        result = _guard(lambda: review(specs, base))
+        result = _guard(lambda: review(specs, base, roots))
         if output_format is DiffFormat.json:
             sys.stdout.write(formats.as_json(result))
         elif output_format is DiffFormat.markdown:
@@ -306,7 +319,12 @@ def diff(
         access = _access(node_root, ssh_identity, ssh_option)
         outcome = _guard(
             lambda: api.live_diff(
-                specs[0], snapshot_dir=live_dir, context=context, kubeconfig=kubeconfig, access=access
+                specs[0],
+                snapshot_dir=live_dir,
+                context=context,
+                kubeconfig=kubeconfig,
+                access=access,
+                roots=roots,
             )
         )
         render = {DiffFormat.json: live_formats.as_json, DiffFormat.markdown: live_formats.markdown}
@@ -329,6 +347,7 @@ def snapshot(
     node_root: NodeRoot = "",
     ssh_identity: SshIdentity = None,
     ssh_option: SshOption = None,
+    files_root: FilesRoot = None,
 ) -> None:
     """Save what is live for one site: its cluster objects and the node files auditc owns."""
     from compiler import api
@@ -336,7 +355,10 @@ def snapshot(
     global _writes
     _writes = True
     access = _access(node_root, ssh_identity, ssh_option)
-    where = _guard(lambda: api.snapshot(spec, output, context=context, kubeconfig=kubeconfig, access=access))
+    roots = tuple(files_root or ())
+    where = _guard(
+        lambda: api.snapshot(spec, output, context=context, kubeconfig=kubeconfig, access=access, roots=roots)
+    )
     _err(f"snapshot written to {where}")
 
 

@@ -137,6 +137,9 @@ OWNED_VALUES = {
 }
 
 
+UNKNOWN_KEYS_SHOWN = 5  # unknown chart keys reported one by one; the rest as one finding
+
+
 def _value_paths(values: dict[str, Any], prefix: str = "") -> list[str]:
     out = []
     for key, value in values.items():
@@ -162,17 +165,29 @@ def chart_values(site: Site, target: FalcoTarget, checks: Checks) -> None:
     keys_file = target.chart.keys
     known = chart_keys(keys_file)
     removed = {entry["key"] for entry in versions.falco_table()["removedValues"]}
-    for path in unknown_keys(site.spec.falco.values, known):
-        if path in OWNED_VALUES:
-            continue  # refused above
-        if path in removed or any(path.startswith(f"{key}.") for key in removed):
-            continue  # reported as an error by falco_matrix
+    unknown = [
+        path
+        for path in unknown_keys(site.spec.falco.values, known)
+        if path not in OWNED_VALUES  # refused above
+        and not (path in removed or any(path.startswith(f"{key}.") for key in removed))  # falco_matrix
+    ]
+    siblings: dict[str, list[str]] = {}
+    for path in unknown[:UNKNOWN_KEYS_SHOWN]:
         parent = path.rsplit(".", 1)[0] + "." if "." in path else ""
-        siblings = [k for k in known if k.startswith(parent) and "." not in k[len(parent) :]]
-        match = difflib.get_close_matches(path, siblings, n=1, cutoff=0.6)
+        if parent not in siblings:
+            siblings[parent] = [k for k in known if k.startswith(parent) and "." not in k[len(parent) :]]
+        match = difflib.get_close_matches(path, siblings[parent], n=1, cutoff=0.6)
         hint = f" (did you mean {match[0]!r}?)" if match else ""
         field = ("spec", "falco", "values", *path.split("."))
         checks.warn(field, f"not a key of the Falco chart's values ({keys_file}){hint}", code="AUD020")
+    rest = unknown[UNKNOWN_KEYS_SHOWN:]
+    if rest:  # one finding for the rest: a pasted values file must not bury the output
+        named = ", ".join(rest[:3]) + (", ..." if len(rest) > 3 else "")
+        checks.warn(
+            ("spec", "falco", "values"),
+            f"{len(rest)} more keys are not keys of the Falco chart's values ({keys_file}): {named}",
+            code="AUD020",
+        )
 
 
 def chart_labels(site: Site, target: FalcoTarget, checks: Checks) -> None:

@@ -7,6 +7,7 @@ error boundary turns it into exit code 3 and a one-line request for a bug report
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Literal
@@ -22,6 +23,23 @@ class ExitCode(IntEnum):
 
 Severity = Literal["error", "warning"]
 
+# what a terminal would act on instead of showing: C0/C1 controls, DEL and the bidirectional
+# overrides (U+202A..U+202E, U+2066..U+2069) that reorder what is shown
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character shown as an escape (\\n, \\x1b, \\u202e)."""
+
+    def escape(match: re.Match[str]) -> str:
+        char = match.group(0)
+        named = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
+        if char in named:
+            return named[char]
+        return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+
+    return _UNPRINTABLE.sub(escape, text)
+
 
 @dataclass(frozen=True)
 class Location:
@@ -31,8 +49,8 @@ class Location:
 
     def __str__(self) -> str:
         if self.line is None:
-            return self.file
-        return f"{self.file}:{self.line}:{self.col or 1}"
+            return printable(self.file)
+        return f"{printable(self.file)}:{self.line}:{self.col or 1}"
 
 
 @dataclass(frozen=True)
@@ -54,8 +72,8 @@ class Diagnostic:
         elif self.severity == "warning":
             parts.append("warning")
         if self.field:
-            parts.append(self.field)
-        parts.append(self.message)
+            parts.append(printable(self.field))
+        parts.append(printable(self.message))
         if self.why:
             parts.append(self.why)
         text = ": ".join(parts)
@@ -68,8 +86,8 @@ class Diagnostic:
         label = "accepted" if self.accepted else self.severity
         parts.append(f"{label}[{self.code}]" if self.code else label)
         if self.field:
-            parts.append(self.field)
-        parts.append(self.message)
+            parts.append(printable(self.field))
+        parts.append(printable(self.message))
         text = ": ".join(parts)
         return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
 

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from compiler import consistency, versions
 from compiler.checks import Checks
 from compiler.datafiles import load_platform
-from compiler.errors import Diagnostic
+from compiler.errors import Diagnostic, UserError
 from compiler.falco_target import FalcoTarget, resolve_falco
 from compiler.spec.model import Site
-from compiler.spec.source import MAX_BYTES, SourceDoc
+from compiler.spec.source import SourceDoc, read_limited
+from compiler.spec.types import excerpt
 from compiler.versions import Version
 
 CLUSTER_DNS_SUFFIXES = (".svc", ".svc.cluster.local", ".cluster.local")
@@ -97,7 +100,7 @@ class Resolved:
         return self.site.under_bpm and self.doc.node(("spec", "audit", "log")) is None
 
 
-def resolve(site: Site, doc: SourceDoc) -> Resolved:
+def resolve(site: Site, doc: SourceDoc, roots: tuple[Path, ...] = ()) -> Resolved:
     checks = Checks(doc)
     spec = site.spec
     platform = load_platform(spec.platform.type)
@@ -110,7 +113,7 @@ def resolve(site: Site, doc: SourceDoc) -> Resolved:
     consistency.chart_values(site, target, checks)
     consistency.falco_matrix(site, target, checks)
     consistency.chart_labels(site, target, checks)
-    files = _named_files(site, doc, checks)
+    files = _named_files(site, doc, checks, roots)
     warnings = checks.finish()
     return Resolved(
         site=site,
@@ -131,7 +134,7 @@ def _kube_version(site: Site, checks: Checks) -> Version:
     kube = Version.parse(site.spec.kubernetes.version)
     oldest, newest = versions.kube_oldest(), versions.kube_newest()
     if kube.parts[0] != 1:
-        checks.error(path, f'must be "1.N" or "1.N.P" (got {site.spec.kubernetes.version!r})')
+        checks.error(path, f'must be "1.N" or "1.N.P" (got {excerpt(site.spec.kubernetes.version)})')
         return newest
     if kube.minor < oldest:
         checks.error(path, f"Kubernetes {kube} is not supported; the oldest supported is {oldest}")
@@ -253,8 +256,11 @@ def _node_paths(site: Site, platform: dict[str, Any], written_log: bool) -> Node
     )
 
 
-def _named_files(site: Site, doc: SourceDoc, checks: Checks) -> dict[str, bytes]:
-    """Read every file the spec names, relative to the spec file."""
+def _named_files(site: Site, doc: SourceDoc, checks: Checks, roots: tuple[Path, ...]) -> dict[str, bytes]:
+    """Read every file the spec names, relative to the spec file. Each must stay inside the
+    spec's directory or one the user allowed (``--files-root``), symlinks resolved, and be
+    a regular text file of at most 1 MiB: a spec never makes auditc read (or echo) a file
+    elsewhere on the machine, or block on a FIFO or a device."""
     wanted: list[tuple[tuple[str | int, ...], str]] = []
     tls = site.spec.falco.receiver.tls
     if tls.ca_file:
@@ -263,27 +269,40 @@ def _named_files(site: Site, doc: SourceDoc, checks: Checks) -> dict[str, bytes]
         wanted.append((("spec", "falco", "rules", "custom", index), name))
     if site.spec.audit.policy.file:
         wanted.append((("spec", "audit", "policy", "file"), site.spec.audit.policy.file))
-    base = doc.path.resolve().parent
+    base = Path(os.path.realpath(doc.path.parent))
+    allowed = [base, *(Path(os.path.realpath(root)) for root in roots)]
     files: dict[str, bytes] = {}
     for path, name in wanted:
-        target = (base / name).resolve()
+        target = Path(os.path.realpath(base / name))
+        if not any(target == root or target.is_relative_to(root) for root in allowed):
+            checks.error(
+                path,
+                f"{name} is outside the spec's directory (it resolves to {excerpt(str(target), 60)}); "
+                "keep named files next to the spec, or allow their directory with --files-root",
+            )
+            continue
         try:
-            if target.stat().st_size > MAX_BYTES:
-                checks.error(path, f"{name} is larger than 1 MiB")
-                continue
-            data = target.read_bytes()
-        except OSError as exc:
-            checks.error(path, f"cannot read {name} (relative to the spec file): {exc.strerror or exc}")
+            data = read_limited(base / name, name, "the file")
+        except UserError as exc:
+            checks.error(path, f"{name}: {exc.diagnostics[0].message} (relative to the spec file)")
             continue
         if b"\0" in data:
             checks.error(path, f"{name} is binary, expected text")
             continue
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            checks.error(path, f"{name} is not UTF-8 text (bad byte at offset {exc.start})")
+            continue
         files[name] = data
-    if tls.ca_file and tls.ca_file in files and b"-----BEGIN CERTIFICATE-----" not in files[tls.ca_file]:
-        checks.error(
-            ("spec", "falco", "receiver", "tls", "caFile"),
-            f"{tls.ca_file} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
-        )
+    if tls.ca_file and tls.ca_file in files:
+        pem = files[tls.ca_file]
+        field = ("spec", "falco", "receiver", "tls", "caFile")
+        if b"PRIVATE KEY-----" in pem:
+            # the file is copied whole into the webhook kubeconfig on every control plane
+            checks.error(field, f"{tls.ca_file} holds a private key: only the CA certificate may pass")
+        elif b"-----BEGIN CERTIFICATE-----" not in pem:
+            checks.error(field, f"{tls.ca_file} holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
     return files
 
 

@@ -31,8 +31,6 @@ spec:
     receiver:
       address: 10.0.0.10
       port: 9765
-  lint:
-    accept: [AUD002]
 """
 
 
@@ -160,13 +158,70 @@ CASES: list[tuple[str, str | bytes, str | None, str]] = [
             "      port: 9765\n      tls: {enabled: true, existingSecret: s, caFile: nope.pem}",
         ),
         "18:55",
-        "cannot read nope.pem",
+        "nope.pem: cannot read the file",
     ),
     (
         "gitops-no-repo",
         _with("  falco:", "  gitops: {engine: flux}\n  falco:"),
         "14:3",
         "spec.gitops.repoURL: required",
+    ),
+    # what a careless user or an attacker writes (issue 9): each refused where it stands
+    ("name-trailing-newline", _with("name: site-a", 'name: "site-a\\n"'), "4:9", "must be a DNS-1123 label"),
+    ("host-zone-id", _with("host: 10.0.0.10", 'host: "fe80::1%;$(x)"'), "13:17", "an IP address or a DNS"),
+    ("address-zone-id", _with("address: 10.0.0.10", 'address: "fe80::1%eth0"'), "16:16", "an IP address"),
+    ("set-tag", _with("      port: 9765", "      port: 9765\n    values: !!set {a, b}"), "18:13", "!!set"),
+    (
+        "binary-tag",
+        _with("      port: 9765", "      port: 9765\n    values: {x: !!binary aGk=}"),
+        "18:17",
+        "!!binary",
+    ),
+    (
+        "timestamp",
+        _with("      port: 9765", "      port: 9765\n    values: {x: 2024-01-01}"),
+        "18:17",
+        "timestamp",
+    ),
+    (
+        "surrogate",
+        _with("      port: 9765", '      port: 9765\n    rules: {disable: ["\\ud800"]}'),
+        "18:23",
+        "surrogate",
+    ),
+    (
+        "surrogate-key",
+        _with("      port: 9765", '      port: 9765\n    values: {"\\udfff": 1}'),
+        "18:14",
+        "surrogate",
+    ),
+    ("digits", _with("port: 9765", "port: " + "1" * 5000), "17:13", "more digits than can be read"),
+    (
+        "code-point",
+        _with("      port: 9765", '      port: 9765\n    rules: {disable: ["\\U00110000"]}'),
+        "18:24",
+        "beyond U+10FFFF",
+    ),
+    ("int-tag", _with("host: 10.0.0.10", "host: !!int abc"), "13:17", "not what its tag says"),
+    ("root-tag", "!!python/object:os.system {}\n", "1:1", "!!python/object:os.system value is not allowed"),
+    ("merge-itself", "base: &b {<<: *b}\n", "1:7", "merges itself"),
+    (
+        "duration-huge",
+        _with("  falco:", "  audit: {webhook: {batch: {maxWait: 99999999999999999999h}}}\n  falco:"),
+        "14:38",
+        "2562047h",
+    ),
+    (
+        "duration-long",
+        _with("  falco:", "  audit: {webhook: {batch: {maxWait: " + "5s" * 5000 + "}}}\n  falco:"),
+        "14:38",
+        "must be a duration",
+    ),
+    (
+        "manifest-root",
+        _with("      controlPlanes:", "      manifestPath: /\n      controlPlanes:"),
+        "12:21",
+        "the absolute path of a file",
     ),
 ]
 
@@ -239,3 +294,104 @@ def test_no_traceback_from_the_real_command(tmp_path: Path) -> None:
     )
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_control_characters_are_escaped_in_messages(tmp_path: Path) -> None:
+    spec = tmp_path / "site.yaml"
+    spec.write_text(_with("      port: 9765", '      port: 9765\n    "\\x1b]0;pwned\\x07\\nx": 1'))
+    result = CliRunner().invoke(app, ["validate", str(spec)])
+    assert result.exit_code == 2
+    assert "\x1b" not in result.stderr and "\x07" not in result.stderr
+    assert "\\x1b]0;pwned\\x07\\nx" in result.stderr
+
+
+def test_a_long_value_is_quoted_short(tmp_path: Path) -> None:
+    spec = tmp_path / "site.yaml"
+    spec.write_text(_with("type: kubeadm", "type: " + "k" * 10_000))
+    result = CliRunner().invoke(app, ["validate", str(spec)])
+    assert result.exit_code == 2
+    assert max(len(line) for line in result.stderr.splitlines()) < 200
+
+
+def _ca_spec(tmp_path: Path, ca: str) -> Path:
+    spec = tmp_path / "site.yaml"
+    tls = f"      tls: {{enabled: true, existingSecret: s, caFile: {ca}}}\n"
+    spec.write_text(_with("      port: 9765\n", "      port: 9765\n" + tls))
+    return spec
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        ("fifo", "is a FIFO (named pipe), expected a regular file"),
+        ("dev-zero", "is a character device, expected a regular file"),  # with --files-root /dev
+        ("directory", "is a directory, expected a regular file"),
+        ("loop", "a symlink loop"),
+        ("outside", "is outside the spec's directory"),
+        ("etc", "is outside the spec's directory"),
+        ("key", "holds a private key: only the CA certificate may pass"),
+    ],
+)
+def test_named_files_are_regular_files_inside_the_spec_directory(
+    tmp_path: Path, kind: str, expected: str
+) -> None:
+    """A spec never makes auditc hang on a FIFO, read a device forever, or read (and echo) a
+    file elsewhere on the machine; a CA file never carries a key into the kubeconfig."""
+    import os
+
+    target = tmp_path / "ca.pem"
+    if kind == "fifo":
+        os.mkfifo(target)
+    elif kind == "dev-zero":
+        target.symlink_to("/dev/zero")
+    elif kind == "directory":
+        target.mkdir()
+    elif kind == "loop":
+        target.symlink_to("ca2.pem")
+        (tmp_path / "ca2.pem").symlink_to("ca.pem")
+    elif kind == "outside":
+        secret = tmp_path.parent / f"{tmp_path.name}-secret.pem"
+        secret.write_text("-----BEGIN CERTIFICATE-----\nsecret line\n-----END CERTIFICATE-----\n")
+        target.symlink_to(secret)
+    elif kind == "etc":
+        target.symlink_to("/etc/passwd")
+    else:
+        target.write_text(
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+            "-----BEGIN PRIVATE KEY-----\nMIGH\n-----END PRIVATE KEY-----\n"
+        )
+    started = time.monotonic()
+    args = ["render", str(_ca_spec(tmp_path, "ca.pem")), "-o", str(tmp_path / "out")]
+    if kind == "dev-zero":
+        args += ["--files-root", "/dev"]
+    result = CliRunner().invoke(app, args)
+    assert time.monotonic() - started < 5
+    assert result.exit_code == 2, result.output
+    assert expected in result.stderr and f"{tmp_path / 'site.yaml'}:18:" in result.stderr
+    assert "secret line" not in result.stderr and "root:" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_files_root_allows_a_shared_directory(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    site_dir = tmp_path / "sites"
+    site_dir.mkdir()
+    spec = _ca_spec(site_dir, "../shared/ca.pem")
+    refused = CliRunner().invoke(app, ["validate", str(spec)])
+    assert refused.exit_code == 2 and "--files-root" in refused.stderr
+    allowed = CliRunner().invoke(app, ["validate", str(spec), "--files-root", str(shared)])
+    assert allowed.exit_code == 0, allowed.output
+
+
+def test_a_fifo_or_device_as_the_spec_is_refused(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "site.yaml"
+    os.mkfifo(fifo)
+    for spec in (fifo, Path("/dev/zero")):
+        started = time.monotonic()
+        result = CliRunner().invoke(app, ["validate", str(spec)])
+        assert result.exit_code == 2 and "expected a regular file" in result.stderr
+        assert time.monotonic() - started < 5

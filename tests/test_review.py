@@ -159,22 +159,38 @@ def test_markdown_counts_the_summary_and_risks_against_the_limit() -> None:
 
 
 def test_files_outside_the_spec_dir_and_invalid_specs(repo: Path) -> None:
-    """A spec naming a file elsewhere in the repo compiles at base too; a spec broken on
-    one side is reported with its errors, and the other sites are still reviewed."""
+    """A spec naming a file elsewhere in the repo (a directory allowed with --files-root)
+    compiles at base too; a spec broken on one side is reported with its errors, and the
+    other sites are still reviewed."""
     (repo / "common").mkdir()
     shutil.move(repo / "specs/files/prod-rules.yaml", repo / "common/prod-rules.yaml")
     _edit(repo, "prod-east.yaml", "files/prod-rules.yaml", "../common/prod-rules.yaml")
     _git(repo, "add", "-A")
     _git(repo, "commit", "-qm", "move rules")
-    assert not review([repo / "specs"], "HEAD").differs
+    roots = (repo / "common",)
+    assert not review([repo / "specs"], "HEAD", roots).differs
+    refused = {s.site: s for s in review([repo / "specs"], "HEAD").sites}["prod-east"]
+    assert refused.status == "invalid" and any("--files-root" in e for e in refused.errors)
 
     _edit(repo, "legacy-lab.yaml", 'version: "1.16.0"', "version: 1.16")
-    result = review([repo / "specs"], "HEAD")
+    result = review([repo / "specs"], "HEAD", roots)
     sites = {s.site: s for s in result.sites}
     assert sites["legacy-lab"].status == "invalid"
     assert any("quote it" in e and e.startswith("now: ") for e in sites["legacy-lab"].errors)
     assert sites["prod-east"].status == "unchanged"
-    cli = runner.invoke(app, ["diff", str(repo / "specs"), "--base", "HEAD", "--format", "markdown"])
+    cli = runner.invoke(
+        app,
+        [
+            "diff",
+            str(repo / "specs"),
+            "--base",
+            "HEAD",
+            "--format",
+            "markdown",
+            "--files-root",
+            str(roots[0]),
+        ],
+    )
     assert cli.exit_code == 1
     assert "Specs that do not compile" in cli.stdout
 

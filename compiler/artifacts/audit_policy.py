@@ -19,7 +19,7 @@ from compiler.errors import Diagnostic, Location, UserError, format_path
 from compiler.resolve import Resolved
 from compiler.spec.model import PolicyDocument, PolicyRule
 from compiler.spec.source import SourceDoc, parse_yaml
-from compiler.spec.types import DNS_SUBDOMAIN
+from compiler.spec.types import DNS_SUBDOMAIN, excerpt
 from compiler.spec.validate import pydantic_diagnostic
 
 
@@ -125,9 +125,17 @@ def _check(entries: list[Entry], resolved: Resolved) -> None:
             if url == "*":
                 continue
             if not url.startswith("/"):
-                fail(origin, sub, f"non-resource URL rules must begin with a '/' character (got {url!r})")
+                fail(
+                    origin,
+                    sub,
+                    f"non-resource URL rules must begin with a '/' character (got {excerpt(url)})",
+                )
             elif "*" in url[:-1]:
-                fail(origin, sub, f"non-resource URL wildcards '*' must be the final character (got {url!r})")
+                fail(
+                    origin,
+                    sub,
+                    f"non-resource URL wildcards '*' must be the final character (got {excerpt(url)})",
+                )
         if rule.non_resource_urls and (rule.resources or rule.namespaces):
             fail(
                 origin,
@@ -142,12 +150,12 @@ def _check(entries: list[Entry], resolved: Resolved) -> None:
                         ("resources", k, "group"),
                         f"group '*' is accepted from Kubernetes {wildcard.since}; this site runs {kube}",
                     )
-            elif group.group and not (len(group.group) <= 253 and DNS_SUBDOMAIN.match(group.group)):
+            elif group.group and not (len(group.group) <= 253 and DNS_SUBDOMAIN.fullmatch(group.group)):
                 fail(
                     origin,
                     ("resources", k, "group"),
                     "must be an API group name, a lowercase DNS subdomain without a version "
-                    f"(got {group.group!r})",
+                    f"(got {excerpt(group.group)})",
                 )
             if group.resource_names and not group.resources:
                 fail(
@@ -182,7 +190,8 @@ def _policy_from_file(resolved: Resolved, name: str) -> CompiledPolicy:
     if policy.api_version not in allowed:
         problems.append(
             Diagnostic(
-                f"must be {' or '.join(allowed)} for Kubernetes {resolved.kube} (got {policy.api_version!r})",
+                f"must be {' or '.join(allowed)} for Kubernetes {resolved.kube} "
+                f"(got {excerpt(policy.api_version)})",
                 doc.location(("apiVersion",)),
                 "apiVersion",
             )

@@ -29,7 +29,7 @@ from compiler.artifacts.cluster import labels
 from compiler.errors import Diagnostic, UserError, format_path
 from compiler.resolve import Resolved
 from compiler.spec.model import PksPlatform, Sink, SinkTLS
-from compiler.spec.types import is_host
+from compiler.spec.types import excerpt, is_host
 from compiler.versions import Version
 
 # These thresholds could live in compiler/data/versions.yaml next to the other version facts.
@@ -49,8 +49,8 @@ _LOG_FIELDS = ("type", "host", "port", "url")
 # Telegraf plugin names (inputs.<name>, outputs.<name>) and the option names Telegraf maps onto
 # a plugin's Go struct fields: a key with any other character can never match a field, and
 # `telegraf --test` (run by the validator) refuses a configuration with unused fields.
-_TELEGRAF_PLUGIN = re.compile(r"^[a-z][a-z0-9_]*$")
-_TELEGRAF_OPTION = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_TELEGRAF_PLUGIN = re.compile(r"[a-z][a-z0-9_]*")
+_TELEGRAF_OPTION = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # characters RFC 3986 allows nowhere in a URI (plus whitespace and controls)
 _NOT_IN_URL = re.compile(r"[\s\x00-\x1f\x7f\"<>\\^`{|}]")
 
@@ -200,7 +200,7 @@ def _check_syslog(checks: _Checks, base: Path, sink: Sink, version: Version) -> 
         checks.error(
             (*base, "host"),
             f"must be an IP address or a DNS host name (no spaces, quotes or shell characters) "
-            f"(got {sink.host!r})",
+            f"(got {excerpt(sink.host)})",
         )
     if sink.port is None:
         checks.error((*base, "port"), "required for syslog sinks: 1..65535 (6514 is syslog over TLS)")
@@ -230,23 +230,25 @@ def _check_webhook(checks: _Checks, base: Path, sink: Sink) -> None:
         checks.error(path, "required for webhook sinks: an https:// URL")
         return
     if _NOT_IN_URL.search(url):
-        checks.error(path, f"must be a URL without spaces, quotes or control characters (got {url!r})")
+        checks.error(path, f"must be a URL without spaces, quotes or control characters (got {excerpt(url)})")
         return
     if not url.startswith("https://"):
-        checks.error(path, f"must be an https:// URL: the validator refuses insecure webhooks (got {url!r})")
+        checks.error(
+            path, f"must be an https:// URL: the validator refuses insecure webhooks (got {excerpt(url)})"
+        )
         return
-    parts = urlsplit(url)
     try:
+        parts = urlsplit(url)
         port = parts.port
-    except ValueError:
-        checks.error(path, f"has an invalid port (got {url!r})")
+    except ValueError:  # urllib refuses some hosts ("https://]/", "https://[zz]/")
+        checks.error(path, f"is not a valid URL (a bad host or port; got {excerpt(url)})")
         return
     if "@" in parts.netloc:
         checks.error(
             path, "must not hold credentials (user@ or user:password@): the spec never holds secrets"
         )
     elif not parts.hostname or not is_host(parts.hostname):
-        checks.error(path, f"must name a valid host: an IP address or a DNS host name (got {url!r})")
+        checks.error(path, f"must name a valid host: an IP address or a DNS host name (got {excerpt(url)})")
     elif port is not None and not 1 <= port <= 65535:
         checks.error(path, f"port must be 1..65535 (got {port})")
     if parts.query or parts.fragment or url.endswith(("?", "#")):
@@ -279,11 +281,13 @@ def _check_plugin(checks: _Checks, path: Path, plugin: dict[str, Any], section: 
     if "type" not in plugin:
         checks.error((*path, "type"), f"required: every {what} names its Telegraf {what} plugin in `type`")
     elif not isinstance(name, str):
-        checks.error((*path, "type"), f"must be a string: the Telegraf {what} plugin's name (got {name!r})")
-    elif not _TELEGRAF_PLUGIN.match(name):
+        checks.error(
+            (*path, "type"), f"must be a string: the Telegraf {what} plugin's name (got {excerpt(name)})"
+        )
+    elif not _TELEGRAF_PLUGIN.fullmatch(name):
         checks.error(
             (*path, "type"),
-            f"must be a Telegraf {what} plugin name: lowercase letters, digits and '_' (got {name!r})",
+            f"must be a Telegraf {what} plugin name: lowercase letters, digits and '_' (got {excerpt(name)})",
         )
     elif section == "inputs" and name == "kubernetes":
         reason = (
@@ -294,7 +298,7 @@ def _check_plugin(checks: _Checks, path: Path, plugin: dict[str, Any], section: 
         )
         checks.error((*path, "type"), reason)
     for key, value in plugin.items():
-        if key != "type" and not _TELEGRAF_OPTION.match(key):
+        if key != "type" and not _TELEGRAF_OPTION.fullmatch(key):
             checks.error(
                 (*path, key),
                 f"{key!r} is not a Telegraf option name (letters, digits and '_'); Telegraf refuses "

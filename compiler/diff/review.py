@@ -131,24 +131,24 @@ def hide_secrets(text: str) -> str:
     return hide_pair(text, text)[1]
 
 
-def _compile(path: Path) -> tuple[str, _Side]:
+def _compile(path: Path, roots: tuple[Path, ...]) -> tuple[str, _Side]:
     """Compile one spec for review: lint errors are reported as risks, not refusals."""
     from compiler.api import lint_site, load
     from compiler.lower import lower
 
-    resolved = load(path)
+    resolved = load(path, roots)
     findings = lint_site(resolved)
     artifacts = lower(resolved)
     return resolved.name, _Side({a.path: a.content for a in artifacts}, findings)
 
 
-def _sides(specs: list[Path], shown: dict[Path, str]) -> dict[str, _Side]:
+def _sides(specs: list[Path], shown: dict[Path, str], roots: tuple[Path, ...] = ()) -> dict[str, _Side]:
     """Compile each spec; one that does not compile is kept with its errors, not fatal."""
     out: dict[str, _Side] = {}
     for spec in specs:
         label = shown.get(spec, str(spec))
         try:
-            name, side = _compile(spec)
+            name, side = _compile(spec, roots)
         except UserError as exc:
             name = _site_name(spec) or f"({label})"
             errors = [str(d).replace(str(spec), label) for d in exc.diagnostics]
@@ -181,15 +181,16 @@ def _spec_files(directory: Path) -> list[Path]:
     )
 
 
-def review(inputs: list[Path], base: str) -> Review:
+def review(inputs: list[Path], base: str, roots: tuple[Path, ...] = ()) -> Review:
     """Compare the specs as they are with the same specs at git revision ``base``.
 
     The whole repository is read at ``base`` (from git's objects, into a temp dir), so a
-    spec that names files elsewhere in the repository compiles as it did then.
+    spec that names files elsewhere in the repository compiles as it did then; ``roots``
+    inside the repository (--files-root) are allowed at the same place in that copy.
     """
     current = [item for item in inputs if item.exists()]
     now_specs = [p for item in current for p in (_spec_files(item) if item.is_dir() else [item])]
-    now = _sides(now_specs, {p: str(p) for p in now_specs})
+    now = _sides(now_specs, {p: str(p) for p in now_specs}, roots)
     then: dict[str, _Side] = {}
     with tempfile.TemporaryDirectory(prefix="auditc-base-") as tmp:
         exported: dict[tuple[Path, str], Path] = {}
@@ -209,7 +210,12 @@ def review(inputs: list[Path], base: str) -> Review:
                 _spec_files(old) if item.is_dir() or old.is_dir() else ([old] if old.is_file() else [])
             )
             shown = {p: f"{base}:{(relative / p.name) if old.is_dir() else relative}" for p in old_specs}
-            for name, side in _sides(old_specs, shown).items():
+            old_roots = tuple(
+                target / root_dir.resolve().relative_to(root)
+                for root_dir in roots
+                if root_dir.resolve().is_relative_to(root)
+            )
+            for name, side in _sides(old_specs, shown, old_roots).items():
                 then[name] = side
         sites = [_site_diff(name, then.get(name), now.get(name)) for name in sorted(set(then) | set(now))]
     return Review(base, sites)

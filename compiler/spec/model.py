@@ -25,6 +25,7 @@ from compiler.spec.types import (
     LabelKey,
     LabelValue,
     LogPath,
+    NodeFile,
     NodePath,
     NodePortNumber,
     NonNegativeInt,
@@ -75,7 +76,7 @@ class ControlPlane(Model):
 
 class KubeadmSettings(Model):
     control_planes: list[ControlPlane] = Field(min_length=1)
-    manifest_path: NodePath | None = None
+    manifest_path: NodeFile | None = None
     config_dir: NodePath | None = None
 
 

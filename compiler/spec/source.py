@@ -10,6 +10,9 @@ explodes only when walked, so walking is budgeted).
 from __future__ import annotations
 
 import datetime
+import errno
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,14 +75,63 @@ def _fail(display: str, message: str, line: int | None = None, col: int | None =
 def read_yaml(path: Path, display: str | None = None, *, what: str = "file") -> SourceDoc:
     """Parse one YAML document from ``path``; any problem is a one-line ``UserError``."""
     name = display or str(path)
+    return parse_yaml(read_limited(path, name, what), path, name, what=what)
+
+
+_KINDS = (
+    (stat.S_ISDIR, "directory"),
+    (stat.S_ISFIFO, "FIFO (named pipe)"),
+    (stat.S_ISCHR, "character device"),
+    (stat.S_ISBLK, "block device"),
+    (stat.S_ISSOCK, "socket"),
+)
+
+
+def _kind(mode: int) -> str | None:
+    """What a non-regular file is, or None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    return next((name for test, name in _KINDS if test(mode)), "special file")
+
+
+def read_limited(path: Path, display: str, what: str, limit: int = MAX_BYTES) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes. A FIFO, device, directory or
+    socket is refused before it is opened for reading (it would hang or never end), the
+    size is checked on the open file, and at most ``limit`` + 1 bytes are ever read."""
     try:
-        size = path.stat().st_size
-        if size > MAX_BYTES:
-            raise _fail(name, f"{what} is {size} bytes; the limit is {MAX_BYTES} (1 MiB)")
-        raw = path.read_bytes()
+        kind = _kind(path.stat().st_mode)
+        if kind is not None:
+            raise _fail(display, f"{what} is a {kind}, expected a regular file")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
     except OSError as exc:
-        raise _fail(name, f"cannot read {what}: {exc.strerror or exc}") from None
-    return parse_yaml(raw, path, name, what=what)
+        reason = "a symlink loop" if exc.errno == errno.ELOOP else (exc.strerror or str(exc))
+        raise _fail(display, f"cannot read {what}: {reason}") from None
+    try:
+        info = os.fstat(fd)
+        kind = _kind(info.st_mode)  # it may have been swapped since the stat
+        if kind is not None:
+            raise _fail(display, f"{what} is a {kind}, expected a regular file")
+        if info.st_size > limit:
+            raise _fail(display, f"{what} is {info.st_size} bytes; the limit is {_size(limit)}")
+        chunks = []
+        size = 0
+        while size <= limit:
+            chunk = os.read(fd, min(65536, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise _fail(display, f"cannot read {what}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    if size > limit:
+        raise _fail(display, f"{what} is larger than {_size(limit)}")
+    return b"".join(chunks)
+
+
+def _size(limit: int) -> str:
+    return f"{limit} ({limit // (1024 * 1024)} MiB)" if limit % (1024 * 1024) == 0 else f"{limit} bytes"
 
 
 def parse_yaml(raw: bytes, path: Path, display: str, *, what: str = "file") -> SourceDoc:
@@ -123,10 +175,67 @@ def parse_yaml(raw: bytes, path: Path, display: str, *, what: str = "file") -> S
         raise _fail(display, f"invalid YAML: {first}") from None
     except RecursionError:
         raise _fail(display, "invalid YAML: nesting is too deep") from None
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError, OverflowError) as exc:
+        # the YAML library building a value it cannot: a number over Python's 4300-digit
+        # limit, a code point beyond U+10FFFF, `!!int abc`, a tag on a merge key, ...
+        raise _fail(display, f"invalid YAML: {_library_problem(exc)}", *_locate(text)) from None
 
     walker = _Walker(display)
     data = walker.convert(node, ())
     return SourceDoc(path, display, data, raw, walker.value_pos, walker.key_pos)
+
+
+def _locate(text: str) -> tuple[int | None, int | None]:
+    """Where the YAML library failed to build a value: compose the document (no values
+    built), then build its scalars one by one; the first that fails is the place."""
+    import re
+
+    from ruamel.yaml import YAML
+    from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
+
+    for match in re.finditer(r"\\U([0-9A-Fa-f]{8})", text):
+        if int(match.group(1), 16) > 0x10FFFF:  # the scanner itself fails on these
+            line = text.count("\n", 0, match.start()) + 1
+            return line, match.start() - (text.rfind("\n", 0, match.start()) + 1) + 1
+    yaml = YAML(typ="rt")
+    try:
+        root = yaml.compose(text)
+    except Exception:
+        return None, None
+    constructor = yaml.constructor
+    stack: list[Any] = [root]
+    seen: set[int] = set()
+    while stack:
+        node = stack.pop(0)
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, ScalarNode):
+            try:
+                constructor.construct_object(node, deep=True)
+            except Exception:
+                return node.start_mark.line + 1, node.start_mark.column + 1
+        elif isinstance(node, MappingNode):
+            merges = any(
+                getattr(key.tag, "value", key.tag) == "tag:yaml.org,2002:merge" for key, _ in node.value
+            )
+            if merges and any(value is node for _, value in node.value):  # a mapping merged into itself
+                return node.start_mark.line + 1, node.start_mark.column + 1
+            stack += [part for pair in node.value for part in pair]
+        elif isinstance(node, SequenceNode):
+            stack += list(node.value)
+    return None, None
+
+
+def _library_problem(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if "digits" in text and "limit" in text:
+        return "a number with more digits than can be read (the limit is 4300)"
+    if "chr()" in text or "code point" in text:
+        return "a character escape beyond U+10FFFF"
+    if "add_referent" in text or isinstance(exc, RecursionError):
+        return "a mapping merges itself (`<<:` names an anchor that contains it)"
+    return f"a value that is not what its tag says ({text[:60]!r})"
 
 
 def _bracket_depth(text: str) -> int:
@@ -160,13 +269,25 @@ class _Walker:
                 f"document expands to more than {MAX_NODES} nodes or {MAX_DEPTH} levels "
                 "(an alias bomb?); a site spec is far smaller",
             )
+        at = self.value_pos.get(path, (1, 1))
+        tag = _tag(node)
+        if tag is not None and isinstance(node, CommentedMap | CommentedSeq):
+            shown = tag.replace("tag:yaml.org,2002:", "!!")
+            raise _fail(self.display, f"a YAML {shown} value is not allowed in a spec: remove the tag", *at)
+        if type(node) not in (CommentedMap, CommentedSeq) and isinstance(node, CommentedMap | CommentedSeq):
+            kind = "!!omap" if isinstance(node, CommentedMap) else type(node).__name__
+            raise _fail(
+                self.display, f"a YAML {kind} value is not allowed in a spec: write a plain mapping", *at
+            )
         if isinstance(node, CommentedMap):
             out: dict[str, Any] = {}
             for key in node:
                 child = (*path, key)
                 key_at, value_at = _positions(node, key, self.value_pos.get(path, (1, 1)))
                 if not isinstance(key, str):
-                    raise _fail(self.display, f"mapping keys must be strings (got {key!r})", *key_at)
+                    raise _fail(self.display, f"mapping keys must be strings (got {_show(key)})", *key_at)
+                if _has_surrogate(key):
+                    raise _fail(self.display, f"key {_show(key)} {_SURROGATE}", *key_at)
                 self.key_pos[child] = key_at
                 self.value_pos[child] = value_at
                 out[key] = self.convert(node[key], child, depth + 1)
@@ -178,7 +299,20 @@ class _Walker:
                 self.value_pos[(*path, index)] = (line + 1, col + 1)
                 items.append(self.convert(item, (*path, index), depth + 1))
             return items
-        return _scalar(node)
+        return _scalar(node, self.display, at)
+
+
+_SURROGATE = "holds an unpaired UTF-16 surrogate (a \\ud800..\\udfff escape), which is not text"
+
+
+def _has_surrogate(text: str) -> bool:
+    return any("\ud800" <= char <= "\udfff" for char in text)
+
+
+def _show(value: Any) -> str:
+    """A value as a message may quote it: one line, escaped, at most 40 characters."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:35] + "...'"
 
 
 def _positions(node: Any, key: Any, fallback: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -191,9 +325,21 @@ def _positions(node: Any, key: Any, fallback: tuple[int, int]) -> tuple[tuple[in
     return (kline + 1, kcol + 1), (vline + 1, vcol + 1)
 
 
-def _scalar(node: Any) -> Any:
+def _tag(node: Any) -> str | None:
+    """The explicit tag of a ruamel node (None for none or a standard one)."""
+    tag = getattr(node, "tag", None)
+    value = getattr(tag, "value", tag)
+    return value if isinstance(value, str) and value else None
+
+
+def _scalar(node: Any, display: str, at: tuple[int, int]) -> Any:
+    """A plain scalar as the spec may hold one: null, a boolean, a number or text. Every
+    other value a YAML tag can make is refused where it was written."""
+    from ruamel.yaml.comments import CommentedSet, TaggedScalar
     from ruamel.yaml.scalarbool import ScalarBoolean
 
+    if isinstance(node, TaggedScalar) and _tag(node) in ("tag:yaml.org,2002:str", "!!str"):
+        node = str(node.value)  # `!!str 1.30`: the text, as written
     if isinstance(node, ScalarBoolean):  # an anchored boolean: an int subclass in ruamel
         return bool(node)
     if node is None or isinstance(node, bool):
@@ -203,7 +349,14 @@ def _scalar(node: Any) -> Any:
     if isinstance(node, float):
         return float(node)
     if isinstance(node, str):
+        if _has_surrogate(node):
+            raise _fail(display, f"the value {_SURROGATE}", *at)
         return str(node)
     if isinstance(node, datetime.date):
-        return node  # left for the schema to reject with a readable message
-    return str(node)
+        raise _fail(display, f"{node.isoformat()} is a YAML timestamp: quote it if you mean the text", *at)
+    if isinstance(node, bytes | bytearray):
+        raise _fail(display, "a !!binary value is not allowed in a spec: write text", *at)
+    if isinstance(node, CommentedSet):
+        raise _fail(display, "a !!set value is not allowed in a spec: write a list", *at)
+    tag = (_tag(node) or type(node).__name__).replace("tag:yaml.org,2002:", "!!")
+    raise _fail(display, f"a YAML {tag} value is not allowed in a spec: write a mapping, list or scalar", *at)

@@ -2,7 +2,8 @@
 
 Any string that may reach a shell script, a YAML file on a node or a kubeconfig is
 restricted here to a character set that cannot break out of its context. Quoting in
-the templates is the second line of defence, not the first.
+the templates is the second line of defence, not the first. Every pattern must match the
+whole value (``fullmatch``: a ``$`` anchor would let one trailing newline through).
 """
 
 from __future__ import annotations
@@ -14,27 +15,38 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_HOST_LABEL = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?$")
-_NODE_PATH = re.compile(r"^/[A-Za-z0-9._/-]*$")
-_REL_PATH = re.compile(r"^[A-Za-z0-9._/-]+$")
-_URL_PATH = re.compile(r"^/[A-Za-z0-9._~/-]*$")
-_DURATION = re.compile(r"^([0-9]+(ns|us|ms|s|m|h))+$")
-_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
-_UNIX_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
-_VERSION = re.compile(r"^[0-9]+\.[0-9]+(\.[0-9]+)?$")
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_HOST_LABEL = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?")
+_NODE_PATH = re.compile(r"/[A-Za-z0-9._/-]*")
+_REL_PATH = re.compile(r"[A-Za-z0-9._/-]+")
+_URL_PATH = re.compile(r"/[A-Za-z0-9._~/-]*")
+_DURATION = re.compile(r"([0-9]+(ns|us|ms|s|m|h))+")
+_ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
+_UNIX_USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+_VERSION = re.compile(r"[0-9]+\.[0-9]+(\.[0-9]+)?")
+_LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
 _GIT_URL = re.compile(
-    r"^((https?|ssh|git)://[A-Za-z0-9.@:-]+(:[0-9]+)?/[A-Za-z0-9._~/-]+|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[A-Za-z0-9._~/-]+)$"
+    r"((https?|ssh|git)://[A-Za-z0-9.@:-]+(:[0-9]+)?/[A-Za-z0-9._~/-]+|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[A-Za-z0-9._~/-]+)"
 )
-_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~/%-]*)?$")
+_URL = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~/%-]*)?")
+_SAFE_TEXT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/+=-]*")
+# Go's time.ParseDuration, which kube-apiserver uses: the value must fit an int64 of ns
+_DURATION_PART = re.compile(r"([0-9]+)(ns|us|ms|s|m|h)")
+_NANOSECONDS = {"ns": 1, "us": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
+_MAX_DURATION_NS = 2**63 - 1
+
+
+def excerpt(value: object, limit: int = 40) -> str:
+    """A value as an error message may quote it: one line, control characters escaped, cut."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 5] + "...'"
 
 
 def _check(predicate: Callable[[str], bool], expected: str) -> Callable[[str], str]:
     def validate(value: str) -> str:
         if not predicate(value):
-            raise ValueError(f"{expected} (got {value!r})")
+            raise ValueError(f"{expected} (got {excerpt(value)})")
         return value
 
     return validate
@@ -50,6 +62,10 @@ def _int_range(low: int, high: int) -> Callable[[int], int]:
 
 
 def is_ip(value: str) -> bool:
+    """An IPv4 or IPv6 address; no IPv6 zone id (`%eth0`): Python's parser accepts anything
+    after the `%`, and none of the programs the value reaches needs one."""
+    if "%" in value:
+        return False
     try:
         ipaddress.ip_address(value)
     except ValueError:
@@ -63,7 +79,7 @@ def is_host(value: str) -> bool:
         return True
     if not value or len(value) > 253:
         return False
-    return all(_HOST_LABEL.match(label) and len(label) <= 63 for label in value.split("."))
+    return all(_HOST_LABEL.fullmatch(label) and len(label) <= 63 for label in value.split("."))
 
 
 def _is_cidr(value: str) -> bool:
@@ -75,25 +91,42 @@ def _is_cidr(value: str) -> bool:
 
 
 def _is_node_path(value: str) -> bool:
-    return bool(_NODE_PATH.match(value)) and ".." not in value.split("/") and "//" not in value
+    return (
+        len(value) <= 1024
+        and bool(_NODE_PATH.fullmatch(value))
+        and ".." not in value.split("/")
+        and "//" not in value
+    )
+
+
+def _is_node_file(value: str) -> bool:
+    """A file's path: a node path with a file name (not `/`, not ending in `/`)."""
+    return _is_node_path(value) and not value.endswith("/") and value.rsplit("/", 1)[1] not in ("", ".")
+
+
+def _is_duration(value: str) -> bool:
+    if len(value) > 32 or not _DURATION.fullmatch(value):
+        return False
+    total = sum(int(n) * _NANOSECONDS[unit] for n, unit in _DURATION_PART.findall(value))
+    return total <= _MAX_DURATION_NS
 
 
 def _is_rel_path(value: str) -> bool:
-    return bool(_REL_PATH.match(value)) and not value.startswith("/")
+    return len(value) <= 1024 and bool(_REL_PATH.fullmatch(value)) and not value.startswith("/")
 
 
 def _is_label_key(value: str) -> bool:
     prefix, _, name = value.rpartition("/")
-    if prefix and (len(prefix) > 253 or not DNS_SUBDOMAIN.match(prefix)):
+    if prefix and (len(prefix) > 253 or not DNS_SUBDOMAIN.fullmatch(prefix)):
         return False
-    return 0 < len(name) <= 63 and bool(_LABEL_VALUE.match(name))
+    return 0 < len(name) <= 63 and bool(_LABEL_VALUE.fullmatch(name))
 
 
 DNSLabel = Annotated[
     str,
     AfterValidator(
         _check(
-            lambda v: len(v) <= 63 and bool(_DNS_LABEL.match(v)),
+            lambda v: len(v) <= 63 and bool(_DNS_LABEL.fullmatch(v)),
             "must be a DNS-1123 label: 1..63 lowercase letters, digits or '-', "
             "starting and ending with a letter or digit",
         )
@@ -103,7 +136,7 @@ DNSSubdomain = Annotated[
     str,
     AfterValidator(
         _check(
-            lambda v: len(v) <= 253 and bool(DNS_SUBDOMAIN.match(v)),
+            lambda v: len(v) <= 253 and bool(DNS_SUBDOMAIN.fullmatch(v)),
             "must be a DNS-1123 subdomain: lowercase letters, digits, '-' and '.'",
         )
     ),
@@ -113,7 +146,7 @@ LabelValue = Annotated[
     str,
     AfterValidator(
         _check(
-            lambda v: len(v) <= 63 and bool(_LABEL_VALUE.match(v)),
+            lambda v: len(v) <= 63 and bool(_LABEL_VALUE.fullmatch(v)),
             "must be a Kubernetes label value: up to 63 letters, digits, '-', '_' or '.'",
         )
     ),
@@ -145,12 +178,18 @@ NodePath = Annotated[
         _check(_is_node_path, "must be an absolute path of letters, digits, '.', '_', '-' and '/'")
     ),
 ]
+NodeFile = Annotated[
+    str,
+    AfterValidator(
+        _check(_is_node_file, "must be the absolute path of a file (letters, digits, '.', '_', '-', '/')")
+    ),
+]
 LogPath = Annotated[
     str,
     AfterValidator(
         _check(
-            lambda v: v == "-" or _is_node_path(v),
-            "must be '-' (stdout) or an absolute path of letters, digits, '.', '_', '-' and '/'",
+            lambda v: v == "-" or _is_node_file(v),
+            "must be '-' (stdout) or the absolute path of a file (letters, digits, '.', '_', '-', '/')",
         )
     ),
 ]
@@ -161,41 +200,49 @@ RelativeFile = Annotated[
     ),
 ]
 URLPath = Annotated[
-    str, AfterValidator(_check(lambda v: bool(_URL_PATH.match(v)), "must be a URL path starting with '/'"))
+    str,
+    AfterValidator(_check(lambda v: bool(_URL_PATH.fullmatch(v)), "must be a URL path starting with '/'")),
 ]
-URL = Annotated[str, AfterValidator(_check(lambda v: bool(_URL.match(v)), "must be an http(s):// URL"))]
+URL = Annotated[
+    str,
+    AfterValidator(_check(lambda v: len(v) <= 2048 and bool(_URL.fullmatch(v)), "must be an http(s):// URL")),
+]
 GitURL = Annotated[
     str,
     AfterValidator(
         _check(
-            lambda v: bool(_GIT_URL.match(v)),
+            lambda v: bool(_GIT_URL.fullmatch(v)),
             "must be a git repository URL (https://host/org/repo.git, ssh://..., or git@host:org/repo.git)",
         )
     ),
 ]
 Duration = Annotated[
     str,
-    AfterValidator(_check(lambda v: bool(_DURATION.match(v)), "must be a duration like 5s, 1m30s or 10m")),
+    AfterValidator(
+        _check(_is_duration, "must be a duration like 5s, 1m30s or 10m (at most 2562047h, Go's limit)")
+    ),
 ]
 EnvName = Annotated[
     str,
     AfterValidator(
-        _check(lambda v: bool(_ENV_NAME.match(v)), "must be an environment variable name like PKS_USER")
+        _check(lambda v: bool(_ENV_NAME.fullmatch(v)), "must be an environment variable name like PKS_USER")
     ),
 ]
 UnixUser = Annotated[
-    str, AfterValidator(_check(lambda v: bool(_UNIX_USER.match(v)), "must be a Unix user name"))
+    str, AfterValidator(_check(lambda v: bool(_UNIX_USER.fullmatch(v)), "must be a Unix user name"))
 ]
 Version = Annotated[
     str,
-    AfterValidator(_check(lambda v: bool(_VERSION.match(v)), 'must be a version like "1.30" or "1.30.2"')),
+    AfterValidator(
+        _check(lambda v: bool(_VERSION.fullmatch(v)), 'must be a version like "1.30" or "1.30.2"')
+    ),
 ]
 SafeText = Annotated[
     str,
     Field(min_length=1, max_length=253),
     AfterValidator(
         _check(
-            lambda v: bool(re.match(r"^[A-Za-z0-9][A-Za-z0-9._:@/+=-]*$", v)),
+            lambda v: bool(_SAFE_TEXT.fullmatch(v)),
             "must be letters, digits and . _ : @ / + = - only",
         )
     ),

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from compiler.errors import Diagnostic, UserError, format_path
 from compiler.spec.model import Site
 from compiler.spec.source import SourceDoc
+from compiler.spec.types import excerpt
 
 PLATFORM_TYPES = ("kubeadm", "minikube", "pks")
 
@@ -100,8 +101,8 @@ def _is_tag(part: str | int) -> bool:
 
 
 def _show(value: Any) -> str:
-    if isinstance(value, str):
-        return repr(value)
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        return excerpt(value)
     if value is None:
         return "null"
     if isinstance(value, bool):
