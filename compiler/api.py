@@ -56,6 +56,10 @@ def find_specs(inputs: list[Path]) -> list[Path]:
             found.append(item)
         else:
             raise UserError(Diagnostic("no such file or directory", Location(str(item))))
+    unique: dict[Path, Path] = {}
+    for path in found:  # each spec once, however often it is named
+        unique.setdefault(path.resolve(), path)
+    found = list(unique.values())
     if not found:
         raise UserError(Diagnostic("no site specs (*.yaml) found", Location(", ".join(map(str, inputs)))))
     return found
@@ -155,9 +159,20 @@ def render(
 ) -> RenderResult:
     """Render every site. When a directory of specs is given, it is the whole fleet for
     ``output``: site directories auditc rendered before and no spec produces now are stale."""
-    from compiler.write import compare, orphans, remove_site, write_site
+    from compiler.write import compare, not_ours, orphans, remove_site, write_site
 
     sites = compile_all(inputs, roots)
+    foreign = [(s, why) for s in sites if (why := not_ours(output / s.name))]
+    if foreign:  # nothing is replaced that auditc did not write
+        raise UserError(
+            [
+                Diagnostic(
+                    f"{why}: move it away or render into another output directory (-o)",
+                    Location(str(output / s.name)),
+                )
+                for s, why in foreign
+            ]
+        )
     stale: list[str] = []
     if any(item.is_dir() for item in inputs):
         stale = orphans(output, {s.name for s in sites})

@@ -34,6 +34,6 @@ def rules() -> dict[str, Rule]:
 def lookup(name_or_id: str) -> Rule | None:
     """A rule by id (AUD002) or by name (configmap-bodies-logged)."""
     table = rules()
-    if name_or_id in table:
-        return table[name_or_id]
-    return next((r for r in table.values() if r.name == name_or_id), None)
+    if name_or_id.upper() in table:
+        return table[name_or_id.upper()]
+    return next((r for r in table.values() if r.name == name_or_id.lower()), None)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 
 from compiler import __version__
-from compiler.errors import Diagnostic, ExitCode, UserError
+from compiler.errors import Diagnostic, ExitCode, UserError, printable
 
 if TYPE_CHECKING:
     from compiler.api import CompiledSite
@@ -41,7 +41,8 @@ T = TypeVar("T")
 
 
 def _err(text: str) -> None:
-    print(text, file=sys.stderr)
+    """Every status line: control characters a path or value holds are shown escaped."""
+    print(printable(text), file=sys.stderr)
 
 
 def _report(diagnostics: list[Diagnostic] | tuple[Diagnostic, ...]) -> None:
@@ -54,9 +55,10 @@ def _guard(call: Callable[[], T]) -> T:
     try:
         return call()
     except UserError as exc:
-        _report(exc.diagnostics)
+        for diagnostic in exc.diagnostics:  # the errors in full, any warnings as one short line
+            _err(str(diagnostic) if diagnostic.severity == "error" else diagnostic.short())
         errors = sum(1 for d in exc.diagnostics if d.severity == "error")
-        if any(d.code for d in exc.diagnostics):
+        if any(d.code and d.severity == "error" and not d.accepted for d in exc.diagnostics):
             _err("auditc: lint errors block rendering; fix them or acknowledge the ids in spec.lint.accept")
         _err(f"auditc: {errors} error(s)" + ("; nothing was written" if _writes else ""))
         raise typer.Exit(ExitCode.INVALID) from None
@@ -87,8 +89,9 @@ def main_options(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
 ) -> None:
-    global _debug
+    global _debug, _writes
     _debug = debug
+    _writes = False  # set by the commands that write
 
 
 @app.command()
@@ -109,7 +112,7 @@ def render(
 
     global _writes
     _writes = not check
-    roots = tuple(files_root or ())
+    roots = _roots(files_root)
     result = _guard(lambda: api.render(specs, output, check=check, roots=roots))
     warnings = [w for site in result.sites for w in site.warnings]
     if not quiet:
@@ -187,7 +190,8 @@ def validate(
     from compiler import api
     from compiler.lint import blocking
 
-    analyses = _guard(lambda: api.validate(specs, tuple(files_root or ())))
+    roots = _roots(files_root)
+    analyses = _guard(lambda: api.validate(specs, roots))
     invalid = any(a.errors for a in analyses)
     blocked = False
     report = []
@@ -216,12 +220,12 @@ def validate(
         for analysis, everything, bad in report:
             if analysis.errors:
                 _report(analysis.errors)
-                print(f"{analysis.spec}: invalid ({len(analysis.errors)} error(s))")
+                print(printable(f"{analysis.spec}: invalid ({len(analysis.errors)} error(s))"))
                 continue
             for diagnostic in everything:
                 print(diagnostic)
             verdict = f"{len(bad)} blocking finding(s)" if bad else "ok"
-            print(f"{analysis.spec}: {verdict} ({analysis.name}, {len(everything)} finding(s))")
+            print(printable(f"{analysis.spec}: {verdict} ({analysis.name}, {len(everything)} finding(s))"))
     if invalid:
         raise typer.Exit(ExitCode.INVALID)
     if blocked:
@@ -294,7 +298,7 @@ def diff(
 ) -> None:
     """Show what differs: rendered vs a git revision (--base) or vs live state (--live,
     --live-dir). Exit 0 same, 1 differs, 2 error."""
-    roots = tuple(files_root or ())
+    roots = _roots(files_root)
     modes = sum([base is not None, live, live_dir is not None])
     if modes != 1:
         _guard(lambda: _usage("auditc diff needs exactly one of --base GITREF, --live, --live-dir DIR"))
@@ -309,6 +313,9 @@ def diff(
             sys.stdout.write(formats.markdown(result))
         else:
             sys.stdout.write(formats.text(result, color=sys.stdout.isatty()))
+        if result.invalid_now:  # reported above, with the rest of the review
+            _err("auditc: a spec does not compile as it is now")
+            raise typer.Exit(ExitCode.INVALID)
         differs = result.differs
     else:
         from compiler import api
@@ -334,6 +341,15 @@ def diff(
         raise typer.Exit(ExitCode.CHANGED)
 
 
+def _roots(files_root: list[Path] | None) -> tuple[Path, ...]:
+    """--files-root directories: each must exist (a typo would allow nothing, silently)."""
+    roots = tuple(files_root or ())
+    bad = [root for root in roots if not root.is_dir()]
+    if bad:
+        _guard(lambda: _usage(f"--files-root {bad[0]}: not a directory"))
+    return roots
+
+
 def _usage(message: str) -> None:
     raise UserError(message)
 
@@ -355,7 +371,7 @@ def snapshot(
     global _writes
     _writes = True
     access = _access(node_root, ssh_identity, ssh_option)
-    roots = tuple(files_root or ())
+    roots = _roots(files_root)
     where = _guard(
         lambda: api.snapshot(spec, output, context=context, kubeconfig=kubeconfig, access=access, roots=roots)
     )
@@ -387,7 +403,8 @@ def explain(
         found = [(name, lookup(name)) for name in ids]
         unknown = [name for name, rule in found if rule is None]
         if unknown:
-            raise UserError(f"unknown finding id {', '.join(unknown)} (`auditc explain` lists them all)")
+            shown = ", ".join(repr(name)[:40] for name in unknown[:5])
+            raise UserError(f"unknown finding id {shown} (`auditc explain` lists them all)")
         return [rule for _, rule in found if rule is not None]
 
     chosen = _guard(pick)

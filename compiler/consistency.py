@@ -140,6 +140,45 @@ OWNED_VALUES = {
 UNKNOWN_KEYS_SHOWN = 5  # unknown chart keys reported one by one; the rest as one finding
 
 
+OVERRIDES_FILE = "zz-auditc-overrides.yaml"
+
+
+def _rules_file_name(name: str) -> str:
+    """The rules.d file name a rules.custom entry gets (artifacts/falco_values.py)."""
+    base = name.rsplit("/", 1)[-1]
+    return base if base.endswith((".yaml", ".yml")) else f"{base}.yaml"
+
+
+def _owned_parents(site: Site, checks: Checks) -> None:
+    """A parent of what auditc writes, set to anything but a mapping, would replace it all
+    (`falco: null` drops the k8saudit plugin); customRules may add files, not replace ours."""
+    values = site.spec.falco.values
+    parents: dict[str, str] = {}
+    for key in [*OWNED_VALUES, "customRules.<rules file>", "controller.deployment.replicas"]:
+        parts = key.split(".")
+        for end in range(1, len(parts)):
+            parents.setdefault(".".join(parts[:end]), key)
+    for parent, key in sorted(parents.items()):
+        node: Any = values
+        for part in parent.split("."):
+            node = node.get(part, ...) if isinstance(node, dict) else ...
+        if node is not ... and not isinstance(node, dict) and parent not in OWNED_VALUES:
+            checks.error(
+                ("spec", "falco", "values", *parent.split(".")),
+                f"must be a mapping: auditc writes values under {parent} (such as {key}), which this "
+                "would replace",
+            )
+    custom = values.get("customRules")
+    if isinstance(custom, dict):
+        ours = {OVERRIDES_FILE} | {_rules_file_name(name) for name in site.spec.falco.rules.custom}
+        for name, text in custom.items():
+            field = ("spec", "falco", "values", "customRules", name)
+            if name in ours:
+                checks.error(field, f"auditc writes the rules file {name} itself (spec.falco.rules)")
+            elif not isinstance(text, str):
+                checks.error(field, "must be the text of a Falco rules file")
+
+
 def _value_paths(values: dict[str, Any], prefix: str = "") -> list[str]:
     out = []
     for key, value in values.items():
@@ -162,6 +201,7 @@ def chart_values(site: Site, target: FalcoTarget, checks: Checks) -> None:
                 ("spec", "falco", "values", *path.split(".")),
                 f"auditc writes {path} from {owner}: set that instead (a value here would silently undo it)",
             )
+    _owned_parents(site, checks)
     keys_file = target.chart.keys
     known = chart_keys(keys_file)
     removed = {entry["key"] for entry in versions.falco_table()["removedValues"]}

@@ -28,6 +28,14 @@ Severity = Literal["error", "warning"]
 _UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
+FIELD_LIMIT = 120  # a field path or message a spec can make as long as it likes is cut
+MESSAGE_LIMIT = 400
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def printable(text: str) -> str:
     """``text`` with every control character shown as an escape (\\n, \\x1b, \\u202e)."""
 
@@ -72,8 +80,8 @@ class Diagnostic:
         elif self.severity == "warning":
             parts.append("warning")
         if self.field:
-            parts.append(printable(self.field))
-        parts.append(printable(self.message))
+            parts.append(_cut(printable(self.field), FIELD_LIMIT))
+        parts.append(_cut(printable(self.message), MESSAGE_LIMIT))
         if self.why:
             parts.append(self.why)
         text = ": ".join(parts)
@@ -86,7 +94,7 @@ class Diagnostic:
         label = "accepted" if self.accepted else self.severity
         parts.append(f"{label}[{self.code}]" if self.code else label)
         if self.field:
-            parts.append(printable(self.field))
+            parts.append(_cut(printable(self.field), FIELD_LIMIT))
         parts.append(printable(self.message))
         text = ": ".join(parts)
         return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."

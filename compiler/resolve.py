@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,10 @@ class Resolved:
     @property
     def name(self) -> str:
         return self.site.metadata.name
+
+    def named_display(self, name: str) -> str:
+        """How messages name a file the spec names: beside the spec as the user wrote it."""
+        return os.path.normpath(Path(self.doc.display).parent / name)
 
     @property
     def falco(self) -> Version:
@@ -296,14 +301,33 @@ def _named_files(site: Site, doc: SourceDoc, checks: Checks, roots: tuple[Path, 
             continue
         files[name] = data
     if tls.ca_file and tls.ca_file in files:
-        pem = files[tls.ca_file]
         field = ("spec", "falco", "receiver", "tls", "caFile")
-        if b"PRIVATE KEY-----" in pem:
-            # the file is copied whole into the webhook kubeconfig on every control plane
-            checks.error(field, f"{tls.ca_file} holds a private key: only the CA certificate may pass")
-        elif b"-----BEGIN CERTIFICATE-----" not in pem:
+        certificates, problem = _certificates(files[tls.ca_file])
+        if problem:
+            checks.error(field, f"{tls.ca_file} {problem}: only PEM certificates may pass")
+        elif not certificates:
             checks.error(field, f"{tls.ca_file} holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
+        else:
+            # what reaches the webhook kubeconfig on every control plane: the certificates only
+            files[tls.ca_file] = certificates
     return files
+
+
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.*?-----END \1-----\r?\n?", re.S)
+_KEY_HINTS = re.compile(rb"private|putty-user-key|-----begin (?!certificate-----)", re.I)
+
+
+def _certificates(pem: bytes) -> tuple[bytes, str]:
+    """The CERTIFICATE blocks of a CA file, and what else it holds that must not pass (a
+    key of any kind: PEM, PGP, PuTTY, in any case)."""
+    blocks = list(_PEM_BLOCK.finditer(pem))
+    kinds = {m.group(1) for m in blocks}
+    if kinds - {b"CERTIFICATE"}:
+        return b"", f"holds a {sorted(kinds - {b'CERTIFICATE'})[0].decode()} block"
+    outside = _PEM_BLOCK.sub(b"", pem)
+    if _KEY_HINTS.search(outside):
+        return b"", "holds something that looks like a private key"
+    return b"".join(m.group(0).rstrip(b"\r\n") + b"\n" for m in blocks), ""
 
 
 def _digest(raw: bytes, files: dict[str, bytes]) -> str:

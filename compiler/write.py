@@ -88,6 +88,22 @@ def orphans(output: Path, keep: set[str]) -> list[str]:
     return found
 
 
+def not_ours(target: Path) -> str | None:
+    """Why ``target`` must not be replaced: it exists and auditc did not write it (a file, a
+    symlink, or a directory with content but no auditc MANIFEST.json). None when it is
+    absent, empty or auditc's."""
+    if target.is_symlink():
+        return "is a symlink"
+    if not target.exists():
+        return None
+    if not target.is_dir():
+        return "is not a directory"
+    manifest = target / MANIFEST
+    if manifest.is_file() and b'"name": "auditc"' in manifest.read_bytes()[:4096]:
+        return None
+    return None if not any(target.iterdir()) else "holds files auditc did not write (no auditc MANIFEST.json)"
+
+
 def remove_site(target: Path) -> None:
     shutil.rmtree(target)
 

@@ -203,6 +203,12 @@ CASES: list[tuple[str, str | bytes, str | None, str]] = [
         "beyond U+10FFFF",
     ),
     ("int-tag", _with("host: 10.0.0.10", "host: !!int abc"), "13:17", "not what its tag says"),
+    (
+        "version-digits",
+        _with('version: "1.30"', 'version: "1.' + "9" * 5000 + '"'),
+        "7:14",
+        "must be a version",
+    ),
     ("root-tag", "!!python/object:os.system {}\n", "1:1", "!!python/object:os.system value is not allowed"),
     ("merge-itself", "base: &b {<<: *b}\n", "1:7", "merges itself"),
     (
@@ -329,7 +335,9 @@ def _ca_spec(tmp_path: Path, ca: str) -> Path:
         ("loop", "a symlink loop"),
         ("outside", "is outside the spec's directory"),
         ("etc", "is outside the spec's directory"),
-        ("key", "holds a private key: only the CA certificate may pass"),
+        ("key", "holds a PRIVATE KEY block: only PEM certificates may pass"),
+        ("pgp", "holds a PGP PRIVATE KEY BLOCK block"),
+        ("putty", "holds something that looks like a private key"),
     ],
 )
 def test_named_files_are_regular_files_inside_the_spec_directory(
@@ -356,10 +364,12 @@ def test_named_files_are_regular_files_inside_the_spec_directory(
     elif kind == "etc":
         target.symlink_to("/etc/passwd")
     else:
-        target.write_text(
-            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
-            "-----BEGIN PRIVATE KEY-----\nMIGH\n-----END PRIVATE KEY-----\n"
-        )
+        extra = {
+            "key": "-----BEGIN PRIVATE KEY-----\nMIGH\n-----END PRIVATE KEY-----\n",
+            "pgp": "-----BEGIN PGP PRIVATE KEY BLOCK-----\nlQ\n-----END PGP PRIVATE KEY BLOCK-----\n",
+            "putty": "PuTTY-User-Key-File-3: ssh-rsa\nPrivate-Lines: 1\nAAAA\n",
+        }[kind]
+        target.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n" + extra)
     started = time.monotonic()
     args = ["render", str(_ca_spec(tmp_path, "ca.pem")), "-o", str(tmp_path / "out")]
     if kind == "dev-zero":
@@ -395,3 +405,43 @@ def test_a_fifo_or_device_as_the_spec_is_refused(tmp_path: Path) -> None:
         result = CliRunner().invoke(app, ["validate", str(spec)])
         assert result.exit_code == 2 and "expected a regular file" in result.stderr
         assert time.monotonic() - started < 5
+
+
+def test_only_the_certificates_of_a_ca_file_reach_the_kubeconfig(tmp_path: Path) -> None:
+    import base64
+
+    import yaml
+
+    cert = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    (tmp_path / "ca.pem").write_text("subject=CN=receiver\n" + cert)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["render", str(_ca_spec(tmp_path, "ca.pem")), "-o", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    kubeconfig = yaml.safe_load((out / "site-a/node/audit-webhook.kubeconfig").read_text())
+    data = kubeconfig["clusters"][0]["cluster"]["certificate-authority-data"]
+    assert base64.b64decode(data).decode() == cert
+
+
+def test_render_never_replaces_what_auditc_did_not_write(tmp_path: Path) -> None:
+    spec = tmp_path / "site.yaml"
+    spec.write_text(GOOD)
+    out = tmp_path / "out"
+    (out / "site-a").mkdir(parents=True)
+    (out / "site-a" / "notes.txt").write_text("mine\n")
+    result = CliRunner().invoke(app, ["render", str(spec), "-o", str(out)])
+    assert result.exit_code == 2 and "holds files auditc did not write" in result.stderr
+    assert (out / "site-a" / "notes.txt").read_text() == "mine\n"
+    (out / "site-a" / "notes.txt").unlink()
+    (out / "site-a").rmdir()
+    (out / "site-a").symlink_to(tmp_path)
+    result = CliRunner().invoke(app, ["render", str(spec), "-o", str(out)])
+    assert result.exit_code == 2 and "is a symlink" in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["site-a"], "nothing left behind"
+
+
+def test_status_lines_escape_control_characters(tmp_path: Path) -> None:
+    spec = tmp_path / "a\x1b[31mb.yaml"
+    spec.write_text("kind: Site\n")
+    result = CliRunner().invoke(app, ["validate", str(spec)])
+    assert result.exit_code == 2
+    assert "\x1b" not in result.stdout + result.stderr and "a\\x1b[31mb.yaml" in result.stdout

@@ -139,7 +139,7 @@ def test_explain_every_id_or_one(tmp_path: Path) -> None:
         "fix": rules()["AUD002"].fix,
     }
     unknown = runner.invoke(app, ["explain", "AUD999"])
-    assert unknown.exit_code == 2 and "unknown finding id AUD999" in unknown.stderr
+    assert unknown.exit_code == 2 and "unknown finding id 'AUD999'" in unknown.stderr
 
 
 def test_render_verbose_lists_every_file(tmp_path: Path) -> None:

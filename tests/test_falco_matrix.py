@@ -284,6 +284,13 @@ def test_unknown_releases(tmp_path: Path) -> None:
             "from spec.falco.rules.follow",
         ),
         ({"values": {"falco": {"rules_files": ["/x"]}}}, "from spec.falco.rules.custom"),
+        ({"values": {"falco": "x"}}, "must be a mapping: auditc writes values under falco"),
+        ({"values": {"customRules": "x"}}, "must be a mapping: auditc writes values under customRules"),
+        ({"values": {"controller": {"deployment": 5}}}, "must be a mapping: auditc writes values under"),
+        (
+            {"values": {"customRules": {"zz-auditc-overrides.yaml": "- list: x"}}},
+            "auditc writes the rules file zz-auditc-overrides.yaml itself",
+        ),
         ({"version": "0.32.1", "syscalls": True}, "need Falco >= 0.33.0"),
         ({"values": {"falco": {"grpc": {"enabled": True}}}}, "refuses falco.grpc"),
         ({"values": {"falco": {"grpc_output": {"enabled": True}}}}, "refuses falco.grpc_output"),

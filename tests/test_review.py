@@ -191,7 +191,7 @@ def test_files_outside_the_spec_dir_and_invalid_specs(repo: Path) -> None:
             str(roots[0]),
         ],
     )
-    assert cli.exit_code == 1
+    assert cli.exit_code == 2, "a change that breaks a spec fails the review"
     assert "Specs that do not compile" in cli.stdout
 
 
@@ -210,3 +210,32 @@ def test_two_specs_with_one_site_name_are_refused(repo: Path) -> None:
     result = runner.invoke(app, ["diff", str(repo / "specs"), "--base", "HEAD"])
     assert result.exit_code == 2
     assert "is used by two specs" in result.stderr
+
+
+def _out(repo: Path, *args: str, stdin: str = "") -> str:
+    return subprocess.run(
+        ["git", *args], cwd=repo, input=stdin, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def test_a_tree_with_dot_dot_entries_writes_nothing_outside(repo: Path) -> None:
+    """git can store a tree entry named `..`; the base export never follows one."""
+    blob = _out(repo, "hash-object", "-w", "--stdin", stdin="pwned\n")
+    inner = _out(repo, "mktree", stdin=f"100644 blob {blob}\tPWNED.txt\n")
+    up = _out(repo, "mktree", stdin=f"040000 tree {inner}\t..\n")
+    specs = _out(repo, "rev-parse", "HEAD:specs")
+    root = _out(repo, "mktree", stdin=f"040000 tree {up}\t..\n040000 tree {specs}\tspecs\n")
+    commit = _out(repo, "commit-tree", root, "-p", "HEAD", "-m", "evil")
+    _git(repo, "branch", "evil", commit)
+    before = sorted(p for p in repo.parent.rglob("*") if ".git" not in p.parts)
+    assert not review([repo / "specs"], "evil").differs
+    after = sorted(p for p in repo.parent.rglob("*") if ".git" not in p.parts)
+    assert before == after
+    import tempfile
+
+    assert not list(Path(tempfile.gettempdir()).glob("PWNED.txt"))
+
+
+def test_a_spec_missing_now_and_at_base_is_an_error(repo: Path) -> None:
+    result = runner.invoke(app, ["diff", str(repo / "specs" / "nope.yaml"), "--base", "HEAD"])
+    assert result.exit_code == 2 and "no such file or directory, now or at HEAD" in result.stderr

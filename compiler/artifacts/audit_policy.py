@@ -8,7 +8,6 @@ the spec line (or policy-file line) of the offending rule.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -18,7 +17,7 @@ from compiler.datafiles import load_data
 from compiler.errors import Diagnostic, Location, UserError, format_path
 from compiler.resolve import Resolved
 from compiler.spec.model import PolicyDocument, PolicyRule
-from compiler.spec.source import SourceDoc, parse_yaml
+from compiler.spec.source import SourceDoc, parse_named
 from compiler.spec.types import DNS_SUBDOMAIN, excerpt
 from compiler.spec.validate import pydantic_diagnostic
 
@@ -174,8 +173,7 @@ def _check(entries: list[Entry], resolved: Resolved) -> None:
 
 
 def _policy_from_file(resolved: Resolved, name: str) -> CompiledPolicy:
-    path = resolved.doc.path.resolve().parent / name
-    doc = parse_yaml(resolved.files[name], Path(path), name, what="policy file")
+    doc = parse_named(resolved.files[name], resolved.named_display(name), "policy file")
     if not isinstance(doc.data, dict):
         raise UserError(Diagnostic("a policy file must be a mapping (kind: Policy)", doc.location(())))
     try:

@@ -261,11 +261,9 @@ def _custom_rules(resolved: Resolved) -> dict[str, str]:
 
 def _rules_text(resolved: Resolved, name: str, index: int) -> str:
     """A Falco rules file must be a YAML list; a broken one would crash Falco at start-up."""
-    from pathlib import Path
+    from compiler.spec.source import parse_named
 
-    from compiler.spec.source import parse_yaml
-
-    doc = parse_yaml(resolved.files[name], Path(name), name, what="rules file")
+    doc = parse_named(resolved.files[name], resolved.named_display(name), "rules file")
     if not isinstance(doc.data, list):
         raise UserError(
             Diagnostic(

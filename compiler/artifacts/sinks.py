@@ -52,7 +52,7 @@ _LOG_FIELDS = ("type", "host", "port", "url")
 _TELEGRAF_PLUGIN = re.compile(r"[a-z][a-z0-9_]*")
 _TELEGRAF_OPTION = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # characters RFC 3986 allows nowhere in a URI (plus whitespace and controls)
-_NOT_IN_URL = re.compile(r"[\s\x00-\x1f\x7f\"<>\\^`{|}]")
+_NOT_IN_URL = re.compile(r"[\s\x00-\x1f\x7f-\x9f\"<>\\^`{|}]")
 
 Path = tuple[str | int, ...]
 
@@ -229,7 +229,7 @@ def _check_webhook(checks: _Checks, base: Path, sink: Sink) -> None:
     if url is None:
         checks.error(path, "required for webhook sinks: an https:// URL")
         return
-    if _NOT_IN_URL.search(url):
+    if len(url) > 2048 or _NOT_IN_URL.search(url):
         checks.error(path, f"must be a URL without spaces, quotes or control characters (got {excerpt(url)})")
         return
     if not url.startswith("https://"):

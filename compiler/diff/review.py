@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from compiler.diff.gitref import check_ref, export_tree, repo_root
-from compiler.errors import Diagnostic, UserError
+from compiler.errors import Diagnostic, Location, UserError
 
 Status = Literal["added", "removed", "changed", "unchanged", "invalid"]
 
@@ -68,6 +68,11 @@ class Review:
     @property
     def differs(self) -> bool:
         return any(site.status != "unchanged" for site in self.sites)
+
+    @property
+    def invalid_now(self) -> bool:
+        """A spec as it is now does not compile: the change breaks it (exit 2)."""
+        return any(error.startswith("now: ") for site in self.sites for error in site.errors)
 
 
 @dataclass(frozen=True)
@@ -209,6 +214,10 @@ def review(inputs: list[Path], base: str, roots: tuple[Path, ...] = ()) -> Revie
             old_specs = (
                 _spec_files(old) if item.is_dir() or old.is_dir() else ([old] if old.is_file() else [])
             )
+            if not item.exists() and not old.exists():
+                raise UserError(
+                    Diagnostic(f"no such file or directory, now or at {base}", Location(str(item)))
+                )
             shown = {p: f"{base}:{(relative / p.name) if old.is_dir() else relative}" for p in old_specs}
             old_roots = tuple(
                 target / root_dir.resolve().relative_to(root)

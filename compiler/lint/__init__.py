@@ -14,6 +14,7 @@ from dataclasses import replace
 from compiler.catalog import Rule, lookup, rules
 from compiler.errors import Diagnostic, UserError, format_path
 from compiler.resolve import Resolved
+from compiler.spec.types import excerpt
 
 __all__ = ["Rule", "blocking", "lint", "lookup", "rules"]
 
@@ -29,7 +30,7 @@ def lint(resolved: Resolved) -> list[Diagnostic]:
         path = ("spec", "lint", "accept", index)
         if rule is None:
             known = ", ".join(sorted(rules()))
-            message = f"unknown lint id {name!r} (known: {known})"
+            message = f"unknown lint id {excerpt(name)} (known: {known})"
             unknown.append(Diagnostic(message, resolved.doc.location(path), format_path(path)))
         else:
             accepted.add(rule.id)

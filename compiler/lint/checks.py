@@ -163,8 +163,9 @@ def aud009(ctx: Context) -> Found:
 def aud010(ctx: Context) -> Found:
     if not _webhook_on(ctx):
         return
-    controller = ctx.values.get("controller", {})
-    replicas = controller.get("deployment", {}).get("replicas", 1) if isinstance(controller, dict) else 1
+    controller = ctx.values.get("controller")
+    deployment = controller.get("deployment") if isinstance(controller, dict) else None
+    replicas = deployment.get("replicas", 1) if isinstance(deployment, dict) else 1
     if not ctx.resolved.plugin:
         yield (
             ("spec", "falco", "version"),

@@ -24,7 +24,7 @@ _URL_PATH = re.compile(r"/[A-Za-z0-9._~/-]*")
 _DURATION = re.compile(r"([0-9]+(ns|us|ms|s|m|h))+")
 _ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 _UNIX_USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
-_VERSION = re.compile(r"[0-9]+\.[0-9]+(\.[0-9]+)?")
+_VERSION = re.compile(r"[0-9]{1,9}\.[0-9]{1,9}(\.[0-9]{1,9})?")
 _LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
 _GIT_URL = re.compile(
     r"((https?|ssh|git)://[A-Za-z0-9.@:-]+(:[0-9]+)?/[A-Za-z0-9._~/-]+|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[A-Za-z0-9._~/-]+)"

@@ -127,7 +127,7 @@ def pydantic_diagnostic(doc: SourceDoc, error: Any) -> Diagnostic:
     if kind == "missing":
         message = "required field is missing"
     elif kind == "extra_forbidden":
-        message = f"unknown field {path[-1]!r}" + _did_you_mean(path)
+        message = f"unknown field {excerpt(path[-1])}" + _did_you_mean(path)
     elif kind == "value_error":
         message = str(ctx.get("error") or error["msg"]).removeprefix("Value error, ")
     elif kind == "literal_error":
