@@ -1,4 +1,4 @@
-"""The pipeline, top to bottom: load -> validate -> resolve -> lower -> write / check.
+"""The commands: one function per CLI command, over ``compiler.pipeline``.
 
 Each command of the CLI is one call into this module. Nothing here prints: results and
 diagnostics are returned, errors raised as ``UserError``.
@@ -15,7 +15,7 @@ from compiler.errors import Diagnostic, Location, UserError
 from compiler.write import Changes
 
 if TYPE_CHECKING:
-    from compiler.resolve import Resolved
+    from compiler.build import Build
 
 
 @dataclass(frozen=True)
@@ -65,65 +65,28 @@ def find_specs(inputs: list[Path]) -> list[Path]:
     return found
 
 
-def load(path: Path, roots: tuple[Path, ...] = ()) -> Resolved:
-    """Read, validate and resolve one spec; ``roots`` are directories besides the spec's
-    own that the files it names may be in (--files-root)."""
-    from compiler.resolve import resolve
-    from compiler.spec.source import read_yaml
-    from compiler.spec.validate import parse_site
-
-    doc = read_yaml(path, str(path), what="spec")
-    return resolve(parse_site(doc), doc, roots)
-
-
-def lint_site(resolved: Resolved) -> list[Diagnostic]:
-    from compiler.lint import lint
-
-    check_artifacts(resolved)
-    return lint(resolved)
-
-
-def check_artifacts(resolved: Resolved) -> None:
-    """The artifacts' own checks, which need no lint: flags by version, chart keys, sinks."""
-    from compiler.artifacts.apiserver import apiserver_change
-    from compiler.artifacts.falco_values import falco_values
-
-    # the artifacts' own checks (flags by version, rule files, chart keys, sinks) come first
-    apiserver_change(resolved)
-    falco_values(resolved)
-    if resolved.site.spec.sinks:
-        from compiler.artifacts.sinks import check_sinks
-
-        problems = check_sinks(resolved)
-        if problems:
-            raise UserError(problems)
-
-
 def analyse(path: Path, roots: tuple[Path, ...] = ()) -> Analysis:
     """Parse, validate and lint one spec; nothing is rendered."""
-    resolved = load(path, roots)
-    findings = lint_site(resolved)
-    return Analysis(resolved.name, path, tuple(findings))
+    from compiler.pipeline import check
+
+    checked = check(path, roots)
+    return Analysis(checked.name, path, tuple(checked.findings))
 
 
 def compile_site(path: Path, roots: tuple[Path, ...] = ()) -> CompiledSite:
     """Everything ``render`` writes for one spec; lint errors not accepted stop it."""
-    from compiler.lint import blocking
-    from compiler.lower import lower
+    from compiler.pipeline import compile_spec
     from compiler.write import with_manifest
 
-    resolved = load(path, roots)
-    findings = lint_site(resolved)
-    errors = blocking(findings)
-    if errors:
-        raise UserError(errors)
+    compiled = compile_spec(path, roots)
+    resolved = compiled.built.resolved
     chart = resolved.target.chart
     falco: dict[str, object] = {
         "version": str(resolved.falco),
         "chart": {"repository": chart.repository, "name": chart.name, "version": chart.version},
     }
-    artifacts = with_manifest(resolved.name, resolved.spec_digest, lower(resolved), falco)
-    warnings = [f for f in findings if f.severity == "warning" and not f.accepted]
+    artifacts = with_manifest(resolved.name, resolved.spec_digest, compiled.artifacts, falco)
+    warnings = [f for f in compiled.findings if f.severity == "warning" and not f.accepted]
     return CompiledSite(resolved.name, path, artifacts, tuple(warnings))
 
 
@@ -213,23 +176,22 @@ def schema() -> dict[str, Any]:
     return document
 
 
-def _live_inputs(
-    spec: Path, roots: tuple[Path, ...]
-) -> tuple[Resolved, dict[str, bytes], list[dict[str, Any]], list[str]]:
+def _live_inputs(spec: Path, roots: tuple[Path, ...]) -> tuple[Build, dict[str, bytes], list[dict[str, Any]]]:
+    """What a live comparison needs: the build, the rendered files and the cluster objects
+    in them. Lint errors do not stop it: what is live is worth seeing either way."""
     from compiler.datafiles import yaml_documents
-    from compiler.lower import lower
-    from compiler.lower.common import AUDIT_SINK_FILE, node_config_files
+    from compiler.lower.common import AUDIT_SINK_FILE
+    from compiler.pipeline import compile_spec
 
-    resolved = load(spec, roots)
-    check_artifacts(resolved)
-    artifacts = {a.path: a.content for a in lower(resolved)}
+    compiled = compile_spec(spec, roots, refuse_lint_errors=False)
+    artifacts = {a.path: a.content for a in compiled.artifacts}
     objects = [
         obj
         for path in sorted(artifacts)
         if (path.startswith("cluster/") and path != "cluster/kustomization.yaml") or path == AUDIT_SINK_FILE
         for obj in yaml_documents(artifacts[path])
     ]
-    return resolved, artifacts, objects, sorted(node_config_files(resolved))
+    return compiled.built, artifacts, objects
 
 
 def snapshot(
@@ -245,8 +207,8 @@ def snapshot(
     from compiler.live.cluster import Kubectl
     from compiler.live.snapshot import gather, save
 
-    resolved, _, objects, config_files = _live_inputs(spec, roots)
-    live = gather(resolved, objects, config_files, Kubectl(context, kubeconfig), access)
+    built, _, objects = _live_inputs(spec, roots)
+    live = gather(built.resolved, objects, sorted(built.node_files), Kubectl(context, kubeconfig), access)
     try:
         save(live, output)
     except OSError as exc:
@@ -266,17 +228,17 @@ def live_diff(
     roots: tuple[Path, ...] = (),
 ) -> Any:
     """Rendered versus live (read now, or from a saved snapshot)."""
-    from compiler.artifacts.apiserver import apiserver_change
     from compiler.live.cluster import Kubectl
     from compiler.live.compare import compare
     from compiler.live.snapshot import gather
     from compiler.live.snapshot import load as load_snapshot
 
-    resolved, artifacts, objects, config_files = _live_inputs(spec, roots)
+    built, artifacts, objects = _live_inputs(spec, roots)
+    resolved, config_files = built.resolved, sorted(built.node_files)
     if snapshot_dir is not None:
         live = load_snapshot(snapshot_dir)
         if live.site != resolved.name:
             raise UserError(f"{snapshot_dir} is a snapshot of site {live.site!r}, not {resolved.name!r}")
     else:
         live = gather(resolved, objects, config_files, Kubectl(context, kubeconfig), access)
-    return compare(resolved.name, artifacts, live, apiserver_change(resolved), resolved, config_files)
+    return compare(resolved.name, artifacts, live, built.change, resolved, config_files)

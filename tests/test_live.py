@@ -394,11 +394,11 @@ def test_every_kind_a_legacy_and_a_flux_site_render_matches_its_live_form(tmp_pa
                     live["spec"] |= {"timeout": "1m0s"}
                     live["status"] = {"artifact": {"revision": "sha256:abc"}}
                 snapshot.objects[object_key(obj)] = live
-        from compiler.api import load
-        from compiler.artifacts.apiserver import apiserver_change
+        from compiler.build import build
+        from compiler.pipeline import load
 
-        resolved = load(spec)
-        result = compare(site.name, artifacts, snapshot, apiserver_change(resolved), resolved, [])
+        built = build(load(spec))
+        result = compare(site.name, artifacts, snapshot, built.change, built.resolved, [])
         assert [c for c in result.changes if c.where in snapshot.objects] == [], site.name
         kinds = {key.split("/")[-3] for key in snapshot.objects}
         assert kinds >= (

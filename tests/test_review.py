@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from compiler.cli import app
 from compiler.diff.formats import markdown
-from compiler.diff.review import FileDiff, Review, SiteDiff, hide_secrets, review
+from compiler.diff.review import FileDiff, Review, SiteDiff, review
+from compiler.redaction import hide_pair, hide_secrets
 from tests.sites import ROOT
 
 runner = CliRunner()
@@ -116,7 +117,6 @@ def test_secrets_never_appear(repo: Path) -> None:
 
 
 def test_hide_secrets_shows_changed_or_unchanged_only() -> None:
-    from compiler.diff.review import hide_pair
 
     assert hide_pair("password: a\n", "password: a\n") == ("password: <hidden>\n", "password: <hidden>\n")
     assert hide_pair("password: a\n", "password: b\n") == (

@@ -11,18 +11,19 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from compiler.build import Build
 from compiler.catalog import Rule, lookup, rules
 from compiler.errors import Diagnostic, UserError, format_path
-from compiler.resolve import Resolved
 from compiler.spec.types import excerpt
 
 __all__ = ["Rule", "blocking", "lint", "lookup", "rules"]
 
 
-def lint(resolved: Resolved) -> list[Diagnostic]:
+def lint(built: Build) -> list[Diagnostic]:
     """Every finding for the site, accepted ones marked, in a stable order."""
     from compiler.lint.checks import run
 
+    resolved = built.resolved
     accepted: set[str] = set()
     unknown: list[Diagnostic] = []
     for index, name in enumerate(resolved.site.spec.lint.accept):
@@ -38,7 +39,7 @@ def lint(resolved: Resolved) -> list[Diagnostic]:
         raise UserError(unknown)
     # the spec checks' warnings first (they carry ids too), then the lint rules' findings
     findings = [replace(w, accepted=w.code in accepted) for w in resolved.warnings]
-    for rule_id, where, detail in run(resolved):
+    for rule_id, where, detail in run(built):
         rule = rules()[rule_id]
         diagnostic = Diagnostic(
             detail,

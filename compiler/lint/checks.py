@@ -5,15 +5,13 @@ from __future__ import annotations
 import difflib
 import ipaddress
 from collections.abc import Callable, Iterator
-from functools import cached_property
 from typing import Any
 
 from compiler import versions
-from compiler.artifacts.audit_policy import CompiledPolicy, Origin, compile_policy
-from compiler.artifacts.falco_values import falco_values
+from compiler.artifacts.audit_policy import CompiledPolicy, Origin
+from compiler.build import Build
 from compiler.datafiles import load_data
 from compiler.lint.policy_match import Request, is_catch_all, never_matches, reachable
-from compiler.resolve import Resolved
 
 Path = tuple[str | int, ...]
 Found = Iterator[tuple[Path, str]]
@@ -24,19 +22,13 @@ EXEC_ATTACH_RULE = "Attach/Exec Pod"
 
 
 class Context:
-    """The resolved site plus what the checks derive from it, computed once."""
+    """The built site, as the checks read it."""
 
-    def __init__(self, resolved: Resolved) -> None:
-        self.resolved = resolved
-        self.spec = resolved.site.spec
-
-    @cached_property
-    def policy(self) -> CompiledPolicy:
-        return compile_policy(self.resolved)
-
-    @cached_property
-    def values(self) -> dict[str, Any]:
-        return falco_values(self.resolved)
+    def __init__(self, built: Build) -> None:
+        self.resolved = built.resolved
+        self.spec = built.resolved.site.spec
+        self.policy: CompiledPolicy = built.policy
+        self.values: dict[str, Any] = built.values
 
     @property
     def audited(self) -> bool:
@@ -300,8 +292,8 @@ def _subresource_problem(text: str, subresources: set[str]) -> str:
     return ""
 
 
-def run(resolved: Resolved) -> Iterator[tuple[str, Path, str]]:
-    ctx = Context(resolved)
+def run(built: Build) -> Iterator[tuple[str, Path, str]]:
+    ctx = Context(built)
     for rule_id, check in CHECKS.items():
         for path, detail in check(ctx):
             yield rule_id, path, detail

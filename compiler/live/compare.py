@@ -155,8 +155,8 @@ def compare(
 def _document_diff(wanted: Any, live: Any) -> str:
     import difflib
 
-    from compiler.diff.review import hide_pair
     from compiler.emit import yaml_bytes
+    from compiler.redaction import hide_pair
 
     live_text, wanted_text = hide_pair(yaml_bytes(live).decode(), yaml_bytes(wanted).decode())
     lines = difflib.unified_diff(

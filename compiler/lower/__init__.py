@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from compiler.build import Build
 from compiler.bundle import Artifact
 from compiler.errors import Diagnostic, UserError, format_path
 from compiler.lower import kubeadm, minikube, pks
-from compiler.resolve import Resolved
 
-Lowering = Callable[[Resolved], list[Artifact]]
+Lowering = Callable[[Build], list[Artifact]]
 
 PLATFORMS: dict[str, Lowering] = {
     "kubeadm": kubeadm.lower,
@@ -18,7 +18,8 @@ PLATFORMS: dict[str, Lowering] = {
 }
 
 
-def lower(resolved: Resolved) -> list[Artifact]:
+def lower(built: Build) -> list[Artifact]:
+    resolved = built.resolved
     platform = resolved.site.spec.platform.type
     if platform not in PLATFORMS:
         path = ("spec", "platform", "type")
@@ -30,4 +31,4 @@ def lower(resolved: Resolved) -> list[Artifact]:
                 format_path(path),
             )
         )
-    return PLATFORMS[platform](resolved)
+    return PLATFORMS[platform](built)

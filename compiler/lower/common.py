@@ -7,9 +7,8 @@ from typing import Any
 
 from compiler import __version__
 from compiler.artifacts import cluster, gitops
-from compiler.artifacts.audit_policy import build_policy
-from compiler.artifacts.falco_values import chart_fullname, falco_values
-from compiler.artifacts.webhook import webhook_kubeconfig
+from compiler.artifacts.falco_values import chart_fullname
+from compiler.build import Build
 from compiler.bundle import Artifact
 from compiler.emit import yaml_bytes, yaml_documents_bytes
 from compiler.resolve import Resolved
@@ -21,9 +20,10 @@ FALCO_WAIT_TIMEOUT = 300  # seconds apply.sh waits for the receiver before givin
 
 
 def cluster_artifacts(
-    resolved: Resolved, extra: list[tuple[str, list[dict[str, Any]]]] | None = None
+    built: Build, extra: list[tuple[str, list[dict[str, Any]]]] | None = None
 ) -> list[Artifact]:
-    values = falco_values(resolved)
+    resolved = built.resolved
+    values = built.values
     files: list[tuple[str, list[dict[str, Any]]]] = [
         ("namespace.yaml", [cluster.namespace(resolved)]),
         ("rbac.yaml", cluster.rbac(resolved)),
@@ -184,20 +184,13 @@ def cluster_context(resolved: Resolved) -> dict[str, Any]:
     }
 
 
-def node_config_files(resolved: Resolved) -> dict[str, bytes]:
-    """The files installed into the node config dir (the webhook kubeconfig only with a webhook)."""
-    files = {"audit-policy.yaml": yaml_bytes(build_policy(resolved))}
-    if resolved.site.spec.audit.webhook.enabled:
-        files["audit-webhook.kubeconfig"] = yaml_bytes(webhook_kubeconfig(resolved))
-    return files
-
-
 def plan_artifacts(
-    resolved: Resolved, spec: dict[str, Any], script: str, *, first: list[dict[str, Any]] | None = None
+    built: Build, spec: dict[str, Any], script: str, *, first: list[dict[str, Any]] | None = None
 ) -> list[Artifact]:
     """plan/plan.yaml around a platform's own steps (``first`` before the cluster layer, the
     node steps after it), plan/apply.sh, and, with Argo CD or Flux, the bootstrap objects in
     a file of their own."""
+    resolved = built.resolved
     before, after = cluster_steps(resolved)
     spec = {**spec, "steps": [*(first or []), *before, *spec["steps"], *after]}
     out = []

@@ -6,29 +6,31 @@ import hashlib
 from typing import Any
 
 from compiler import __version__
-from compiler.artifacts.apiserver import VOLUME_PREFIX, ApiserverChange, apiserver_change
+from compiler.artifacts.apiserver import VOLUME_PREFIX, ApiserverChange
 from compiler.artifacts.kubeadm_config import kubeadm_config
+from compiler.build import Build
 from compiler.bundle import Artifact
 from compiler.emit import yaml_bytes
 from compiler.lower import common
-from compiler.lower.common import cluster_artifacts, node_config_files
+from compiler.lower.common import cluster_artifacts
 from compiler.resolve import Resolved
 from compiler.templates import render_template
 
 PATCH_SCRIPT = "apiserver-config.patch.sh"
 
 
-def lower(resolved: Resolved) -> list[Artifact]:
+def lower(built: Build) -> list[Artifact]:
     out: list[Artifact] = []
-    out += cluster_artifacts(resolved)
-    out += node_artifacts(resolved)
-    out += plan_artifacts(resolved)
+    out += cluster_artifacts(built)
+    out += node_artifacts(built)
+    out += plan_artifacts(built)
     return out
 
 
-def node_artifacts(resolved: Resolved) -> list[Artifact]:
-    change = apiserver_change(resolved)
-    config = node_config_files(resolved)
+def node_artifacts(built: Build) -> list[Artifact]:
+    resolved = built.resolved
+    change = built.change
+    config = built.node_files
     context = patch_context(resolved, change, config)
     script = render_template("kubeadm/templates/apiserver-config.patch.sh.j2", context)
     return [
@@ -70,7 +72,8 @@ def patch_context(resolved: Resolved, change: ApiserverChange, config: dict[str,
     }
 
 
-def plan_artifacts(resolved: Resolved) -> list[Artifact]:
+def plan_artifacts(built: Build) -> list[Artifact]:
+    resolved = built.resolved
     block = resolved.site.spec.platform
     assert block.type == "kubeadm"
     hosts = [
@@ -85,7 +88,7 @@ def plan_artifacts(resolved: Resolved) -> list[Artifact]:
         }
         for cp in block.kubeadm.control_planes
     ]
-    files = [PATCH_SCRIPT, *sorted(node_config_files(resolved))]
+    files = [PATCH_SCRIPT, *sorted(built.node_files)]
     spec = {
         "platform": "kubeadm",
         "transport": "ssh",
@@ -113,4 +116,4 @@ def plan_artifacts(resolved: Resolved) -> list[Artifact]:
         **common.cluster_context(resolved),
     }
     script = render_template("kubeadm/templates/apply.sh.j2", context)
-    return common.plan_artifacts(resolved, spec, script)
+    return common.plan_artifacts(built, spec, script)

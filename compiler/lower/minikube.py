@@ -3,47 +3,49 @@
 from __future__ import annotations
 
 from compiler import __version__
-from compiler.artifacts.apiserver import apiserver_change
+from compiler.artifacts.apiserver import ApiserverChange
+from compiler.build import Build
 from compiler.bundle import Artifact
 from compiler.lower import common
-from compiler.lower.common import cluster_artifacts, node_config_files
+from compiler.lower.common import cluster_artifacts
 from compiler.resolve import Resolved
 from compiler.templates import render_template
 
 
-def lower(resolved: Resolved) -> list[Artifact]:
-    config = node_config_files(resolved)
-    out = cluster_artifacts(resolved)
+def lower(built: Build) -> list[Artifact]:
+    config = built.node_files
+    out = cluster_artifacts(built)
     out += [Artifact(f"node/{name}", content) for name, content in sorted(config.items())]
-    out += plan_artifacts(resolved, sorted(config))
+    out += plan_artifacts(built, sorted(config))
     return out
 
 
-def extra_config(resolved: Resolved) -> list[str]:
+def extra_config(change: ApiserverChange) -> list[str]:
     """The --extra-config arguments of `minikube start`, one per apiserver flag."""
-    change = apiserver_change(resolved)
     flags = dict(change.flags)
     for name, item in change.list_items:
         flags[name] = f"{flags[name]},{item}" if name in flags else item
     return [f"--extra-config=apiserver.{name}={value}" for name, value in sorted(flags.items())]
 
 
-def start_arguments(resolved: Resolved, *, audit: bool = True) -> list[str]:
+def start_arguments(resolved: Resolved, change: ApiserverChange | None) -> list[str]:
+    """`minikube start` for the profile; with the audit flags of ``change`` when given."""
     block = resolved.site.spec.platform
     assert block.type == "minikube"
     args = ["start", "-p", block.minikube.profile]
     version = resolved.site.spec.kubernetes.version
     if version.count(".") == 2:  # minikube wants a full version; "1.30" leaves minikube's default
         args.append(f"--kubernetes-version=v{version}")
-    return [*args, *extra_config(resolved)] if audit else args
+    return [*args, *extra_config(change)] if change is not None else args
 
 
-def plan_artifacts(resolved: Resolved, files: list[str]) -> list[Artifact]:
+def plan_artifacts(built: Build, files: list[str]) -> list[Artifact]:
+    resolved = built.resolved
     block = resolved.site.spec.platform
     assert block.type == "minikube"
     config_dir = resolved.paths.config_dir
     files_dir = "files" + config_dir  # under minikube's home ($MINIKUBE_HOME/.minikube)
-    start = start_arguments(resolved)
+    start = start_arguments(resolved, built.change)
     spec = {
         "platform": "minikube",
         "transport": "minikube",
@@ -63,7 +65,7 @@ def plan_artifacts(resolved: Resolved, files: list[str]) -> list[Artifact]:
             {"action": "verify", "does": "kubectl get --raw /readyz on the profile's context"},
         ],
     }
-    plain = start_arguments(resolved, audit=False)
+    plain = start_arguments(resolved, None)
     first = {
         "action": "start-cluster",
         "command": ["minikube", *plain],
@@ -80,4 +82,4 @@ def plan_artifacts(resolved: Resolved, files: list[str]) -> list[Artifact]:
         **common.cluster_context(resolved),
     }
     script = render_template("minikube/templates/apply.sh.j2", context)
-    return common.plan_artifacts(resolved, spec, script, first=[first])
+    return common.plan_artifacts(built, spec, script, first=[first])

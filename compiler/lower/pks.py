@@ -13,11 +13,11 @@ import base64
 from typing import Any
 
 from compiler import __version__
-from compiler.artifacts.apiserver import apiserver_change
+from compiler.build import Build
 from compiler.bundle import Artifact
 from compiler.emit import yaml_documents_bytes
 from compiler.lower import common
-from compiler.lower.common import cluster_artifacts, node_config_files
+from compiler.lower.common import cluster_artifacts
 from compiler.lower.kubeadm import PATCH_SCRIPT, patch_context
 from compiler.resolve import Resolved
 from compiler.spec.model import PksSettings
@@ -30,30 +30,24 @@ def _settings(resolved: Resolved) -> PksSettings:
     return block.pks
 
 
-def lower(resolved: Resolved) -> list[Artifact]:
-    config = node_config_files(resolved)
-    script = _patch_script(resolved, config)
-    out = cluster_artifacts(resolved, extra=_sinks(resolved))
+def lower(built: Build) -> list[Artifact]:
+    config = built.node_files
+    script = _patch_script(built)
+    extra = [("sinks.yaml", built.sinks)] if built.sinks else []
+    out = cluster_artifacts(built, extra=extra)
     out += [Artifact(f"node/{name}", content) for name, content in sorted(config.items())]
     out.append(Artifact(f"node/{PATCH_SCRIPT}", script, executable=True))
-    out += _plan(resolved, [PATCH_SCRIPT, *sorted(config)], config, script)
+    out += _plan(built, [PATCH_SCRIPT, *sorted(config)], script)
     return out
-
-
-def _sinks(resolved: Resolved) -> list[tuple[str, list[dict[str, Any]]]]:
-    if not resolved.site.spec.sinks:
-        return []
-    from compiler.artifacts.sinks import sink_objects
-
-    return [("sinks.yaml", sink_objects(resolved))]
 
 
 def mode(resolved: Resolved) -> str:
     return "bpm" if resolved.site.under_bpm else "static-pod"
 
 
-def _patch_script(resolved: Resolved, config: dict[str, bytes]) -> bytes:
-    context = patch_context(resolved, apiserver_change(resolved), config)
+def _patch_script(built: Build) -> bytes:
+    resolved = built.resolved
+    context = patch_context(resolved, built.change, built.node_files)
     context["default_mode"] = mode(resolved)
     if mode(resolved) == "bpm":
         context["bpm_path"] = resolved.paths.manifest
@@ -61,7 +55,9 @@ def _patch_script(resolved: Resolved, config: dict[str, bytes]) -> bytes:
     return render_template("kubeadm/templates/apiserver-config.patch.sh.j2", context).encode("utf-8")
 
 
-def _plan(resolved: Resolved, files: list[str], config: dict[str, bytes], script: bytes) -> list[Artifact]:
+def _plan(built: Build, files: list[str], script: bytes) -> list[Artifact]:
+    resolved = built.resolved
+    config = built.node_files
     pks = _settings(resolved)
     bosh = resolved.platform["bosh"]
     login = [
@@ -158,7 +154,7 @@ def _plan(resolved: Resolved, files: list[str], config: dict[str, bytes], script
         **common.cluster_context(resolved),
     }
     apply_script = render_template("pks/templates/apply.sh.j2", context)
-    out = common.plan_artifacts(resolved, spec, apply_script, first=access)
+    out = common.plan_artifacts(built, spec, apply_script, first=access)
     if pks.durable:
         out.append(
             Artifact(
