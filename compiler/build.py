@@ -1,9 +1,9 @@
 """The build stage: every artifact's data, computed once from a resolved site.
 
 ``build`` runs each builder exactly once (the audit policy, the Falco chart values, the
-kube-apiserver change, the node config files, the PKS sinks) and reports every problem
-they find together. Lint, the platform lowerings and the diffs read the frozen ``Build``;
-none of them calls a builder again.
+kube-apiserver change, the node config files, the platform's own cluster objects) and
+reports every problem they find together. Lint, the platform lowerings and the diffs read
+the frozen ``Build``; none of them calls a builder again.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from typing import Any, TypeVar
 from compiler.artifacts.apiserver import ApiserverChange, apiserver_change
 from compiler.artifacts.audit_policy import CompiledPolicy, compile_policy
 from compiler.artifacts.falco_values import falco_values
-from compiler.artifacts.sinks import check_sinks, sink_objects
 from compiler.artifacts.webhook import webhook_kubeconfig
 from compiler.emit import yaml_bytes
 from compiler.errors import Diagnostic, UserError
@@ -31,7 +30,7 @@ class Build:
     values: dict[str, Any]  # helm/falco-values.yaml
     change: ApiserverChange  # the kube-apiserver flags and volumes auditc owns
     node_files: dict[str, bytes]  # installed into the node config dir, by file name
-    sinks: list[dict[str, Any]]  # PKS sink objects (none elsewhere)
+    extra: list[tuple[str, list[dict[str, Any]]]]  # the platform's own cluster/ files (name, objects)
 
     @property
     def name(self) -> str:
@@ -51,12 +50,10 @@ def build(resolved: Resolved) -> Build:
     change = attempt(apiserver_change)
     values = attempt(falco_values)
     policy = attempt(compile_policy)
-    if resolved.site.spec.sinks:
-        problems += check_sinks(resolved)
-    if problems or change is None or values is None or policy is None:
+    extra = attempt(resolved.platform.cluster_objects)
+    if problems or change is None or values is None or policy is None or extra is None:
         raise UserError(problems)
     node_files = {"audit-policy.yaml": yaml_bytes(policy.document)}
     if resolved.site.spec.audit.webhook.enabled:
         node_files["audit-webhook.kubeconfig"] = yaml_bytes(webhook_kubeconfig(resolved))
-    sinks = sink_objects(resolved) if resolved.site.spec.sinks else []
-    return Build(resolved, policy, values, change, node_files, sinks)
+    return Build(resolved, policy, values, change, node_files, extra)

@@ -1,4 +1,5 @@
-"""The finding ids (compiler/data/lint-rules.yaml): name, severity, the one-line reason, the fix.
+"""The finding ids (compiler/data/lint-rules.yaml, and each platform's own in
+compiler/platforms/<type>/lint-rules.yaml): name, severity, the one-line reason, the fix.
 
 Every warning auditc prints has an id here, whether lint or an earlier check found it, so
 `auditc explain ID` can say why it matters and what to do.
@@ -9,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
-from compiler.datafiles import load_data
+from compiler.datafiles import load_data, platform_rule_files
 from compiler.errors import Severity
 
 
@@ -24,10 +25,16 @@ class Rule:
 
 @cache
 def rules() -> dict[str, Rule]:
-    data = load_data("lint-rules.yaml")
+    """Every id, in id order."""
+    data = dict(load_data("lint-rules.yaml"))
+    for name, entries in platform_rule_files():
+        clash = sorted(data.keys() & entries.keys())
+        if clash:
+            raise AssertionError(f"platform {name} redefines finding ids {clash}")
+        data |= entries
     return {
         rule_id: Rule(rule_id, entry["name"], entry["severity"], entry["why"], entry["fix"])
-        for rule_id, entry in data.items()
+        for rule_id, entry in sorted(data.items())
     }
 
 

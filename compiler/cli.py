@@ -270,7 +270,7 @@ SshOption = Annotated[list[str] | None, typer.Option("--ssh-option", help="An ss
 
 
 def _access(node_root: str, identity: str | None, options: list[str] | None) -> object:
-    from compiler.live.snapshot import NodeAccess
+    from compiler.transport import NodeAccess
 
     ssh_options = tuple(part for option in options or [] for part in ("-o", option))
     return NodeAccess(node_root, identity, ssh_options)

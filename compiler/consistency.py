@@ -16,27 +16,16 @@ from compiler.versions import Version
 
 if TYPE_CHECKING:
     from compiler.falco_target import FalcoTarget
-    from compiler.resolve import NodePaths
+    from compiler.platform import NodePaths
 
 
-def node_paths(site: Site, paths: NodePaths, platform: dict[str, Any], checks: Checks) -> None:
+def node_paths(site: Site, paths: NodePaths, checks: Checks) -> None:
     """Node paths that would render but break the apiserver pod or the kubelet."""
-    block = ("spec", "platform", site.spec.platform.type)
-    config_field = (*block, "configDir")
+    config_field = ("spec", "platform", site.spec.platform.type, "configDir")
     log_field = ("spec", "audit", "log", "path")
-    bpm = site.under_bpm
-    if bpm:
-        visible = platform.get("bpm", {}).get("visible", [])
-        if not any(
-            paths.config_dir == v or paths.config_dir.startswith(v.rstrip("/") + "/") for v in visible
-        ):
-            checks.error(
-                config_field,
-                f"kube-apiserver cannot see {paths.config_dir} inside its bpm sandbox; "
-                f"use a directory under {' or '.join(visible)}",
-            )
-    # under bpm the "manifest" is bpm.yml, beside the config files: no kubelet reads that dir
-    manifests = paths.manifest.rsplit("/", 1)[0] if paths.manifest and not bpm else None
+    # a bpm.yml sits beside the config files: no kubelet runs what is in its directory
+    static_pod = paths.manifest_format == "static-pod"
+    manifests = paths.manifest.rsplit("/", 1)[0] if paths.manifest and static_pod else None
 
     def inside(child: str, parent: str) -> bool:
         return child == parent or child.startswith(parent.rstrip("/") + "/")
@@ -245,13 +234,6 @@ def chart_labels(site: Site, target: FalcoTarget, checks: Checks) -> None:
 def settings(site: Site, kube: Version, plugin: bool, checks: Checks) -> None:
     spec = site.spec
     audit = spec.audit
-    if spec.platform.type == "minikube" and spec.kubernetes.version.count(".") == 1:
-        checks.warn(
-            ("spec", "kubernetes", "version"),
-            f"minikube starts its own default Kubernetes unless given a full version; write "
-            f'"{spec.kubernetes.version}.P" so it runs the version the flags were checked against',
-            code="AUD026",
-        )
     # kube-apiserver checks a backend's flags only when the backend is on (audit.go Validate)
     for backend in ("log", "webhook"):
         settings = getattr(audit, backend)
@@ -291,10 +273,6 @@ def settings(site: Site, kube: Version, plugin: bool, checks: Checks) -> None:
         checks.error(
             ("spec", "audit", "policy", "omitManagedFields"),
             f"omitManagedFields exists from Kubernetes {managed.since}; this site runs {kube}",
-        )
-    if spec.sinks and spec.platform.type != "pks":
-        checks.error(
-            ("spec", "sinks"), f"sinks exist only on platform pks (this site is {spec.platform.type})"
         )
     if spec.gitops.engine != "none" and not spec.gitops.repo_url:
         checks.error(

@@ -25,12 +25,11 @@ def load_data(name: str) -> Any:
     return _safe_load(data_dir() / name)
 
 
-@cache
-def load_platform(name: str) -> dict[str, Any]:
-    """platforms/<name>/platform.yaml"""
-    data = _safe_load(platforms_dir() / name / "platform.yaml")
-    assert isinstance(data, dict)
-    return data
+def platform_rule_files() -> list[tuple[str, dict[str, Any]]]:
+    """(platform folder, its finding ids) for every platform folder that has its own."""
+    return [
+        (path.parent.name, _safe_load(path)) for path in sorted(platforms_dir().glob("*/lint-rules.yaml"))
+    ]
 
 
 @cache

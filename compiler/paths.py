@@ -7,10 +7,14 @@ from pathlib import Path
 _PACKAGE = Path(__file__).resolve().parent
 
 
+def package_dir() -> Path:
+    """``compiler/``: the templates are found from here (platforms/, lower/, nodepatch/)."""
+    return _PACKAGE
+
+
 def platforms_dir() -> Path:
-    """``platforms/``: shipped inside the wheel as ``compiler/platforms``; the repo root in a checkout."""
-    inside = _PACKAGE / "platforms"
-    return inside if inside.is_dir() else _PACKAGE.parent / "platforms"
+    """``compiler/platforms``: one folder per platform."""
+    return _PACKAGE / "platforms"
 
 
 def data_dir() -> Path:

@@ -1,5 +1,5 @@
 """One spec through the compiler, top to bottom: read -> validate -> resolve -> build ->
-lint -> lower.
+lint -> lower (by the site's platform, from the registry).
 
 Every command that compiles a spec (render, validate, diff, snapshot, live diff) goes
 through here, so each stage runs once per spec and in the same order everywhere. Nothing
@@ -37,12 +37,13 @@ class Compiled(Checked):
 def load(path: Path, roots: tuple[Path, ...] = ()) -> Resolved:
     """Read, validate and resolve one spec; ``roots`` are directories besides the spec's
     own that the files it names may be in (--files-root)."""
+    from compiler.platforms import PLATFORMS, site_schema
     from compiler.resolve import resolve
     from compiler.spec.source import read_yaml
     from compiler.spec.validate import parse_site
 
     doc = read_yaml(path, str(path), what="spec")
-    return resolve(parse_site(doc), doc, roots)
+    return resolve(parse_site(doc, site_schema(), list(PLATFORMS)), doc, PLATFORMS, roots)
 
 
 def check(path: Path, roots: tuple[Path, ...] = ()) -> Checked:
@@ -58,9 +59,9 @@ def compile_spec(path: Path, roots: tuple[Path, ...] = (), *, refuse_lint_errors
     the spec before lowering; without it (review) the artifacts are produced anyway and
     the findings travel with them."""
     from compiler.lint import blocking
-    from compiler.lower import lower
 
     checked = check(path, roots)
     if refuse_lint_errors and (errors := blocking(checked.findings)):
         raise UserError(errors)
-    return Compiled(checked.built, checked.findings, lower(checked.built))
+    built = checked.built
+    return Compiled(built, checked.findings, built.resolved.platform.lower(built))

@@ -13,13 +13,12 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from compiler import consistency, versions
 from compiler.checks import Checks
-from compiler.datafiles import load_platform
 from compiler.errors import Diagnostic, UserError
 from compiler.falco_target import FalcoTarget, resolve_falco
+from compiler.platform import NodePaths, Platform, PlatformData, Registry
 from compiler.spec.model import Site
 from compiler.spec.source import SourceDoc, read_limited
 from compiler.spec.types import excerpt
@@ -46,36 +45,13 @@ class Receiver:
 
 
 @dataclass(frozen=True)
-class NodePaths:
-    manifest: str
-    config_dir: str
-    log_path: str | None  # None: log backend off; "-": stdout
-    backup_dir: str
-    staging_dir: str
-
-    @property
-    def policy_file(self) -> str:
-        return f"{self.config_dir}/audit-policy.yaml"
-
-    @property
-    def webhook_config(self) -> str:
-        return f"{self.config_dir}/audit-webhook.kubeconfig"
-
-    @property
-    def log_dir(self) -> str | None:
-        if self.log_path in (None, "-"):
-            return None
-        return self.log_path.rsplit("/", 1)[0] or "/"
-
-
-@dataclass(frozen=True)
 class Resolved:
     site: Site
     doc: SourceDoc
     kube: Version
     target: FalcoTarget  # the Falco release, chart and artifacts the site installs
     receiver: Receiver
-    platform: dict[str, Any]
+    platform: Platform  # the registry's entry for spec.platform.type
     paths: NodePaths
     files: dict[str, bytes]  # files the spec names, by the name written in the spec
     spec_digest: str
@@ -98,22 +74,24 @@ class Resolved:
         """Falco >= 0.32: the k8saudit plugin; else the legacy embedded webserver."""
         return self.target.plugin
 
-    @property
-    def platform_writes_log(self) -> bool:
-        """TKGI under bpm writes its own audit log; auditc leaves it alone unless the spec
-        writes an audit.log block."""
-        return self.site.under_bpm and self.doc.node(("spec", "audit", "log")) is None
 
-
-def resolve(site: Site, doc: SourceDoc, roots: tuple[Path, ...] = ()) -> Resolved:
+def resolve(site: Site, doc: SourceDoc, platforms: Registry, roots: tuple[Path, ...] = ()) -> Resolved:
+    """``platforms``: the registry (``compiler.platforms.PLATFORMS``); the site's own entry
+    supplies its defaults, node layout and checks."""
     checks = Checks(doc)
     spec = site.spec
-    platform = load_platform(spec.platform.type)
+    platform = platforms[spec.platform.type]
     kube = _kube_version(site, checks)
     target = resolve_falco(site, checks)
-    receiver = _receiver(site, platform, target.plugin, target.version, checks)
-    paths = _node_paths(site, platform, doc.node(("spec", "audit", "log")) is not None)
-    consistency.node_paths(site, paths, platform, checks)
+    receiver = _receiver(site, platform.data, target.plugin, target.version, checks)
+    paths = platform.node_paths(site, doc.node(("spec", "audit", "log")) is not None)
+    consistency.node_paths(site, paths, checks)
+    platform.check(site, paths, kube, checks)
+    if spec.sinks and not platform.has_sinks:
+        having = ", ".join(name for name, entry in platforms.items() if entry.has_sinks)
+        checks.error(
+            ("spec", "sinks"), f"sinks exist only on platform {having} (this site is {platform.name})"
+        )
     consistency.settings(site, kube, target.plugin, checks)
     consistency.chart_values(site, target, checks)
     consistency.falco_matrix(site, target, checks)
@@ -154,7 +132,7 @@ def _kube_version(site: Site, checks: Checks) -> Version:
     return kube
 
 
-def _receiver(site: Site, platform: dict[str, Any], plugin: bool, falco: Version, checks: Checks) -> Receiver:
+def _receiver(site: Site, platform: PlatformData, plugin: bool, falco: Version, checks: Checks) -> Receiver:
     spec = site.spec.falco.receiver
     base = ("spec", "falco", "receiver")
     table = versions.falco_table()["receiver"]["plugin" if plugin else "legacy"]
@@ -169,7 +147,7 @@ def _receiver(site: Site, platform: dict[str, Any], plugin: bool, falco: Version
     service = spec.service
     node_port: int | None = None
     if service.type == "NodePort":
-        node_port = service.node_port or int(platform["receiver"]["nodePort"])
+        node_port = service.node_port or platform.receiver.node_port
         if service.cluster_ip:
             checks.error((*base, "service", "clusterIP"), "a pinned clusterIP needs service.type ClusterIP")
     elif service.node_port is not None:
@@ -195,8 +173,8 @@ def _receiver(site: Site, platform: dict[str, Any], plugin: bool, falco: Version
             )
     elif service.type == "ClusterIP" and service.cluster_ip:
         address_text = service.cluster_ip
-    elif platform["receiver"].get("address"):
-        address_text = str(platform["receiver"]["address"])
+    elif platform.receiver.address:
+        address_text = platform.receiver.address
     else:
         checks.error(
             (*base, "address"),
@@ -238,27 +216,6 @@ def _receiver(site: Site, platform: dict[str, Any], plugin: bool, falco: Version
     dial_port = node_port if node_port is not None else port
     scheme = "https" if tls.enabled else "http"
     return Receiver(scheme, port, path, service.type, node_port, service.cluster_ip, address_text, dial_port)
-
-
-def _node_paths(site: Site, platform: dict[str, Any], written_log: bool) -> NodePaths:
-    defaults = platform["paths"]
-    block: Any = getattr(site.spec.platform, site.spec.platform.type)
-    log = site.spec.audit.log
-    log_path = (log.path or defaults.get("logPath")) if log.enabled else None
-    manifest = getattr(block, "manifest_path", None) or defaults.get("manifest", "")
-    if site.under_bpm:
-        manifest = defaults["bpmConfig"]  # the file the patch script edits
-        if not written_log:
-            log_path = None  # TKGI writes its own audit log; its flags are left alone
-        elif log.enabled and not log.path:
-            log_path = defaults["bpmLogPath"]
-    return NodePaths(
-        manifest=manifest,
-        config_dir=getattr(block, "config_dir", None) or defaults["configDir"],
-        log_path=log_path,
-        backup_dir=defaults.get("backupDir", "/var/lib/auditc/backup"),
-        staging_dir=defaults.get("stagingDir", "/tmp"),
-    )
 
 
 def _named_files(site: Site, doc: SourceDoc, checks: Checks, roots: tuple[Path, ...]) -> dict[str, bytes]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import jinja2
 
-from compiler.paths import platforms_dir
+from compiler.paths import package_dir
 
 
 def shq(value: object) -> str:
@@ -28,7 +28,7 @@ def shq(value: object) -> str:
 @cache
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(platforms_dir())),
+        loader=jinja2.FileSystemLoader(str(package_dir())),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         # shell has `${#var}`: move jinja's comment markers out of its way
@@ -43,6 +43,7 @@ def _environment() -> jinja2.Environment:
 
 
 def render_template(name: str, context: Mapping[str, Any]) -> str:
-    """Render ``platforms/<name>`` (for example ``kubeadm/templates/apply.sh.j2``)."""
+    """Render the template ``name``, relative to the package (for example
+    ``platforms/<type>/templates/apply.sh.j2``)."""
     text = _environment().get_template(name).render(**context)
     return text if text.endswith("\n") else text + "\n"

@@ -103,14 +103,6 @@ def kube_newest() -> Version:
     return Version.parse(fact("kubernetes", "newest"))
 
 
-def kubeadm_config_api(version: Version) -> tuple[str, str]:
-    """(apiVersion, extraArgs shape 'map' or 'list') of kubeadm's ClusterConfiguration."""
-    for entry in _table()["kubernetes"]["kubeadmConfig"]:
-        if in_range(version, entry):
-            return str(entry["apiVersion"]), str(entry["extraArgs"])
-    raise LookupError(f"no kubeadm config API known for Kubernetes {version}")
-
-
 def falco_table() -> dict[str, Any]:
     table = _table()["falco"]
     assert isinstance(table, dict)

@@ -29,12 +29,9 @@ def _values(spec: Path) -> dict[str, Any]:
 
 @pytest.mark.parametrize("spec", example_specs(), ids=lambda p: p.stem)
 def test_every_emitted_key_exists_in_the_chart(spec: Path) -> None:
-    from compiler.resolve import resolve
-    from compiler.spec.source import read_yaml
-    from compiler.spec.validate import parse_site
+    from compiler.pipeline import load
 
-    doc = read_yaml(spec)
-    resolved = resolve(parse_site(doc), doc)
+    resolved = load(spec)
     values = _values(spec)
     keys = chart_keys(resolved.target.chart.keys) | {"falco.rules_file", "falco.rules_files"}
     assert unknown_keys(values, keys) == []

@@ -20,7 +20,8 @@ from typer.testing import CliRunner
 from compiler.api import compile_site, live_diff
 from compiler.cli import app
 from compiler.live.compare import strip_ignored
-from compiler.live.snapshot import NodeAccess, Snapshot, load, save
+from compiler.live.snapshot import Snapshot, load, save
+from compiler.transport import NodeAccess
 from tests.sites import write_spec, write_tree
 from tests.tools import require_tool
 

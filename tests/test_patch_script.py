@@ -1,4 +1,4 @@
-"""The node-side patch script: platforms/kubeadm/templates/apiserver-config.patch.sh.j2.
+"""The node-side patch script: compiler/nodepatch/apiserver-config.patch.sh.j2.
 
 The script is rendered from a context dict (``make_context``; later the compiler's real output)
 and run with ``--root`` against a fake node: real kubeadm manifests (tests/data/kube-apiserver-
@@ -30,7 +30,7 @@ from ruamel.yaml import YAML
 from compiler.templates import render_template
 from tests.tools import require_tool
 
-TEMPLATE = "kubeadm/templates/apiserver-config.patch.sh.j2"
+TEMPLATE = "nodepatch/apiserver-config.patch.sh.j2"
 DATA = Path(__file__).resolve().parent / "data"
 REAL_MANIFESTS = sorted((DATA / "kube-apiserver-manifests").glob("*.yaml"))
 HARD_DIR = DATA / "kube-apiserver-hard"

@@ -260,17 +260,14 @@ def test_dry_run_names_the_variables_not_their_values(fleet: tuple[Path, dict[st
 
 
 def _resolved(tmp_path: Path, spec: dict[str, object]) -> object:
-    from compiler.resolve import resolve
-    from compiler.spec.source import read_yaml
-    from compiler.spec.validate import parse_site
+    from compiler.pipeline import load
     from tests.sites import write_spec
 
     base = {
         "platform": {"type": "pks", "kubeadm": None, "pks": {"api": "api.example.com", "cluster": "c1"}},
         "falco": {"receiver": {"address": "10.0.0.1"}},
     }
-    doc = read_yaml(write_spec(tmp_path, {**base, **spec}))
-    return resolve(parse_site(doc), doc)
+    return load(write_spec(tmp_path, {**base, **spec}))
 
 
 def test_bpm_leaves_tkgi_log_flags_unless_the_spec_writes_audit_log(tmp_path: Path) -> None:

@@ -141,7 +141,7 @@ def test_apply_sh_treats_hostile_values_as_data(value: str, tmp_path: Path) -> N
     }
     script = tmp_path / "plan" / "apply.sh"
     script.parent.mkdir()
-    script.write_text(render_template("kubeadm/templates/apply.sh.j2", context))
+    script.write_text(render_template("platforms/kubeadm/templates/apply.sh.j2", context))
     # SC2016 (info) says "this $(...) will not expand": exactly the point here
     lint = subprocess.run(
         ["shellcheck", "--norc", "--severity=warning", str(script)],

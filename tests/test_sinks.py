@@ -1,4 +1,4 @@
-"""PKS/TKGI sink resources (compiler/artifacts/sinks.py), checked against the upstream sink
+"""PKS/TKGI sink resources (compiler/platforms/pks/sinks.py), checked against the upstream sink
 CRDs and their valid/invalid fixtures (tests/data/pks-sinks, from knative/observability).
 
 Every upstream example becomes a one-sink site spec: the valid ones must render to the same
@@ -17,18 +17,17 @@ import yaml as pyyaml
 from ruamel.yaml import YAML
 
 from compiler.artifacts.cluster import labels
-from compiler.artifacts.sinks import (
+from compiler.emit import yaml_documents_bytes
+from compiler.errors import Diagnostic, UserError
+from compiler.pipeline import load as load_spec
+from compiler.platforms.pks.sinks import (
     LEGACY_GROUP,
     PKSAPI_GROUP,
     api_version_and_kind,
     check_sinks,
     sink_objects,
 )
-from compiler.emit import yaml_documents_bytes
-from compiler.errors import Diagnostic, UserError
-from compiler.resolve import Resolved, resolve
-from compiler.spec.source import read_yaml
-from compiler.spec.validate import parse_site
+from compiler.resolve import Resolved
 from compiler.versions import Version
 from tests.sites import write_spec
 
@@ -71,15 +70,13 @@ def site_file(
 
 
 def load(path: Path) -> Resolved:
-    doc = read_yaml(path)
-    return resolve(parse_site(doc), doc)
+    return load_spec(path)
 
 
 def diagnose(path: Path) -> list[Diagnostic]:
     """What auditc says about a spec: schema and resolve errors first, then the sink checks."""
-    doc = read_yaml(path)
     try:
-        resolved = resolve(parse_site(doc), doc)
+        resolved = load_spec(path)
     except UserError as exc:
         return exc.diagnostics
     return check_sinks(resolved)

@@ -13,6 +13,7 @@ from compiler import versions
 from compiler.api import analyse, compile_site
 from compiler.datafiles import load_data
 from compiler.errors import UserError
+from compiler.platforms.kubeadm.kubeadm_config import kubeadm_config_api
 from tests.sites import write_spec
 
 yaml = YAML(typ="safe", pure=True)
@@ -57,7 +58,7 @@ def test_kubernetes_matrix(tmp_path: Path, minor: str) -> None:
     for name in names:
         assert versions.in_range(version, TABLE["kubernetes"]["flags"][name]), (minor, name)
     assert ("audit-log-compress" in names) == (version >= versions.Version.parse("1.20"))
-    api, shape = versions.kubeadm_config_api(version)
+    api, shape = kubeadm_config_api(version)
     assert config["apiVersion"] == api
     assert isinstance(args, list) == (shape == "list")
     policy = yaml.load(next(a.content for a in site.artifacts if a.path == "node/audit-policy.yaml"))
@@ -147,7 +148,7 @@ def test_data_files_read_the_same_with_both_yaml_parsers() -> None:
     from compiler.datafiles import _safe_load
     from compiler.paths import data_dir, platforms_dir
 
-    files = [*data_dir().rglob("*.yaml"), *platforms_dir().glob("*/platform.yaml")]
+    files = [*data_dir().rglob("*.yaml"), *platforms_dir().glob("*/*.yaml")]
     assert len(files) >= 10
     for path in files:
         assert _safe_load(path) == YAML(typ="safe", pure=True).load(path.read_text()), path

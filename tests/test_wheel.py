@@ -34,6 +34,8 @@ def test_wheel_renders_the_same_bytes_as_the_checkout(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "compiler/platforms/kubeadm/platform.yaml" in names
     assert "compiler/platforms/kubeadm/templates/apply.sh.j2" in names
+    assert "compiler/platforms/pks/lint-rules.yaml" in names
+    assert "compiler/lower/cluster-layer.sh.j2" in names
     assert "compiler/data/versions.yaml" in names
 
     site_dir = tmp_path / "site-packages"

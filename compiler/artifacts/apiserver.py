@@ -1,7 +1,7 @@
 """The kube-apiserver change auditc owns: flags, list-flag items and hostPath volumes.
 
-One description, read by the patch script, the kubeadm ClusterConfiguration and the plan,
-so the three can never disagree.
+One description, read by the patch script, the platforms' own config fragments and the
+plan, so they can never disagree.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from compiler.errors import Diagnostic, UserError, format_path
 from compiler.resolve import Resolved
 
 OWNED_PREFIXES = ("audit-",)
-# what auditc owns when the platform writes its own audit log (TKGI under bpm) and the
-# spec does not set audit.log: the policy, the webhook and dynamic auditing only
+# what auditc owns when the platform writes its own audit log (NodePaths.platform_log):
+# the policy, the webhook and dynamic auditing only
 OWNED_WITHOUT_LOG = ("audit-policy-file", "audit-webhook-", "audit-dynamic-configuration")
 VOLUME_PREFIX = "auditc-"
 
@@ -147,6 +147,5 @@ def apiserver_change(resolved: Resolved) -> ApiserverChange:
         volumes.append(Volume(f"{VOLUME_PREFIX}config", paths.config_dir, paths.config_dir, True))
     if flags.get("audit-log-path") and paths.log_dir:
         volumes.append(Volume(f"{VOLUME_PREFIX}log", paths.log_dir, paths.log_dir, False))
-    platform_log = resolved.platform_writes_log
-    owned = OWNED_WITHOUT_LOG if platform_log else OWNED_PREFIXES
+    owned = OWNED_WITHOUT_LOG if paths.platform_log else OWNED_PREFIXES
     return ApiserverChange(tuple(sorted(flags.items())), tuple(list_items), tuple(volumes), owned)

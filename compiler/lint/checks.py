@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import ipaddress
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -76,29 +75,35 @@ def aud002(ctx: Context) -> Found:
     yield from _bodies_logged(ctx, [Request("", "configmaps")])
 
 
-def _receiver(*parts: str) -> Path:
+def receiver_field(*parts: str) -> Path:
     return ("spec", "falco", "receiver", *parts)
 
 
-def _webhook_on(ctx: Context) -> bool:
+def webhook_on(ctx: Context) -> bool:
     return ctx.spec.audit.webhook.enabled or ctx.spec.audit.dynamic
 
 
 def aud003(ctx: Context) -> Found:
-    if _webhook_on(ctx) and not ctx.spec.falco.receiver.tls.enabled:
-        yield _receiver("tls", "enabled"), f"the receiver is plain http ({ctx.resolved.receiver.url})"
+    if webhook_on(ctx) and not ctx.spec.falco.receiver.tls.enabled:
+        yield receiver_field("tls", "enabled"), f"the receiver is plain http ({ctx.resolved.receiver.url})"
 
 
 def aud004(ctx: Context) -> Found:
     tls = ctx.spec.falco.receiver.tls
-    if _webhook_on(ctx) and tls.enabled and tls.insecure_skip_verify:
-        yield _receiver("tls", "insecureSkipVerify"), "the webhook does not verify the receiver's certificate"
+    if webhook_on(ctx) and tls.enabled and tls.insecure_skip_verify:
+        yield (
+            receiver_field("tls", "insecureSkipVerify"),
+            "the webhook does not verify the receiver's certificate",
+        )
 
 
 def aud005(ctx: Context) -> Found:
     receiver = ctx.resolved.receiver
-    if _webhook_on(ctx) and receiver.node_port is not None:
-        yield _receiver("service", "type"), f"the receiver is a NodePort ({receiver.node_port}) on every node"
+    if webhook_on(ctx) and receiver.node_port is not None:
+        yield (
+            receiver_field("service", "type"),
+            f"the receiver is a NodePort ({receiver.node_port}) on every node",
+        )
 
 
 def _cis(ctx: Context, check: str) -> str:
@@ -127,7 +132,7 @@ def aud007(ctx: Context) -> Found:
 
 
 def aud008(ctx: Context) -> Found:
-    if EXEC_ATTACH_RULE in ctx.spec.falco.rules.disable or not _webhook_on(ctx):
+    if EXEC_ATTACH_RULE in ctx.spec.falco.rules.disable or not webhook_on(ctx):
         return
     stages = ctx.policy.document.get("omitStages", [])
     if "ResponseStarted" in stages:
@@ -153,7 +158,7 @@ def aud009(ctx: Context) -> Found:
 
 
 def aud010(ctx: Context) -> Found:
-    if not _webhook_on(ctx):
+    if not webhook_on(ctx):
         return
     controller = ctx.values.get("controller")
     deployment = controller.get("deployment") if isinstance(controller, dict) else None
@@ -173,49 +178,6 @@ def aud011(ctx: Context) -> Found:
     hook = ctx.spec.audit.webhook
     if hook.enabled and hook.mode != "batch":
         yield ("spec", "audit", "webhook", "mode"), f"webhook mode {hook.mode}"
-
-
-def _pks(ctx: Context) -> Any:
-    platform = ctx.spec.platform
-    return platform.pks if platform.type == "pks" else None
-
-
-def aud012(ctx: Context) -> Found:
-    pks = _pks(ctx)
-    if pks is not None and pks.skip_ssl_validation:
-        yield ("spec", "platform", "pks", "skipSslValidation"), "skipSslValidation is true"
-
-
-def aud013(ctx: Context) -> Found:
-    if _pks(ctx) is None or not _webhook_on(ctx):
-        return
-    receiver = ctx.resolved.receiver
-    explicit = ctx.spec.falco.receiver.address is not None
-    where = _receiver("address") if explicit else _receiver("service", "clusterIP")
-    if receiver.cluster_ip and receiver.address == receiver.cluster_ip:
-        yield where, f"the webhook dials the ClusterIP {receiver.address}"
-        return
-    cidr = ctx.spec.kubernetes.service_cidr
-    try:
-        address = ipaddress.ip_address(receiver.address)
-    except ValueError:
-        return  # a host name: cannot tell
-    if cidr:
-        network = ipaddress.ip_network(cidr)
-        if address.version == network.version and address in network:
-            yield where, f"{address} is inside the service CIDR {cidr}"
-
-
-def aud014(ctx: Context) -> Found:
-    pks = _pks(ctx)
-    path = ctx.spec.audit.log.path
-    if pks is None or not ctx.resolved.site.under_bpm or not ctx.spec.audit.log.enabled:
-        return
-    if not path or path == "-":
-        return
-    writable = ctx.resolved.platform.get("bpm", {}).get("writable", [])
-    if not any(path.startswith(prefix.rstrip("/") + "/") for prefix in writable):
-        yield ("spec", "audit", "log", "path"), f"{path} is not writable for the kube-apiserver job under bpm"
 
 
 def aud015(ctx: Context) -> Found:
@@ -293,8 +255,10 @@ def _subresource_problem(text: str, subresources: set[str]) -> str:
 
 
 def run(built: Build) -> Iterator[tuple[str, Path, str]]:
+    """Every rule, the platform's own among them, in id order."""
     ctx = Context(built)
-    for rule_id, check in CHECKS.items():
+    rules = {**CHECKS, **built.resolved.platform.lint_checks}
+    for rule_id, check in sorted(rules.items()):
         for path, detail in check(ctx):
             yield rule_id, path, detail
 
@@ -311,9 +275,6 @@ CHECKS: dict[str, Callable[[Context], Found]] = {
     "AUD009": aud009,
     "AUD010": aud010,
     "AUD011": aud011,
-    "AUD012": aud012,
-    "AUD013": aud013,
-    "AUD014": aud014,
     "AUD015": aud015,
     "AUD016": aud016,
     "AUD017": aud017,

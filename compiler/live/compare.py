@@ -193,7 +193,7 @@ def _apiserver_flags(manifest: bytes) -> dict[str, str] | None:
         (pod,) = yaml_documents(manifest)
     except Exception:
         return None
-    if isinstance(pod, dict) and "processes" in pod:  # a bpm config (TKGI)
+    if isinstance(pod, dict) and "processes" in pod:  # a bpm config: a list of processes
         for process in pod.get("processes") or []:
             if isinstance(process, dict) and process.get("name") == "kube-apiserver":
                 return _parse_flags([str(a) for a in process.get("args") or []])
@@ -220,13 +220,10 @@ def _parse_flags(args: list[str]) -> dict[str, str]:
 
 
 def expected_hosts(resolved: Any, snapshot: Snapshot) -> list[str]:
-    """The hosts the spec names (a host missing from the snapshot is a difference)."""
-    platform = resolved.site.spec.platform
-    if platform.type == "kubeadm":
-        return [cp.host for cp in platform.kubeadm.control_planes]
-    if platform.type == "minikube":
-        return [f"minikube/{platform.minikube.profile}"]
-    return sorted(snapshot.nodes)  # PKS masters are found at run time
+    """The hosts the spec names (a host missing from the snapshot is a difference); where
+    the platform finds its hosts at run time, the ones the snapshot has."""
+    hosts: list[str] | None = resolved.platform.hosts(resolved)
+    return hosts if hosts is not None else sorted(snapshot.nodes)
 
 
 def _volumes(host: str, path: str, manifest: bytes | None, change: ApiserverChange) -> list[Change]:

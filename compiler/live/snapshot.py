@@ -18,10 +18,8 @@ from typing import Any
 
 from compiler.errors import UserError
 from compiler.live.cluster import Kubectl, object_key
-from compiler.live.transport import Bosh, Minikube, Ssh, Transport, bosh_masters
 from compiler.resolve import Resolved
-
-MINIKUBE_MANIFEST = "/etc/kubernetes/manifests/kube-apiserver.yaml"
+from compiler.transport import NodeAccess
 
 
 @dataclass
@@ -31,46 +29,10 @@ class Snapshot:
     nodes: dict[str, dict[str, bytes | None]] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class NodeAccess:
-    """How to reach the nodes: ssh options (kubeadm) and a root prefix for chroots/tests
-    (``{host}`` in it stands for each host's name, so several hosts can share one machine)."""
-
-    root: str = ""
-    identity: str | None = None
-    ssh_options: tuple[str, ...] = ()
-
-
 def node_files(resolved: Resolved, config_files: list[str]) -> list[str]:
     """The node paths auditc writes: the apiserver config and the files it installs."""
-    manifest = (
-        MINIKUBE_MANIFEST if resolved.site.spec.platform.type == "minikube" else resolved.paths.manifest
-    )
-    return [manifest, *(f"{resolved.paths.config_dir}/{name}" for name in config_files)]
-
-
-def transports(resolved: Resolved, access: NodeAccess) -> list[Transport]:
-    platform = resolved.site.spec.platform
-    if platform.type == "kubeadm":
-        return [
-            Ssh(
-                cp.host,
-                cp.port,
-                cp.user,
-                access.root.replace("{host}", cp.host).rstrip("/"),
-                access.identity,
-                access.ssh_options,
-            )
-            for cp in platform.kubeadm.control_planes
-        ]
-    if platform.type == "minikube":
-        return [Minikube(platform.minikube.profile)]
-    assert platform.type == "pks"
-    bosh = resolved.platform["bosh"]
-    deployment, masters = bosh_masters(platform.pks.cluster, bosh["deploymentPrefix"], bosh["instanceGroup"])
-    if not masters:
-        raise UserError(f"no {bosh['instanceGroup']} instances in deployment {deployment}")
-    return [Bosh(deployment, master) for master in masters]
+    paths = resolved.paths
+    return [paths.manifest, *(f"{paths.config_dir}/{name}" for name in config_files)]
 
 
 def gather(
@@ -84,7 +46,7 @@ def gather(
     for obj in objects:
         snapshot.objects[object_key(obj)] = kubectl.get(obj)
     paths = node_files(resolved, config_files)
-    for transport in transports(resolved, access):
+    for transport in resolved.platform.transports(resolved, access):
         snapshot.nodes[transport.name] = {path: transport.read(path) for path in paths}
     return snapshot
 

@@ -7,7 +7,8 @@ chart version, log path, node paths...) are ``None`` here and filled in by
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -18,15 +19,12 @@ from compiler.spec.types import (
     DNSLabel,
     DNSSubdomain,
     Duration,
-    EnvName,
     GitURL,
     Host,
     IPAddress,
     LabelKey,
     LabelValue,
     LogPath,
-    NodeFile,
-    NodePath,
     NodePortNumber,
     NonNegativeInt,
     NonNegativeNumber,
@@ -34,7 +32,6 @@ from compiler.spec.types import (
     PositiveInt,
     RelativeFile,
     SafeText,
-    UnixUser,
     URLPath,
     Version,
 )
@@ -68,54 +65,12 @@ class Kubernetes(Model):
     service_cidr: CIDR | None = Field(default=None, alias="serviceCIDR")
 
 
-class ControlPlane(Model):
-    host: Host
-    port: Port = 22
-    user: UnixUser = "root"
+class PlatformBlock(Model):
+    """``spec.platform``: ``type`` picks a registered platform, whose own model (a subclass,
+    in ``compiler/platforms/<type>/settings.py``) adds the block named like the type. The
+    spec's tagged union of them is made by ``site_model``."""
 
-
-class KubeadmSettings(Model):
-    control_planes: list[ControlPlane] = Field(min_length=1)
-    manifest_path: NodeFile | None = None
-    config_dir: NodePath | None = None
-
-
-class MinikubeSettings(Model):
-    profile: DNSLabel = "minikube"
-
-
-class PksCredentials(Model):
-    user_env: EnvName = "PKS_USER"
-    password_env: EnvName = "PKS_PASSWORD"
-
-
-class PksSettings(Model):
-    api: Host = Field(description="PKS/TKGI API host name")
-    cluster: DNSSubdomain = Field(description="PKS cluster name")
-    version: Version = "1.17"
-    apiserver_config: Literal["bpm", "staticPod"] = "bpm"
-    config_dir: NodePath | None = None
-    skip_ssl_validation: bool = False
-    credentials: PksCredentials = Field(default_factory=PksCredentials)
-    durable: bool = False
-
-
-class KubeadmPlatform(Model):
-    type: Literal["kubeadm"]
-    kubeadm: KubeadmSettings
-
-
-class MinikubePlatform(Model):
-    type: Literal["minikube"]
-    minikube: MinikubeSettings = Field(default_factory=MinikubeSettings)
-
-
-class PksPlatform(Model):
-    type: Literal["pks"]
-    pks: PksSettings
-
-
-Platform = Annotated[KubeadmPlatform | MinikubePlatform | PksPlatform, Field(discriminator="type")]
+    type: str
 
 
 # ---- falco ----------------------------------------------------------------------------
@@ -270,7 +225,7 @@ class Audit(Model):
     dynamic: bool = False
 
 
-# ---- sinks (pks) ----------------------------------------------------------------------
+# ---- sinks (platforms with sink resources) --------------------------------------------
 
 
 class SinkTLS(Model):
@@ -325,7 +280,7 @@ class Lint(Model):
 
 class SiteSpec(Model):
     kubernetes: Kubernetes
-    platform: Platform
+    platform: PlatformBlock
     falco: Falco = Field(default_factory=Falco)
     audit: Audit = Field(default_factory=Audit)
     sinks: list[Sink] = Field(default_factory=list)
@@ -341,8 +296,14 @@ class Site(Model):
     metadata: Metadata
     spec: SiteSpec
 
-    @property
-    def under_bpm(self) -> bool:
-        """kube-apiserver runs under bpm (TKGI's layout): configured by bpm.yml, not a manifest."""
-        platform = self.spec.platform
-        return platform.type == "pks" and platform.pks.apiserver_config == "bpm"
+
+def site_model(blocks: Sequence[type[PlatformBlock]]) -> type[Site]:
+    """The ``Site`` model whose ``spec.platform`` is the tagged union of ``blocks`` (the
+    registry's platforms, in registry order): what specs are validated against and what
+    ``auditc schema`` prints."""
+    from pydantic import create_model
+
+    union: Any = Union[tuple(blocks)]  # noqa: UP007 (a runtime union of classes)
+    platform: Any = Annotated[union, Field(discriminator="type")]
+    spec = create_model("SiteSpec", __base__=SiteSpec, __module__=__name__, platform=(platform, ...))
+    return create_model("Site", __base__=Site, __module__=__name__, __doc__=Site.__doc__, spec=(spec, ...))

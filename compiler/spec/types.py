@@ -225,7 +225,7 @@ Duration = Annotated[
 EnvName = Annotated[
     str,
     AfterValidator(
-        _check(lambda v: bool(_ENV_NAME.fullmatch(v)), "must be an environment variable name like PKS_USER")
+        _check(lambda v: bool(_ENV_NAME.fullmatch(v)), "must be an environment variable name like API_TOKEN")
     ),
 ]
 UnixUser = Annotated[

@@ -8,6 +8,7 @@ path the user wrote and the line and column it sits at.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
@@ -17,34 +18,33 @@ from compiler.spec.model import Site
 from compiler.spec.source import SourceDoc
 from compiler.spec.types import excerpt
 
-PLATFORM_TYPES = ("kubeadm", "minikube", "pks")
 
-
-def parse_site(doc: SourceDoc) -> Site:
-    """Validate ``doc`` against the schema; every problem is reported at once."""
+def parse_site(doc: SourceDoc, model: type[Site], types: Sequence[str]) -> Site:
+    """Validate ``doc`` against ``model`` (the registry's ``site_schema()``, whose platform
+    ``types`` are given too); every problem is reported at once."""
     if not isinstance(doc.data, dict):
         got = type(doc.data).__name__ if doc.data is not None else "nothing"
         raise UserError(Diagnostic(f"top level must be a mapping (a Site), got {got}", doc.location(())))
-    diagnostics = _platform_block_check(doc)
+    diagnostics = _platform_block_check(doc, types)
     try:
-        site = Site.model_validate(doc.data)
+        site = model.model_validate(doc.data)
     except ValidationError as exc:
-        diagnostics += [pydantic_diagnostic(doc, error) for error in exc.errors()]
+        diagnostics += [pydantic_diagnostic(doc, error, types) for error in exc.errors()]
         site = None
     if diagnostics or site is None:
         raise UserError(_dedupe(diagnostics))
     return site
 
 
-def _platform_block_check(doc: SourceDoc) -> list[Diagnostic]:
+def _platform_block_check(doc: SourceDoc, types: Sequence[str]) -> list[Diagnostic]:
     """Exactly the block named by `type`: a stray block gets a message that says so."""
     spec = doc.data.get("spec")
     platform = spec.get("platform") if isinstance(spec, dict) else None
-    if not isinstance(platform, dict) or platform.get("type") not in PLATFORM_TYPES:
+    if not isinstance(platform, dict) or platform.get("type") not in types:
         return []
     chosen = platform["type"]
     out = []
-    for other in PLATFORM_TYPES:
+    for other in types:
         if other != chosen and other in platform:
             path = ("spec", "platform", other)
             out.append(
@@ -114,9 +114,10 @@ def _show(value: Any) -> str:
     return str(value)
 
 
-def pydantic_diagnostic(doc: SourceDoc, error: Any) -> Diagnostic:
+def pydantic_diagnostic(doc: SourceDoc, error: Any, types: Sequence[str] = ()) -> Diagnostic:
+    """``types``: the platform types, when ``error`` is about a site."""
     loc = tuple(error["loc"])
-    if loc[:2] == ("spec", "platform") and len(loc) > 2 and loc[2] in PLATFORM_TYPES:
+    if loc[:2] == ("spec", "platform") and len(loc) > 2 and loc[2] in types:
         loc = loc[:2] + loc[3:]  # the discriminated union's tag, not a field
     path = _data_path(doc.data, loc)
     kind = error["type"]
@@ -137,7 +138,7 @@ def pydantic_diagnostic(doc: SourceDoc, error: Any) -> Diagnostic:
         field = format_path((*path, "type"))
         location = doc.location((*path, "type"))
     elif kind == "union_tag_not_found":
-        message = f"required field `type` is missing (one of: {' | '.join(PLATFORM_TYPES)})"
+        message = f"required field `type` is missing (one of: {' | '.join(types)})"
     elif kind == "string_type":
         hint = "; quote it, YAML reads 1.30 as the number 1.3" if isinstance(value, float) else ""
         message = f"must be a string (got {_show(value)}){hint}"

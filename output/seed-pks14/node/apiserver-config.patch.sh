@@ -3,7 +3,7 @@
 # re-run the compiler instead.
 #
 # Turns on Kubernetes API audit logging on one control-plane node, in one of two modes:
-# --mode static-pod (kubeadm): installs the audit configuration files that sit next to this
+# --mode static-pod (kubelet): installs the audit configuration files that sit next to this
 #   script, then patches the kube-apiserver static pod manifest (auditc-owned flags,
 #   hostPath volumes and mounts, config digest annotation), replaces it atomically and
 #   waits until the restarted apiserver is ready, restoring the previous manifest if not;
@@ -247,7 +247,7 @@ usage() {
   printf 'control-plane node. Both modes first install the audit config files that sit\n'
   printf 'next to this script into %s (mode 0644; only files whose\n' "$CONFIG_DIR"
   printf 'content differs are rewritten). Then:\n\n'
-  printf '%s\n' '--mode static-pod (kubeadm):'
+  printf '%s\n' '--mode static-pod (kubelet):'
   printf '  patches the kube-apiserver static pod manifest: sets the auditc-owned flags\n'
   printf '  (removing stale ones), the hostPath volumes and mounts named %s*, and the\n' "$VOLUME_PREFIX"
   printf '  annotation auditc.dev/config-digest; every other line is kept. It backs the\n'

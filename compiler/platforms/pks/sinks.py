@@ -1,4 +1,4 @@
-"""cluster/sinks.yaml (pks): PKS/TKGI sink custom resources from ``spec.sinks`` (SPEC.md §5).
+"""cluster/sinks.yaml: PKS/TKGI sink custom resources from ``spec.sinks`` (SPEC.md §5).
 
 Field names follow the sink CRDs (knative/observability ``config/100-*-crd.yaml``, the public
 twin of the private pivotal-cf/sink-resources): ``type``, ``host``, ``port``, ``enable_tls``,
@@ -27,8 +27,9 @@ from urllib.parse import urlsplit
 
 from compiler.artifacts.cluster import labels
 from compiler.errors import Diagnostic, UserError, format_path
+from compiler.platforms.pks.settings import PksPlatform
 from compiler.resolve import Resolved
-from compiler.spec.model import PksPlatform, Sink, SinkTLS
+from compiler.spec.model import Sink, SinkTLS
 from compiler.spec.types import excerpt, is_host
 from compiler.versions import Version
 

@@ -1,22 +1,18 @@
-"""kubeadm: static-pod kube-apiserver on each control-plane host, reached over ssh."""
+"""kubeadm's artifacts: cluster/ and helm/, the node files and patch script, the plan."""
 
 from __future__ import annotations
 
-import hashlib
-from typing import Any
-
 from compiler import __version__
-from compiler.artifacts.apiserver import VOLUME_PREFIX, ApiserverChange
-from compiler.artifacts.kubeadm_config import kubeadm_config
 from compiler.build import Build
 from compiler.bundle import Artifact
 from compiler.emit import yaml_bytes
 from compiler.lower import common
 from compiler.lower.common import cluster_artifacts
-from compiler.resolve import Resolved
+from compiler.nodepatch import PATCH_SCRIPT, patch_context, patch_script
+from compiler.platforms.kubeadm.data import data
+from compiler.platforms.kubeadm.kubeadm_config import kubeadm_config
+from compiler.platforms.kubeadm.settings import settings
 from compiler.templates import render_template
-
-PATCH_SCRIPT = "apiserver-config.patch.sh"
 
 
 def lower(built: Build) -> list[Artifact]:
@@ -31,51 +27,16 @@ def node_artifacts(built: Build) -> list[Artifact]:
     resolved = built.resolved
     change = built.change
     config = built.node_files
-    context = patch_context(resolved, change, config)
-    script = render_template("kubeadm/templates/apiserver-config.patch.sh.j2", context)
+    script = patch_script(patch_context(resolved, change, config))
     return [
         *(Artifact(f"node/{name}", content) for name, content in sorted(config.items())),
-        Artifact(f"node/{PATCH_SCRIPT}", script.encode("utf-8"), executable=True),
+        Artifact(f"node/{PATCH_SCRIPT}", script, executable=True),
         Artifact("node/kubeadm-config.yaml", yaml_bytes(kubeadm_config(resolved, change))),
     ]
 
 
-def patch_context(resolved: Resolved, change: ApiserverChange, config: dict[str, bytes]) -> dict[str, Any]:
-    """Everything the patch script template needs; every value reaches it through ``shq``."""
-    digest = hashlib.sha256()
-    for name in sorted(config):
-        digest.update(name.encode() + b"\0" + config[name] + b"\0")
-    paths = resolved.paths
-    return {
-        "site": resolved.name,
-        "compiler_version": __version__,
-        "manifest_path": paths.manifest,
-        "config_dir": paths.config_dir,
-        "config_files": sorted(config),
-        "config_digest": digest.hexdigest(),
-        "backup_dir": paths.backup_dir,
-        "flags": [{"name": name, "value": value} for name, value in change.flags],
-        "owned_prefixes": list(change.owned_prefixes),
-        "list_items": [{"name": name, "item": item} for name, item in change.list_items],
-        "volumes": [
-            {
-                "name": v.name,
-                "host_path": v.host_path,
-                "mount_path": v.mount_path,
-                "read_only": v.read_only,
-                "type": v.type,
-            }
-            for v in change.volumes
-        ],
-        "owned_volume_prefix": VOLUME_PREFIX,
-        "wait_timeout": int(resolved.platform.get("patch", {}).get("waitTimeout", 300)),
-    }
-
-
 def plan_artifacts(built: Build) -> list[Artifact]:
     resolved = built.resolved
-    block = resolved.site.spec.platform
-    assert block.type == "kubeadm"
     hosts = [
         {
             "host": cp.host,
@@ -86,12 +47,12 @@ def plan_artifacts(built: Build) -> list[Artifact]:
             "copy_target": f"{cp.user}@[{cp.host}]" if ":" in cp.host else f"{cp.user}@{cp.host}",
             "sudo": "" if cp.user == "root" else "sudo -n",
         }
-        for cp in block.kubeadm.control_planes
+        for cp in settings(resolved.site).control_planes
     ]
     files = [PATCH_SCRIPT, *sorted(built.node_files)]
     spec = {
-        "platform": "kubeadm",
-        "transport": "ssh",
+        "platform": resolved.platform.name,
+        "transport": data().transport,
         "rollout": {"order": "serial", "stopOnFailure": True},
         "files": [f"node/{name}" for name in files],
         "hosts": [{k: h[k] for k in ("host", "port", "user")} for h in hosts],
@@ -115,5 +76,5 @@ def plan_artifacts(built: Build) -> list[Artifact]:
         "staging_dir": resolved.paths.staging_dir,
         **common.cluster_context(resolved),
     }
-    script = render_template("kubeadm/templates/apply.sh.j2", context)
+    script = render_template("platforms/kubeadm/templates/apply.sh.j2", context)
     return common.plan_artifacts(built, spec, script)

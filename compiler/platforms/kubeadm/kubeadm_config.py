@@ -11,8 +11,17 @@ from __future__ import annotations
 from typing import Any
 
 from compiler.artifacts.apiserver import ApiserverChange
+from compiler.platforms.kubeadm.data import data
 from compiler.resolve import Resolved
-from compiler.versions import kubeadm_config_api
+from compiler.versions import Version, in_range
+
+
+def kubeadm_config_api(version: Version) -> tuple[str, str]:
+    """(apiVersion, extraArgs shape 'map' or 'list') of kubeadm's ClusterConfiguration."""
+    for entry in data().kubeadm_config:
+        if in_range(version, {"from": entry.since, "until": entry.until}):
+            return entry.api_version, entry.extra_args
+    raise LookupError(f"no kubeadm config API known for Kubernetes {version}")
 
 
 def kubeadm_config(resolved: Resolved, change: ApiserverChange) -> dict[str, Any]:

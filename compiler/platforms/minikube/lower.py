@@ -1,4 +1,5 @@
-"""minikube: files through $MINIKUBE_HOME/files, flags through `minikube start --extra-config`."""
+"""minikube's artifacts: files through $MINIKUBE_HOME/files, flags through
+`minikube start --extra-config`."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from compiler.build import Build
 from compiler.bundle import Artifact
 from compiler.lower import common
 from compiler.lower.common import cluster_artifacts
+from compiler.platforms.minikube.settings import settings
 from compiler.resolve import Resolved
 from compiler.templates import render_template
 
@@ -30,9 +32,7 @@ def extra_config(change: ApiserverChange) -> list[str]:
 
 def start_arguments(resolved: Resolved, change: ApiserverChange | None) -> list[str]:
     """`minikube start` for the profile; with the audit flags of ``change`` when given."""
-    block = resolved.site.spec.platform
-    assert block.type == "minikube"
-    args = ["start", "-p", block.minikube.profile]
+    args = ["start", "-p", settings(resolved.site).profile]
     version = resolved.site.spec.kubernetes.version
     if version.count(".") == 2:  # minikube wants a full version; "1.30" leaves minikube's default
         args.append(f"--kubernetes-version=v{version}")
@@ -41,15 +41,14 @@ def start_arguments(resolved: Resolved, change: ApiserverChange | None) -> list[
 
 def plan_artifacts(built: Build, files: list[str]) -> list[Artifact]:
     resolved = built.resolved
-    block = resolved.site.spec.platform
-    assert block.type == "minikube"
+    profile = settings(resolved.site).profile
     config_dir = resolved.paths.config_dir
     files_dir = "files" + config_dir  # under minikube's home ($MINIKUBE_HOME/.minikube)
     start = start_arguments(resolved, built.change)
     spec = {
-        "platform": "minikube",
-        "transport": "minikube",
-        "profile": block.minikube.profile,
+        "platform": resolved.platform.name,
+        "transport": resolved.platform.data.transport,
+        "profile": profile,
         "files": [f"node/{name}" for name in files],
         "steps": [
             {
@@ -76,10 +75,10 @@ def plan_artifacts(built: Build, files: list[str]) -> list[Artifact]:
         "compiler_version": __version__,
         "files": files,
         "files_dir": files_dir,
-        "profile": block.minikube.profile,
+        "profile": profile,
         "start": start,
         "plain_start": plain,
         **common.cluster_context(resolved),
     }
-    script = render_template("minikube/templates/apply.sh.j2", context)
+    script = render_template("platforms/minikube/templates/apply.sh.j2", context)
     return common.plan_artifacts(built, spec, script, first=[first])

@@ -1,4 +1,4 @@
-"""VMware PKS / TKGI: masters reached with the BOSH CLI, one at a time.
+"""pks's artifacts: masters reached with the BOSH CLI, one at a time.
 
 The plan logs in with the pks CLI (credentials from environment variables the spec
 names), finds the cluster's BOSH deployment `service-instance_<UUID>` and its masters,
@@ -18,23 +18,17 @@ from compiler.bundle import Artifact
 from compiler.emit import yaml_documents_bytes
 from compiler.lower import common
 from compiler.lower.common import cluster_artifacts
-from compiler.lower.kubeadm import PATCH_SCRIPT, patch_context
+from compiler.nodepatch import PATCH_SCRIPT, patch_context, patch_script
+from compiler.platforms.pks.data import data
+from compiler.platforms.pks.settings import settings
 from compiler.resolve import Resolved
-from compiler.spec.model import PksSettings
 from compiler.templates import render_template
-
-
-def _settings(resolved: Resolved) -> PksSettings:
-    block = resolved.site.spec.platform
-    assert block.type == "pks"
-    return block.pks
 
 
 def lower(built: Build) -> list[Artifact]:
     config = built.node_files
     script = _patch_script(built)
-    extra = [("sinks.yaml", built.sinks)] if built.sinks else []
-    out = cluster_artifacts(built, extra=extra)
+    out = cluster_artifacts(built, extra=built.extra)
     out += [Artifact(f"node/{name}", content) for name, content in sorted(config.items())]
     out.append(Artifact(f"node/{PATCH_SCRIPT}", script, executable=True))
     out += _plan(built, [PATCH_SCRIPT, *sorted(config)], script)
@@ -42,7 +36,7 @@ def lower(built: Build) -> list[Artifact]:
 
 
 def mode(resolved: Resolved) -> str:
-    return "bpm" if resolved.site.under_bpm else "static-pod"
+    return resolved.paths.manifest_format
 
 
 def _patch_script(built: Build) -> bytes:
@@ -52,14 +46,14 @@ def _patch_script(built: Build) -> bytes:
     if mode(resolved) == "bpm":
         context["bpm_path"] = resolved.paths.manifest
         context["volumes"] = []  # bpm mounts the job's config dir itself
-    return render_template("kubeadm/templates/apiserver-config.patch.sh.j2", context).encode("utf-8")
+    return patch_script(context)
 
 
 def _plan(built: Build, files: list[str], script: bytes) -> list[Artifact]:
     resolved = built.resolved
     config = built.node_files
-    pks = _settings(resolved)
-    bosh = resolved.platform["bosh"]
+    pks = settings(resolved.site)
+    bosh = data().bosh
     login = [
         "pks",
         "login",
@@ -89,12 +83,12 @@ def _plan(built: Build, files: list[str], script: bytes) -> list[Artifact]:
         {
             "action": "deployment",
             "command": ["pks", "cluster", pks.cluster, "--json"],
-            "does": f"deployment = {bosh['deploymentPrefix']}<uuid>",
+            "does": f"deployment = {bosh.deployment_prefix}<uuid>",
         },
         {
             "action": "masters",
             "command": ["bosh", "-d", "<deployment>", "vms", "--json"],
-            "does": f"instances of group {bosh['instanceGroup']}, in order",
+            "does": f"instances of group {bosh.instance_group}, in order",
         },
         {
             "action": "rollout",
@@ -113,7 +107,7 @@ def _plan(built: Build, files: list[str], script: bytes) -> list[Artifact]:
                     "-n",
                     "update-config",
                     "--type=runtime",
-                    f"--name={bosh['runtimeConfigName']}-{resolved.name}",
+                    f"--name={bosh.runtime_config_name}-{resolved.name}",
                     "plan/runtime-config.yaml",
                     "-v",
                     "deployment=<deployment>",
@@ -125,8 +119,8 @@ def _plan(built: Build, files: list[str], script: bytes) -> list[Artifact]:
             }
         )
     spec: dict[str, Any] = {
-        "platform": "pks",
-        "transport": "bosh",
+        "platform": resolved.platform.name,
+        "transport": data().transport,
         "api": pks.api,
         "cluster": pks.cluster,
         "mode": mode(resolved),
@@ -144,16 +138,16 @@ def _plan(built: Build, files: list[str], script: bytes) -> list[Artifact]:
         "user_env": pks.credentials.user_env,
         "password_env": pks.credentials.password_env,
         "skip_ssl": pks.skip_ssl_validation,
-        "prefix": bosh["deploymentPrefix"],
-        "group": bosh["instanceGroup"],
+        "prefix": bosh.deployment_prefix,
+        "group": bosh.instance_group,
         "files": files,
         "mode": mode(resolved),
         "staging_dir": resolved.paths.staging_dir,
         "durable": pks.durable,
-        "runtime_config_name": f"{bosh['runtimeConfigName']}-{resolved.name}",
+        "runtime_config_name": f"{bosh.runtime_config_name}-{resolved.name}",
         **common.cluster_context(resolved),
     }
-    apply_script = render_template("pks/templates/apply.sh.j2", context)
+    apply_script = render_template("platforms/pks/templates/apply.sh.j2", context)
     out = common.plan_artifacts(built, spec, apply_script, first=access)
     if pks.durable:
         out.append(
@@ -167,7 +161,7 @@ def _plan(built: Build, files: list[str], script: bytes) -> list[Artifact]:
 def _runtime_config(resolved: Resolved, config: dict[str, bytes], script: bytes) -> dict[str, Any]:
     """A BOSH runtime config: an os-conf pre-start-script on the cluster's masters that
     re-applies the change before monit starts kube-apiserver, on every deploy and recreate."""
-    bosh = resolved.platform["bosh"]
+    bosh = data().bosh
     payload = {PATCH_SCRIPT: script, **config}
     context = {
         "site": resolved.name,
@@ -175,17 +169,17 @@ def _runtime_config(resolved: Resolved, config: dict[str, bytes], script: bytes)
         "mode": mode(resolved),
         "files": [(name, base64.b64encode(payload[name]).decode("ascii")) for name in sorted(payload)],
     }
-    pre_start = render_template("pks/templates/pre-start.sh.j2", context)
+    pre_start = render_template("platforms/pks/templates/pre-start.sh.j2", context)
     return {
-        "releases": [{"name": bosh["osConf"]["release"], "version": "((os_conf_version))"}],
+        "releases": [{"name": bosh.os_conf["release"], "version": "((os_conf_version))"}],
         "addons": [
             {
                 "name": f"auditc-{resolved.name}",
-                "include": {"deployments": ["((deployment))"], "instance_groups": [bosh["instanceGroup"]]},
+                "include": {"deployments": ["((deployment))"], "instance_groups": [bosh.instance_group]},
                 "jobs": [
                     {
                         "name": "pre-start-script",
-                        "release": bosh["osConf"]["release"],
+                        "release": bosh.os_conf["release"],
                         "properties": {"script": pre_start},
                     }
                 ],

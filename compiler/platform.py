@@ -1,0 +1,186 @@
+"""What a platform is to the rest of auditc: the ``Platform`` Protocol, its typed data
+file, and the node layout it resolves to.
+
+Each platform is one folder under ``compiler/platforms/`` and one entry in the registry
+(``compiler/platforms/__init__.py``). Nothing outside those names a platform: the spec
+model, resolve, lint, the build stage and the live commands reach platform knowledge
+only through the object the registry hands them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+if TYPE_CHECKING:
+    from compiler.build import Build
+    from compiler.bundle import Artifact
+    from compiler.checks import Checks
+    from compiler.lint.checks import Context
+    from compiler.resolve import Resolved
+    from compiler.spec.model import PlatformBlock, Site
+    from compiler.transport import NodeAccess, Transport
+    from compiler.versions import Version
+
+ManifestFormat = Literal["static-pod", "bpm"]
+LintCheck = Callable[["Context"], Iterator[tuple[tuple[str | int, ...], str]]]
+
+
+@dataclass(frozen=True)
+class NodePaths:
+    """Where the kube-apiserver's configuration lives on a control-plane node."""
+
+    manifest: str  # the file holding the apiserver flags
+    config_dir: str
+    log_path: str | None  # None: log backend off; "-": stdout
+    backup_dir: str
+    staging_dir: str
+    manifest_format: ManifestFormat = "static-pod"  # bpm: a bpm.yml process list, no kubelet
+    platform_log: bool = False  # the platform writes its own audit log; its flags stay as they are
+
+    @property
+    def policy_file(self) -> str:
+        return f"{self.config_dir}/audit-policy.yaml"
+
+    @property
+    def webhook_config(self) -> str:
+        return f"{self.config_dir}/audit-webhook.kubeconfig"
+
+    @property
+    def log_dir(self) -> str | None:
+        if self.log_path in (None, "-"):
+            return None
+        return self.log_path.rsplit("/", 1)[0] or "/"
+
+
+# ---- the data file (compiler/platforms/<type>/platform.yaml) -----------------------------
+
+
+class DataModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel)
+
+
+class PathDefaults(DataModel):
+    manifest: str = ""
+    config_dir: str
+    log_path: str | None = None
+    backup_dir: str = "/var/lib/auditc/backup"
+    staging_dir: str = "/tmp"  # where apply.sh copies node files before running the patch script
+
+
+class ReceiverDefaults(DataModel):
+    node_port: int
+    address: str | None  # None: the spec must say where the apiserver dials Falco
+
+
+class PatchDefaults(DataModel):
+    wait_timeout: int = 300  # seconds the patch script waits for a healthy apiserver
+
+
+class PlatformData(DataModel):
+    """The fields every platform.yaml has; a platform's own model adds its sections."""
+
+    type: str
+    transport: str  # how node files travel (ssh, or a platform CLI): the plan names it
+    paths: PathDefaults
+    receiver: ReceiverDefaults
+    patch: PatchDefaults = PatchDefaults()
+
+
+D = TypeVar("D", bound=PlatformData)
+
+
+@cache
+def _read(path: Path) -> Any:
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
+
+
+def load_data(folder: Path, model: type[D]) -> D:
+    """``<folder>/platform.yaml``, validated against the platform's data model."""
+    return model.model_validate(_read(folder / "platform.yaml"))
+
+
+def default_node_paths(
+    data: PlatformData, site: Site, *, manifest: str | None, config_dir: str | None
+) -> NodePaths:
+    """The layout most platforms have: the spec may move the manifest and the config dir,
+    the audit log goes to spec.audit.log.path or the platform's default."""
+    log = site.spec.audit.log
+    defaults = data.paths
+    return NodePaths(
+        manifest=manifest or defaults.manifest,
+        config_dir=config_dir or defaults.config_dir,
+        log_path=(log.path or defaults.log_path) if log.enabled else None,
+        backup_dir=defaults.backup_dir,
+        staging_dir=defaults.staging_dir,
+    )
+
+
+# ---- the Protocol --------------------------------------------------------------------------
+
+
+class Platform(Protocol):
+    """One platform: its part of the spec, its data, its checks, its lowering, its nodes."""
+
+    @property
+    def name(self) -> str:
+        """``spec.platform.type``, and the name of the spec block it owns."""
+        ...
+
+    @property
+    def block(self) -> type[PlatformBlock]:
+        """The ``spec.platform`` model of this type (a member of the spec's tagged union)."""
+        ...
+
+    @property
+    def data(self) -> PlatformData:
+        """platform.yaml: node path defaults, the receiver's NodePort, the transport."""
+        ...
+
+    @property
+    def has_sinks(self) -> bool:
+        """Whether ``spec.sinks`` means anything here."""
+        ...
+
+    @property
+    def lint_checks(self) -> Mapping[str, LintCheck]:
+        """Lint rules of this platform only, by id (their catalog entries sit in the folder)."""
+        ...
+
+    def node_paths(self, site: Site, written_log: bool) -> NodePaths:
+        """The node layout for this site; ``written_log``: the spec has an audit.log block."""
+        ...
+
+    def check(self, site: Site, paths: NodePaths, kube: Version, checks: Checks) -> None:
+        """Spec checks only this platform knows (run while resolving)."""
+        ...
+
+    def cluster_objects(self, resolved: Resolved) -> list[tuple[str, list[dict[str, Any]]]]:
+        """Extra cluster/ files of this platform (file name, objects); raises UserError."""
+        ...
+
+    def lower(self, built: Build) -> list[Artifact]:
+        """Every artifact of the site."""
+        ...
+
+    # the node layer, read by snapshot and the live diff
+
+    def hosts(self, resolved: Resolved) -> list[str] | None:
+        """The control-plane hosts the spec names; None when they are found at run time."""
+        ...
+
+    def transports(self, resolved: Resolved, access: NodeAccess) -> list[Transport]:
+        """One reader per control-plane host."""
+        ...
+
+
+Registry = Mapping[str, Platform]

@@ -1,0 +1,24 @@
+"""The platform registry: every platform auditc knows, by ``spec.platform.type``.
+
+A platform is one folder here (see README, "Adding a platform") and one line below.
+The spec's tagged union of platform blocks, the list of types in messages and the
+schema all come from this table, in this order.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from compiler.platform import Platform
+from compiler.platforms.kubeadm import KUBEADM
+from compiler.platforms.minikube import MINIKUBE
+from compiler.platforms.pks import PKS
+from compiler.spec.model import Site, site_model
+
+PLATFORMS: dict[str, Platform] = {p.name: p for p in (KUBEADM, MINIKUBE, PKS)}
+
+
+@cache
+def site_schema() -> type[Site]:
+    """The ``Site`` model with every registered platform's block."""
+    return site_model([p.block for p in PLATFORMS.values()])
