@@ -63,7 +63,7 @@ lint: $(VENV)/.installed-test
 	$(BIN)/lint-imports --no-cache
 
 test: $(VENV)/.installed-test system-tools $(BIN)/helm lint
-	AUDITC_REQUIRE_ALL_TOOLS=1 $(BIN)/python -m pytest
+	AUDITC_REQUIRE_ALL_TOOLS=1 $(BIN)/python -m pytest -n auto --dist loadgroup
 	$(BIN)/auditc render specs -o output --check
 
 bench: $(VENV)/.installed

@@ -9,7 +9,6 @@ version reads and whether each is really in the pod, what falcoctl installs and 
 
 from __future__ import annotations
 
-import io
 import itertools
 import os
 import subprocess
@@ -24,7 +23,8 @@ from ruamel.yaml import YAML
 
 from compiler.falco_matrix import artifact_file
 from compiler.versions import Version
-from tests.tools import require_tool
+from tests import tools
+from tests.tools import load_all_strict, require_tool
 
 DATA = Path(__file__).resolve().parent / "data"
 CHARTS = DATA / "falco-charts"
@@ -68,23 +68,14 @@ def kube_version(site_version: str) -> str:
     return "{}.{}.0".format(*parts)
 
 
-def validate_strict(manifest: Path, site_version: str) -> None:
+def validate_strict(objects: list[dict[str, Any]], site_version: str) -> None:
     """kubernetes-validate --strict on every object helm rendered."""
-    require_tool("kubernetes-validate")
     parts = tuple(int(p) for p in site_version.split(".")[:2])
-    version = "{}.{}.0".format(*max(parts, OLDEST_SCHEMA))
-    result = subprocess.run(
-        ["kubernetes-validate", "--strict", "-k", version, str(manifest)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    tools.validate_strict(objects, "{}.{}.0".format(*max(parts, OLDEST_SCHEMA)))
 
 
 def documents(text: str) -> list[dict[str, Any]]:
-    return [doc for doc in _strict.load_all(io.StringIO(text)) if doc]
+    return load_all_strict(text)
 
 
 @dataclass
@@ -165,8 +156,9 @@ class Rendered:
         return loaded
 
 
-def render(text: str, fullname: str, extra: list[dict[str, Any]]) -> Rendered:
-    return Rendered(documents(text), fullname, extra)
+def render(text: str | list[dict[str, Any]], fullname: str, extra: list[dict[str, Any]]) -> Rendered:
+    """``text``: what helm printed, or its documents already read."""
+    return Rendered(documents(text) if isinstance(text, str) else text, fullname, extra)
 
 
 def receiver_listens(falco: dict[str, Any]) -> tuple[str, int, str]:
@@ -256,9 +248,11 @@ def _falcoctl_provides(rendered: Rendered, volume: str, relative: str) -> str | 
     return None
 
 
-def named(rules_text: str, kind: str) -> set[str]:
-    entries = YAML(typ="safe", pure=True).load(rules_text) or []
-    return {entry[kind] for entry in entries if isinstance(entry, dict) and kind in entry}
+@cache
+def named(rules_text: str, kind: str) -> frozenset[str]:
+    """Names of the rules (kind "rule"), lists or macros a rules file defines."""
+    (entries,) = load_all_strict(rules_text) or [[]]
+    return frozenset(entry[kind] for entry in entries if isinstance(entry, dict) and kind in entry)
 
 
 def base_rules(rendered: Rendered, source: str) -> str:

@@ -11,6 +11,7 @@ files that are FIFOs, devices, directories, symlink loops or outside the spec's 
 
 from __future__ import annotations
 
+import functools
 import io
 import random
 import shutil
@@ -185,8 +186,11 @@ def _example_files(spec: Path) -> dict[str, bytes]:
     return out
 
 
-def cases(seed: int = 20261202, per_spec: int = 240) -> list[Case]:
-    """The corpus: deterministic for a seed."""
+@functools.cache
+def cases(seed: int = 20261202, per_spec: int = 240) -> tuple[Case, ...]:
+    """The corpus: deterministic for a seed. Built once per process (about 15 s: a YAML
+    round trip per case); the tests that read it share one pytest-xdist worker (the
+    "fuzz-corpus" group)."""
     rng = random.Random(seed)
     out: list[Case] = []
     for spec in sorted(SPECS.glob("*.yaml")):
@@ -225,7 +229,7 @@ def cases(seed: int = 20261202, per_spec: int = 240) -> list[Case]:
                     f"file-{name}-{special}", _dump(data), _example_files(prod), special, f"special/{special}"
                 )
             )
-    return out
+    return tuple(out)
 
 
 def _get(data: Any, path: tuple[Any, ...]) -> Any:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from compiler.cli import app
+from tests.tools import no_hang
 
 GOOD = """\
 apiVersion: auditc.dev/v1alpha1
@@ -243,9 +243,8 @@ def test_broken_spec_is_reported_and_nothing_is_written(
     (output / "site-a" / "keep.txt").write_text("previous render\n")
     before = {p: p.read_bytes() for p in output.rglob("*") if p.is_file()}
 
-    started = time.monotonic()
-    result = CliRunner().invoke(app, ["render", str(spec), "-o", str(output)])
-    elapsed = time.monotonic() - started
+    with no_hang(case):
+        result = CliRunner().invoke(app, ["render", str(spec), "-o", str(output)])
 
     assert result.exit_code == 2, result.output
     stderr = result.stderr
@@ -256,7 +255,6 @@ def test_broken_spec_is_reported_and_nothing_is_written(
         assert str(spec) in stderr
     assert "Traceback" not in stderr
     assert {p: p.read_bytes() for p in output.rglob("*") if p.is_file()} == before
-    assert elapsed < 2, f"{case} took {elapsed:.2f}s"
 
 
 def test_every_problem_in_a_spec_is_reported_at_once(tmp_path: Path) -> None:
@@ -370,12 +368,11 @@ def test_named_files_are_regular_files_inside_the_spec_directory(
             "putty": "PuTTY-User-Key-File-3: ssh-rsa\nPrivate-Lines: 1\nAAAA\n",
         }[kind]
         target.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n" + extra)
-    started = time.monotonic()
     args = ["render", str(_ca_spec(tmp_path, "ca.pem")), "-o", str(tmp_path / "out")]
     if kind == "dev-zero":
         args += ["--files-root", "/dev"]
-    result = CliRunner().invoke(app, args)
-    assert time.monotonic() - started < 5
+    with no_hang(kind):
+        result = CliRunner().invoke(app, args)
     assert result.exit_code == 2, result.output
     assert expected in result.stderr and f"{tmp_path / 'site.yaml'}:18:" in result.stderr
     assert "secret line" not in result.stderr and "root:" not in result.stderr
@@ -401,10 +398,9 @@ def test_a_fifo_or_device_as_the_spec_is_refused(tmp_path: Path) -> None:
     fifo = tmp_path / "site.yaml"
     os.mkfifo(fifo)
     for spec in (fifo, Path("/dev/zero")):
-        started = time.monotonic()
-        result = CliRunner().invoke(app, ["validate", str(spec)])
+        with no_hang(str(spec)):
+            result = CliRunner().invoke(app, ["validate", str(spec)])
         assert result.exit_code == 2 and "expected a regular file" in result.stderr
-        assert time.monotonic() - started < 5
 
 
 def test_only_the_certificates_of_a_ca_file_reach_the_kubeconfig(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from ruamel.yaml import YAML
 
 from compiler.api import CompiledSite
 from tests.sites import compiled, example_specs, kubeadm_specs, platform_of, write_tree
+from tests.tools import dump_all, load_all_strict, validate_strict
 
 # kinds kubernetes-validate has schemas for (built into Kubernetes); custom resources
 # (Argo CD, Flux) and the long-removed AuditSink are checked by their own tests
@@ -55,18 +56,34 @@ def test_built_in_objects_pass_kubernetes_validate_strict(spec: Path, tmp_path: 
     _, root = _site(spec, tmp_path)
     yaml = YAML(typ="safe", pure=True)
     version = _schema_version(yaml.load(spec.read_text())["spec"]["kubernetes"]["version"])
-    checked = 0
-    for path in sorted((root / "cluster").glob("*.yaml")):
-        for index, doc in enumerate(yaml.load_all(path.read_text())):
-            if not doc or doc.get("kind") not in BUILT_IN:
-                continue
-            single = tmp_path / f"{path.stem}-{index}.yaml"
-            with single.open("w") as handle:
-                yaml.dump(doc, handle)
-            result = _run("kubernetes-validate", "--strict", "-k", version, single)
-            assert result.returncode == 0, f"{path.name}[{index}]: {result.stdout}{result.stderr}"
-            checked += 1
-    assert checked >= 2
+    checked = [
+        doc
+        for path in sorted((root / "cluster").glob("*.yaml"))
+        for doc in load_all_strict(path.read_text())
+        if doc.get("kind") in BUILT_IN
+    ]
+    validate_strict(checked, version)
+    assert len(checked) >= 2
+
+
+def test_kubernetes_validate_refuses_what_the_api_server_would(tmp_path: Path) -> None:
+    """The validator the tests call in-process is the one its command line runs: both refuse
+    an unknown field (--strict) and a wrong type, and both pass the corrected object."""
+    good = {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": "falco", "namespace": "falco"},
+    }
+    for bad in ({**good, "spec": {}}, {**good, "metadata": {"name": 1}}):
+        single = tmp_path / "bad.yaml"
+        single.write_text(dump_all([bad]))
+        result = _run("kubernetes-validate", "--strict", "-k", "1.30.0", single)
+        assert result.returncode != 0, result.stdout
+        with pytest.raises(AssertionError, match="ServiceAccount"):
+            validate_strict([bad], "1.30.0")
+    single.write_text(dump_all([good]))
+    assert _run("kubernetes-validate", "--strict", "-k", "1.30.0", single).returncode == 0
+    validate_strict([good], "1.30.0")
 
 
 @pytest.mark.parametrize("spec", example_specs(), ids=lambda p: p.stem)

@@ -114,13 +114,10 @@ def _check_pipeline(site: CompiledSite, tmp_path: Path) -> None:
     text = fc.helm_template(
         chart, root / "helm/falco-values.yaml", release="falco", namespace=namespace, kube=kube, home=tmp_path
     )
-    rendered_file = tmp_path / "helm-template.yaml"
     # AuditSink (auditregistration.k8s.io/v1alpha1, Kubernetes 1.13 .. 1.18) has no schema in
     # kubernetes-validate (1.25 on); its URL is checked below
-    checked = [doc for doc in fc.documents(text) if doc["kind"] != "AuditSink"]
-    with rendered_file.open("w") as handle:
-        yaml.dump_all(checked, handle)
-    fc.validate_strict(rendered_file, spec["kubernetes"]["version"])
+    objects = fc.documents(text)
+    fc.validate_strict([doc for doc in objects if doc["kind"] != "AuditSink"], spec["kubernetes"]["version"])
 
     extra = [
         doc
@@ -129,9 +126,9 @@ def _check_pipeline(site: CompiledSite, tmp_path: Path) -> None:
         for doc in yaml.load_all(path.read_text())
         if doc
     ]
-    workloads = [o for o in fc.documents(text) if o["kind"] in ("Deployment", "DaemonSet")]
+    workloads = [o for o in objects if o["kind"] in ("Deployment", "DaemonSet")]
     assert len(workloads) == 1, [w["metadata"]["name"] for w in workloads]
-    rendered = fc.render(text, workloads[0]["metadata"]["name"], extra)
+    rendered = fc.render(objects, workloads[0]["metadata"]["name"], extra)
     falco = rendered.falco_yaml
     container = rendered.falco_container
 
@@ -145,7 +142,7 @@ def _check_pipeline(site: CompiledSite, tmp_path: Path) -> None:
         server = yaml.load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
     else:  # dynamic auditing: the AuditSink, auditc's (applied by the plan) or the chart's own
         own = root / "plan/audit-sink.yaml"
-        sinks = [o for o in fc.documents(text) if o["kind"] == "AuditSink"]
+        sinks = [o for o in objects if o["kind"] == "AuditSink"]
         sinks += [yaml.load(own.read_text())] if own.exists() else []
         (sink,) = sinks
         server = sink["spec"]["webhook"]["clientConfig"]["url"]

@@ -35,6 +35,7 @@ def _ruamel(text: str, monkeypatch: pytest.MonkeyPatch) -> source.SourceDoc:
         return source.parse_yaml(text.encode("utf-8", "surrogatepass"), Path("x"), "x")
 
 
+@pytest.mark.xdist_group("fuzz-corpus")  # reads the fuzz corpus: built once in that worker
 def test_both_readers_agree(monkeypatch: pytest.MonkeyPatch) -> None:
     texts = [p.read_text() for p in sorted((ROOT / "specs").glob("*.yaml"))]
     texts += [p.read_text() for p in sorted((ROOT / "tests" / "data").rglob("*.yaml"))]
