@@ -194,24 +194,27 @@ def cases(seed: int = 20261202, per_spec: int = 240) -> tuple[Case, ...]:
     rng = random.Random(seed)
     out: list[Case] = []
     for spec in sorted(SPECS.glob("*.yaml")):
+        # one parse per spec: each case changes the document, dumps it and puts it back
         base = _yaml().load(spec.read_text())
         files = _example_files(spec)
         paths = list(_leaves(base))
         pairs = [(p, v) for p in paths for v in RAW_VALUES]
         rng.shuffle(pairs)
         for index, (path, raw) in enumerate(pairs[:per_spec]):
-            data = _yaml().load(spec.read_text())
-            _set(data, path, MARK)
-            text = _dump(data).replace(MARK, raw, 1)
+            parent = _get(base, path[:-1])
+            kept = parent[path[-1]]
+            parent[path[-1]] = MARK
+            text = _dump(base).replace(MARK, raw, 1)
+            parent[path[-1]] = kept
             out.append(Case(f"{spec.stem}-{index}", text, files))
         # a hostile key at every mapping level
         for index, path in enumerate(p for p in paths if isinstance(_get(base, p), dict)):
-            data = _yaml().load(spec.read_text())
-            _get(data, path)[MARK] = "x"
+            mapping = _get(base, path)
+            mapping[MARK] = "x"
+            text = _dump(base)
+            del mapping[MARK]
             for key in ('"\\ud800"', '"\\x1b]0;pwned\\x07"', '"a\\nb"', "[a]", "1", "null"):
-                out.append(
-                    Case(f"{spec.stem}-key-{index}-{len(out)}", _dump(data).replace(MARK, key, 1), files)
-                )
+                out.append(Case(f"{spec.stem}-key-{index}-{len(out)}", text.replace(MARK, key, 1), files))
     for index, document in enumerate(DOCUMENTS):
         out.append(Case(f"document-{index}", document))
     prod = SPECS / "edge-tls.yaml"

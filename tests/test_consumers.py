@@ -11,7 +11,7 @@ from ruamel.yaml import YAML
 
 from compiler.api import CompiledSite
 from tests.sites import compiled, example_specs, kubeadm_specs, platform_of, write_tree
-from tests.tools import dump_all, load_all_strict, validate_strict
+from tests.tools import dump_all, load_all_strict, shellcheck, validate_strict
 
 # kinds kubernetes-validate has schemas for (built into Kubernetes); custom resources
 # (Argo CD, Flux) and the long-removed AuditSink are checked by their own tests
@@ -197,3 +197,17 @@ def test_rendered_patch_script_on_real_manifests_agrees_with_kubeadm_config(
     second = patch()
     assert second.returncode == 0, second.stderr
     assert target.read_bytes() == before
+
+
+def test_shellcheck_split_still_catches_a_value_that_breaks_its_context_line(tmp_path: Path) -> None:
+    """tools.shellcheck reads a known script body only once; the context lines of every
+    variant still go through shellcheck, so a value that escapes its quotes fails."""
+    _, root = _site(kubeadm_specs()[0], tmp_path)
+    script = root / "node/apiserver-config.patch.sh"
+    text = script.read_bytes()
+    shellcheck([script])  # the body is now known
+    variant = tmp_path / "variant.sh"
+    variant.write_bytes(text.replace(b"  ctx site '", b"  ctx site $(id)'x' '", 1))
+    assert variant.read_bytes() != text
+    with pytest.raises(AssertionError, match="SC2046"):
+        shellcheck([variant])

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from tests import fuzz
-from tests.tools import require_tool
+from tests.tools import shellcheck
 
 CASE_SECONDS = 20  # a case that takes longer is a hang
 MEMORY = 3 * 1024**3  # an allocation beyond it is the runaway read the tests look for
@@ -165,46 +165,16 @@ def _distinct_scripts(outcomes: list[Outcome], tmp: Path) -> dict[str, Path]:
     return out
 
 
-# the patch script hands every spec value to its body in lines "ctx KIND 'word'..." inside
-# load_context(); the rest of the script is the same for every spec of one shape
-CONTEXT_LINE = re.compile(rb"^[ \t]*ctx .*\n", re.MULTILINE)
-
-
-def _context_harness(script: bytes) -> bytes:
-    """A script of the context lines alone, the way load_context() runs them."""
-    lines = b"".join(CONTEXT_LINE.findall(script))
-    return b"#!/bin/sh\nctx() { :; }\nload_context() {\n" + lines + b"}\nload_context\n"
-
-
 def test_rendered_scripts_pass_bash_and_shellcheck(outcomes: list[Outcome], tmp_path: Path) -> None:
-    """Every distinct script passes `sh -n`/`bash -n`. shellcheck reads each distinct script
-    body once (the script with its context lines taken out) in full, and the context lines of
-    every variant on their own: a value that leaked out of its context line changes the body,
-    so that variant is checked in full too."""
-    require_tool("shellcheck")
+    """Every distinct script passes `sh -n`/`bash -n` and shellcheck (tools.shellcheck: each
+    distinct body in full, the context lines of every variant on their own)."""
     scripts = list(_distinct_scripts(outcomes, tmp_path).values())
     assert len(scripts) > 20
     for script in scripts:
         shell = "bash" if script.read_bytes().startswith(b"#!/usr/bin/env bash") else "sh"
         result = subprocess.run([shell, "-n", str(script)], capture_output=True, text=True, check=False)
         assert result.returncode == 0, (script.name, result.stderr)
-    bodies: dict[bytes, Path] = {}
-    harnesses: list[Path] = []
-    for script in scripts:
-        content = script.read_bytes()
-        bodies.setdefault(CONTEXT_LINE.sub(b"", content), script)
-        if CONTEXT_LINE.search(content):
-            harness = script.with_name(f"{script.name}.context.sh")
-            harness.write_bytes(_context_harness(content))
-            harnesses.append(harness)
-    checked = [*bodies.values(), *harnesses]
-    assert len(bodies) < len(scripts) and harnesses, "the split saves work and checks every variant"
-    for start in range(0, len(checked), 40):
-        batch = [str(s) for s in checked[start : start + 40]]
-        result = subprocess.run(
-            ["shellcheck", "--norc", *batch], capture_output=True, text=True, timeout=300, check=False
-        )
-        assert result.returncode == 0, result.stdout[:4000]
+    shellcheck(scripts)
 
 
 def test_dry_runs_run_nothing_unexpected(outcomes: list[Outcome], tmp_path: Path) -> None:

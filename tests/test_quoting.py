@@ -17,6 +17,7 @@ from compiler.api import compile_site
 from compiler.errors import UserError
 from compiler.templates import render_template, shq
 from tests.sites import write_spec
+from tests.tools import shellcheck
 
 HOSTILE = [
     "x'; touch PWNED; '",
@@ -103,10 +104,7 @@ def _rejected_or_data(field: str, value: str, tmp_path: Path) -> str:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(artifact.content)
     scripts = [out / "plan/apply.sh", out / "node/apiserver-config.patch.sh"]
-    lint = subprocess.run(
-        ["shellcheck", "--norc", "--severity=warning", *map(str, scripts)], capture_output=True, text=True
-    )
-    assert lint.returncode == 0, lint.stdout
+    shellcheck(scripts, "--severity=warning")
     root = tmp_path / "root"
     manifest = root / "etc/kubernetes/manifests/kube-apiserver.yaml"
     manifest.parent.mkdir(parents=True, exist_ok=True)

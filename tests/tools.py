@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import re
 import signal
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -85,3 +89,45 @@ def no_hang(what: str, seconds: int = 30) -> Iterator[None]:
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
+
+
+# ---- shellcheck, once per script body ----------------------------------------------------
+# The patch script hands every spec value to its body in lines "ctx KIND 'word'..." inside
+# load_context(); the rest of it is the same for every spec of one shape. shellcheck reads
+# each distinct body (the script without its context lines) once per test process, in
+# full, and the context lines of every script on their own, the way load_context() runs
+# them. A value that leaked out of its context line changes the body: checked in full.
+CONTEXT_LINE = re.compile(rb"^[ \t]*ctx .*\n", re.MULTILINE)
+_PASSED: set[tuple[str, ...]] = set()  # (options..., body digest) that shellcheck passed
+
+
+def _context_harness(script: bytes) -> bytes:
+    lines = b"".join(CONTEXT_LINE.findall(script))
+    return b"#!/bin/sh\nctx() { :; }\nload_context() {\n" + lines + b"}\nload_context\n"
+
+
+def shellcheck(scripts: list[Path], *options: str) -> None:
+    """Assert that shellcheck passes every script (as split above), in batched calls."""
+    require_tool("shellcheck")
+    pending: dict[tuple[str, ...], Path] = {}
+    for script in scripts:
+        content = script.read_bytes()
+        key = (*options, hashlib.sha256(CONTEXT_LINE.sub(b"", content)).hexdigest())
+        if key not in _PASSED:
+            pending.setdefault(key, script)
+        if CONTEXT_LINE.search(content):
+            harness = script.with_name(f".{script.name}.context.sh")
+            harness.write_bytes(_context_harness(content))
+            pending[(*options, str(harness))] = harness
+    paths = list(pending.items())
+    for start in range(0, len(paths), 40):
+        batch = paths[start : start + 40]
+        result = subprocess.run(
+            ["shellcheck", "--norc", *options, *(str(p) for _, p in batch)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout[:4000]
+        _PASSED.update(key for key, path in batch if not path.name.endswith(".context.sh"))
