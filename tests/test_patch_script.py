@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from compiler.templates import render_template
+from compiler.nodepatch import patch_script
 from tests.tools import require_tool
 
 TEMPLATE = "nodepatch/apiserver-config.patch.sh.j2"
@@ -120,7 +120,7 @@ def volume(name: str, path: str, *, read_only: bool, kind: str = "DirectoryOrCre
 
 
 def render(context: Mapping[str, Any]) -> str:
-    return render_template(TEMPLATE, context)
+    return patch_script(dict(context)).decode()
 
 
 # --- a fake node -------------------------------------------------------------------------------
