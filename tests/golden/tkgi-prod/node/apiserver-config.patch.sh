@@ -282,7 +282,7 @@ usage() {
   printf '  -h, --help          show this help\n\n'
   printf 'Environment:\n'
   printf '  AUDITC_POLL_INTERVAL  seconds between readiness checks (default 1); tests\n'
-  printf '                      set a fraction such as 0.05\n\n'
+  printf '                        set a fraction such as 0.05\n\n'
   printf 'Exit status:\n'
   printf '  0  done (and ready unless --no-wait), nothing to change, or --dry-run\n'
   printf '  1  the apiserver was not ready in time, or (bpm) monit restart failed; the\n'
