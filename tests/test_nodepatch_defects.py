@@ -201,3 +201,22 @@ def test_the_flow_command_hint_leads_to_a_patch(node: Node) -> None:
     node.put_manifest((text[:start] + block + text[end:]).encode())
     result = node.run("--no-wait")
     assert result.returncode == 0, result.stderr
+
+
+def test_a_bpm_yml_that_cannot_be_replaced_is_refused_cleanly(tmp_path: Path, awk_dir: Path) -> None:
+    """The same in bpm mode: nothing restarted, nothing left behind."""
+    from tests.test_patch_script_bpm import fixture, new_master
+
+    master = new_master(tmp_path, awk_dir)
+    original = fixture("tkgi-master.yml")
+    master.put_bpm(original)
+    before = {str(p.relative_to(master.root)) for p in master.root.rglob("*")}
+    path = os.pathsep.join(
+        [failing_mv(tmp_path, master.bpm), str(awk_dir), str(master.bin_dir), os.environ["PATH"]]
+    )
+    result = master.run_bpm("--no-wait", path=path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "cannot replace" in result.stderr and "RESTORE FAILED" not in result.stderr
+    assert master.bpm.read_bytes() == original
+    assert {str(p.relative_to(master.root)) for p in master.root.rglob("*")} == before
+    assert master.monit_calls() == []
