@@ -5,6 +5,11 @@ and run with ``--root`` against a fake node: real kubeadm manifests (tests/data/
 manifests) and hand-made hard cases (tests/data/kube-apiserver-hard, see its README.md). The
 behavioural tests run once per awk implementation found on the machine (mawk, gawk --posix,
 busybox awk), through an ``awk`` shim put first on PATH.
+
+The awk programs themselves run under every awk in tests/test_nodepatch_awk.py, so the
+whole-script flow tests here run under one default awk (tests/nodepatch_helpers.py) and sh;
+test_shells_and_awks_give_the_same_result is the cross-check over every shell and awk.
+Readiness is polled every 0.05 s (AUDITC_POLL_INTERVAL) instead of every second.
 """
 
 from __future__ import annotations
@@ -27,10 +32,10 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from compiler.templates import render_template
-from tests.tools import require_tool
+from compiler.nodepatch import patch_script
+from tests.nodepatch_helpers import DEFAULT_AWK, awk_shim, shellcheck_findings
+from tests.tools import AWKS, require_tool
 
-TEMPLATE = "nodepatch/apiserver-config.patch.sh.j2"
 DATA = Path(__file__).resolve().parent / "data"
 REAL_MANIFESTS = sorted((DATA / "kube-apiserver-manifests").glob("*.yaml"))
 HARD_DIR = DATA / "kube-apiserver-hard"
@@ -120,7 +125,7 @@ def volume(name: str, path: str, *, read_only: bool, kind: str = "DirectoryOrCre
 
 
 def render(context: Mapping[str, Any]) -> str:
-    return render_template(TEMPLATE, context)
+    return patch_script(dict(context)).decode()
 
 
 # --- a fake node -------------------------------------------------------------------------------
@@ -181,12 +186,26 @@ class Node:
         return subprocess.run(
             command,
             cwd=self.tmp,
-            env={**os.environ, "PATH": path},
+            env={**os.environ, "PATH": path, "AUDITC_POLL_INTERVAL": POLL_INTERVAL},
             capture_output=True,
             text=True,
             timeout=120,
             check=False,
         )
+
+
+POLL_INTERVAL = "0.05"  # seconds between readiness checks: the tests' setting
+
+
+@pytest.fixture(scope="session")
+def awk_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The flow tests' awk (overrides conftest's fixture over every awk)."""
+    return awk_shim(tmp_path_factory, DEFAULT_AWK)
+
+
+@pytest.fixture(scope="session")
+def shellchecked(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
+    return shellcheck_findings(tmp_path_factory)
 
 
 @pytest.fixture
@@ -424,23 +443,18 @@ def hostile_context() -> dict[str, Any]:
     return context
 
 
-@pytest.mark.parametrize(
-    "context",
-    [
-        make_context(),
-        hostile_context(),
-        make_context(list_items=[{"name": "feature-gates", "item": "DynamicAuditing=true"}]),
-        make_context(flags=[], volumes=[], config_files=[], owned_prefixes=[]),
-    ],
-    ids=["normal", "hostile", "list-items", "empty-lists"],
-)
-def test_shellcheck_clean(tmp_path: Path, context: dict[str, Any]) -> None:
-    script = tmp_path / "apiserver-config.patch.sh"
-    script.write_text(render(context))
-    result = subprocess.run(
-        ["shellcheck", "--shell=sh", str(script)], capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, result.stdout
+# every context a shellcheck test names; checked in one shellcheck call (nodepatch_helpers)
+SHELLCHECK_CONTEXTS = {
+    "normal": make_context(),
+    "hostile": hostile_context(),
+    "list-items": make_context(list_items=[{"name": "feature-gates", "item": "DynamicAuditing=true"}]),
+    "empty-lists": make_context(flags=[], volumes=[], config_files=[], owned_prefixes=[]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SHELLCHECK_CONTEXTS))
+def test_shellcheck_clean(shellchecked: dict[str, list[str]], case: str) -> None:
+    assert shellchecked[case] == []
 
 
 def test_help_and_usage_errors(tmp_path: Path) -> None:
@@ -622,7 +636,7 @@ def manifest_on_port(port: int) -> bytes:
 def test_rollback_when_not_ready(node: Node) -> None:
     original = manifest_on_port(free_port())  # nothing listens there
     node.put_manifest(original)
-    result = node.run("--wait-timeout", "2")
+    result = node.run("--wait-timeout", "1")
     assert result.returncode == 1, result.stderr
     assert "rolling back" in result.stderr
     assert node.manifest.read_bytes() == original
@@ -665,7 +679,7 @@ def test_old_apiserver_does_not_count_as_ready(tmp_path: Path, readyz_server: in
     try:
         time.sleep(0.5)
         node.put_manifest(original)
-        result = node.run("--wait-timeout", "2")
+        result = node.run("--wait-timeout", "1")
         assert result.returncode == 1, result.stdout + result.stderr
         assert "no kube-apiserver process was visible" not in result.stderr
         assert node.manifest.read_bytes() == original
@@ -722,17 +736,28 @@ def test_hostile_values_are_refused(node: Node, overrides: dict[str, Any], messa
 SHELLS = {"dash": ("dash",), "bash-posix": ("bash", "--posix"), "busybox-sh": ("busybox", "sh")}
 
 
+@pytest.fixture(scope="module")
+def reference_result(tmp_path_factory: pytest.TempPathFactory, awk_dir: Path) -> bytes:
+    """four-space-comments patched under sh and the default awk."""
+    node = Node(tmp_path_factory.mktemp("reference"), awk_dir)
+    node.install(make_context())
+    original = hard("four-space-comments")
+    node.put_manifest(original)
+    assert_applied(node, original, node.run("--no-wait"))
+    return node.manifest.read_bytes()
+
+
+@pytest.mark.parametrize("awk", sorted(AWKS))
 @pytest.mark.parametrize("shell", sorted(SHELLS))
-def test_other_shells_give_the_same_result(tmp_path: Path, shell: str) -> None:
+def test_shells_and_awks_give_the_same_result(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, reference_result: bytes, shell: str, awk: str
+) -> None:
     command = SHELLS[shell]
     require_tool(command[0])
+    node = Node(tmp_path, awk_shim(tmp_path_factory, awk), command)
+    node.install(make_context())
     original = hard("four-space-comments")
-    results = []
-    for name, sh in (("reference", ("sh",)), (shell, command)):
-        node = Node(tmp_path / name, None, sh)
-        node.install(make_context())
-        node.put_manifest(original)
-        assert_applied(node, original, node.run("--no-wait"))
-        assert_noop(node)
-        results.append(node.manifest.read_bytes())
-    assert results[0] == results[1]
+    node.put_manifest(original)
+    assert_applied(node, original, node.run("--no-wait"))
+    assert_noop(node)
+    assert node.manifest.read_bytes() == reference_result

@@ -5,7 +5,8 @@ rendered with the bpm context keys (``default_mode``, ``bpm_path``, ``bpm_proces
 with ``--mode bpm --root`` against hand-made bpm.yml files (tests/data/bpm, see its
 README.md). A stand-in ``monit`` first on PATH records every call; a stand-in
 ``ensure_apiserver_healthy`` under the root plays the job's health check. The behavioural
-tests run once per awk implementation, like the static-pod suite.
+tests run under the default awk, like the static-pod suite; the awk programs themselves
+run under every awk in tests/test_nodepatch_awk.py.
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
+from tests.nodepatch_helpers import DEFAULT_AWK, awk_shim, shellcheck_findings
 from tests.test_patch_script import (
     CONFIG_FILES,
     HOSTILE,
     MANIFESTS,
+    POLL_INTERVAL,
     SHELLS,
     Node,
     digest,
@@ -40,7 +43,7 @@ from tests.test_patch_script import (
     render,
     snapshot,
 )
-from tests.tools import require_tool
+from tests.tools import AWKS, require_tool
 
 BPM_DIR = Path(__file__).resolve().parent / "data" / "bpm"
 PATCHED = sorted(p for p in BPM_DIR.glob("*.yml") if not p.name.startswith("refuse-"))
@@ -142,7 +145,7 @@ class Master(Node):
         return subprocess.run(
             command,
             cwd=self.tmp,
-            env={**os.environ, "PATH": path},
+            env={**os.environ, "PATH": path, "AUDITC_POLL_INTERVAL": POLL_INTERVAL},
             capture_output=True,
             text=True,
             timeout=120,
@@ -158,6 +161,17 @@ def new_master(tmp: Path, awk: Path | None, context: dict[str, Any] | None = Non
     master.install(bpm_context() if context is None else context)
     master.put_monit()
     return master
+
+
+@pytest.fixture(scope="session")
+def awk_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The flow tests' awk (overrides conftest's fixture over every awk)."""
+    return awk_shim(tmp_path_factory, DEFAULT_AWK)
+
+
+@pytest.fixture(scope="session")
+def shellchecked(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
+    return shellcheck_findings(tmp_path_factory)
 
 
 @pytest.fixture
@@ -283,24 +297,21 @@ def hostile_bpm_context() -> dict[str, Any]:
     return context
 
 
-@pytest.mark.parametrize(
-    "context",
-    [
-        bpm_context(),
-        bpm_context(narrow=False),
-        hostile_bpm_context(),
-        bpm_context(default_mode="static-pod", list_items=[{"name": "feature-gates", "item": "A=true"}]),
-        bpm_context(flags=[], config_files=[], owned_prefixes=[]),
-    ],
-    ids=["narrow", "broad", "hostile", "static-pod-default", "empty-lists"],
-)
-def test_shellcheck_clean(tmp_path: Path, context: dict[str, Any]) -> None:
-    script = tmp_path / "apiserver-config.patch.sh"
-    script.write_text(render(context))
-    result = subprocess.run(
-        ["shellcheck", "--shell=sh", str(script)], capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, result.stdout
+# every context a shellcheck test names; checked in one shellcheck call (nodepatch_helpers)
+SHELLCHECK_CONTEXTS = {
+    "bpm-narrow": bpm_context(),
+    "bpm-broad": bpm_context(narrow=False),
+    "bpm-hostile": hostile_bpm_context(),
+    "bpm-static-pod-default": bpm_context(
+        default_mode="static-pod", list_items=[{"name": "feature-gates", "item": "A=true"}]
+    ),
+    "bpm-empty-lists": bpm_context(flags=[], config_files=[], owned_prefixes=[]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SHELLCHECK_CONTEXTS))
+def test_shellcheck_clean(shellchecked: dict[str, list[str]], case: str) -> None:
+    assert shellchecked[case] == []
 
 
 def test_bpm_mode_only_with_bpm_keys() -> None:
@@ -645,7 +656,7 @@ def test_rollback_when_not_healthy(master: Master, health: str) -> None:
         master.put_health_check("exit 0")
         master.put_monit(fails=True)
     started = time.monotonic()
-    result = master.run_bpm("--wait-timeout", "2")
+    result = master.run_bpm("--wait-timeout", "1")
     assert result.returncode == 1, result.stdout + result.stderr
     assert time.monotonic() - started < 20
     assert "rolling back" in result.stderr
@@ -669,7 +680,7 @@ def test_without_health_check_polls_readyz(master: Master) -> None:
     port = free_port()  # nothing listens there
     original = bpm_on_port(port)
     master.put_bpm(original)
-    result = master.run_bpm("--wait-timeout", "2")
+    result = master.run_bpm("--wait-timeout", "1")
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"https://127.0.0.1:{port}/readyz" in result.stdout, "--secure-port of bpm.yml not used"
     assert master.bpm.read_bytes() == original
@@ -742,15 +753,30 @@ def test_hostile_values_are_refused(tmp_path: Path, overrides: dict[str, Any], m
 
 
 @pytest.mark.parametrize("shell", sorted(SHELLS))
-def test_other_shells_give_the_same_result(tmp_path: Path, shell: str) -> None:
+def test_other_shells_give_the_same_result(tmp_path: Path, awk_dir: Path, shell: str) -> None:
     command = SHELLS[shell]
     require_tool(command[0])
     original = fixture("four-space-comments.yml")
     results = []
     for name, sh in (("reference", ("sh",)), (shell, command)):
-        master = new_master(tmp_path / name, None, shell=sh)
+        master = new_master(tmp_path / name, awk_dir, shell=sh)
         master.put_bpm(original)
         assert master.run_bpm("--no-wait").returncode == 0
         assert_noop(master)
         results.append((master.bpm.read_bytes(), master.monit_calls()))
+    assert results[0] == results[1]
+
+
+@pytest.mark.parametrize("awk", sorted(AWKS))
+def test_other_awks_give_the_same_result(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, awk_dir: Path, awk: str
+) -> None:
+    original = fixture("four-space-comments.yml")
+    results = []
+    for name, shim in (("reference", awk_dir), (awk, awk_shim(tmp_path_factory, awk))):
+        master = new_master(tmp_path / name, shim)
+        master.put_bpm(original)
+        assert master.run_bpm("--no-wait").returncode == 0
+        assert_noop(master)
+        results.append(master.bpm.read_bytes())
     assert results[0] == results[1]

@@ -37,6 +37,8 @@ def test_wheel_renders_the_same_bytes_as_the_checkout(tmp_path: Path) -> None:
     assert "compiler/platforms/pks/lint-rules.yaml" in names
     assert "compiler/lower/cluster-layer.sh.j2" in names
     assert "compiler/data/versions.yaml" in names
+    for part in ("yaml.awk", "args.awk", "static-pod.awk", "bpm.awk"):  # the patch script embeds them
+        assert f"compiler/nodepatch/{part}" in names
 
     site_dir = tmp_path / "site-packages"
     subprocess.run(

@@ -17,6 +17,13 @@ from compiler.artifacts.apiserver import ApiserverChange
 from compiler.datafiles import load_data, yaml_documents
 from compiler.live.cluster import object_key
 from compiler.live.snapshot import Snapshot, node_files
+from compiler.nodepatch.flags import (
+    apiserver_flags,
+    apiserver_mounts,
+    manifest_format,
+    mount_of,
+    normal_path,
+)
 
 Kind = Literal["absent", "missing", "changed", "unexpected"]
 _SECRETISH = re.compile(r"password|passwd|secret|token|private[-_]?key|api[-_]?key|credential|-data$", re.I)
@@ -169,7 +176,7 @@ def _flags(host: str, path: str, manifest: bytes | None, change: ApiserverChange
     """The apiserver flags auditc owns, compared as a set: order and quoting do not matter."""
     if manifest is None:
         return [Change(host, path, "", "absent")]
-    live = _apiserver_flags(manifest)
+    live = apiserver_flags(manifest)
     if live is None:
         return [Change(host, path, "", "changed", "(a kube-apiserver container)", "(none found)")]
     wanted = dict(change.flags)
@@ -188,37 +195,6 @@ def _flags(host: str, path: str, manifest: bytes | None, change: ApiserverChange
     return out
 
 
-def _apiserver_flags(manifest: bytes) -> dict[str, str] | None:
-    try:
-        (pod,) = yaml_documents(manifest)
-    except Exception:
-        return None
-    if isinstance(pod, dict) and "processes" in pod:  # a bpm config: a list of processes
-        for process in pod.get("processes") or []:
-            if isinstance(process, dict) and process.get("name") == "kube-apiserver":
-                return _parse_flags([str(a) for a in process.get("args") or []])
-        return None
-    containers = ((pod or {}).get("spec") or {}).get("containers") or []
-    for container in containers:
-        command = [str(c) for c in (container.get("command") or [])]
-        if command and command[0].rsplit("/", 1)[-1] == "kube-apiserver":
-            return _parse_flags(command[1:] + [str(a) for a in container.get("args") or []])
-    return None
-
-
-def _parse_flags(args: list[str]) -> dict[str, str]:
-    """--name=value, and the two-argument form --name value."""
-    flags: dict[str, str] = {}
-    for index, arg in enumerate(args):
-        if not arg.startswith("--"):
-            continue
-        name, equals, value = arg[2:].partition("=")
-        if not equals and index + 1 < len(args) and not args[index + 1].startswith("-"):
-            value = args[index + 1]
-        flags[name] = value
-    return flags
-
-
 def expected_hosts(resolved: Any, snapshot: Snapshot) -> list[str]:
     """The hosts the spec names (a host missing from the snapshot is a difference); where
     the platform finds its hosts at run time, the ones the snapshot has."""
@@ -227,26 +203,18 @@ def expected_hosts(resolved: Any, snapshot: Snapshot) -> list[str]:
 
 
 def _volumes(host: str, path: str, manifest: bytes | None, change: ApiserverChange) -> list[Change]:
-    """auditc's hostPath volumes and mounts in a static pod manifest (bpm mounts none)."""
+    """auditc's hostPath volumes and mounts in a static pod manifest (bpm mounts none); a
+    hand-made mount the patcher adopted (same host and mount path) counts as auditc's."""
     if manifest is None or not change.volumes:
         return []
-    try:
-        (pod,) = yaml_documents(manifest)
-    except Exception:
+    if manifest_format(manifest) != "static-pod":
         return []
-    if not isinstance(pod, dict) or "processes" in pod:
-        return []
-    spec = pod.get("spec") or {}
-    volumes: dict[Any, Any] = {v.get("name"): v for v in spec.get("volumes") or [] if isinstance(v, dict)}
-    mounts: dict[Any, Any] = {}
-    for container in spec.get("containers") or []:
-        command = [str(c) for c in container.get("command") or []]
-        if command and command[0].rsplit("/", 1)[-1] == "kube-apiserver":
-            mounts = {m.get("name"): m for m in container.get("volumeMounts") or [] if isinstance(m, dict)}
+    mounts = apiserver_mounts(manifest)
     out: list[Change] = []
     for volume in change.volumes:
-        live_path = ((volumes.get(volume.name) or {}).get("hostPath") or {}).get("path")
-        if live_path != volume.host_path:
+        mount = mount_of(mounts, volume.name, volume.host_path, volume.mount_path)
+        live_path = mount.host_path if mount is not None else None
+        if live_path != normal_path(volume.host_path):
             out.append(
                 Change(
                     host,
@@ -257,9 +225,9 @@ def _volumes(host: str, path: str, manifest: bytes | None, change: ApiserverChan
                     live_path,
                 )
             )
-        mount = mounts.get(volume.name) or {}
-        if mount.get("mountPath") != volume.mount_path or bool(mount.get("readOnly")) != volume.read_only:
-            shown = f"{mount.get('mountPath')} readOnly={bool(mount.get('readOnly'))}" if mount else None
+        wrong_path = mount is not None and mount.mount_path != normal_path(volume.mount_path)
+        if mount is None or wrong_path or mount.read_only != volume.read_only:
+            shown = f"{mount.mount_path} readOnly={mount.read_only}" if mount else None
             out.append(
                 Change(
                     host,

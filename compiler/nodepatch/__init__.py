@@ -1,6 +1,7 @@
 """The node patch script (node/apiserver-config.patch.sh): what it is told and how it is
 rendered. One script for every platform whose kube-apiserver reads a static pod manifest
-or a bpm.yml; POSIX sh and awk only, since nodes have no Python.
+or a bpm.yml; POSIX sh and awk only, since nodes have no Python. The shell flow is the
+template; the awk patchers are files of their own (programs.py) that it embeds.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import Any
 
 from compiler import __version__
 from compiler.artifacts.apiserver import VOLUME_PREFIX, ApiserverChange
+from compiler.nodepatch.programs import parts
 from compiler.resolve import Resolved
 from compiler.templates import render_template
 
@@ -50,4 +52,5 @@ def patch_context(resolved: Resolved, change: ApiserverChange, config: dict[str,
 
 
 def patch_script(context: dict[str, Any]) -> bytes:
-    return render_template(TEMPLATE, context).encode("utf-8")
+    """The script for ``context``, its awk programs (compiler/nodepatch/*.awk) embedded."""
+    return render_template(TEMPLATE, {**context, "awk": parts()}).encode("utf-8")

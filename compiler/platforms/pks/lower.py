@@ -44,8 +44,11 @@ def _patch_script(built: Build) -> bytes:
     context = patch_context(resolved, built.change, built.node_files)
     context["default_mode"] = mode(resolved)
     if mode(resolved) == "bpm":
+        # the script also has --mode static-pod: it patches the static pod manifest, at
+        # its own default path, with the volumes (bpm mode mounts none: bpm mounts the
+        # job's config dir itself)
         context["bpm_path"] = resolved.paths.manifest
-        context["volumes"] = []  # bpm mounts the job's config dir itself
+        context["manifest_path"] = data().paths.manifest
     return patch_script(context)
 
 

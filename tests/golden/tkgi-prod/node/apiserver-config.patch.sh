@@ -14,6 +14,8 @@
 # Run it as root, one node at a time. POSIX sh and awk only. See --help for options and
 # exit codes.
 
+# The mode's steps are called as "${MODE_FN}_step", which shellcheck cannot follow:
+# shellcheck disable=SC2329
 set -u
 LC_ALL=C
 export LC_ALL
@@ -28,7 +30,7 @@ unset CDPATH
 load_context() {
   ctx site 'tkgi-prod'
   ctx compiler-version '0.1.0'
-  ctx manifest-path '/var/vcap/jobs/kube-apiserver/config/bpm.yml'
+  ctx manifest-path '/etc/kubernetes/manifests/kube-apiserver.yaml'
   ctx config-dir '/var/vcap/jobs/kube-apiserver/config'
   ctx config-digest '48439aa6c028282e8840b6b4e7fcacd0fe92bbdbf768c4bbe4a55b0f974896ea'
   ctx backup-dir '/var/vcap/data/auditc/backup'
@@ -52,6 +54,7 @@ load_context() {
   ctx flag 'audit-webhook-truncate-enabled' 'true'
   ctx flag 'audit-webhook-truncate-max-batch-size' '10485760'
   ctx flag 'audit-webhook-truncate-max-event-size' '102400'
+  ctx volume 'auditc-config' '/var/vcap/jobs/kube-apiserver/config' '/var/vcap/jobs/kube-apiserver/config' 'true' 'DirectoryOrCreate'
   ctx default-mode 'bpm'
   ctx bpm-path '/var/vcap/jobs/kube-apiserver/config/bpm.yml'
   ctx bpm-process 'kube-apiserver'
@@ -277,6 +280,9 @@ usage() {
   printf '                      only means --no-wait\n'
   printf '  --wait-timeout N    seconds to wait for readiness (default %s)\n' "$WAIT_TIMEOUT"
   printf '  -h, --help          show this help\n\n'
+  printf 'Environment:\n'
+  printf '  AUDITC_POLL_INTERVAL  seconds between readiness checks (default 1); tests\n'
+  printf '                        set a fraction such as 0.05\n\n'
   printf 'Exit status:\n'
   printf '  0  done (and ready unless --no-wait), nothing to change, or --dry-run\n'
   printf '  1  the apiserver was not ready in time, or (bpm) monit restart failed; the\n'
@@ -331,33 +337,64 @@ cleanup() {
   if [ -n "${PENDING_TMP:-}" ]; then
     rm -f "$PENDING_TMP"
   fi
+  if [ -n "${STAGED_MANIFEST:-}" ]; then
+    rm -f "$STAGED_MANIFEST"
+  fi
 }
 
 # Replace $2 by the content of $1 atomically: a dot-named temporary file in the same
 # directory (the kubelet ignores dot files in the manifests directory), with the mode and
-# owner of the current $2 when it exists, renamed over $2.
-replace_file() {  # src dst
+# owner of the current $2 when it exists, renamed over $2. stage_file writes the
+# temporary file (PENDING_TMP), replace_file also renames it.
+stage_file() {  # src dst
   PENDING_TMP="$(dir_of "$2")/.$(base_of "$2").auditc.$$"
   rm -f "$PENDING_TMP"
   if [ -e "$2" ]; then
     cp -p "$2" "$PENDING_TMP" || return 1
   fi
   cat "$1" >"$PENDING_TMP" || return 1
+}
+
+replace_file() {  # src dst
+  stage_file "$1" "$2" || return 1
   mv -f "$PENDING_TMP" "$2" || return 1
   PENDING_TMP=''
   return 0
 }
 
+# mkdir -p that notes every directory it creates (NEW_DIRS, deepest first), so that a run
+# refused late can remove them again.
 ensure_dir() {  # path mode
   [ -d "$1" ] && return 0
+  _p=$1
+  _new=''
+  while [ ! -d "$_p" ] && [ ! -L "$_p" ]; do
+    _new="$_new$_p$NL"
+    _p=$(dir_of "$_p")
+  done
+  NEW_DIRS="$_new$NEW_DIRS"
   mkdir -p "$1" && chmod "$2" "$1"
 }
 
-# --- the manifest patcher (awk) --------------------------------------------------------
-# Reads the manifest on stdin and writes the patched manifest to $AUDITC_OUT. All inputs
-# come through the environment (ENVIRON), never through -v or the program text. When the
-# manifest cannot be patched safely: exit 2, the reason in $AUDITC_ERROR.
-PATCH_AWK=$(cat <<'AUDITC_AWK'
+# --- the patchers (awk) ----------------------------------------------------------------
+# One awk program per mode, put together from parts: yaml.awk (reading, decoding and
+# quoting YAML lines; the inputs and the output), args.awk (the owned-flag rules), then
+# static-pod.awk or bpm.awk. It reads the file on stdin and writes the patched file to
+# $AUDITC_OUT. All inputs come through the environment (ENVIRON), never through -v or the
+# program text. When the file cannot be patched safely: exit 2, the reason in $AUDITC_ERROR.
+AWK_YAML=$(cat <<'AUDITC_AWK'
+# yaml.awk: what the patchers of both modes share. A line-based reader of
+# one YAML document: it classifies every line (scan), finds keys and block values by
+# indentation, decodes one-line scalars and quotes new ones; the inputs (ENVIRON only,
+# never -v or program text) and the output (the patched lines, edits kept apart from the
+# original lines: REP replaces, DEL drops, AFTER_TEXT adds after a line).
+#
+# The environment: AUDITC_FLAGS ("name=value" lines), AUDITC_PREFIXES (owned flag-name
+# prefixes), AUDITC_LISTS ("name=item" lines), AUDITC_VOLUMES (tab-separated name, host
+# path, mount path, read-only, type), AUDITC_VOLUME_PREFIX, AUDITC_DIGEST; AUDITC_OUT (the
+# patched file), AUDITC_INFO (port= and bind= of the apiserver), AUDITC_ERROR (why it
+# refused), AUDITC_NOEOL ("1": the input has no final newline). Exit 0, or 2 on refusal.
+
 function fail(msg) {
     if (!FAILED) {
         printf "%s\n", msg > ENVIRON["AUDITC_ERROR"]
@@ -415,6 +452,32 @@ function yq(s,   t) {
     t = s
     gsub(/'/, "''", t)
     return "'" t "'"
+}
+
+# A scalar written back in the style s: "d" double-quoted, "s" single-quoted, "p" plain
+# (yq: plain when unambiguous, else single-quoted). Backslashes are escaped one character
+# at a time: what gsub makes of "\\" in a replacement differs between awks.
+function styled(s, v,   t, i, ch) {
+    if (s == "d") {
+        t = ""
+        for (i = 1; i <= length(v); i++) {
+            ch = substr(v, i, 1)
+            if (ch == "\\" || ch == "\"") t = t "\\"
+            t = t ch
+        }
+        return "\"" t "\""
+    }
+    if (s == "s") {
+        t = v
+        gsub(/'/, "''", t)
+        return "'" t "'"
+    }
+    return yq(v)
+}
+
+function style_of(j,   c) {
+    c = substr(L[j], AFTER[j] + 1, 1)
+    return c == "\"" ? "d" : (c == "'" ? "s" : "p")
 }
 
 # If line i holds "key:" at column col, set KEY and KVAL (inline value, comment removed).
@@ -509,7 +572,7 @@ function ctl_free(s,   k) {
     return 1
 }
 
-function load_inputs(   n, i, t, p, f, name, k) {
+function load_inputs(   n, i, t, p, f, name, k, mp) {
     for (k = 1; k <= 31; k++) CTL[k] = sprintf("%c", k)
     CTL[32] = sprintf("%c", 127)
     VPFX = ENVIRON["AUDITC_VOLUME_PREFIX"]
@@ -548,8 +611,9 @@ function load_inputs(   n, i, t, p, f, name, k) {
         NV++
         VNAME[NV] = f[1]; VHOST[NV] = f[2]; VMOUNT[NV] = f[3]; VRO[NV] = f[4]; VTYPE[NV] = f[5]
         WANTVOL[f[1]] = NV
-        if (f[3] in WANTMOUNT) { fail("volumes " WANTMOUNT[f[3]] " and " f[1] " have the same mount path"); return }
-        WANTMOUNT[f[3]] = f[1]
+        mp = normal_path(f[3])
+        if (mp in WANTMOUNT) { fail("volumes " WANTMOUNT[mp] " and " f[1] " have the same mount path"); return }
+        WANTMOUNT[mp] = f[1]
     }
 }
 
@@ -610,20 +674,94 @@ function scan(   i, s, marker, content, ended, base, j, t) {
     }
 }
 
-# Flags of the kube-apiserver command list: replace, drop, merge, append.
-function patch_flags(   k, a, body, p, nm, v, hv, noval, item, merged, out, i, added, lastline, pfx) {
-    split("", DONE)
-    split("", LDONE)
-    noval = 0
-    for (k = 2; k <= NCMD; k++) {
-        item = CMDLINE[k]
-        a = CMDVAL[k]
-        if (substr(a, 1, 1) != "-") {
-            if (noval) { fail("owned flag at line " CMDLINE[k - 1] " takes its value from the next item (use --name=value)"); return }
-            continue
+# Path equality as the kubelet sees it: "//" collapsed, "." segments and a trailing "/"
+# dropped (".." is kept: resolving it needs the file system).
+function normal_path(p,   n, seg, i, out) {
+    if (p !~ /^\//) return p
+    n = split(p, seg, "/")
+    out = ""
+    for (i = 1; i <= n; i++) if (seg[i] != "" && seg[i] != ".") out = out "/" seg[i]
+    return out == "" ? "/" : out
+}
+
+# Read the document on stdin and the inputs; a UTF-8 byte order mark is set aside (BOM)
+# and written back by emit.
+function read_input(   line) {
+    N = 0
+    while ((getline line) > 0) L[++N] = line
+    FAILED = 0
+    PORT = "6443"
+    BIND = ""
+    BOM = ""
+    if (N && substr(L[1], 1, 3) == "\357\273\277") {
+        BOM = substr(L[1], 1, 3)
+        L[1] = substr(L[1], 4)
+    }
+    load_inputs()
+    if (!FAILED) scan()
+}
+
+# A document that starts with "{" or "[" is JSON (or flow YAML): refused by name.
+function refuse_json(what, first) {
+    if (L[first] !~ /^ *[{[]/) return 0
+    fail("JSON manifests are not supported; convert " what " to YAML (a block mapping)")
+    return 1
+}
+
+function emit(   out, i, started) {
+    out = ENVIRON["AUDITC_OUT"]
+    started = 0
+    printf "%s", BOM > out
+    for (i = 1; i <= N; i++) {
+        if (!(i in DEL)) {
+            printf "%s%s", (started ? "\n" : ""), ((i in REP) ? REP[i] : L[i]) > out
+            started = 1
         }
-        noval = 0
-        if (substr(a, 1, 2) != "--") continue
+        if (i in AFTER_TEXT) {
+            printf "%s%s", (started ? "\n" : ""), AFTER_TEXT[i] > out
+            started = 1
+        }
+    }
+    if (started && ENVIRON["AUDITC_NOEOL"] != "1") printf "\n" > out
+    close(out)
+    printf "port=%s\nbind=%s\n", PORT, BIND > ENVIRON["AUDITC_INFO"]
+    close(ENVIRON["AUDITC_INFO"])
+}
+
+# Write the result (unless refused) and exit: 0 patched, 2 refused.
+function finish() {
+    if (!FAILED) emit()
+    exit FAILED ? 2 : 0
+}
+AUDITC_AWK
+)
+AWK_ARGS=$(cat <<'AUDITC_AWK'
+# args.awk: the owned-flag rules, shared by both patchers. The caller fills ARGLINE[1..NARG]
+# (the line of each argument item), ARGVAL (its decoded value), ARGSTYLE ("d", "s" or "p":
+# how it is quoted) and ARGTAIL (the line new flags go after), then calls patch_args.
+#
+# kube-apiserver reads its flags left to right and the last occurrence wins, so after the
+# patch each wanted flag appears once, as --name=value, in place of its first occurrence;
+# later occurrences and stale owned flags are dropped. A flag whose value is the next item
+# ("--audit-log-path" then "-") loses that item too: left behind it would be a positional
+# argument, which kube-apiserver refuses. Every occurrence of a list flag (--feature-gates)
+# is merged into the first one, so no later occurrence overrides the wanted items.
+
+# Is the item after a value-less --flag that flag's value? "-" and negative numbers are
+# values; any other item starting with "-" is the next flag.
+function dash_value(s) { return s == "-" || s ~ /^-[0-9.]/ }
+
+function patch_args(   k, item, a, body, p, nm, v, hv, nx, pfx, out, i, added, cnt, st, first, merged) {
+    split("", DONE)
+    split("", LFIRST)
+    split("", LVAL)
+    split("", LTOUCH)
+    cnt["d"] = cnt["s"] = cnt["p"] = 0
+    for (k = 1; k <= NARG; k++) cnt[ARGSTYLE[k]]++
+    for (k = 1; k <= NARG; k++) {
+        item = ARGLINE[k]
+        a = ARGVAL[k]
+        if (substr(a, 1, 2) != "--" || (item in DEL)) continue
         body = substr(a, 3)
         p = index(body, "=")
         hv = p > 0
@@ -631,39 +769,60 @@ function patch_flags(   k, a, body, p, nm, v, hv, noval, item, merged, out, i, a
         v = hv ? substr(body, p + 1) : ""
         if (nm == "secure-port" && v ~ /^[0-9]+$/) PORT = v
         if (nm == "bind-address" && v ~ /^[0-9A-Fa-f.:]+$/) BIND = v
+        if (!(nm in WANT) && !(nm in ISLIST) && !owned_flag(nm)) continue
+        nx = 0
+        if (!hv && k < NARG) {
+            if (substr(ARGVAL[k + 1], 1, 1) != "-") {
+                if (!(nm in ISLIST)) { fail("owned flag at line " item " takes its value from the next item (use --name=value)"); return }
+                nx = 1
+            } else if (dash_value(ARGVAL[k + 1])) nx = 1
+            if (nx) {
+                v = ARGVAL[k + 1]
+                DEL[ARGLINE[k + 1]] = 1
+            }
+        }
         pfx = substr(L[item], 1, AFTER[item])
         if (nm in WANT) {
             if (nm in DONE) DEL[item] = 1
             else {
                 DONE[nm] = 1
-                if (!hv || v != WANT[nm]) REP[item] = pfx yq("--" nm "=" WANT[nm])
+                if (!hv || v != WANT[nm]) REP[item] = pfx styled(ARGSTYLE[k], "--" nm "=" WANT[nm])
             }
-            noval = !hv
         } else if (nm in ISLIST) {
-            if (nm in LDONE) continue
-            LDONE[nm] = 1
-            merged = merge_list(nm, v)
-            if (!hv || merged != v) REP[item] = pfx yq("--" nm "=" merged)
-        } else if (owned_flag(nm)) {
-            DEL[item] = 1
-            noval = !hv
-        }
+            if (nm in LFIRST) {
+                DEL[item] = 1
+                LTOUCH[nm] = 1
+                if (v != "") LVAL[nm] = LVAL[nm] (LVAL[nm] == "" ? "" : ",") v
+            } else {
+                LFIRST[nm] = k
+                LVAL[nm] = v
+                if (!hv) LTOUCH[nm] = 1
+            }
+        } else DEL[item] = 1
     }
-    lastline = CMDLINE[NCMD]
-    pfx = substr(L[lastline], 1, AFTER[lastline])
+    for (nm in LFIRST) {
+        k = LFIRST[nm]
+        merged = merge_list(nm, LVAL[nm])
+        if ((nm in LTOUCH) || merged != LVAL[nm])
+            REP[ARGLINE[k]] = substr(L[ARGLINE[k]], 1, AFTER[ARGLINE[k]]) styled(ARGSTYLE[k], "--" nm "=" merged)
+    }
+    st = "p"
+    if (cnt["d"] > cnt["p"] && cnt["d"] >= cnt["s"]) st = "d"
+    else if (cnt["s"] > cnt["p"] && cnt["s"] > cnt["d"]) st = "s"
+    pfx = substr(L[ARGTAIL], 1, AFTER[ARGTAIL])
     out = ""
     for (i = 1; i <= NFLAG; i++) {
         if (FLAGNAME[i] in DONE) continue
-        out = out (out == "" ? "" : "\n") pfx yq("--" FLAGNAME[i] "=" WANT[FLAGNAME[i]])
+        out = out (out == "" ? "" : "\n") pfx styled(st, "--" FLAGNAME[i] "=" WANT[FLAGNAME[i]])
     }
     split("", added)
     for (i = 1; i <= NLIST; i++) {
         nm = LNAME[i]
-        if ((nm in LDONE) || (nm in added)) continue
+        if ((nm in LFIRST) || (nm in added)) continue
         added[nm] = 1
-        out = out (out == "" ? "" : "\n") pfx yq("--" nm "=" merge_list(nm, ""))
+        out = out (out == "" ? "" : "\n") pfx styled(st, "--" nm "=" merge_list(nm, ""))
     }
-    if (out != "") add_after(lastline, out)
+    if (out != "") add_after(ARGTAIL, out)
 }
 
 # Merge the wanted items of list flag nm (KEY or KEY=VALUE) into the comma list v.
@@ -691,6 +850,15 @@ function merge_list(nm, v,   n, el, i, k, key, ekey, p, done, out) {
     }
     return out
 }
+AUDITC_AWK
+)
+AWK_STATIC_POD=$(cat <<'AUDITC_AWK'
+# static-pod.awk: patches a kube-apiserver static pod manifest (run after yaml.awk and
+# args.awk). The kube-apiserver container's command list gets the owned flags (args.awk);
+# its volumeMounts and spec.volumes get the wanted hostPath volumes (named with the owned
+# prefix, or an existing hand-made one at the same host and mount path, which is adopted);
+# metadata.annotations gets auditc.dev/config-digest, so a change of the config files alone
+# still restarts the pod. Every other line is kept as it was.
 
 function render_item(kind, k, D, O,   p, q, r, s) {
     p = spaces(D) "-" spaces(O - 1)
@@ -715,28 +883,67 @@ function render_all(kind, D, O,   k, s) {
     return s
 }
 
-function normal_path(p) {
-    while (p ~ /.\/$/) sub(/\/$/, "", p)
-    return p
+# hostPath of every volume in the list under key line kl (key column kc), normalized, by
+# volume name (VOLHOST): what an existing mount at auditc's path must point at to be adopted.
+function collect_host_paths(kl, kc,   e, a, D, j, m, it, k, b, c, nm, h, he) {
+    split("", VOLHOST)
+    if (!kl || !key_at(kl, kc) || KVAL != "") return
+    e = value_end(kl, kc)
+    a = first_content(kl + 1, e)
+    if (!a || !DASH[a] || OPAQUE[a]) return
+    D = IND[a]
+    m = 0
+    for (j = kl + 1; j <= e; j++) if (!SKIP[j] && DASH[j] && !OPAQUE[j] && IND[j] == D) it[++m] = j
+    for (k = 1; k <= m; k++) {
+        a = it[k]
+        b = content_end(a, k < m ? it[k + 1] - 1 : e)
+        c = item_col(a, b)
+        if (c < 0 || !find_key(a + 1, b, c, "name", a) || !decode(KRAW)) continue
+        nm = DEC
+        h = find_key(a + 1, b, c, "hostPath", a)
+        if (!h || KVAL != "") continue
+        he = value_end(h, c)
+        j = first_content(h + 1, he)
+        if (!j || DASH[j] || OPAQUE[j]) continue
+        if (find_key(h + 1, he, IND[j], "path", 0) && decode(KRAW)) VOLHOST[nm] = normal_path(DEC)
+    }
+}
+
+# A mount (item a..b, mapping at column c, named nm) at the normalized path mp of wanted
+# volume j: adopted when its volume has the same host path and it is writable where auditc
+# needs writing; else refused, since two mounts cannot share one path.
+function adopt_or_refuse(j, a, b, c, nm, mp,   ro) {
+    ro = c >= 0 && find_key(a + 1, b, c, "readOnly", a) && decode(KRAW) && DEC == "true"
+    if ((nm in VOLHOST) && VOLHOST[nm] == normal_path(VHOST[j]) && (VRO[j] == "true" || !ro) \
+        && !(VNAME[j] in ADOPTED)) {
+        ADOPTED[VNAME[j]] = nm
+        return
+    }
+    fail("volumeMount " nm " (line " a ") already mounts " mp \
+         ", which auditc mounts as " VNAME[j] "; remove it or rename it to " VPFX "...")
 }
 
 # Bring the volumes (kind "volume") or volumeMounts (kind "mount") list under key line kl,
 # whose keys sit at column kc, in line with the wanted volumes. If kl is 0 the list does not
 # exist: create it after line at_end. newD/newO: layout for a list that has no items yet.
-function sync_list(kind, label, kl, kc, at_end, newD, newO,   e, D, O, m, k, a, b, c, j, nm, mp, canon, lastend, it) {
+# Nothing to add leaves a missing or empty list as it is.
+function sync_list(kind, label, kl, kc, at_end, newD, newO,   e, D, O, m, k, a, b, c, j, nm, mp, canon, lastend, it, nms) {
     split("", SEEN)
+    for (nm in ADOPTED) SEEN[nm] = 1
+    canon = render_all(kind, newD, newO)
     if (!kl) {
-        add_after(at_end, spaces(kc) label ":\n" render_all(kind, newD, newO))
+        if (canon != "") add_after(at_end, spaces(kc) label ":\n" canon)
         return
     }
     if (KVAL == "[]") {
+        if (canon == "") return
         REP[kl] = substr(L[kl], 1, kc) label ":"
-        add_after(kl, render_all(kind, newD, newO))
+        add_after(kl, canon)
         return
     }
     if (KVAL != "") { fail(label " at line " kl " is not a block sequence"); return }
     e = value_end(kl, kc)
-    if (e == kl) { add_after(kl, render_all(kind, newD, newO)); return }
+    if (e == kl) { if (canon != "") add_after(kl, canon); return }
     a = first_content(kl + 1, e)
     if (!DASH[a] || OPAQUE[a]) { fail(label " at line " kl " is not a block sequence"); return }
     D = IND[a]
@@ -748,34 +955,40 @@ function sync_list(kind, label, kl, kc, at_end, newD, newO,   e, D, O, m, k, a, 
         if (DASH[j] && !OPAQUE[j] && IND[j] == D) it[++m] = j
         else if (IND[j] <= D) { fail("unexpected line " j " inside " label); return }
     }
-    lastend = kl
+    # first the hand-made mounts at auditc's paths (adopted or refused), then auditc's own
     for (k = 1; k <= m; k++) {
         a = it[k]
         b = content_end(a, k < m ? it[k + 1] - 1 : e)
-        lastend = b
         c = item_col(a, b)
         nm = ""
         mp = ""
         if (c >= 0 && find_key(a + 1, b, c, "name", a) && decode(KRAW)) nm = DEC
         if (c >= 0 && kind == "mount" && find_key(a + 1, b, c, "mountPath", a) && decode(KRAW)) mp = normal_path(DEC)
         if (FAILED) return
-        if (index(nm, VPFX) == 1) {
-            if ((nm in WANTVOL) && !(nm in SEEN)) {
-                SEEN[nm] = 1
-                canon = render_item(kind, WANTVOL[nm], D, O)
-                if (join_lines(a, b) != canon) {
-                    REP[a] = canon
-                    drop_lines(a + 1, b)
-                }
-            } else drop_lines(a, b)
-        } else if (kind == "mount" && mp != "") {
-            for (j = 1; j <= NV; j++) {
-                if (normal_path(VMOUNT[j]) != mp) continue
-                fail("volumeMount " nm " (line " a ") already mounts " mp \
-                     ", which auditc mounts as " VNAME[j] "; remove it or rename it to " VPFX "...")
-                return
-            }
+        nms[k] = nm
+        if (index(nm, VPFX) == 1 || kind != "mount" || mp == "") continue
+        for (j = 1; j <= NV; j++) {
+            if (normal_path(VMOUNT[j]) != mp) continue
+            adopt_or_refuse(j, a, b, c, nm, mp)
+            if (FAILED) return
+            SEEN[VNAME[j]] = 1
         }
+    }
+    lastend = kl
+    for (k = 1; k <= m; k++) {
+        a = it[k]
+        b = content_end(a, k < m ? it[k + 1] - 1 : e)
+        lastend = b
+        nm = nms[k]
+        if (index(nm, VPFX) != 1) continue
+        if ((nm in WANTVOL) && !(nm in SEEN)) {
+            SEEN[nm] = 1
+            canon = render_item(kind, WANTVOL[nm], D, O)
+            if (join_lines(a, b) != canon) {
+                REP[a] = canon
+                drop_lines(a + 1, b)
+            }
+        } else drop_lines(a, b)
     }
     canon = render_all(kind, D, O)
     if (canon != "") add_after(lastend, canon)
@@ -872,9 +1085,10 @@ function load_command(ci,   k, e, j, n) {
     NCMD = n
 }
 
-function patch(   i, first, kind, meta, spec, se, sc, cont, ce, cd, m, k, a, b, it, t, ci, why, ko, co, seqoff) {
+function patch_static_pod(   i, first, kind, meta, spec, se, sc, cont, ce, cd, m, k, a, b, it, t, ci, why, ko, co, seqoff) {
     first = first_content(BODY_START, BODY_END)
     if (!first) { fail("the manifest is empty"); return }
+    if (refuse_json("the manifest", first)) return
     if (DASH[first] || OPAQUE[first]) { fail("the manifest is not a YAML mapping"); return }
     ROOTC = IND[first]
     for (i = first; i <= BODY_END; i++)
@@ -919,7 +1133,9 @@ function patch(   i, first, kind, meta, spec, se, sc, cont, ce, cd, m, k, a, b, 
     if (!TARGET) {
         for (k = 1; k <= m; k++) {
             if (!C_MENTION[k]) continue
-            if (C_FORM[k] == "flow") why = "its command is a flow sequence ([...]); write it as a block list"
+            if (C_FORM[k] == "flow" && C_ARGS[k]) why = "its command is a flow sequence ([...]) and its flags are in args:; " \
+                "write kube-apiserver and every flag as one block list under command: (and remove args:)"
+            else if (C_FORM[k] == "flow") why = "its command is a flow sequence ([...]); write it as a block list"
             else if (C_SHELL[k]) why = "it is started through a shell (sh -c \"...\"); the flags are inside one string"
             else if (C_FORM[k] == "none" && C_ARGS[k]) why = "it has no command; the flags are in args:"
             else why = "its command does not start with kube-apiserver"
@@ -933,58 +1149,120 @@ function patch(   i, first, kind, meta, spec, se, sc, cont, ce, cd, m, k, a, b, 
     if (C_ARGS[ci]) { fail("the kube-apiserver container has args: (flags in args are not supported; move them to command)"); return }
     if (C_BAD[ci]) { fail("unsupported YAML in the kube-apiserver command list at line " C_BAD[ci] " (only one-line scalars are supported)"); return }
     load_command(ci)
-    patch_flags()
+    # the program (item 1) is no flag; new flags go after the last item
+    NARG = 0
+    for (k = 2; k <= NCMD; k++) {
+        ARGLINE[++NARG] = CMDLINE[k]
+        ARGVAL[NARG] = CMDVAL[k]
+        ARGSTYLE[NARG] = "p"
+    }
+    ARGTAIL = CMDLINE[NCMD]
+    patch_args()
     if (FAILED) return
     # layout for lists that do not exist yet: like the command list and the containers list
     ko = C_COL[ci]
     seqoff = C_CMDD[ci] - ko
     co = AFTER[C_LINE[ci]] - IND[C_LINE[ci]]
     if (co < 2) co = 2
+    k = find_key(spec + 1, se, sc, "volumes", 0)
+    if (FAILED) return
+    collect_host_paths(k, sc)
+    if (FAILED) return
     if (C_VM[ci]) key_at(C_VM[ci], ko)
     sync_list("mount", "volumeMounts", C_VM[ci], ko, C_END[ci], ko + seqoff, co)
     if (FAILED) return
-    k = find_key(spec + 1, se, sc, "volumes", 0)
-    if (FAILED) return
+    if (k) key_at(k, sc)
     sync_list("volume", "volumes", k, sc, content_end(spec, se), cd, co)
     if (FAILED) return
     patch_annotation(meta)
 }
 
-function emit(   out, i, started) {
-    out = ENVIRON["AUDITC_OUT"]
-    started = 0
-    for (i = 1; i <= N; i++) {
-        if (!(i in DEL)) {
-            printf "%s%s", (started ? "\n" : ""), ((i in REP) ? REP[i] : L[i]) > out
-            started = 1
-        }
-        if (i in AFTER_TEXT) {
-            printf "%s%s", (started ? "\n" : ""), AFTER_TEXT[i] > out
-            started = 1
-        }
+BEGIN {
+    read_input()
+    if (!FAILED) patch_static_pod()
+    finish()
+}
+AUDITC_AWK
+)
+AWK_BPM=$(cat <<'AUDITC_AWK'
+# bpm.awk: patches the args: list of one process (ENVIRON AUDITC_PROCESS) in a
+# job's bpm.yml (run after yaml.awk and args.awk). A replaced arg keeps the quoting of its
+# line; new ones take the style most args use. No volumes: bpm mounts the job directory.
+
+# processes: -> the item named PROCESS -> its args: block sequence of one-line scalars.
+function patch_bpm(   first, i, procs, pe, a, b, cd, m, it, k, c, target, tc, tb, args, ae, dd, j) {
+    first = first_content(BODY_START, BODY_END)
+    if (!first) { fail("bpm.yml is empty"); return }
+    if (refuse_json("bpm.yml", first)) return
+    if (DASH[first] || OPAQUE[first]) { fail("bpm.yml is not a YAML mapping"); return }
+    ROOTC = IND[first]
+    for (i = first; i <= BODY_END; i++)
+        if (!SKIP[i] && IND[i] < ROOTC) { fail("line " i " is indented less than the first line"); return }
+    procs = find_key(first, BODY_END, ROOTC, "processes", 0)
+    if (FAILED) return
+    if (!procs) { fail("no processes: list in bpm.yml (is this a bpm config?)"); return }
+    if (KVAL ~ /^\[/) { fail("processes: is a flow sequence ([...]); write it as a block list"); return }
+    if (KVAL != "") { fail("processes: at line " procs " is not a block sequence"); return }
+    pe = value_end(procs, ROOTC)
+    a = first_content(procs + 1, pe)
+    if (!a || !DASH[a] || OPAQUE[a]) { fail("processes: is empty: no process named " PROCESS); return }
+    cd = IND[a]
+    m = 0
+    for (i = procs + 1; i <= pe; i++) {
+        if (SKIP[i]) continue
+        if (DASH[i] && !OPAQUE[i] && IND[i] == cd) it[++m] = i
+        else if (IND[i] <= cd && !OPAQUE[i]) { fail("unexpected line " i " inside processes:"); return }
     }
-    if (started && ENVIRON["AUDITC_NOEOL"] != "1") printf "\n" > out
-    close(out)
-    printf "port=%s\nbind=%s\n", PORT, BIND > ENVIRON["AUDITC_INFO"]
-    close(ENVIRON["AUDITC_INFO"])
+    target = 0
+    for (k = 1; k <= m; k++) {
+        a = it[k]
+        b = content_end(a, k < m ? it[k + 1] - 1 : pe)
+        c = item_col(a, b)
+        if (c < 0) continue
+        if (!find_key(a + 1, b, c, "name", a) || !decode(KRAW) || DEC != PROCESS) {
+            if (FAILED) return
+            continue
+        }
+        if (target) { fail("more than one process is named " PROCESS); return }
+        target = a
+        tb = b
+        tc = c
+    }
+    if (!target) { fail("no process named " PROCESS " in processes:"); return }
+    args = find_key(target + 1, tb, tc, "args", target)
+    if (FAILED) return
+    if (!args) { fail("process " PROCESS " has no args: list"); return }
+    if (KVAL ~ /^\[/) { fail("args: of process " PROCESS " is a flow sequence ([...]); write it as a block list"); return }
+    if (KVAL != "") { fail("args: of process " PROCESS " at line " args " is not a block sequence"); return }
+    ae = value_end(args, tc)
+    a = first_content(args + 1, ae)
+    if (!a || !DASH[a] || OPAQUE[a]) { fail("args: of process " PROCESS " is empty or not a block sequence"); return }
+    dd = IND[a]
+    NARG = 0
+    for (j = args + 1; j <= ae; j++) {
+        if (SKIP[j]) continue
+        if (!DASH[j] || OPAQUE[j] || IND[j] != dd || !decode(substr(L[j], AFTER[j] + 1))) {
+            fail("unsupported YAML in the args: list of " PROCESS " at line " j " (only one-line scalars are supported)")
+            return
+        }
+        ARGLINE[++NARG] = j
+        ARGVAL[NARG] = DEC
+        ARGSTYLE[NARG] = style_of(j)
+    }
+    ARGTAIL = ARGLINE[NARG]
+    patch_args()
 }
 
 BEGIN {
-    N = 0
-    while ((getline input_line) > 0) L[++N] = input_line
-    FAILED = 0
-    PORT = "6443"
-    BIND = ""
-    load_inputs()
-    if (!FAILED) scan()
-    if (!FAILED) patch()
-    if (!FAILED) emit()
-    exit FAILED ? 2 : 0
+    PROCESS = ENVIRON["AUDITC_PROCESS"]
+    read_input()
+    if (!FAILED) patch_bpm()
+    finish()
 }
 AUDITC_AWK
 )
 
-run_patcher() {  # manifest out info error
+run_patcher() {  # file out info error
   _noeol=0
   if [ -s "$1" ] && [ -n "$(tail -c 1 "$1")" ]; then
     _noeol=1
@@ -992,14 +1270,15 @@ run_patcher() {  # manifest out info error
   AUDITC_FLAGS=$FLAG_LINES \
     AUDITC_PREFIXES=$OWNED_PREFIXES \
     AUDITC_LISTS=$LIST_LINES \
-    AUDITC_VOLUMES=$VOLUME_LINES \
+    AUDITC_VOLUMES=$MODE_VOLUMES \
     AUDITC_VOLUME_PREFIX=$VOLUME_PREFIX \
     AUDITC_DIGEST=$CONFIG_DIGEST \
+    AUDITC_PROCESS=$MODE_PROCESS \
     AUDITC_OUT=$2 \
     AUDITC_INFO=$3 \
     AUDITC_ERROR=$4 \
     AUDITC_NOEOL=$_noeol \
-    awk "$PATCH_AWK" <"$1"
+    awk "$AWK_YAML$NL$AWK_ARGS$NL$MODE_AWK" <"$1"
 }
 
 # --- readiness -------------------------------------------------------------------------
@@ -1069,14 +1348,18 @@ wait_ready() {
       http_ready "$_url" && return 0
     fi
     [ "$(date +%s)" -lt "$_deadline" ] || return 1
-    sleep 1
+    sleep "$POLL_INTERVAL"
   done
 }
+
 
 # --- applying and rolling back ---------------------------------------------------------
 INSTALLED=''    # config files written by this run (basenames, one per line)
 CREATED=''      # of those, the ones that did not exist before
+NEW_DIRS=''     # directories this run created, deepest first
 MANIFEST_WRITTEN=''
+STAGED_MANIFEST=''
+BACKUP=''
 
 restore_config_files() {
   _rest=$INSTALLED
@@ -1105,6 +1388,26 @@ restore_all() {
   fi
 }
 
+# The manifest could not be replaced (an immutable file, say), so it is as it was: put
+# the config files back and remove the backup and every directory this run made, then
+# refuse like any other refusal.
+refuse_late() {  # why
+  _restore_failed=0
+  restore_config_files
+  if [ "$_restore_failed" = 1 ]; then
+    printf 'auditc[%s]: failed: %s\n' "$SITE" "$1" >&2
+    printf 'auditc[%s]: RESTORE FAILED: copy %s back by hand\n' "$SITE" "$BACKUP" >&2
+    exit "$EXIT_IO"
+  fi
+  [ -z "$BACKUP" ] || rm -rf "$BACKUP"
+  _rest=$NEW_DIRS
+  while [ -n "$_rest" ]; do
+    rmdir "${_rest%%"$NL"*}" 2>/dev/null
+    _rest=${_rest#*"$NL"}
+  done
+  refuse "$1; nothing was changed"
+}
+
 # Run by the INT and TERM traps.
 # shellcheck disable=SC2329
 interrupted() {
@@ -1124,6 +1427,57 @@ io_failure() {
   exit "$EXIT_IO"
 }
 
+rollback() {  # why
+  printf 'auditc[%s]: %s: rolling back\n' "$SITE" "$1" >&2
+  restore_all
+  "${MODE_FN}_after_rollback"
+  exit "$EXIT_NOT_READY"
+}
+
+# --- the modes ---------------------------------------------------------------------------
+# Each mode is a set of functions ${MODE_FN}_*: setup (paths and the awk program), checks,
+# preconditions (what a real run needs), dry_run (what it would restart), restart (after
+# the files are in place), wait (until healthy) and after_rollback.
+MODE_FN=static_pod
+
+# kube-apiserver is a static pod: the kubelet restarts it when the manifest changes.
+static_pod_setup() {
+  MODE_AWK=$AWK_STATIC_POD
+  MODE_VOLUMES=$VOLUME_LINES
+  MODE_PROCESS=''
+  PATH_OPTION=--manifest
+  WORK_NAME=manifest
+  PATCHED_NOTE='; the kubelet restarts kube-apiserver'
+  MANIFEST_DIR=$(dir_of "$MANIFEST")
+  path_within "$BACKUP_DIR" "$MANIFEST_DIR" &&
+    refuse "backup_dir $BACKUP_DIR is inside $MANIFEST_DIR: the kubelet would run the backups as pods"
+  path_within "$CONFIG_DIR" "$MANIFEST_DIR" &&
+    refuse "config_dir $CONFIG_DIR is inside $MANIFEST_DIR: the kubelet would read the config files as pods"
+  return 0
+}
+
+static_pod_preconditions() {
+  if [ -n "$MANIFEST_CHANGES" ] && [ "$WAIT" = 1 ] && ! has curl && ! has wget; then
+    refuse "neither curl nor wget is installed, so readiness cannot be checked; use --no-wait"
+  fi
+}
+
+static_pod_dry_run() {
+  :
+}
+
+static_pod_restart() {
+  # without a manifest change nothing restarts, so there is nothing to wait for
+  [ -n "$MANIFEST_CHANGES" ] || exit "$EXIT_OK"
+}
+
+static_pod_wait() {
+  wait_ready
+}
+
+static_pod_after_rollback() {
+  :
+}
 # --- bpm mode (TKGI / BOSH) --------------------------------------------------------------
 # kube-apiserver is the BOSH job kube-apiserver, run by bpm and supervised by monit. Its
 # flags are the args: list of one process in the job's bpm.yml, which BOSH renders. The
@@ -1132,7 +1486,6 @@ io_failure() {
 DEFAULT_MODE='static-pod'
 BPM_PATH=''
 BPM_PROCESS=''
-MODE=''
 MODE_OPTION=''
 MODE_GIVEN=''
 BPM_OPTION=''
@@ -1158,7 +1511,9 @@ check_bpm_context() {
 # Set MODE from --mode or the platform default; --manifest and --bpm belong to one mode.
 select_mode() {
   MODE=${MODE_OPTION:-$DEFAULT_MODE}
+  MODE_FN=static_pod
   if [ "$MODE" = bpm ]; then
+    MODE_FN=bpm
     [ -z "$MANIFEST_OPTION" ] || usage_error "--manifest is for --mode static-pod; use --bpm PATH"
     if [ -n "$BPM_OPTION" ]; then
       case $BPM_OPTION in
@@ -1169,202 +1524,6 @@ select_mode() {
   else
     [ -z "$BPM_OPTION" ] || usage_error "--bpm is for --mode bpm; use --manifest PATH"
   fi
-}
-
-# The args: patcher reuses every function of the manifest patcher (PATCH_AWK up to its
-# BEGIN block: decode, yq, scan, find_key, value_end, merge_list, emit, ...) and adds its
-# own walk over bpm.yml and its own BEGIN block.
-BPM_AWK=$(cat <<'AUDITC_AWK'
-
-# A scalar written back in the style s: "d" double-quoted, "s" single-quoted, "p" plain
-# (yq: plain when unambiguous, else single-quoted). Backslashes are escaped one character
-# at a time: what gsub makes of "\\" in a replacement differs between awks.
-function styled(s, v,   t, i, ch) {
-    if (s == "d") {
-        t = ""
-        for (i = 1; i <= length(v); i++) {
-            ch = substr(v, i, 1)
-            if (ch == "\\" || ch == "\"") t = t "\\"
-            t = t ch
-        }
-        return "\"" t "\""
-    }
-    if (s == "s") {
-        t = v
-        gsub(/'/, "''", t)
-        return "'" t "'"
-    }
-    return yq(v)
-}
-
-function style_of(j,   c) {
-    c = substr(L[j], AFTER[j] + 1, 1)
-    return c == "\"" ? "d" : (c == "'" ? "s" : "p")
-}
-
-# Owned flags in args: (items ARGLINE[1..NARG], decoded ARGVAL): the first occurrence of a
-# wanted flag is replaced in place when its value differs, later ones and stale owned
-# flags are dropped; missing ones are appended after the last item, in the style most
-# items use.
-function patch_args(   k, item, a, body, p, nm, v, hv, noval, pfx, merged, out, i, added, lastline, cnt, st) {
-    split("", DONE)
-    split("", LDONE)
-    cnt["d"] = cnt["s"] = cnt["p"] = 0
-    noval = 0
-    for (k = 1; k <= NARG; k++) {
-        item = ARGLINE[k]
-        a = ARGVAL[k]
-        cnt[ARGSTYLE[k]]++
-        if (substr(a, 1, 1) != "-") {
-            if (noval) { fail("owned flag at line " ARGLINE[k - 1] " takes its value from the next item (use --name=value)"); return }
-            continue
-        }
-        noval = 0
-        if (substr(a, 1, 2) != "--") continue
-        body = substr(a, 3)
-        p = index(body, "=")
-        hv = p > 0
-        nm = hv ? substr(body, 1, p - 1) : body
-        v = hv ? substr(body, p + 1) : ""
-        if (nm == "secure-port" && v ~ /^[0-9]+$/) PORT = v
-        if (nm == "bind-address" && v ~ /^[0-9A-Fa-f.:]+$/) BIND = v
-        pfx = substr(L[item], 1, AFTER[item])
-        if (nm in WANT) {
-            if (nm in DONE) DEL[item] = 1
-            else {
-                DONE[nm] = 1
-                if (!hv || v != WANT[nm]) REP[item] = pfx styled(ARGSTYLE[k], "--" nm "=" WANT[nm])
-            }
-            noval = !hv
-        } else if (nm in ISLIST) {
-            if (nm in LDONE) continue
-            LDONE[nm] = 1
-            merged = merge_list(nm, v)
-            if (!hv || merged != v) REP[item] = pfx styled(ARGSTYLE[k], "--" nm "=" merged)
-        } else if (owned_flag(nm)) {
-            DEL[item] = 1
-            noval = !hv
-        }
-    }
-    st = "p"
-    if (cnt["d"] > cnt["p"] && cnt["d"] >= cnt["s"]) st = "d"
-    else if (cnt["s"] > cnt["p"] && cnt["s"] > cnt["d"]) st = "s"
-    lastline = ARGLINE[NARG]
-    pfx = substr(L[lastline], 1, AFTER[lastline])
-    out = ""
-    for (i = 1; i <= NFLAG; i++) {
-        if (FLAGNAME[i] in DONE) continue
-        out = out (out == "" ? "" : "\n") pfx styled(st, "--" FLAGNAME[i] "=" WANT[FLAGNAME[i]])
-    }
-    split("", added)
-    for (i = 1; i <= NLIST; i++) {
-        nm = LNAME[i]
-        if ((nm in LDONE) || (nm in added)) continue
-        added[nm] = 1
-        out = out (out == "" ? "" : "\n") pfx styled(st, "--" nm "=" merge_list(nm, ""))
-    }
-    # not add_after: mawk 1.3.4 creates AFTER_TEXT[i] before it tests (i in AFTER_TEXT),
-    # which adds a blank line; nothing else is added after lines in bpm mode
-    if (out != "") AFTER_TEXT[lastline] = out
-}
-
-# processes: -> the item named PROCESS -> its args: block sequence of one-line scalars.
-function patch_bpm(   first, i, procs, pe, a, b, cd, m, it, k, c, target, tc, tb, args, ae, dd, j) {
-    first = first_content(BODY_START, BODY_END)
-    if (!first) { fail("bpm.yml is empty"); return }
-    if (DASH[first] || OPAQUE[first]) { fail("bpm.yml is not a YAML mapping"); return }
-    ROOTC = IND[first]
-    for (i = first; i <= BODY_END; i++)
-        if (!SKIP[i] && IND[i] < ROOTC) { fail("line " i " is indented less than the first line"); return }
-    procs = find_key(first, BODY_END, ROOTC, "processes", 0)
-    if (FAILED) return
-    if (!procs) { fail("no processes: list in bpm.yml (is this a bpm config?)"); return }
-    if (KVAL ~ /^\[/) { fail("processes: is a flow sequence ([...]); write it as a block list"); return }
-    if (KVAL != "") { fail("processes: at line " procs " is not a block sequence"); return }
-    pe = value_end(procs, ROOTC)
-    a = first_content(procs + 1, pe)
-    if (!a || !DASH[a] || OPAQUE[a]) { fail("processes: is empty: no process named " PROCESS); return }
-    cd = IND[a]
-    m = 0
-    for (i = procs + 1; i <= pe; i++) {
-        if (SKIP[i]) continue
-        if (DASH[i] && !OPAQUE[i] && IND[i] == cd) it[++m] = i
-        else if (IND[i] <= cd && !OPAQUE[i]) { fail("unexpected line " i " inside processes:"); return }
-    }
-    target = 0
-    for (k = 1; k <= m; k++) {
-        a = it[k]
-        b = content_end(a, k < m ? it[k + 1] - 1 : pe)
-        c = item_col(a, b)
-        if (c < 0) continue
-        if (!find_key(a + 1, b, c, "name", a) || !decode(KRAW) || DEC != PROCESS) {
-            if (FAILED) return
-            continue
-        }
-        if (target) { fail("more than one process is named " PROCESS); return }
-        target = a
-        tb = b
-        tc = c
-    }
-    if (!target) { fail("no process named " PROCESS " in processes:"); return }
-    args = find_key(target + 1, tb, tc, "args", target)
-    if (FAILED) return
-    if (!args) { fail("process " PROCESS " has no args: list"); return }
-    if (KVAL ~ /^\[/) { fail("args: of process " PROCESS " is a flow sequence ([...]); write it as a block list"); return }
-    if (KVAL != "") { fail("args: of process " PROCESS " at line " args " is not a block sequence"); return }
-    ae = value_end(args, tc)
-    a = first_content(args + 1, ae)
-    if (!a || !DASH[a] || OPAQUE[a]) { fail("args: of process " PROCESS " is empty or not a block sequence"); return }
-    dd = IND[a]
-    NARG = 0
-    for (j = args + 1; j <= ae; j++) {
-        if (SKIP[j]) continue
-        if (!DASH[j] || OPAQUE[j] || IND[j] != dd || !decode(substr(L[j], AFTER[j] + 1))) {
-            fail("unsupported YAML in the args: list of " PROCESS " at line " j " (only one-line scalars are supported)")
-            return
-        }
-        ARGLINE[++NARG] = j
-        ARGVAL[NARG] = DEC
-        ARGSTYLE[NARG] = style_of(j)
-    }
-    patch_args()
-}
-
-BEGIN {
-    N = 0
-    while ((getline input_line) > 0) L[++N] = input_line
-    FAILED = 0
-    PORT = "6443"
-    BIND = ""
-    PROCESS = ENVIRON["AUDITC_BPM_PROCESS"]
-    load_inputs()
-    if (!FAILED) scan()
-    if (!FAILED) patch_bpm()
-    if (!FAILED) emit()
-    exit FAILED ? 2 : 0
-}
-AUDITC_AWK
-)
-
-run_bpm_patcher() {  # bpm.yml out info error
-  _lib=${PATCH_AWK%%"${NL}BEGIN {"*}
-  [ "$_lib" != "$PATCH_AWK" ] || refuse "internal error: the patcher functions were not found"
-  _noeol=0
-  if [ -s "$1" ] && [ -n "$(tail -c 1 "$1")" ]; then
-    _noeol=1
-  fi
-  AUDITC_FLAGS=$FLAG_LINES \
-    AUDITC_PREFIXES=$OWNED_PREFIXES \
-    AUDITC_LISTS=$LIST_LINES \
-    AUDITC_VOLUMES='' \
-    AUDITC_VOLUME_PREFIX=$VOLUME_PREFIX \
-    AUDITC_DIGEST=$CONFIG_DIGEST \
-    AUDITC_BPM_PROCESS=$BPM_PROCESS \
-    AUDITC_OUT=$2 \
-    AUDITC_INFO=$3 \
-    AUDITC_ERROR=$4 \
-    AUDITC_NOEOL=$_noeol \
-    awk "$_lib$NL$BPM_AWK" <"$1"
 }
 
 # monit: BOSH's own binary on a real master; under --root always the one on PATH, so a
@@ -1398,7 +1557,7 @@ run_limited() {  # seconds command
       wait "$_pid" 2>/dev/null
       return 124
     fi
-    sleep 1
+    sleep "$POLL_INTERVAL"
   done
   wait "$_pid"
 }
@@ -1415,7 +1574,7 @@ wait_healthy() {
   if [ "$CHECK_PROCESS" = 1 ] && [ -n "$OLD_PIDS" ]; then
     until new_apiserver_running; do
       [ "$(date +%s)" -lt "$_deadline" ] || return 1
-      sleep 1
+      sleep "$POLL_INTERVAL"
     done
   fi
   _left=$((_deadline - $(date +%s)))
@@ -1423,168 +1582,56 @@ wait_healthy() {
   run_limited "$_left" "$R_HEALTH_CHECK"
 }
 
-bpm_rollback() {  # why
-  printf 'auditc[%s]: %s: rolling back\n' "$SITE" "$1" >&2
-  restore_all
+
+# kube-apiserver runs under bpm: its flags are in bpm.yml, and monit restarts it.
+bpm_setup() {
+  MANIFEST=$BPM_PATH
+  MODE_AWK=$AWK_BPM
+  MODE_VOLUMES=''  # bpm mounts the job's config dir itself
+  MODE_PROCESS=$BPM_PROCESS
+  PATH_OPTION=--bpm
+  WORK_NAME=bpm.yml
+  PATCHED_NOTE=''
+  R_HEALTH_CHECK=$ROOT$HEALTH_CHECK
+  find_monit
+}
+
+bpm_preconditions() {
+  [ -z "$NO_RESTART" ] || return 0
+  [ -n "$MONIT" ] || refuse "monit is not installed, so kube-apiserver cannot be restarted; nothing was changed"
+  if [ "$WAIT" = 1 ] && { [ ! -f "$R_HEALTH_CHECK" ] || [ ! -x "$R_HEALTH_CHECK" ]; } && ! has curl && ! has wget; then
+    refuse "no $R_HEALTH_CHECK and neither curl nor wget, so readiness cannot be checked; use --no-wait"
+  fi
+}
+
+bpm_dry_run() {
+  if [ -n "$NO_RESTART" ]; then
+    say "would not restart kube-apiserver (--no-restart)"
+  else
+    say "would restart kube-apiserver: ${MONIT:-monit} restart $BPM_PROCESS"
+    [ -n "$MONIT" ] || warn "monit is not installed: a real run would refuse"
+  fi
+}
+
+# a bpm.yml or config change takes effect only when kube-apiserver restarts
+bpm_restart() {
+  if [ -n "$NO_RESTART" ]; then
+    say "not restarting kube-apiserver (--no-restart)"
+    exit "$EXIT_OK"
+  fi
+  monit_restart || rollback "$MONIT restart $BPM_PROCESS failed"
+}
+
+bpm_wait() {
+  wait_healthy
+}
+
+bpm_after_rollback() {
   if monit_restart; then
     say "kube-apiserver was restarted with the previous configuration"
   else
     printf 'auditc[%s]: RESTART FAILED: run %s restart %s by hand\n' "$SITE" "$MONIT" "$BPM_PROCESS" >&2
   fi
-  exit "$EXIT_NOT_READY"
-}
-
-bpm_main() {
-  SCRIPT_DIR=$(cd "$(dir_of "$0")" && pwd) || refuse "cannot find the directory of $0"
-  # restore_all, interrupted and io_failure work on "the manifest": here, bpm.yml
-  MANIFEST=$BPM_PATH
-  MANIFEST_BASE=$(base_of "$BPM_PATH")
-  R_MANIFEST=$ROOT$BPM_PATH
-  R_CONFIG_DIR=$ROOT$CONFIG_DIR
-  R_BACKUP_DIR=$ROOT$BACKUP_DIR
-  R_HEALTH_CHECK=$ROOT$HEALTH_CHECK
-
-  [ -L "$R_MANIFEST" ] && refuse "$R_MANIFEST is a symbolic link; pass its target with --bpm"
-  [ -f "$R_MANIFEST" ] || refuse "$R_MANIFEST does not exist or is not a regular file"
-  [ -r "$R_MANIFEST" ] || refuse "$R_MANIFEST is not readable"
-  _rest=$CONFIG_FILES
-  while [ -n "$_rest" ]; do
-    _f=${_rest%%"$NL"*}
-    _rest=${_rest#*"$NL"}
-    [ -f "$SCRIPT_DIR/$_f" ] || refuse "$_f is missing next to the script (in $SCRIPT_DIR)"
-    [ "$CONFIG_DIR/$_f" != "$BPM_PATH" ] || refuse "config file $_f would overwrite $BPM_PATH"
-  done
-
-  trap cleanup EXIT
-  trap 'interrupted 130' INT
-  trap 'interrupted 143' TERM
-  make_work_dir
-
-  NEW_MANIFEST=$WORK/bpm.yml
-  : >"$WORK/error"
-  run_bpm_patcher "$R_MANIFEST" "$NEW_MANIFEST" "$WORK/info" "$WORK/error"
-  _rc=$?
-  if [ "$_rc" -ne 0 ]; then
-    _why=$(cat "$WORK/error")
-    refuse "${_why:-awk failed (exit $_rc)}; $R_MANIFEST was not changed"
-  fi
-  PORT=$(sed -n 's/^port=//p' "$WORK/info")
-  BIND=$(sed -n 's/^bind=//p' "$WORK/info")
-  case $PORT in
-    '' | *[!0-9]*) PORT=6443 ;;
-  esac
-
-  MANIFEST_CHANGES=''
-  cmp -s "$R_MANIFEST" "$NEW_MANIFEST" || MANIFEST_CHANGES=1
-  TO_INSTALL=''
-  _rest=$CONFIG_FILES
-  while [ -n "$_rest" ]; do
-    _f=${_rest%%"$NL"*}
-    _rest=${_rest#*"$NL"}
-    cmp -s "$SCRIPT_DIR/$_f" "$R_CONFIG_DIR/$_f" 2>/dev/null || TO_INSTALL="$TO_INSTALL$_f$NL"
-  done
-
-  if [ -z "$MANIFEST_CHANGES" ] && [ -z "$TO_INSTALL" ]; then
-    say "nothing to change: $R_MANIFEST and the files in $R_CONFIG_DIR are up to date"
-    exit "$EXIT_OK"
-  fi
-
-  find_monit
-  if [ -n "$DRY_RUN" ]; then
-    say "dry run: nothing is changed"
-    _rest=$TO_INSTALL
-    while [ -n "$_rest" ]; do
-      _f=${_rest%%"$NL"*}
-      _rest=${_rest#*"$NL"}
-      say "would install $R_CONFIG_DIR/$_f (mode 0644)"
-    done
-    if [ -n "$MANIFEST_CHANGES" ]; then
-      say "would change $R_MANIFEST (backup into $R_BACKUP_DIR):"
-      if has diff; then
-        diff -u "$R_MANIFEST" "$NEW_MANIFEST"
-      else
-        cat "$NEW_MANIFEST"
-      fi
-    else
-      say "$R_MANIFEST is up to date"
-    fi
-    if [ -n "$NO_RESTART" ]; then
-      say "would not restart kube-apiserver (--no-restart)"
-    else
-      say "would restart kube-apiserver: ${MONIT:-monit} restart $BPM_PROCESS"
-      [ -n "$MONIT" ] || warn "monit is not installed: a real run would refuse"
-    fi
-    exit "$EXIT_OK"
-  fi
-
-  if [ -z "$NO_RESTART" ]; then
-    [ -n "$MONIT" ] || refuse "monit is not installed, so kube-apiserver cannot be restarted; nothing was changed"
-    if [ "$WAIT" = 1 ] && { [ ! -f "$R_HEALTH_CHECK" ] || [ ! -x "$R_HEALTH_CHECK" ]; } && ! has curl && ! has wget; then
-      refuse "no $R_HEALTH_CHECK and neither curl nor wget, so readiness cannot be checked; use --no-wait"
-    fi
-  fi
-
-  OLD_PIDS=''
-  if [ "$CHECK_PROCESS" = 1 ]; then
-    OLD_PIDS=$(kube_apiserver_pids)
-  fi
-
-  # 1. back up what will be replaced
-  BACKUP="$R_BACKUP_DIR/$(date -u +%Y%m%dT%H%M%SZ).$$"
-  if ! { mkdir -p "$R_BACKUP_DIR" && mkdir -m 0700 "$BACKUP" && mkdir -m 0700 "$BACKUP/config"; }; then
-    io_failure "cannot create the backup directory $BACKUP"
-  fi
-  cp -p "$R_MANIFEST" "$BACKUP/$MANIFEST_BASE" || io_failure "cannot back up $R_MANIFEST"
-  _rest=$TO_INSTALL
-  while [ -n "$_rest" ]; do
-    _f=${_rest%%"$NL"*}
-    _rest=${_rest#*"$NL"}
-    if [ -e "$R_CONFIG_DIR/$_f" ]; then
-      cp -p "$R_CONFIG_DIR/$_f" "$BACKUP/config/$_f" || io_failure "cannot back up $R_CONFIG_DIR/$_f"
-    fi
-  done
-  say "backup: $BACKUP"
-
-  # 2. config files, each through a dot-named temporary file and a rename
-  ensure_dir "$R_CONFIG_DIR" 0755 || io_failure "cannot create $R_CONFIG_DIR"
-  _rest=$TO_INSTALL
-  while [ -n "$_rest" ]; do
-    _f=${_rest%%"$NL"*}
-    _rest=${_rest#*"$NL"}
-    [ -e "$R_CONFIG_DIR/$_f" ] || CREATED="$CREATED$_f$NL"
-    INSTALLED="$INSTALLED$_f$NL"
-    PENDING_TMP="$R_CONFIG_DIR/.$_f.auditc.$$"
-    if ! { install -m 0644 "$SCRIPT_DIR/$_f" "$PENDING_TMP" && mv -f "$PENDING_TMP" "$R_CONFIG_DIR/$_f"; }; then
-      io_failure "cannot install $R_CONFIG_DIR/$_f"
-    fi
-    PENDING_TMP=''
-    say "installed $R_CONFIG_DIR/$_f"
-  done
-
-  # 3. bpm.yml: temporary dot file next to it, then rename
-  if [ -n "$MANIFEST_CHANGES" ]; then
-    MANIFEST_WRITTEN=1
-    replace_file "$NEW_MANIFEST" "$R_MANIFEST" || io_failure "cannot write $R_MANIFEST"
-    say "patched $R_MANIFEST"
-  else
-    say "$R_MANIFEST is already up to date"
-  fi
-
-  # 4. a bpm.yml or config change takes effect only when kube-apiserver restarts
-  if [ -n "$NO_RESTART" ]; then
-    say "not restarting kube-apiserver (--no-restart)"
-    exit "$EXIT_OK"
-  fi
-  monit_restart || bpm_rollback "$MONIT restart $BPM_PROCESS failed"
-  if [ "$WAIT" = 0 ]; then
-    say "not waiting for the apiserver (--no-wait)"
-    exit "$EXIT_OK"
-  fi
-  if wait_healthy; then
-    say "kube-apiserver is ready"
-    exit "$EXIT_OK"
-  fi
-  bpm_rollback "kube-apiserver was not ready within ${WAIT_TIMEOUT}s"
 }
 
 # --- main ------------------------------------------------------------------------------
@@ -1659,6 +1706,11 @@ if [ -n "$ROOT_GIVEN" ]; then
     esac
   done
 fi
+# seconds between readiness checks: 1, or less for tests (AUDITC_POLL_INTERVAL=0.05)
+POLL_INTERVAL=${AUDITC_POLL_INTERVAL:-1}
+case $POLL_INTERVAL in
+  '' | *[!0-9.]* | .* | *. | *.*.*) usage_error "AUDITC_POLL_INTERVAL must be a number of seconds: $POLL_INTERVAL" ;;
+esac
 check_context
 # Whether to wait for a new kube-apiserver process carrying the wanted flags: not with
 # --root, whose node is not the machine the processes run on.
@@ -1674,25 +1726,17 @@ if [ -n "$MANIFEST_OPTION" ]; then
   esac
 fi
 
-# bpm mode has its own flow from here on (it ends in exit)
 check_bpm_context
 select_mode
-if [ "$MODE" = bpm ]; then
-  bpm_main
-fi
 
 SCRIPT_DIR=$(cd "$(dir_of "$0")" && pwd) || refuse "cannot find the directory of $0"
-MANIFEST_DIR=$(dir_of "$MANIFEST")
+"${MODE_FN}_setup"
 MANIFEST_BASE=$(base_of "$MANIFEST")
 R_MANIFEST=$ROOT$MANIFEST
 R_CONFIG_DIR=$ROOT$CONFIG_DIR
 R_BACKUP_DIR=$ROOT$BACKUP_DIR
 
-path_within "$BACKUP_DIR" "$MANIFEST_DIR" &&
-  refuse "backup_dir $BACKUP_DIR is inside $MANIFEST_DIR: the kubelet would run the backups as pods"
-path_within "$CONFIG_DIR" "$MANIFEST_DIR" &&
-  refuse "config_dir $CONFIG_DIR is inside $MANIFEST_DIR: the kubelet would read the config files as pods"
-[ -L "$R_MANIFEST" ] && refuse "$R_MANIFEST is a symbolic link; pass its target with --manifest"
+[ -L "$R_MANIFEST" ] && refuse "$R_MANIFEST is a symbolic link; pass its target with $PATH_OPTION"
 [ -f "$R_MANIFEST" ] || refuse "$R_MANIFEST does not exist or is not a regular file"
 [ -r "$R_MANIFEST" ] || refuse "$R_MANIFEST is not readable"
 
@@ -1701,10 +1745,11 @@ while [ -n "$_rest" ]; do
   _f=${_rest%%"$NL"*}
   _rest=${_rest#*"$NL"}
   [ -f "$SCRIPT_DIR/$_f" ] || refuse "$_f is missing next to the script (in $SCRIPT_DIR)"
+  [ "$CONFIG_DIR/$_f" != "$MANIFEST" ] || refuse "config file $_f would overwrite $MANIFEST"
 done
 
 # hostPath volumes of type File must exist (or be one of the files installed here)
-_rest=$VOLUME_LINES
+_rest=$MODE_VOLUMES
 while [ -n "$_rest" ]; do
   _line=${_rest%%"$NL"*}
   _rest=${_rest#*"$NL"}
@@ -1724,7 +1769,7 @@ trap 'interrupted 130' INT
 trap 'interrupted 143' TERM
 make_work_dir
 
-NEW_MANIFEST=$WORK/manifest
+NEW_MANIFEST=$WORK/$WORK_NAME
 : >"$WORK/error"
 run_patcher "$R_MANIFEST" "$NEW_MANIFEST" "$WORK/info" "$WORK/error"
 _rc=$?
@@ -1771,12 +1816,11 @@ if [ -n "$DRY_RUN" ]; then
   else
     say "$R_MANIFEST is up to date"
   fi
+  "${MODE_FN}_dry_run"
   exit "$EXIT_OK"
 fi
 
-if [ -n "$MANIFEST_CHANGES" ] && [ "$WAIT" = 1 ] && ! has curl && ! has wget; then
-  refuse "neither curl nor wget is installed, so readiness cannot be checked; use --no-wait"
-fi
+"${MODE_FN}_preconditions"
 
 OLD_PIDS=''
 if [ "$CHECK_PROCESS" = 1 ]; then
@@ -1785,7 +1829,7 @@ fi
 
 # 1. back up what will be replaced (never inside the manifests directory)
 BACKUP="$R_BACKUP_DIR/$(date -u +%Y%m%dT%H%M%SZ).$$"
-if ! { mkdir -p "$R_BACKUP_DIR" && mkdir -m 0700 "$BACKUP" && mkdir -m 0700 "$BACKUP/config"; }; then
+if ! { ensure_dir "$R_BACKUP_DIR" 0755 && mkdir -m 0700 "$BACKUP" && mkdir -m 0700 "$BACKUP/config"; }; then
   io_failure "cannot create the backup directory $BACKUP"
 fi
 cp -p "$R_MANIFEST" "$BACKUP/$MANIFEST_BASE" || io_failure "cannot back up $R_MANIFEST"
@@ -1797,11 +1841,23 @@ while [ -n "$_rest" ]; do
     cp -p "$R_CONFIG_DIR/$_f" "$BACKUP/config/$_f" || io_failure "cannot back up $R_CONFIG_DIR/$_f"
   fi
 done
+
+# the new manifest as a dot file next to the current one, before anything else changes:
+# a directory that cannot be written shows here, with only the backup to remove
+if [ -n "$MANIFEST_CHANGES" ]; then
+  if ! stage_file "$NEW_MANIFEST" "$R_MANIFEST"; then
+    rm -f "$PENDING_TMP"
+    PENDING_TMP=''
+    refuse_late "cannot write next to $R_MANIFEST (a read-only directory or file system?)"
+  fi
+  STAGED_MANIFEST=$PENDING_TMP
+  PENDING_TMP=''
+fi
 say "backup: $BACKUP"
 
 # 2. host directories of the wanted volumes (the config dir 0755, writable ones 0700)
 ensure_dir "$R_CONFIG_DIR" 0755 || io_failure "cannot create $R_CONFIG_DIR"
-_rest=$VOLUME_LINES
+_rest=$MODE_VOLUMES
 while [ -n "$_rest" ]; do
   _line=${_rest%%"$NL"*}
   _rest=${_rest#*"$NL"}
@@ -1832,24 +1888,26 @@ while [ -n "$_rest" ]; do
   say "installed $R_CONFIG_DIR/$_f"
 done
 
-if [ -z "$MANIFEST_CHANGES" ]; then
+# 4. the manifest: the staged dot file renamed into place. When even that fails (an
+#    immutable file), the manifest is as it was: undo the rest and refuse.
+if [ -n "$MANIFEST_CHANGES" ]; then
+  mv -f "$STAGED_MANIFEST" "$R_MANIFEST" 2>/dev/null ||
+    refuse_late "cannot replace $R_MANIFEST (is it immutable, chattr +i?)"
+  STAGED_MANIFEST=''
+  MANIFEST_WRITTEN=1
+  say "patched $R_MANIFEST$PATCHED_NOTE"
+else
   say "$R_MANIFEST is already up to date"
-  exit "$EXIT_OK"
 fi
 
-# 4. the manifest: temporary dot file in the manifests directory, then rename
-MANIFEST_WRITTEN=1
-replace_file "$NEW_MANIFEST" "$R_MANIFEST" || io_failure "cannot write $R_MANIFEST"
-say "patched $R_MANIFEST; the kubelet restarts kube-apiserver"
-
+# 5. the restart (the kubelet's own for a static pod) and the wait for it
+"${MODE_FN}_restart"
 if [ "$WAIT" = 0 ]; then
   say "not waiting for the apiserver (--no-wait)"
   exit "$EXIT_OK"
 fi
-if wait_ready; then
+if "${MODE_FN}_wait"; then
   say "kube-apiserver is ready"
   exit "$EXIT_OK"
 fi
-printf 'auditc[%s]: kube-apiserver was not ready within %ss: rolling back\n' "$SITE" "$WAIT_TIMEOUT" >&2
-restore_all
-exit "$EXIT_NOT_READY"
+rollback "kube-apiserver was not ready within ${WAIT_TIMEOUT}s"
