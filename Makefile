@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: render test lint bench schema clean system-tools
+.PHONY: render test test-full lint bench schema clean system-tools
 
 # The patch-script tests run it under every awk and sh a node may have (mawk, gawk --posix,
 # busybox), serve /readyz over TLS (openssl), and the live-state tests talk to a real
@@ -63,8 +63,13 @@ lint: $(VENV)/.installed-test
 	$(BIN)/lint-imports --no-cache
 
 test: $(VENV)/.installed-test system-tools $(BIN)/helm lint
-	AUDITC_REQUIRE_ALL_TOOLS=1 $(BIN)/python -m pytest -n auto --dist loadgroup
+	AUDITC_REQUIRE_ALL_TOOLS=1 $(BIN)/python -m pytest -n auto --dist loadscope
 	$(BIN)/auditc render specs -o output --check
+
+# the hostile-input tests over the whole fuzz corpus (about 2,000 cases; `make test` runs a
+# seeded quarter of it); CI runs both
+test-full: $(VENV)/.installed-test system-tools $(BIN)/helm
+	AUDITC_REQUIRE_ALL_TOOLS=1 $(BIN)/python -m pytest -n auto --dist loadscope -m corpus --full-corpus
 
 bench: $(VENV)/.installed
 	$(BIN)/python -m compileall -q compiler >/dev/null

@@ -70,6 +70,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "no_proxy": "127.0.0.1,localhost,::1",
         "PIP_NO_INDEX": "1",  # pip (the wheel test) installs from what is here, never an index
     }
+    if config.getoption("--full-corpus"):
+        guarded["AUDITC_FULL_CORPUS"] = "1"  # read by tests/fuzz.py, here and in xdist workers
     os.environ.update(guarded)
     _REAL_HOME_STATE[:] = _home_state()
     config.stash[_HOME_KEY] = home
@@ -123,6 +125,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         default=False,
         help="rewrite tests/golden/ from the current compiler (review the diff before committing)",
+    )
+    parser.addoption(
+        "--full-corpus",
+        action="store_true",
+        default=False,
+        help="run the hostile-input tests (marker corpus) over the whole fuzz corpus, about "
+        "2,000 cases, not the seeded quarter of it (make test-full)",
     )
 
 

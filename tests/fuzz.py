@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import io
+import os
 import random
 import shutil
 from collections.abc import Iterator
@@ -186,11 +187,20 @@ def _example_files(spec: Path) -> dict[str, bytes]:
     return out
 
 
+# --full-corpus (tests/conftest.py) or AUDITC_FULL_CORPUS=1: every case; else a quarter
+FULL_CORPUS = os.environ.get("AUDITC_FULL_CORPUS") == "1"
+PER_SPEC = (240, 60)  # value cases per example spec: full corpus, default
+
+
+def corpus() -> tuple[Case, ...]:
+    """The corpus the tests run: about 2,000 cases in full, about 550 by default (the same
+    seed; the value cases are the first quarter of each spec's, every other case kept)."""
+    return cases(per_spec=PER_SPEC[0] if FULL_CORPUS else PER_SPEC[1])
+
+
 @functools.cache
 def cases(seed: int = 20261202, per_spec: int = 240) -> tuple[Case, ...]:
-    """The corpus: deterministic for a seed. Built once per process (about 15 s: a YAML
-    round trip per case); the tests that read it share one pytest-xdist worker (the
-    "fuzz-corpus" group)."""
+    """The corpus: deterministic for a seed. Built once per process (a YAML dump per case)."""
     rng = random.Random(seed)
     out: list[Case] = []
     for spec in sorted(SPECS.glob("*.yaml")):
@@ -250,7 +260,6 @@ KEY_AND_CERT = (
 
 def materialize(case: Case, directory: Path) -> Path:
     """Write a case into ``directory``; returns the spec path."""
-    import os
 
     directory.mkdir(parents=True, exist_ok=True)
     for name, content in case.files.items():

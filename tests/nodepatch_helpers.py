@@ -1,17 +1,15 @@
 """Shared by the patch script suites: running an awk program of compiler/nodepatch directly,
 the awk shim the flow tests use (one default awk, since every awk runs the awk programs in
-tests/test_nodepatch_awk.py), and one shellcheck call over every distinct rendered script.
+tests/test_nodepatch_awk.py), and shellcheck of the script rendered for a context.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,7 @@ import pytest
 
 from compiler.nodepatch import patch_script
 from compiler.nodepatch.programs import program
-from tests.tools import AWKS, require_tool
+from tests.tools import AWKS, require_tool, shellcheck
 
 # the awk the whole-script flow tests run under (the cross-check matrix adds the others)
 DEFAULT_AWK = "mawk"
@@ -97,45 +95,9 @@ def run_awk(awk: str, mode: str, content: bytes, context: Mapping[str, Any], wor
     )
 
 
-# --- shellcheck, once ---------------------------------------------------------------------------
-
-
-def shellcheck_scripts(tmp: Path, contexts: Mapping[str, Mapping[str, Any]]) -> dict[str, list[str]]:
-    """Findings per context id, from ONE shellcheck run over every distinct rendered script."""
-    require_tool("shellcheck")
-    by_text: dict[str, Path] = {}
-    path_of: dict[str, Path] = {}
-    for case, context in contexts.items():
-        text = patch_script(dict(context)).decode()
-        if text not in by_text:
-            by_text[text] = tmp / f"script-{len(by_text)}.sh"
-            by_text[text].write_text(text)
-        path_of[case] = by_text[text]
-    result = subprocess.run(
-        ["shellcheck", "--shell=sh", "--format=gcc", *map(str, by_text.values())],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    findings: dict[Path, list[str]] = {path: [] for path in by_text.values()}
-    for line in result.stdout.splitlines():
-        match = re.match(r"(.+?):\d+:\d+: ", line)
-        if match:
-            findings[Path(match.group(1))].append(line)
-    assert result.returncode == 0 or any(findings.values()), result.stderr
-    return {case: findings[path] for case, path in path_of.items()}
-
-
-@cache
-def _shellchecked(tmp: str) -> dict[str, list[str]]:
-    from tests import test_patch_script, test_patch_script_bpm
-
-    contexts = {**test_patch_script.SHELLCHECK_CONTEXTS, **test_patch_script_bpm.SHELLCHECK_CONTEXTS}
-    Path(tmp).mkdir(parents=True, exist_ok=True)
-    return shellcheck_scripts(Path(tmp), contexts)
-
-
-def shellcheck_findings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
-    """Both suites' SHELLCHECK_CONTEXTS, checked in one call per test session."""
-    return _shellchecked(str(tmp_path_factory.getbasetemp() / "shellcheck"))
+def shellcheck_context(tmp: Path, context: Mapping[str, Any]) -> None:
+    """The script rendered for ``context`` passes shellcheck (tools.shellcheck: a body
+    already checked in this process is not read again; its context lines always are)."""
+    script = tmp / "apiserver-config.patch.sh"
+    script.write_bytes(patch_script(dict(context)))
+    shellcheck([script], "--shell=sh")

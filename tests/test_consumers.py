@@ -99,8 +99,7 @@ def test_scripts_pass_shellcheck(spec: Path, tmp_path: Path) -> None:
         pre_start = root / "plan/pre-start.sh"
         pre_start.write_text(addon["jobs"][0]["properties"]["script"])
         scripts.append(pre_start)
-    result = _run("shellcheck", "--norc", *scripts)
-    assert result.returncode == 0, result.stdout
+    shellcheck(scripts)  # a patch script body another spec shares is read once
 
 
 @pytest.mark.parametrize("spec", kubeadm_specs(), ids=lambda p: p.stem)

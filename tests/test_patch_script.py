@@ -33,7 +33,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from compiler.nodepatch import patch_script
-from tests.nodepatch_helpers import DEFAULT_AWK, awk_shim, shellcheck_findings
+from tests.nodepatch_helpers import DEFAULT_AWK, awk_shim, shellcheck_context
 from tests.tools import AWKS, require_tool
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -201,11 +201,6 @@ POLL_INTERVAL = "0.05"  # seconds between readiness checks: the tests' setting
 def awk_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The flow tests' awk (overrides conftest's fixture over every awk)."""
     return awk_shim(tmp_path_factory, DEFAULT_AWK)
-
-
-@pytest.fixture(scope="session")
-def shellchecked(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
-    return shellcheck_findings(tmp_path_factory)
 
 
 @pytest.fixture
@@ -443,7 +438,7 @@ def hostile_context() -> dict[str, Any]:
     return context
 
 
-# every context a shellcheck test names; checked in one shellcheck call (nodepatch_helpers)
+# every context a shellcheck test names
 SHELLCHECK_CONTEXTS = {
     "normal": make_context(),
     "hostile": hostile_context(),
@@ -453,8 +448,8 @@ SHELLCHECK_CONTEXTS = {
 
 
 @pytest.mark.parametrize("case", sorted(SHELLCHECK_CONTEXTS))
-def test_shellcheck_clean(shellchecked: dict[str, list[str]], case: str) -> None:
-    assert shellchecked[case] == []
+def test_shellcheck_clean(case: str, tmp_path: Path) -> None:
+    shellcheck_context(tmp_path, SHELLCHECK_CONTEXTS[case])
 
 
 def test_help_and_usage_errors(tmp_path: Path) -> None:

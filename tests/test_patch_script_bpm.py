@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from tests.nodepatch_helpers import DEFAULT_AWK, awk_shim, shellcheck_findings
+from tests.nodepatch_helpers import DEFAULT_AWK, awk_shim, shellcheck_context
 from tests.test_patch_script import (
     CONFIG_FILES,
     HOSTILE,
@@ -169,11 +169,6 @@ def awk_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return awk_shim(tmp_path_factory, DEFAULT_AWK)
 
 
-@pytest.fixture(scope="session")
-def shellchecked(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
-    return shellcheck_findings(tmp_path_factory)
-
-
 @pytest.fixture
 def master(tmp_path: Path, awk_dir: Path) -> Master:
     return new_master(tmp_path, awk_dir)
@@ -227,10 +222,9 @@ def check_bpm_patched(original: str, patched: str, context: Mapping[str, Any], a
 
     # every line but owned args is kept as it was: none changed, moved, added or dropped
     old_args, new_args = arg_lines(original), arg_lines(patched)
-    kept = [line for i, line in enumerate(original.splitlines()) if i not in owned_args(old_args, context)]
-    kept_after = [
-        line for i, line in enumerate(patched.splitlines()) if i not in owned_args(new_args, context)
-    ]
+    owned_before, owned_after = owned_args(old_args, context), owned_args(new_args, context)
+    kept = [line for i, line in enumerate(original.splitlines()) if i not in owned_before]
+    kept_after = [line for i, line in enumerate(patched.splitlines()) if i not in owned_after]
     assert kept_after == kept, "a line the script does not own was changed, added or dropped"
     assert original.endswith("\n") == patched.endswith("\n")
 
@@ -297,7 +291,7 @@ def hostile_bpm_context() -> dict[str, Any]:
     return context
 
 
-# every context a shellcheck test names; checked in one shellcheck call (nodepatch_helpers)
+# every context a shellcheck test names
 SHELLCHECK_CONTEXTS = {
     "bpm-narrow": bpm_context(),
     "bpm-broad": bpm_context(narrow=False),
@@ -310,8 +304,8 @@ SHELLCHECK_CONTEXTS = {
 
 
 @pytest.mark.parametrize("case", sorted(SHELLCHECK_CONTEXTS))
-def test_shellcheck_clean(shellchecked: dict[str, list[str]], case: str) -> None:
-    assert shellchecked[case] == []
+def test_shellcheck_clean(case: str, tmp_path: Path) -> None:
+    shellcheck_context(tmp_path, SHELLCHECK_CONTEXTS[case])
 
 
 def test_bpm_mode_only_with_bpm_keys() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import re
@@ -58,11 +59,21 @@ def dump_all(documents: list[Any]) -> str:
     return yaml.dump_all(documents, Dumper=yaml.CSafeDumper, sort_keys=False)
 
 
+@functools.cache
+def _kubernetes_validate() -> Any:
+    """The library, its schema file reader memoized: a schema is read and decoded once per
+    process, not once per object (it is a pure read of files inside the package)."""
+    import kubernetes_validate
+    import kubernetes_validate.utils as utils
+
+    utils.schema_contents = functools.cache(utils.schema_contents)
+    return kubernetes_validate
+
+
 def validate_strict(documents: list[dict[str, Any]], version: str) -> None:
     """kubernetes-validate --strict on each object: the library call its command line makes,
     in this process (the schemas load once, not once per file)."""
-    import kubernetes_validate
-
+    kubernetes_validate = _kubernetes_validate()
     problems = []
     for doc in documents:
         try:
@@ -101,9 +112,15 @@ CONTEXT_LINE = re.compile(rb"^[ \t]*ctx .*\n", re.MULTILINE)
 _PASSED: set[tuple[str, ...]] = set()  # (options..., body digest) that shellcheck passed
 
 
+# the shellcheck directives the script puts on load_context() hold for the harness too
+CONTEXT_DIRECTIVES = re.compile(rb"((?:^# shellcheck [^\n]*\n)*)load_context\(\) \{", re.MULTILINE)
+
+
 def _context_harness(script: bytes) -> bytes:
     lines = b"".join(CONTEXT_LINE.findall(script))
-    return b"#!/bin/sh\nctx() { :; }\nload_context() {\n" + lines + b"}\nload_context\n"
+    found = CONTEXT_DIRECTIVES.search(script)
+    directives = found.group(1) if found else b""
+    return b"#!/bin/sh\nctx() { :; }\n" + directives + b"load_context() {\n" + lines + b"}\nload_context\n"
 
 
 def shellcheck(scripts: list[Path], *options: str) -> None:
