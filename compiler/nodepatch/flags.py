@@ -2,7 +2,7 @@
 
 The patch script's awk (args.awk, static-pod.awk) decides what a manifest means on the
 node; the live diff reads the same files in Python. Both follow the rules written here, and
-tests/test_nodepatch_flags.py runs the awk patcher and this reader on the same manifests to
+tests/nodepatch/test_flags.py runs the awk patcher and this reader on the same manifests to
 check that they agree:
 
 - the arguments are the kube-apiserver container's ``command[1:]`` followed by its

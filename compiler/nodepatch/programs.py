@@ -1,5 +1,5 @@
 """The awk programs of the patch script, kept as files so they can be read and tested on
-their own (tests/test_nodepatch_awk.py runs them directly), and embedded in the script as
+their own (tests/nodepatch/test_awk.py runs them directly), and embedded in the script as
 quoted heredocs so that a node needs nothing beside the script and its config files.
 
 A mode's program is its parts joined in order: yaml.awk (reading and writing the YAML

@@ -1,6 +1,6 @@
 """Shared by the patch script suites: running an awk program of compiler/nodepatch directly,
 the awk shim the flow tests use (one default awk, since every awk runs the awk programs in
-tests/test_nodepatch_awk.py), and shellcheck of the script rendered for a context.
+tests/nodepatch/test_awk.py), and shellcheck of the script rendered for a context.
 """
 
 from __future__ import annotations

@@ -13,8 +13,7 @@ import pytest
 
 from compiler.spec import source
 from tests import fuzz
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.paths import ROOT
 
 
 def _same(a: Any, b: Any) -> bool:

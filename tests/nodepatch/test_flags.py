@@ -18,10 +18,10 @@ from compiler.nodepatch.flags import (
     normal_path,
     parse_flags,
 )
-from tests.nodepatch_helpers import DEFAULT_AWK, run_awk
-from tests.test_nodepatch_awk import CASES, CASES_DIR, case_context, mode_of
-from tests.test_patch_script import MANIFESTS, make_context
-from tests.test_patch_script_bpm import PATCHED, bpm_context
+from tests.nodepatch.helpers import DEFAULT_AWK, run_awk
+from tests.nodepatch.test_awk import CASES, CASES_DIR, case_context, mode_of
+from tests.nodepatch.test_patch_script import MANIFESTS, make_context
+from tests.nodepatch.test_patch_script_bpm import PATCHED, bpm_context
 
 
 @pytest.mark.parametrize(

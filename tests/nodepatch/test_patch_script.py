@@ -6,8 +6,8 @@ manifests) and hand-made hard cases (tests/data/kube-apiserver-hard, see its REA
 behavioural tests run once per awk implementation found on the machine (mawk, gawk --posix,
 busybox awk), through an ``awk`` shim put first on PATH.
 
-The awk programs themselves run under every awk in tests/test_nodepatch_awk.py, so the
-whole-script flow tests here run under one default awk (tests/nodepatch_helpers.py) and sh;
+The awk programs themselves run under every awk in tests/nodepatch/test_awk.py, so the
+whole-script flow tests here run under one default awk (tests/nodepatch/helpers.py) and sh;
 test_shells_and_awks_give_the_same_result is the cross-check over every shell and awk.
 Readiness is polled every 0.05 s (AUDITC_POLL_INTERVAL) instead of every second.
 """
@@ -33,10 +33,10 @@ import pytest
 from ruamel.yaml import YAML
 
 from compiler.nodepatch import patch_script
-from tests.nodepatch_helpers import DEFAULT_AWK, awk_shim, shellcheck_context
+from tests.nodepatch.helpers import DEFAULT_AWK, awk_shim, shellcheck_context
+from tests.paths import DATA
 from tests.tools import AWKS, require_tool
 
-DATA = Path(__file__).resolve().parent / "data"
 REAL_MANIFESTS = sorted((DATA / "kube-apiserver-manifests").glob("*.yaml"))
 HARD_DIR = DATA / "kube-apiserver-hard"
 HARD_MANIFESTS = sorted(p for p in HARD_DIR.glob("*.yaml") if not p.name.startswith("refuse-"))

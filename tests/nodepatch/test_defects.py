@@ -1,7 +1,7 @@
 """The whole patch script on the manifests that showed its defects (found running it over
 real manifests under dash, bash and busybox sh with mawk, gawk --posix and busybox awk): each
 test failed before the fix. The awk-level cases are in tests/data/nodepatch (run under every
-awk by tests/test_nodepatch_awk.py); here the script's flow around them: exit codes,
+awk by tests/nodepatch/test_awk.py); here the script's flow around them: exit codes,
 messages, what is left on disk, and that a second run changes nothing.
 """
 
@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from compiler.nodepatch.flags import apiserver_flags, apiserver_mounts
-from tests.nodepatch_helpers import DEFAULT_AWK, awk_shim
-from tests.test_patch_script import (
+from tests.nodepatch.helpers import DEFAULT_AWK, awk_shim
+from tests.nodepatch.test_patch_script import (
     POLL_INTERVAL,
     Node,
     apiserver,
@@ -26,9 +26,9 @@ from tests.test_patch_script import (
     make_context,
     snapshot,
 )
+from tests.paths import DATA, ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
-CASES = Path(__file__).resolve().parent / "data" / "nodepatch"
+CASES = DATA / "nodepatch"
 
 
 @pytest.fixture(scope="module")
@@ -205,7 +205,7 @@ def test_the_flow_command_hint_leads_to_a_patch(node: Node) -> None:
 
 def test_a_bpm_yml_that_cannot_be_replaced_is_refused_cleanly(tmp_path: Path, awk_dir: Path) -> None:
     """The same in bpm mode: nothing restarted, nothing left behind."""
-    from tests.test_patch_script_bpm import fixture, new_master
+    from tests.nodepatch.test_patch_script_bpm import fixture, new_master
 
     master = new_master(tmp_path, awk_dir)
     original = fixture("tkgi-master.yml")

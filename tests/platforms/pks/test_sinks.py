@@ -29,9 +29,10 @@ from compiler.platforms.pks.sinks import (
 )
 from compiler.resolve import Resolved
 from compiler.versions import Version
+from tests.paths import DATA as TEST_DATA
 from tests.sites import write_spec
 
-DATA = Path(__file__).resolve().parent / "data" / "pks-sinks"
+DATA = TEST_DATA / "pks-sinks"
 VALID = sorted((DATA / "examples" / "valid").glob("*.yaml"))
 INVALID = sorted((DATA / "examples" / "invalid").glob("*.yaml"))
 UPSTREAM_GROUP = "observability.knative.dev/v1alpha1"

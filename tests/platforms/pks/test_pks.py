@@ -19,6 +19,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from tests import standins
+from tests.paths import DATA
 from tests.sites import ROOT, compiled, write_tree
 
 UUID = "6c1a2b3c-4d5e-4f60-8a9b-0c1d2e3f4a5b"
@@ -127,7 +128,7 @@ def fleet(tmp_path: Path) -> tuple[Path, dict[str, str]]:
         root = fake / "vms" / master.replace("/", "_")
         (root / "tmp").mkdir(parents=True)
         (root / BPM).parent.mkdir(parents=True)
-        shutil.copy(Path(__file__).parent / "data/bpm/tkgi-master.yml", root / BPM)
+        shutil.copy(DATA / "bpm/tkgi-master.yml", root / BPM)
         (root / HEALTH).parent.mkdir(parents=True)
         (root / HEALTH).write_text("#!/bin/sh\nexit 0\n")
         (root / HEALTH).chmod(0o755)
@@ -229,7 +230,7 @@ def test_unhealthy_master_is_restored_and_stops_the_rollout(fleet: tuple[Path, d
     assert (sick / BPM).read_bytes() == original
     assert not any(MASTERS[2] in line for line in _log(env)), "the third master is never touched"
     third = _root(env, MASTERS[2])
-    assert (third / BPM).read_bytes() == (Path(__file__).parent / "data/bpm/tkgi-master.yml").read_bytes()
+    assert (third / BPM).read_bytes() == (DATA / "bpm/tkgi-master.yml").read_bytes()
     assert "--audit-webhook-config-file" in (_root(env, MASTERS[0]) / BPM).read_text()
 
 
@@ -314,7 +315,7 @@ def test_static_pod_layout_over_bosh(tmp_path: Path, readyz_server: int) -> None
         (bin_dir / name).write_text(text)
         (bin_dir / name).chmod(0o755)
     manifest = Path("etc/kubernetes/manifests/kube-apiserver.yaml")
-    real = (Path(__file__).parent / "data/kube-apiserver-manifests/1.16.0-kubeadm.yaml").read_text()
+    real = (DATA / "kube-apiserver-manifests/1.16.0-kubeadm.yaml").read_text()
     text = real.replace("--secure-port=6443", f"--secure-port={readyz_server}")
     for master in MASTERS[:2]:
         root = fake / "vms" / master.replace("/", "_")

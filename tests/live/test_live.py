@@ -22,12 +22,13 @@ from compiler.cli import app
 from compiler.live.compare import strip_ignored
 from compiler.live.snapshot import Snapshot, load, save
 from compiler.transport import NodeAccess
+from tests.paths import DATA
 from tests.sites import write_spec, write_tree
 from tests.tools import require_tool
 
 MANIFEST = "/etc/kubernetes/manifests/kube-apiserver.yaml"
 CONFIG = "/etc/kubernetes/audit"
-REAL_MANIFEST = Path(__file__).parent / "data/kube-apiserver-manifests/1.30.14-kubeadm.yaml"
+REAL_MANIFEST = DATA / "kube-apiserver-manifests/1.30.14-kubeadm.yaml"
 
 # What a Kubernetes 1.30 API server returns for the objects the site renders: written by
 # hand from the API reference (server-set metadata, defaulted fields, status), not

@@ -1,6 +1,6 @@
 """Falco chart values: every key path auditc writes exists in the chosen chart's values.yaml
 (the key lists themselves are checked in test_falco_matrix.py), and the values follow the
-chart's own recipe. tests/test_falco_chart.py runs them through the real chart."""
+chart's own recipe. tests/artifacts/test_falco_chart.py runs them through the real chart."""
 
 from __future__ import annotations
 

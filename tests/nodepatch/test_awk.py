@@ -20,12 +20,13 @@ import pytest
 from ruamel.yaml import YAML
 
 from compiler.nodepatch.programs import HEREDOC_END, PARTS, part, program
-from tests.nodepatch_helpers import run_awk
-from tests.test_patch_script import make_context
-from tests.test_patch_script_bpm import bpm_context
+from tests.nodepatch.helpers import run_awk
+from tests.nodepatch.test_patch_script import make_context
+from tests.nodepatch.test_patch_script_bpm import bpm_context
+from tests.paths import DATA
 from tests.tools import AWKS, require_tool
 
-CASES_DIR = Path(__file__).resolve().parent / "data" / "nodepatch"
+CASES_DIR = DATA / "nodepatch"
 CASES = sorted(p.name for p in CASES_DIR.iterdir() if p.is_dir())
 
 

@@ -1,12 +1,12 @@
 """The node-side patch script in bpm mode (TKGI / BOSH masters).
 
-The same template as tests/test_patch_script.py (whose helpers this module reuses),
+The same template as tests/nodepatch/test_patch_script.py (whose helpers this module reuses),
 rendered with the bpm context keys (``default_mode``, ``bpm_path``, ``bpm_process``), run
 with ``--mode bpm --root`` against hand-made bpm.yml files (tests/data/bpm, see its
 README.md). A stand-in ``monit`` first on PATH records every call; a stand-in
 ``ensure_apiserver_healthy`` under the root plays the job's health check. The behavioural
 tests run under the default awk, like the static-pod suite; the awk programs themselves
-run under every awk in tests/test_nodepatch_awk.py.
+run under every awk in tests/nodepatch/test_awk.py.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from tests.nodepatch_helpers import DEFAULT_AWK, awk_shim, shellcheck_context
-from tests.test_patch_script import (
+from tests.nodepatch.helpers import DEFAULT_AWK, awk_shim, shellcheck_context
+from tests.nodepatch.test_patch_script import (
     CONFIG_FILES,
     HOSTILE,
     MANIFESTS,
@@ -43,9 +43,10 @@ from tests.test_patch_script import (
     render,
     snapshot,
 )
+from tests.paths import DATA
 from tests.tools import AWKS, require_tool
 
-BPM_DIR = Path(__file__).resolve().parent / "data" / "bpm"
+BPM_DIR = DATA / "bpm"
 PATCHED = sorted(p for p in BPM_DIR.glob("*.yml") if not p.name.startswith("refuse-"))
 JOB_CONFIG = "/var/vcap/jobs/kube-apiserver/config"
 BPM_PATH = f"{JOB_CONFIG}/bpm.yml"
