@@ -1,4 +1,5 @@
-"""System tools the tests drive."""
+"""What the tests share to drive real tools: system tools, the YAML readers for what helm and
+kubectl write, kubernetes-validate, shellcheck once per script body, and a hang guard."""
 
 from __future__ import annotations
 
