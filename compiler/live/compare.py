@@ -212,7 +212,7 @@ def _volumes(host: str, path: str, manifest: bytes | None, change: ApiserverChan
     mounts = apiserver_mounts(manifest)
     out: list[Change] = []
     for volume in change.volumes:
-        mount = mount_of(mounts, volume.name, volume.host_path, volume.mount_path)
+        mount = mount_of(mounts, volume.name, volume.host_path, volume.mount_path, volume.read_only)
         live_path = mount.host_path if mount is not None else None
         if live_path != normal_path(volume.host_path):
             out.append(

@@ -29,6 +29,9 @@ function patch_args(   k, item, a, body, p, nm, v, hv, nx, pfx, out, i, added, c
         hv = p > 0
         nm = hv ? substr(body, 1, p - 1) : body
         v = hv ? substr(body, p + 1) : ""
+        # where the apiserver listens, for the readiness check: either form, like flags.py
+        if (!hv && k < NARG && (nm == "secure-port" || nm == "bind-address") && substr(ARGVAL[k + 1], 1, 1) != "-")
+            v = ARGVAL[k + 1]
         if (nm == "secure-port" && v ~ /^[0-9]+$/) PORT = v
         if (nm == "bind-address" && v ~ /^[0-9A-Fa-f.:]+$/) BIND = v
         if (!(nm in WANT) && !(nm in ISLIST) && !owned_flag(nm)) continue

@@ -7,6 +7,7 @@ function patch_bpm(   first, i, procs, pe, a, b, cd, m, it, k, c, target, tc, tb
     first = first_content(BODY_START, BODY_END)
     if (!first) { fail("bpm.yml is empty"); return }
     if (refuse_json("bpm.yml", first)) return
+    if (refuse_unread_keys()) return
     if (DASH[first] || OPAQUE[first]) { fail("bpm.yml is not a YAML mapping"); return }
     ROOTC = IND[first]
     for (i = first; i <= BODY_END; i++)

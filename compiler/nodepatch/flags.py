@@ -136,13 +136,17 @@ def apiserver_mounts(manifest: bytes) -> list[Mount]:
     return mounts
 
 
-def mount_of(mounts: list[Mount], name: str, host_path: str, mount_path: str) -> Mount | None:
+def mount_of(
+    mounts: list[Mount], name: str, host_path: str, mount_path: str, read_only: bool
+) -> Mount | None:
     """The mount serving auditc's volume ``name``: its own, else a hand-made one at the same
-    host and mount path (the patcher adopts such a mount instead of adding a second)."""
+    host and mount path that is writable where auditc's is (the patcher adopts such a mount
+    instead of adding a second, and refuses a read-only one where auditc writes)."""
     for mount in mounts:
         if mount.name == name:
             return mount
     for mount in mounts:
-        if mount.mount_path == normal_path(mount_path) and mount.host_path == normal_path(host_path):
+        same = mount.mount_path == normal_path(mount_path) and mount.host_path == normal_path(host_path)
+        if same and (read_only or not mount.read_only):
             return mount
     return None

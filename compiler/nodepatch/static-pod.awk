@@ -234,6 +234,7 @@ function patch_static_pod(   i, first, kind, meta, spec, se, sc, cont, ce, cd, m
     first = first_content(BODY_START, BODY_END)
     if (!first) { fail("the manifest is empty"); return }
     if (refuse_json("the manifest", first)) return
+    if (refuse_unread_keys()) return
     if (DASH[first] || OPAQUE[first]) { fail("the manifest is not a YAML mapping"); return }
     ROOTC = IND[first]
     for (i = first; i <= BODY_END; i++)

@@ -316,6 +316,30 @@ function read_input(   line) {
     if (!FAILED) scan()
 }
 
+# A key the line scanner would not see as that key ("volumes" quoted, "volumes :") or a
+# flow mapping as a sequence item ("- {mountPath: ...}"): the patch could add a second key
+# of the same name (the last one wins for the kubelet) or miss a mount. Refused, by line.
+function refuse_unread_keys(   i, t) {
+    for (i = BODY_START; i <= BODY_END; i++) {
+        if (SKIP[i] || OPAQUE[i]) continue
+        t = substr(L[i], IND[i] + 1)
+        while (t ~ /^- /) { t = substr(t, 3); sub(/^ +/, "", t) }
+        if (t ~ /^"[^"]*" *:( |$)/ || t ~ /^'[^']*' *:( |$)/) {
+            fail("line " i " has a quoted key; write the key unquoted")
+            return 1
+        }
+        if (t ~ /^[A-Za-z0-9_.\/-]+ +:( |$)/) {
+            fail("line " i " has a space before the colon of its key; write key: value")
+            return 1
+        }
+        if (DASH[i] && t ~ /^\{/) {
+            fail("line " i " is a flow mapping in a list ({...}); write it as a block mapping")
+            return 1
+        }
+    }
+    return 0
+}
+
 # A document that starts with "{" or "[" is JSON (or flow YAML): refused by name.
 function refuse_json(what, first) {
     if (L[first] !~ /^ *[{[]/) return 0

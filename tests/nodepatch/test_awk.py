@@ -124,3 +124,18 @@ def test_quoting_round_trips(awk: str) -> None:
             written = call(awk, 'styled(ENVIRON["S"], ENVIRON["V"])', S=style, V=value)
             assert yaml.load(f"k: {written}\n")["k"] == value, (style, value, written)
             assert call(awk, '(decode(ENVIRON["W"]) ? DEC : "(not a scalar)")', W=written) == value
+
+
+@pytest.mark.parametrize("awk", sorted(AWKS))
+def test_the_readiness_address_is_read_in_either_flag_form(tmp_path: Path, awk: str) -> None:
+    """--secure-port and --bind-address with their value in the next item, as pflag reads
+    them (and flags.py): the readiness check polls where the apiserver listens."""
+    manifest = (DATA / "kube-apiserver-manifests" / "1.30.14-kubeadm.yaml").read_text()
+    assert "    - --secure-port=6443\n" in manifest
+    split = manifest.replace(
+        "    - --secure-port=6443\n",
+        '    - --secure-port\n    - "8443"\n    - --bind-address\n    - 10.0.1.171\n',
+    )
+    result = run_awk(awk, "static-pod", split.encode(), make_context(), tmp_path)
+    assert result.status == 0, result.error
+    assert "port=8443\n" in result.info and "bind=10.0.1.171\n" in result.info

@@ -67,9 +67,14 @@ def test_mounts_and_adopted_mounts() -> None:
         ("audit-log", "/var/log/kubernetes/audit", False, "/var/log/kubernetes/audit"),
         ("auditc-config", "/etc/kubernetes/audit", True, "/etc/kubernetes/audit"),
     ]
-    adopted = mount_of(mounts, "auditc-log", "/var/log/kubernetes/audit", "/var/log/kubernetes/audit")
+    adopted = mount_of(mounts, "auditc-log", "/var/log/kubernetes/audit", "/var/log/kubernetes/audit", False)
     assert adopted is not None and adopted.name == "audit-log"
-    assert mount_of(mounts, "auditc-log", "/srv/logs", "/var/log/kubernetes/audit") is None
+    assert mount_of(mounts, "auditc-log", "/srv/logs", "/var/log/kubernetes/audit", False) is None
+    # a read-only hand-made mount serves a read-only volume of auditc's, never a written one
+    # (the patcher refuses that manifest: tests/data/nodepatch/adopt-read-only-refused)
+    config = ("auditc-config2", "/etc/kubernetes/audit", "/etc/kubernetes/audit")
+    assert mount_of(mounts, *config, True) is not None
+    assert mount_of(mounts, *config, False) is None
     assert normal_path("/a/./b//c/") == "/a/b/c"
 
 
@@ -102,7 +107,9 @@ def check_agreement(before: bytes, after: bytes, context: dict[str, Any], mode: 
         return
     mounts = apiserver_mounts(after)
     for volume in context["volumes"]:
-        mount = mount_of(mounts, volume["name"], volume["host_path"], volume["mount_path"])
+        mount = mount_of(
+            mounts, volume["name"], volume["host_path"], volume["mount_path"], bool(volume["read_only"])
+        )
         assert mount is not None, volume["name"]
         assert mount.host_path == normal_path(volume["host_path"])
         assert mount.read_only == volume["read_only"] or volume["read_only"]

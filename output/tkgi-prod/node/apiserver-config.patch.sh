@@ -701,6 +701,30 @@ function read_input(   line) {
     if (!FAILED) scan()
 }
 
+# A key the line scanner would not see as that key ("volumes" quoted, "volumes :") or a
+# flow mapping as a sequence item ("- {mountPath: ...}"): the patch could add a second key
+# of the same name (the last one wins for the kubelet) or miss a mount. Refused, by line.
+function refuse_unread_keys(   i, t) {
+    for (i = BODY_START; i <= BODY_END; i++) {
+        if (SKIP[i] || OPAQUE[i]) continue
+        t = substr(L[i], IND[i] + 1)
+        while (t ~ /^- /) { t = substr(t, 3); sub(/^ +/, "", t) }
+        if (t ~ /^"[^"]*" *:( |$)/ || t ~ /^'[^']*' *:( |$)/) {
+            fail("line " i " has a quoted key; write the key unquoted")
+            return 1
+        }
+        if (t ~ /^[A-Za-z0-9_.\/-]+ +:( |$)/) {
+            fail("line " i " has a space before the colon of its key; write key: value")
+            return 1
+        }
+        if (DASH[i] && t ~ /^\{/) {
+            fail("line " i " is a flow mapping in a list ({...}); write it as a block mapping")
+            return 1
+        }
+    }
+    return 0
+}
+
 # A document that starts with "{" or "[" is JSON (or flow YAML): refused by name.
 function refuse_json(what, first) {
     if (L[first] !~ /^ *[{[]/) return 0
@@ -767,6 +791,9 @@ function patch_args(   k, item, a, body, p, nm, v, hv, nx, pfx, out, i, added, c
         hv = p > 0
         nm = hv ? substr(body, 1, p - 1) : body
         v = hv ? substr(body, p + 1) : ""
+        # where the apiserver listens, for the readiness check: either form, like flags.py
+        if (!hv && k < NARG && (nm == "secure-port" || nm == "bind-address") && substr(ARGVAL[k + 1], 1, 1) != "-")
+            v = ARGVAL[k + 1]
         if (nm == "secure-port" && v ~ /^[0-9]+$/) PORT = v
         if (nm == "bind-address" && v ~ /^[0-9A-Fa-f.:]+$/) BIND = v
         if (!(nm in WANT) && !(nm in ISLIST) && !owned_flag(nm)) continue
@@ -1089,6 +1116,7 @@ function patch_static_pod(   i, first, kind, meta, spec, se, sc, cont, ce, cd, m
     first = first_content(BODY_START, BODY_END)
     if (!first) { fail("the manifest is empty"); return }
     if (refuse_json("the manifest", first)) return
+    if (refuse_unread_keys()) return
     if (DASH[first] || OPAQUE[first]) { fail("the manifest is not a YAML mapping"); return }
     ROOTC = IND[first]
     for (i = first; i <= BODY_END; i++)
@@ -1194,6 +1222,7 @@ function patch_bpm(   first, i, procs, pe, a, b, cd, m, it, k, c, target, tc, tb
     first = first_content(BODY_START, BODY_END)
     if (!first) { fail("bpm.yml is empty"); return }
     if (refuse_json("bpm.yml", first)) return
+    if (refuse_unread_keys()) return
     if (DASH[first] || OPAQUE[first]) { fail("bpm.yml is not a YAML mapping"); return }
     ROOTC = IND[first]
     for (i = first; i <= BODY_END; i++)
