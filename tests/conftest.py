@@ -6,7 +6,6 @@ from __future__ import annotations
 import http.server
 import ipaddress
 import os
-import shlex
 import socket
 import ssl
 import subprocess
@@ -18,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.tools import AWKS, require_tool
+from tests.tools import require_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -173,15 +172,3 @@ def readyz_server(tls_files: tuple[Path, Path]) -> Iterator[int]:
     yield int(server.server_address[1])
     server.shutdown()
     server.server_close()
-
-
-@pytest.fixture(params=sorted(AWKS))
-def awk_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A directory with an ``awk`` shim for one awk implementation (skipped if not installed)."""
-    command = AWKS[request.param]
-    require_tool(command[0])
-    shim_dir = tmp_path_factory.mktemp(request.param)
-    shim = shim_dir / "awk"
-    shim.write_text(f'#!/bin/sh\n: >"$(dirname "$0")/used"\nexec {shlex.join(command)} "$@"\n')
-    shim.chmod(0o755)
-    return shim_dir

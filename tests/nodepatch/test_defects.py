@@ -12,10 +12,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from compiler.nodepatch.flags import apiserver_flags, apiserver_mounts
-from tests.nodepatch.helpers import DEFAULT_AWK, awk_shim
 from tests.nodepatch.test_patch_script import (
     POLL_INTERVAL,
     Node,
@@ -29,18 +26,6 @@ from tests.nodepatch.test_patch_script import (
 from tests.paths import DATA, ROOT
 
 CASES = DATA / "nodepatch"
-
-
-@pytest.fixture(scope="module")
-def awk_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return awk_shim(tmp_path_factory, DEFAULT_AWK)
-
-
-@pytest.fixture
-def node(tmp_path: Path, awk_dir: Path) -> Node:
-    result = Node(tmp_path, awk_dir)
-    result.install(make_context())
-    return result
 
 
 def case_input(name: str) -> bytes:

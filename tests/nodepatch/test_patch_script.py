@@ -33,7 +33,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from compiler.nodepatch import patch_script
-from tests.nodepatch.helpers import DEFAULT_AWK, awk_shim, shellcheck_context
+from tests.nodepatch.helpers import awk_shim, shellcheck_context
 from tests.paths import DATA
 from tests.tools import AWKS, require_tool
 
@@ -195,19 +195,6 @@ class Node:
 
 
 POLL_INTERVAL = "0.05"  # seconds between readiness checks: the tests' setting
-
-
-@pytest.fixture(scope="session")
-def awk_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The flow tests' awk (overrides conftest's fixture over every awk)."""
-    return awk_shim(tmp_path_factory, DEFAULT_AWK)
-
-
-@pytest.fixture
-def node(tmp_path: Path, awk_dir: Path) -> Node:
-    result = Node(tmp_path, awk_dir)
-    result.install(make_context())
-    return result
 
 
 # --- reading manifests -------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from tests.nodepatch.helpers import DEFAULT_AWK, awk_shim, shellcheck_context
+from tests.nodepatch.helpers import awk_shim, shellcheck_context
 from tests.nodepatch.test_patch_script import (
     CONFIG_FILES,
     HOSTILE,
@@ -162,12 +162,6 @@ def new_master(tmp: Path, awk: Path | None, context: dict[str, Any] | None = Non
     master.install(bpm_context() if context is None else context)
     master.put_monit()
     return master
-
-
-@pytest.fixture(scope="session")
-def awk_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The flow tests' awk (overrides conftest's fixture over every awk)."""
-    return awk_shim(tmp_path_factory, DEFAULT_AWK)
 
 
 @pytest.fixture
