@@ -18,6 +18,7 @@ check that they agree:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from compiler.datafiles import yaml_documents
@@ -65,7 +66,10 @@ def parse_flags(args: list[str]) -> dict[str, str]:
     return flags
 
 
+@lru_cache(maxsize=16)
 def _document(manifest: bytes) -> dict[str, Any] | None:
+    """The manifest's one mapping, parsed once: the live diff asks for its format, flags and
+    mounts in turn (callers only read it)."""
     try:
         docs = yaml_documents(manifest)
     except Exception:
