@@ -68,7 +68,7 @@ test: $(VENV)/.installed-test system-tools $(BIN)/helm lint
 
 # the hostile-input tests over the whole fuzz corpus (about 2,000 cases; `make test` runs a
 # seeded quarter of it); CI runs both
-test-full: $(VENV)/.installed-test system-tools $(BIN)/helm
+test-full: $(VENV)/.installed-test system-tools
 	AUDITC_REQUIRE_ALL_TOOLS=1 $(BIN)/python -m pytest -n auto --dist loadscope -m corpus --full-corpus
 
 bench: $(VENV)/.installed
