@@ -16,7 +16,7 @@ import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from compiler.errors import Diagnostic, Location, UserError
 
@@ -272,8 +272,10 @@ class _FastWalker:
             out: dict[str, Any] = {}
             for key_node, value_node in node.value:
                 key = self.scalar(key_node)
-                if not isinstance(key, str) or key in out or _has_surrogate(key):
+                if not isinstance(key, str) or _has_surrogate(key):
                     raise _Fallback
+                if key in out:
+                    self.duplicate(key, key_node)
                 child = (*path, key)
                 self.key_pos[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
                 self.value_pos[child] = (value_node.start_mark.line + 1, value_node.start_mark.column + 1)
@@ -286,6 +288,16 @@ class _FastWalker:
                 items.append(self.convert(item, (*path, index), depth + 1))
             return items
         return self.scalar(node)
+
+    def duplicate(self, key: str, node: Any) -> NoReturn:
+        """ruamel.yaml's refusal of a duplicate key, without its reading the whole document
+        again (seconds for a long file): the same message at the same place, both readers
+        walking depth first in document order. A key that would print differently is left
+        to ruamel.yaml."""
+        if not key.isprintable() or '"' in key or "\\" in key:
+            raise _Fallback
+        line, col = node.start_mark.line + 1, node.start_mark.column + 1
+        raise _fail(self.display, f'invalid YAML: duplicate key "{key}"', line, col)
 
     def scalar(self, node: Any) -> Any:
         from ruamel.yaml.nodes import ScalarNode

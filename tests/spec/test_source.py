@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from compiler.errors import UserError
 from compiler.spec import source
 from tests import fuzz
 from tests.paths import ROOT
@@ -34,6 +35,28 @@ def _ruamel(text: str, monkeypatch: pytest.MonkeyPatch) -> source.SourceDoc:
         return source.parse_yaml(text.encode("utf-8", "surrogatepass"), Path("x"), "x")
 
 
+# duplicate keys the fast reader refuses itself (both readers go depth first, in document order)
+DUPLICATES = [
+    "a: 1\na: 2\n",
+    "a:\n  b: 1\n  b: 2\na: 3\n",  # the inner one comes first
+    "x:\n  - {c: 1, c: 2}\nx: 1\n",
+    "k: [1, {z: 1, z: 2}]\nk: 2\n",
+    "'a b': 1\n\"a b\": 2\n",  # quoted keys are the same text
+    "spec:\n  s\u00e8te \u2603: 1\n  s\u00e8te \u2603: 2\n",
+    "a: b\n" * 200,
+]
+
+
+def test_a_long_file_with_a_duplicate_key_is_refused_without_ruamel(monkeypatch: pytest.MonkeyPatch) -> None:
+    # ruamel.yaml takes seconds over 20,000 lines; the fast reader refuses at the second one
+    import ruamel.yaml
+
+    monkeypatch.setattr(ruamel.yaml, "YAML", None)
+    with pytest.raises(UserError) as refusal:
+        source.parse_yaml(b"a: b\n" * 20_000, Path("x"), "x")
+    assert str(refusal.value) == 'x:2:1: invalid YAML: duplicate key "a"'
+
+
 @pytest.mark.corpus
 def test_both_readers_agree(monkeypatch: pytest.MonkeyPatch) -> None:
     texts = [p.read_text() for p in sorted((ROOT / "specs").glob("*.yaml"))]
@@ -42,9 +65,18 @@ def test_both_readers_agree(monkeypatch: pytest.MonkeyPatch) -> None:
     # value); every case of the whole corpus with --full-corpus (make test-full)
     corpus = fuzz.corpus() if fuzz.FULL_CORPUS else fuzz.corpus()[::4]
     texts += [case.text for case in corpus]
+    texts += DUPLICATES
     fast_count = 0
     for text in texts:
-        fast = source._fast_parse(text, "x")
+        try:
+            fast = source._fast_parse(text, "x")
+        except UserError as refusal:  # a duplicate key: ruamel's refusal, word for word
+            if len(text) > 50_000:
+                continue  # the corpus's 20,000 lines: their shape is in DUPLICATES (200 lines)
+            with pytest.raises(UserError) as slow_refusal:
+                _ruamel(text, monkeypatch)
+            assert refusal.diagnostics == slow_refusal.value.diagnostics, text[:200]
+            continue
         if fast is None:
             continue
         fast_count += 1
@@ -61,7 +93,8 @@ def test_both_readers_agree(monkeypatch: pytest.MonkeyPatch) -> None:
         "a: !!str 1\n",  # a tag
         "a: &x 1\nb: *x\n",  # anchors
         "a: {<<: {b: 1}}\n",  # a merge key
-        "a: 1\na: 2\n",  # a duplicate key: ruamel reports it
+        'a: 1\n"a\\"b": 1\n"a\\"b": 2\n',  # a duplicate key ruamel would print otherwise
+        "a: 1\n1: x\n",  # a key that is not text
         "a: 2024-01-01\n",  # a timestamp: ruamel's reader refuses it in place
         "a: [unclosed\n",  # a syntax error: ruamel's message and position
     ],
