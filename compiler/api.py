@@ -80,14 +80,20 @@ def compile_site(path: Path, roots: tuple[Path, ...] = ()) -> CompiledSite:
 
     compiled = compile_spec(path, roots)
     resolved = compiled.built.resolved
+    artifacts = with_manifest(
+        resolved.name, resolved.spec_digest, compiled.artifacts, _falco_manifest(resolved)
+    )
+    warnings = [f for f in compiled.findings if f.severity == "warning" and not f.accepted]
+    return CompiledSite(resolved.name, path, artifacts, tuple(warnings))
+
+
+def _falco_manifest(resolved: Any) -> dict[str, object]:
+    """MANIFEST.json's falco block: the release and the chart the site installs."""
     chart = resolved.target.chart
-    falco: dict[str, object] = {
+    return {
         "version": str(resolved.falco),
         "chart": {"repository": chart.repository, "name": chart.name, "version": chart.version},
     }
-    artifacts = with_manifest(resolved.name, resolved.spec_digest, compiled.artifacts, falco)
-    warnings = [f for f in compiled.findings if f.severity == "warning" and not f.accepted]
-    return CompiledSite(resolved.name, path, artifacts, tuple(warnings))
 
 
 def compile_all(inputs: list[Path], roots: tuple[Path, ...] = ()) -> list[CompiledSite]:
@@ -242,3 +248,100 @@ def live_diff(
     else:
         live = gather(resolved, objects, config_files, Kubectl(context, kubeconfig), access)
     return compare(resolved.name, artifacts, live, built.change, resolved, config_files)
+
+
+def _rollout_inputs(
+    spec: Path, context: str | None, kubeconfig: str | None, access: Any, roots: tuple[Path, ...]
+) -> Any:
+    """What plan and apply need: the site compiled as render would (lint errors stop it),
+    and the cluster and nodes it talks to."""
+    from compiler.datafiles import yaml_documents
+    from compiler.live.cluster import Kubectl
+    from compiler.pipeline import compile_spec
+    from compiler.rollout.apply import Inputs
+    from compiler.write import with_manifest
+
+    compiled = compile_spec(spec, roots)
+    resolved = compiled.built.resolved
+    rendered = with_manifest(
+        resolved.name, resolved.spec_digest, compiled.artifacts, _falco_manifest(resolved)
+    )
+    artifacts = {a.path: a.content for a in rendered}
+    objects = [
+        obj
+        for path in sorted(artifacts)
+        if path.startswith("cluster/") and path != "cluster/kustomization.yaml"
+        for obj in yaml_documents(artifacts[path])
+    ]
+    return Inputs(spec, compiled.built, artifacts, objects, Kubectl(context, kubeconfig), access)
+
+
+def plan(
+    spec: Path,
+    *,
+    context: str | None,
+    kubeconfig: str | None,
+    access: Any,
+    roots: tuple[Path, ...] = (),
+) -> Any:
+    """What apply would do, from the live state read now."""
+    from compiler.rollout.apply import make_plan, read_live
+
+    inputs = _rollout_inputs(spec, context, kubeconfig, access, roots)
+    return make_plan(inputs, read_live(inputs))
+
+
+def apply(
+    target: Path,
+    *,
+    context: str | None,
+    kubeconfig: str | None,
+    access: Any,
+    options: Any,
+    confirm: Any,
+    say: Any,
+    roots: tuple[Path, ...] = (),
+) -> Any:
+    """Roll a site out: ``target`` is a spec (planned now, ``confirm`` asked) or a plan file
+    written by ``auditc plan -o`` (refused when stale)."""
+    from compiler.rollout import plan as plans
+    from compiler.rollout.apply import apply as run_apply
+
+    planned = None
+    spec = target
+    if _is_plan_file(target):
+        planned = plans.read(target)
+        spec = Path(planned.spec)
+        if not spec.is_file():
+            raise UserError(
+                f"{target}: the plan's spec {planned.spec} is not there (run apply where plan ran)"
+            )
+    inputs = _rollout_inputs(spec, context, kubeconfig, access, roots)
+    return run_apply(inputs, planned, options, confirm, say)
+
+
+def force_unlock(
+    spec: Path, *, context: str | None, kubeconfig: str | None, roots: tuple[Path, ...] = ()
+) -> Any:
+    """Delete the site's apply lock, whoever holds it; the holder it had, or None."""
+    from compiler.live.cluster import Kubectl
+    from compiler.pipeline import load
+    from compiler.rollout.lock import force_unlock as unlock
+
+    return unlock(Kubectl(context, kubeconfig), load(spec, roots).name)
+
+
+def _is_plan_file(path: Path) -> bool:
+    """A plan file is JSON (``auditc plan -o``); a spec is YAML and never starts with ``{``."""
+    import json
+
+    try:
+        with path.open("rb") as handle:
+            if not handle.read(64).lstrip().startswith(b"{"):
+                return False
+        document = json.loads(path.read_bytes())
+    except OSError as exc:
+        raise UserError(Diagnostic(f"cannot read: {exc.strerror or exc}", Location(str(path)))) from None
+    except ValueError:
+        return False  # a spec in YAML's flow style
+    return isinstance(document, dict) and document.get("kind") == "auditc-plan"

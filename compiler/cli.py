@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 
 from compiler import __version__
-from compiler.errors import Diagnostic, ExitCode, UserError, printable
+from compiler.errors import Diagnostic, ExitCode, Location, Refusal, UserError, printable
 
 if TYPE_CHECKING:
     from compiler.api import CompiledSite
@@ -54,6 +54,10 @@ def _guard(call: Callable[[], T]) -> T:
     """Run ``call``: user errors exit 2 without a traceback, bugs exit 3."""
     try:
         return call()
+    except Refusal as refusal:
+        for reason in refusal.reasons:
+            _err(f"auditc: {reason}")
+        raise typer.Exit(ExitCode.CHANGED) from None
     except UserError as exc:
         for diagnostic in exc.diagnostics:  # the errors in full, any warnings as one short line
             _err(str(diagnostic) if diagnostic.severity == "error" else diagnostic.short())
@@ -269,11 +273,21 @@ SshIdentity = Annotated[str | None, typer.Option("--ssh-identity", help="ssh pri
 SshOption = Annotated[list[str] | None, typer.Option("--ssh-option", help="An ssh -o option, repeatable.")]
 
 
-def _access(node_root: str, identity: str | None, options: list[str] | None) -> object:
+LocalNodes = Annotated[
+    bool,
+    typer.Option(
+        "--local",
+        help="The hosts' files are on this machine (under --node-root): no ssh. For chroots, "
+        "tests, and auditc run on a control-plane node itself.",
+    ),
+]
+
+
+def _access(node_root: str, identity: str | None, options: list[str] | None, local: bool = False) -> object:
     from compiler.transport import NodeAccess
 
     ssh_options = tuple(part for option in options or [] for part in ("-o", option))
-    return NodeAccess(node_root, identity, ssh_options)
+    return NodeAccess(node_root, identity, ssh_options, local)
 
 
 @app.command()
@@ -376,6 +390,140 @@ def snapshot(
         lambda: api.snapshot(spec, output, context=context, kubeconfig=kubeconfig, access=access, roots=roots)
     )
     _err(f"snapshot written to {where}")
+
+
+@app.command()
+def plan(
+    spec: Annotated[Path, typer.Argument(help="One site spec file.")],
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write the plan file (JSON) for apply.")
+    ] = None,
+    output_format: Annotated[Format, typer.Option("--format", help="text or json, on stdout.")] = Format.text,
+    context: LiveContext = None,
+    kubeconfig: LiveKubeconfig = None,
+    node_root: NodeRoot = "",
+    local: LocalNodes = False,
+    ssh_identity: SshIdentity = None,
+    ssh_option: SshOption = None,
+    files_root: FilesRoot = None,
+) -> None:
+    """What apply would do, from the live state: per object, chart release and host.
+    Exit 0 nothing to do, 1 changes planned, 2 error."""
+    from compiler import api
+    from compiler.rollout import formats
+    from compiler.rollout.plan import to_json
+
+    access = _access(node_root, ssh_identity, ssh_option, local)
+    roots = _roots(files_root)
+    planned = _guard(
+        lambda: api.plan(spec, context=context, kubeconfig=kubeconfig, access=access, roots=roots)
+    )
+    if output is not None:
+        text = to_json(planned)
+        _guard(lambda: _write_text(output, text))
+        _err(f"plan written to {output}: apply it with `auditc apply {output}`")
+    shown = formats.plan_json(planned) if output_format is Format.json else formats.plan_text(planned)
+    sys.stdout.write(shown)
+    if planned.changes:
+        raise typer.Exit(ExitCode.CHANGED)
+
+
+def _write_text(path: Path, text: str) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UserError(Diagnostic(f"cannot write: {exc.strerror or exc}", Location(str(path)))) from None
+
+
+@app.command()
+def apply(
+    target: Annotated[Path, typer.Argument(help="A site spec file, or a plan file from `auditc plan -o`.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Plan and show what would be done; touch nothing.")
+    ] = False,
+    no_wait: Annotated[
+        bool, typer.Option("--no-wait", help="The patch script does not wait for each apiserver.")
+    ] = False,
+    wait_timeout: Annotated[
+        int, typer.Option("--wait-timeout", min=1, help="Seconds to wait for Falco and for each apiserver.")
+    ] = 300,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--state-dir",
+            help="Where records of applies go (default: $AUDITC_STATE_DIR, "
+            "$XDG_STATE_HOME/auditc or ~/.local/state/auditc).",
+        ),
+    ] = None,
+    force_unlock: Annotated[
+        bool,
+        typer.Option("--force-unlock", help="Remove the site's apply lock (a dead holder's), then stop."),
+    ] = False,
+    context: LiveContext = None,
+    kubeconfig: LiveKubeconfig = None,
+    node_root: NodeRoot = "",
+    local: LocalNodes = False,
+    ssh_identity: SshIdentity = None,
+    ssh_option: SshOption = None,
+    files_root: FilesRoot = None,
+) -> None:
+    """Roll the site out: the cluster layer, then each host that differs, one at a time,
+    verified and restored on failure. Exit 0 applied or nothing to do, 1 refused, stopped or
+    rolled back, 2 error."""
+    from compiler import api
+    from compiler.rollout import formats
+    from compiler.rollout.apply import Options
+
+    access = _access(node_root, ssh_identity, ssh_option, local)
+    roots = _roots(files_root)
+    if force_unlock:
+        holder = _guard(lambda: api.force_unlock(target, context=context, kubeconfig=kubeconfig, roots=roots))
+        _err(
+            f"auditc: lock removed (it was held by {holder})" if holder else "auditc: the site was not locked"
+        )
+        return
+    if dry_run:
+        from compiler.rollout.plan import read as read_plan
+
+        planned = _guard(
+            lambda: (
+                read_plan(target)
+                if api._is_plan_file(target)
+                else api.plan(target, context=context, kubeconfig=kubeconfig, access=access, roots=roots)
+            )
+        )
+        sys.stdout.write(formats.plan_text(planned))
+        _err("dry run: nothing was touched")
+        raise typer.Exit(ExitCode.CHANGED if planned.changes else ExitCode.OK)
+
+    def confirm(plan: object) -> bool:
+        sys.stdout.write(formats.plan_text(plan))  # type: ignore[arg-type]
+        sys.stdout.flush()
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            _err("auditc: not a terminal: pass --yes to apply without confirmation")
+            return False
+        answer = input("Apply these changes? Only 'yes' is accepted: ")
+        return answer.strip() == "yes"
+
+    options = Options(wait_timeout=wait_timeout, no_wait=no_wait, state_dir=state_dir)
+    applied = _guard(
+        lambda: api.apply(
+            target,
+            context=context,
+            kubeconfig=kubeconfig,
+            access=access,
+            options=options,
+            confirm=confirm,
+            say=_err,
+            roots=roots,
+        )
+    )
+    sys.stdout.write(formats.applied_text(applied))
+    if not applied.ok:
+        raise typer.Exit(ExitCode.CHANGED)
 
 
 @app.command()

@@ -100,6 +100,15 @@ class Diagnostic:
         return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
 
 
+class Refusal(Exception):
+    """A command that would not go on (a stale plan, a lock held by another apply): exit 1,
+    nothing touched. Each reason is one line."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        self.reasons = reasons
+        super().__init__("; ".join(reasons))
+
+
 class UserError(Exception):
     """Bad input: reported without a traceback, exit code 2, nothing written."""
 

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from compiler.lint.checks import Context
     from compiler.resolve import Resolved
     from compiler.spec.model import PlatformBlock, Site
-    from compiler.transport import NodeAccess, Transport
+    from compiler.transport import NodeAccess, NodeShell, Transport
     from compiler.versions import Version
 
 ManifestFormat = Literal["static-pod", "bpm"]
@@ -180,6 +180,17 @@ class Platform(Protocol):
 
     def transports(self, resolved: Resolved, access: NodeAccess) -> list[Transport]:
         """One reader per control-plane host."""
+        ...
+
+    # the node layer of apply
+
+    def shells(self, resolved: Resolved, access: NodeAccess) -> list[NodeShell] | None:
+        """One shell per control-plane host, for apply; None where apply cannot change this
+        platform's nodes itself (its plan/apply.sh can)."""
+        ...
+
+    def patch_arguments(self, resolved: Resolved) -> tuple[str, ...]:
+        """What the patch script is run with on this platform's nodes (besides --root)."""
         ...
 
 

@@ -9,9 +9,17 @@ for tests.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
+import os
+import shutil
+import signal
 import subprocess
+import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from compiler.errors import UserError
@@ -32,13 +40,71 @@ class Transport(Protocol):
 
 
 @dataclass(frozen=True)
+class Ran:
+    code: int
+    output: str  # stdout and stderr, as the command wrote them
+    unreachable: bool = False  # the transport itself failed (ssh exit 255): state unknown
+
+
+class NodeShell(Transport, Protocol):
+    """A host apply can change: a fresh directory with files in it, a command run as root
+    there. ``root`` is the prefix every node path takes on the host (``--node-root``)."""
+
+    @property
+    def root(self) -> str: ...
+
+    def stage(self, staging_dir: str, files: Mapping[str, bytes]) -> str:
+        """A fresh directory under ``staging_dir`` holding ``files``; its path on the host."""
+        ...
+
+    def run(self, command: str, timeout: float) -> Ran:
+        """A POSIX sh command, run as root on the host."""
+        ...
+
+
+@dataclass(frozen=True)
 class NodeAccess:
     """How to reach the nodes: ssh options and a root prefix for chroots/tests (``{host}``
-    in it stands for each host's name, so several hosts can share one machine)."""
+    in it stands for each host's name, so several hosts can share one machine); ``local``:
+    the hosts' files are on this machine (chroots, tests, auditc run on the node itself)."""
 
     root: str = ""
     identity: str | None = None
     ssh_options: tuple[str, ...] = ()
+    local: bool = False
+
+    def root_of(self, host: str) -> str:
+        return self.root.replace("{host}", host).rstrip("/")
+
+
+def run_interruptible(argv: list[str], timeout: float, stdin: bytes | None = None) -> tuple[int, bytes]:
+    """Run ``argv`` to the end, output and errors together. The child has a process group
+    of its own: on Ctrl-C auditc passes the interrupt to all of it once (a shell and the
+    patch script under it alike) and waits for it to finish (the patch script restores or
+    stays patched in its trap, it is never cut off halfway), then the interrupt goes on."""
+    process = subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        out, _ = process.communicate(stdin, timeout=timeout)
+    except KeyboardInterrupt:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+        raise
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, _ = process.communicate()
+        return 124, out + f"\n(no answer within {timeout:.0f} s)".encode()
+    return process.returncode, out
 
 
 def run(argv: list[str], what: str) -> subprocess.CompletedProcess[bytes]:
@@ -70,16 +136,89 @@ class Ssh:
     def name(self) -> str:
         return self.host
 
-    def read(self, path: str) -> bytes | None:
+    def _ssh(self) -> list[str]:
         argv = ["ssh", "-p", str(self.port), "-o", "BatchMode=yes", *self.options]
         if self.identity:
             argv += ["-i", self.identity]
+        return argv
+
+    def read(self, path: str) -> bytes | None:
         command = remote_cat(self.root + path, sudo=self.user != "root")
-        result = run([*argv, "--", f"{self.user}@{self.host}", command], f"{path} on {self.host}")
+        result = run([*self._ssh(), "--", f"{self.user}@{self.host}", command], f"{path} on {self.host}")
         if result.returncode != 0:
             detail = result.stderr.decode("utf-8", "replace").strip().splitlines()
             raise UserError(f"ssh {self.user}@{self.host}: {detail[-1] if detail else 'failed'}")
         return None if result.stdout == MISSING.encode() else result.stdout
+
+    def stage(self, staging_dir: str, files: Mapping[str, bytes]) -> str:
+        """mktemp -d on the host as the ssh user, then the files in one more session: a
+        script on its standard input that decodes each file from base64 (no length limit
+        of a command line, and no scp that a node's sshd may not offer)."""
+        made = self.run_as_user(f"mktemp -d {shq(staging_dir)}/auditc.XXXXXX", 60)
+        stage = made.output.strip()
+        if made.code != 0 or not stage.startswith(f"{staging_dir.rstrip('/')}/auditc."):
+            raise UserError(f"ssh {self.user}@{self.host}: cannot make a temp dir in {staging_dir}: {stage}")
+        script = "".join(
+            f"base64 -d >{shq(stage + '/' + name)} <<'AUDITC_FILE'\n"
+            f"{base64.encodebytes(content).decode()}AUDITC_FILE\n"
+            for name, content in sorted(files.items())
+        )
+        copied = self.run_as_user("sh -s", 120, stdin=script.encode())
+        if copied.code != 0:
+            raise UserError(
+                f"ssh {self.user}@{self.host}: cannot copy the node files: {copied.output.strip()}"
+            )
+        return stage
+
+    def run_as_user(self, command: str, timeout: float, stdin: bytes | None = None) -> Ran:
+        argv = [*self._ssh(), "--", f"{self.user}@{self.host}", command]
+        code, out = run_interruptible(argv, timeout, stdin)
+        return Ran(code, out.decode("utf-8", "replace"), unreachable=code == 255)
+
+    def run(self, command: str, timeout: float) -> Ran:
+        as_root = command if self.user == "root" else f"sudo -n sh -c {shq(command)}"
+        return self.run_as_user(as_root, timeout)
+
+
+@dataclass(frozen=True)
+class Local:
+    """A host whose files are on this machine, under ``root`` (chroots, tests, auditc run on
+    the node itself): no transport, commands run here (as the user auditc runs as)."""
+
+    host: str
+    root: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.host
+
+    def read(self, path: str) -> bytes | None:
+        target = Path(self.root + path)
+        try:
+            return target.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise UserError(f"{self.host}: cannot read {target}: {exc.strerror or exc}") from None
+
+    def stage(self, staging_dir: str, files: Mapping[str, bytes]) -> str:
+        base = staging_dir if Path(staging_dir).is_dir() else None
+        stage = tempfile.mkdtemp(prefix="auditc.", dir=base)
+        for name, content in files.items():
+            Path(stage, name).write_bytes(content)
+        return stage
+
+    def run(self, command: str, timeout: float) -> Ran:
+        code, out = run_interruptible(["sh", "-c", command], timeout)
+        return Ran(code, out.decode("utf-8", "replace"))
+
+
+def remove_stage(shell: NodeShell, stage: str) -> None:
+    """Best effort: a temp dir left behind is named in no message and harms nothing."""
+    if isinstance(shell, Local):
+        shutil.rmtree(stage, ignore_errors=True)
+        return
+    shell.run(f"rm -rf -- {shq(stage)}", 60)
 
 
 def run_json(argv: list[str], what: str) -> Any:

@@ -2,7 +2,8 @@
 
 There is no cluster here, so these programs follow the documented command lines and exit
 codes of the calls the scripts make and record each call in $FAKE_LOG:
-- `kubectl [--context C] apply -k DIR` (DIR must hold a kustomization.yaml) or `apply -f FILE`;
+- `kubectl [--context C] apply --server-side --field-manager=auditc -k DIR` (DIR must hold a
+  kustomization.yaml) or `... -f FILE`;
 - `kubectl [--context C] -n NS get KIND/NAME`: exit 1 with "Error from server (NotFound)"
   while the workload does not exist;
 - `kubectl [--context C] -n NS rollout status KIND/NAME --timeout=Ns`: exit 1 with
@@ -24,6 +25,11 @@ if [ "$1" = --context ]; then context=$2; shift 2; fi
 printf 'kubectl%s %s\n' "${context:+ --context $context}" "$*" >>"$FAKE_LOG"
 case "$1" in
   apply)
+    shift
+    # server-side apply under auditc's field manager, as the scripts call it
+    [ "$1" = --server-side ] && [ "$2" = --field-manager=auditc ] ||
+      { echo "error: not server-side" >&2; exit 64; }
+    shift
     case "$2" in
       -k) [ -f "$3/kustomization.yaml" ] || { echo "error: no kustomization in $3" >&2; exit 1; } ;;
       -f) [ -f "$3" ] || { echo "error: the path \"$3\" does not exist" >&2; exit 1; } ;;
@@ -71,4 +77,222 @@ def install(bin_dir: Path) -> None:
     bin_dir.mkdir(parents=True, exist_ok=True)
     for name, text in (("kubectl", KUBECTL), ("helm", HELM)):
         (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+
+
+# ---- a cluster with state: for `auditc plan` / `apply` ------------------------------------------
+#
+# kubectl and helm as programs over a state directory ($FAKE_CLUSTER), following the command
+# lines auditc runs and the output shapes kubectl and helm document:
+# - kubectl apply --server-side --field-manager=M (-k DIR | -f FILE): the objects of
+#   `kubectl kustomize DIR` (the real kubectl builds them) stored with what an API server
+#   adds (uid, resourceVersion, creationTimestamp, managedFields, a Namespace's
+#   kubernetes.io/metadata.name label and finalizers, status); "<kind>/<name> serverside-applied";
+# - kubectl create -f - : the object on stdin, or `Error from server (AlreadyExists)` and exit 1;
+# - kubectl get RESOURCE/NAME [-o json|name] [--ignore-not-found], delete RESOURCE NAME;
+# - kubectl rollout status WORKLOAD --timeout=Ns: Falco's workload exists once its chart is
+#   installed (or $FAKE_WORKLOAD=present: a GitOps controller deployed it); $FAKE_FALCO=unavailable
+#   makes it never available, absent makes it never appear;
+# - helm upgrade --install REL CHART --repo R --version V --namespace NS -f FILE, helm list
+#   -n NS --filter ^REL$ -o json, helm get values REL -n NS -o json.
+# Every call is appended to $FAKE_LOG.
+
+CLUSTER_KUBECTL = r"""
+import json, os, subprocess, sys, time
+import yaml
+
+state = os.environ["FAKE_CLUSTER"]
+args = sys.argv[1:]
+with open(os.environ["FAKE_LOG"], "a") as log:
+    log.write("kubectl " + " ".join(args) + "\n")
+
+def take(flag, default=None, value=True):
+    global args
+    for i, a in enumerate(args):
+        if a == flag:
+            got = args[i + 1] if value else True
+            del args[i : i + (2 if value else 1)]
+            return got
+        if value and a.startswith(flag + "="):
+            del args[i]
+            return a.split("=", 1)[1]
+    return default
+
+take("--context"); take("--kubeconfig")
+namespace = take("-n") or take("--namespace")
+output = take("-o")
+ignore = take("--ignore-not-found", value=False)
+server_side = take("--server-side", value=False)
+manager = take("--field-manager")
+timeout = take("--timeout")
+kustomize_dir = take("-k")
+file_name = take("-f")
+verb, rest = args[0], args[1:]
+
+def path_of(kind, ns, name):
+    return os.path.join(state, "objects", f"{kind.lower()}.{ns or '-'}.{name}.json")
+
+def load(kind, ns, name):
+    try:
+        with open(path_of(kind, ns, name)) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+
+def store(obj):
+    meta = obj.setdefault("metadata", {})
+    kind, ns, name = obj["kind"], meta.get("namespace"), meta["name"]
+    old = load(kind, ns, name)
+    version = int(old["metadata"]["resourceVersion"]) + 1 if old else 1000
+    meta["uid"] = old["metadata"]["uid"] if old else f"uid-{kind.lower()}-{name}"
+    meta["resourceVersion"] = str(version)
+    meta["creationTimestamp"] = old["metadata"]["creationTimestamp"] if old else "2026-12-01T10:00:00Z"
+    operation = "Apply" if server_side else "Update"
+    meta["managedFields"] = [{"manager": manager or "kubectl-create", "operation": operation}]
+    if kind == "Namespace":
+        meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = name
+        obj["spec"] = {"finalizers": ["kubernetes"]}
+        obj["status"] = {"phase": "Active"}
+    os.makedirs(os.path.join(state, "objects"), exist_ok=True)
+    with open(path_of(kind, ns, name), "w") as f:
+        json.dump(obj, f)
+
+def resource(text):
+    kind = text.split(".")[0].lower()
+    return {"lease": "Lease", "leases": "Lease"}.get(kind, kind)
+
+def workload_exists():
+    if os.environ.get("FAKE_FALCO", "ready") == "absent":
+        return False
+    releases = os.path.join(state, "releases")
+    installed = os.path.isdir(releases) and bool(os.listdir(releases))
+    return os.environ.get("FAKE_WORKLOAD") == "present" or installed
+
+def not_found(what):
+    print(f'Error from server (NotFound): {what} not found', file=sys.stderr)
+    sys.exit(1)
+
+if verb == "apply":
+    if not server_side or not manager:
+        print("stand-in kubectl: auditc applies server-side under a field manager", file=sys.stderr)
+        sys.exit(64)
+    if kustomize_dir:
+        text = subprocess.run([os.environ["FAKE_REAL_KUBECTL"], "kustomize", kustomize_dir], check=True,
+                              capture_output=True, text=True).stdout
+    else:
+        text = open(file_name).read()
+    for obj in yaml.safe_load_all(text):
+        if obj:
+            store(obj)
+            print(f"{obj['kind'].lower()}/{obj['metadata']['name']} serverside-applied")
+elif verb == "create":
+    obj = yaml.safe_load(sys.stdin.read())
+    meta = obj["metadata"]
+    if load(obj["kind"], meta.get("namespace"), meta["name"]) is not None:
+        name = meta["name"]
+        print(f'Error from server (AlreadyExists): leases.coordination.k8s.io "{name}" already exists',
+              file=sys.stderr)
+        sys.exit(1)
+    store(obj)
+    print(f"{obj['kind'].lower()}.coordination.k8s.io/{meta['name']}" if output == "name" else "created")
+elif verb == "get":
+    target = rest[0] if len(rest) == 1 else "/".join(rest[:2])
+    kind, name = target.split("/", 1)
+    if kind in ("deployment", "daemonset"):
+        if not workload_exists():
+            not_found(f'{kind}s.apps "{name}"')
+        print(f"{kind}.apps/{name}")
+        sys.exit(0)
+    stored = os.path.join(state, "objects")
+    kinds = {p.split(".")[0] for p in os.listdir(stored)} if os.path.isdir(stored) else set()
+    found = None
+    for candidate in kinds:
+        if candidate == resource(kind).lower():
+            found = load(candidate, namespace, name)
+    if found is None:
+        if ignore:
+            sys.exit(0)
+        not_found(f'{kind} "{name}"')
+    print(json.dumps(found) if output == "json" else f"{kind}/{name}")
+elif verb == "delete":
+    kind, name = rest[0], rest[1]
+    path = path_of(resource(kind), namespace, name)
+    if os.path.exists(path):
+        os.remove(path)
+        print(f'{kind} "{name}" deleted')
+    elif not ignore:
+        not_found(f'{kind} "{name}"')
+elif verb == "rollout":
+    assert rest[0] == "status" and timeout and timeout.endswith("s"), args
+    if not workload_exists():
+        not_found(rest[1])
+    if os.environ.get("FAKE_FALCO", "ready") != "ready":
+        time.sleep(min(float(timeout[:-1]), 1))
+        print("error: timed out waiting for the condition", file=sys.stderr); sys.exit(1)
+    print(f'{rest[1]} successfully rolled out')
+else:
+    print(f"stand-in kubectl: unexpected: {sys.argv[1:]}", file=sys.stderr); sys.exit(64)
+"""
+
+CLUSTER_HELM = r"""
+import json, os, sys
+import yaml
+
+state = os.environ["FAKE_CLUSTER"]
+args = sys.argv[1:]
+with open(os.environ["FAKE_LOG"], "a") as log:
+    log.write("helm " + " ".join(args) + "\n")
+
+def take(flag):
+    for i, a in enumerate(args):
+        if a == flag:
+            value = args[i + 1]; del args[i : i + 2]; return value
+    return None
+
+take("--kube-context"); take("--kubeconfig")
+namespace = take("--namespace") or take("-n") or "default"
+releases = os.path.join(state, "releases")
+
+def release_path(name):
+    return os.path.join(releases, f"{namespace}.{name}.json")
+
+if args[:2] == ["upgrade", "--install"]:
+    name, chart = args[2], args[3]
+    version, values_file = take("--version"), take("-f")
+    take("--repo")
+    values = yaml.safe_load(open(values_file)) or {}
+    os.makedirs(releases, exist_ok=True)
+    old = json.load(open(release_path(name))) if os.path.exists(release_path(name)) else None
+    revision = old["revision"] + 1 if old else 1
+    json.dump({"name": name, "chart": f"{chart}-{version}", "values": values, "revision": revision},
+              open(release_path(name), "w"))
+    print(f'Release "{name}" has been upgraded. Happy Helming!' if old else f"NAME: {name}")
+elif args[0] == "list":
+    wanted = take("--filter").strip("^$")
+    take("-o")
+    rows = []
+    if os.path.exists(release_path(wanted)):
+        r = json.load(open(release_path(wanted)))
+        rows.append({"name": r["name"], "namespace": namespace, "revision": str(r["revision"]),
+                     "updated": "2026-12-01 10:00:00.000000 +0000 UTC", "status": "deployed",
+                     "chart": r["chart"], "app_version": "0.0.0"})
+    print(json.dumps(rows))
+elif args[:2] == ["get", "values"]:
+    take("-o")
+    if not os.path.exists(release_path(args[2])):
+        print("Error: release: not found", file=sys.stderr); sys.exit(1)
+    print(json.dumps(json.load(open(release_path(args[2])))["values"]))
+else:
+    print(f"stand-in helm: unexpected: {sys.argv[1:]}", file=sys.stderr); sys.exit(64)
+"""
+
+
+def install_cluster(bin_dir: Path) -> None:
+    """The stateful kubectl and helm above, run by this interpreter (the tests set
+    $FAKE_REAL_KUBECTL to the real kubectl, for `kubectl kustomize`)."""
+    import sys
+
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    for name, body in (("kubectl", CLUSTER_KUBECTL), ("helm", CLUSTER_HELM)):
+        (bin_dir / name).write_text(f"#!{sys.executable}\n{body}")
         (bin_dir / name).chmod(0o755)

@@ -49,3 +49,84 @@ class Kubectl:
 def object_key(obj: dict[str, Any]) -> str:
     meta = obj.get("metadata", {})
     return f"{obj['apiVersion']}/{obj['kind']}/{meta.get('namespace') or '-'}/{meta['name']}"
+
+
+@dataclass(frozen=True)
+class Command:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def reason(self) -> str:
+        """The last line the command wrote on stderr (kubectl and helm put the cause there)."""
+        lines = self.stderr.strip().splitlines()
+        return lines[-1] if lines else f"exit {self.code}"
+
+
+def _call(argv: list[str], what: str, stdin: str | None, timeout: float, cwd: str | None) -> Command:
+    try:
+        result = subprocess.run(
+            argv, input=stdin, capture_output=True, text=True, check=False, timeout=timeout, cwd=cwd
+        )
+    except FileNotFoundError:
+        raise UserError(f"{argv[0]} is not installed; it is needed to {what}") from None
+    except subprocess.TimeoutExpired:
+        return Command(124, "", f"{argv[0]}: no answer within {timeout:.0f} s")
+    return Command(result.returncode, result.stdout, result.stderr)
+
+
+def kubectl(
+    cluster: Kubectl,
+    args: list[str],
+    *,
+    stdin: str | None = None,
+    timeout: float = 120,
+    cwd: str | None = None,
+) -> Command:
+    """kubectl with the cluster's --context and --kubeconfig."""
+    argv = ["kubectl", *args]
+    if cluster.context:
+        argv += ["--context", cluster.context]
+    if cluster.kubeconfig:
+        argv += ["--kubeconfig", cluster.kubeconfig]
+    return _call(argv, "reach the cluster", stdin, timeout, cwd)
+
+
+def helm(cluster: Kubectl, args: list[str], *, timeout: float = 600, cwd: str | None = None) -> Command:
+    """helm with the same cluster (helm spells the context --kube-context)."""
+    argv = ["helm", *args]
+    if cluster.context:
+        argv += ["--kube-context", cluster.context]
+    if cluster.kubeconfig:
+        argv += ["--kubeconfig", cluster.kubeconfig]
+    return _call(argv, "install Falco's chart", None, timeout, cwd)
+
+
+@dataclass(frozen=True)
+class Release:
+    chart_version: str  # what helm list calls falco-<version>, without the name
+    values: Any  # the user-supplied values, as `helm get values -o json` gives them
+
+
+def helm_release(cluster: Kubectl, name: str, namespace: str, chart: str) -> Release | None:
+    """The deployed release ``name``, or None when there is none."""
+    listed = helm(cluster, ["list", "-n", namespace, "--filter", f"^{name}$", "-o", "json"], timeout=120)
+    if listed.code != 0:
+        raise UserError(f"helm list -n {namespace}: {listed.reason}")
+    try:
+        rows = json.loads(listed.stdout or "[]")
+    except ValueError:
+        raise UserError("helm list: the output is not JSON") from None
+    row = next((r for r in rows if isinstance(r, dict) and r.get("name") == name), None)
+    if row is None:
+        return None
+    version = str(row.get("chart", "")).removeprefix(f"{chart}-")
+    got = helm(cluster, ["get", "values", name, "-n", namespace, "-o", "json"], timeout=120)
+    if got.code != 0:
+        raise UserError(f"helm get values {name}: {got.reason}")
+    try:
+        values = json.loads(got.stdout or "null")
+    except ValueError:
+        raise UserError(f"helm get values {name}: the output is not JSON") from None
+    return Release(version, values or {})

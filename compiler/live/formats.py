@@ -8,7 +8,7 @@ from dataclasses import asdict
 from compiler.live.compare import Change, LiveDiff
 
 
-def _line(change: Change) -> str:
+def change_line(change: Change) -> str:
     subject = f" {change.subject}" if change.subject else ""
     inner = f" {change.path}" if change.path else ""
     if change.kind == "absent":
@@ -28,7 +28,7 @@ def text(diff: LiveDiff) -> str:
     if not diff.differs:
         return f"{diff.site}: live state matches what is rendered\n"
     lines = [f"== {diff.site}: {len(diff.changes)} difference(s) from the live state"]
-    lines += [_line(c) for c in diff.changes]
+    lines += [change_line(c) for c in diff.changes]
     return "\n".join(lines) + "\n"
 
 

@@ -45,6 +45,11 @@ def cluster_artifacts(
     return out
 
 
+# server-side apply under one field manager: the API server records which fields auditc
+# owns, and a field another manager changed since is a conflict, not a silent overwrite
+SERVER_SIDE = ("--server-side", "--field-manager=auditc")
+
+
 def _plan_applies_audit_sink(resolved: Resolved) -> bool:
     """The AuditSink API (auditregistration.k8s.io/v1alpha1) is served only once the
     apiservers run with dynamic auditing on: the sink cannot be synced with cluster/, the
@@ -133,14 +138,14 @@ def cluster_steps(resolved: Resolved) -> tuple[list[dict[str, Any]], list[dict[s
         after.append(
             {
                 "action": "audit-sink",
-                "command": ["kubectl", "apply", "-f", AUDIT_SINK_FILE],
+                "command": ["kubectl", "apply", *SERVER_SIDE, "-f", AUDIT_SINK_FILE],
                 "does": "dynamic auditing: the AuditSink, once the apiservers serve its API",
             }
         )
     if engine == "none":
         objects = {
             "action": "cluster-objects",
-            "command": ["kubectl", "apply", "-k", "cluster/"],
+            "command": ["kubectl", "apply", *SERVER_SIDE, "-k", "cluster/"],
             "does": "the Falco namespace, service account and RBAC"
             + ("" if resolved.plugin or chart.owns_audit_sink else ", and the receiver Service"),
         }

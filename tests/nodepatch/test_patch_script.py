@@ -636,6 +636,47 @@ def test_waits_until_ready(node: Node, readyz_server: int) -> None:
     assert "kube-apiserver is ready" in result.stdout
 
 
+@pytest.mark.parametrize("listening", [True, False], ids=["healthy", "nothing-listens"])
+def test_check_health_reads_the_port_and_changes_nothing(
+    node: Node, readyz_server: int, listening: bool
+) -> None:
+    """--check-health (what apply asks before touching a host): one /readyz at the port
+    and address the current manifest names; exit 0 or 1, and no file changes either way."""
+    original = manifest_on_port(readyz_server if listening else free_port())
+    node.put_manifest(original)
+    before = snapshot(node.root)
+    result = node.run("--check-health")
+    assert result.returncode == (0 if listening else 1), result.stderr
+    assert ("kube-apiserver is healthy" in result.stdout) is listening
+    assert ("kube-apiserver is not healthy" in result.stderr) is not listening
+    assert snapshot(node.root) == before
+
+
+def test_a_dropped_session_leaves_the_manifest_patched_not_half_written(node: Node) -> None:
+    """SIGHUP (the ssh session apply runs it in went away) while waiting for readiness: the
+    trap ends the run with the manifest and config files in place, the backup beside."""
+    original = manifest_on_port(free_port())  # never ready: the script keeps waiting
+    node.put_manifest(original)
+    command = [*node.shell, str(node.script), "--root", str(node.root), "--wait-timeout", "60"]
+    env = {**os.environ, "AUDITC_POLL_INTERVAL": POLL_INTERVAL}
+    if node.awk_dir is not None:
+        env["PATH"] = f"{node.awk_dir}{os.pathsep}{env['PATH']}"
+    process = subprocess.Popen(command, cwd=node.tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while node.manifest.read_bytes() == original:  # until the new manifest is in place
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.02)
+    time.sleep(0.2)
+    process.send_signal(signal.SIGHUP)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 129, err
+    assert b"stays patched" in err
+    assert node.manifest.read_bytes() != original
+    assert sorted(p.name for p in node.config_dir.iterdir()) == sorted(CONFIG_FILES)
+    assert [p.read_bytes() for p in node.backup_dir.glob("*/kube-apiserver.yaml")] == [original]
+    assert [p.name for p in node.manifest.parent.iterdir()] == [node.manifest.name]  # no temp file
+
+
 def test_old_apiserver_does_not_count_as_ready(tmp_path: Path, readyz_server: int) -> None:
     """Without --root the script waits for a NEW kube-apiserver process with the wanted flags.
 

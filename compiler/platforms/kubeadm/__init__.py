@@ -14,7 +14,7 @@ from compiler.platform import LintCheck, NodePaths, default_node_paths
 from compiler.platforms.kubeadm import lower
 from compiler.platforms.kubeadm.data import KubeadmData, data
 from compiler.platforms.kubeadm.settings import KubeadmPlatform, settings
-from compiler.transport import NodeAccess, Ssh, Transport
+from compiler.transport import Local, NodeAccess, NodeShell, Ssh, Transport
 
 if TYPE_CHECKING:
     from compiler.build import Build
@@ -52,17 +52,19 @@ class Kubeadm:
         return [cp.host for cp in settings(resolved.site).control_planes]
 
     def transports(self, resolved: Resolved, access: NodeAccess) -> list[Transport]:
+        return list(self.shells(resolved, access))
+
+    def shells(self, resolved: Resolved, access: NodeAccess) -> list[NodeShell]:
+        hosts = settings(resolved.site).control_planes
+        if access.local:
+            return [Local(cp.host, access.root_of(cp.host)) for cp in hosts]
         return [
-            Ssh(
-                cp.host,
-                cp.port,
-                cp.user,
-                access.root.replace("{host}", cp.host).rstrip("/"),
-                access.identity,
-                access.ssh_options,
-            )
-            for cp in settings(resolved.site).control_planes
+            Ssh(cp.host, cp.port, cp.user, access.root_of(cp.host), access.identity, access.ssh_options)
+            for cp in hosts
         ]
+
+    def patch_arguments(self, resolved: Resolved) -> tuple[str, ...]:
+        return ()
 
 
 KUBEADM = Kubeadm()

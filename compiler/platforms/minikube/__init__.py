@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from compiler.checks import Checks
     from compiler.resolve import Resolved
     from compiler.spec.model import Site
-    from compiler.transport import NodeAccess, Transport
+    from compiler.transport import NodeAccess, NodeShell, Transport
     from compiler.versions import Version
 
 
@@ -67,6 +67,12 @@ class Minikube:
 
     def transports(self, resolved: Resolved, access: NodeAccess) -> list[Transport]:
         return [MinikubeSsh(settings(resolved.site).profile)]
+
+    def shells(self, resolved: Resolved, access: NodeAccess) -> list[NodeShell] | None:
+        return None  # not yet: plan/apply.sh rolls this platform out
+
+    def patch_arguments(self, resolved: Resolved) -> tuple[str, ...]:
+        return ()
 
 
 MINIKUBE = Minikube()

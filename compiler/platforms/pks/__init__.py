@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from compiler.checks import Checks
     from compiler.resolve import Resolved
     from compiler.spec.model import Site
-    from compiler.transport import NodeAccess, Transport
+    from compiler.transport import NodeAccess, NodeShell, Transport
     from compiler.versions import Version
 
 
@@ -96,6 +96,12 @@ class Pks:
         if not masters:
             raise UserError(f"no {bosh.instance_group} instances in deployment {deployment}")
         return [Bosh(deployment, master) for master in masters]
+
+    def shells(self, resolved: Resolved, access: NodeAccess) -> list[NodeShell] | None:
+        return None  # not yet: plan/apply.sh rolls this platform out
+
+    def patch_arguments(self, resolved: Resolved) -> tuple[str, ...]:
+        return ("--mode", "bpm" if settings(resolved.site).apiserver_config == "bpm" else "static-pod")
 
 
 PKS = Pks()

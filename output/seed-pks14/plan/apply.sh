@@ -3,7 +3,7 @@
 #
 # Rolls the audit change out to PKS/TKGI cluster seed. First the cluster layer: log
 # in with the pks CLI, fetch the cluster's kubeconfig (pks get-credentials, unless
-# --context names one), install Falco (kubectl apply -k ../cluster, helm upgrade --install of the pinned chart)
+# --context names one), install Falco (kubectl apply --server-side -k ../cluster, helm upgrade --install of the pinned chart)
 # and wait for its receiver: no apiserver is pointed at a receiver that is not there.
 # Then the masters, one at a time: find the cluster's BOSH deployment and its masters, then for
 # each master copy the files of ../node to a fresh temp dir (bosh scp), run the patch
@@ -162,7 +162,7 @@ wait_for_falco() {
 # the namespace, service account and RBAC (and chart 1.x's receiver Service)
 cluster_objects() {
   kube_flags kubectl
-  run kubectl ${kube_args[@]+"${kube_args[@]}"} apply -k "$here/../cluster"
+  run kubectl ${kube_args[@]+"${kube_args[@]}"} apply --server-side --field-manager=auditc -k "$here/../cluster"
 }
 
 # the pinned chart with the values written for it, then the bounded wait for its receiver

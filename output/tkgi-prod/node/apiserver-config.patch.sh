@@ -237,7 +237,7 @@ usage_error() {
 usage() {
   printf '%s\n' \
     "Usage: ${0##*/} [--mode static-pod|bpm] [--root DIR] [--manifest PATH | --bpm PATH]" \
-    "       [--dry-run] [--no-wait] [--no-restart] [--wait-timeout SECONDS]" \
+    "       [--dry-run] [--check-health] [--no-wait] [--no-restart] [--wait-timeout SECONDS]" \
     ""
   printf 'Turns on Kubernetes API audit logging for site %s (auditc %s) on this\n' "$SITE" "$COMPILER_VERSION"
   printf 'control-plane node. Both modes first install the audit config files that sit\n'
@@ -273,6 +273,8 @@ usage() {
   printf '                      (default %s)\n' "$BPM_PATH"
   printf '  --dry-run           show what would change (a diff, the files that would be\n'
   printf '                      installed, the restart); change nothing, run nothing\n'
+  printf '  --check-health      only check, once, that kube-apiserver is healthy now (the\n'
+  printf '                      health check or /readyz above); change nothing\n'
   printf '  --no-wait           do not wait for the apiserver to become ready\n'
   printf '  --no-restart        bpm: change the files but do not restart kube-apiserver\n'
   printf '                      (for a BOSH pre-start script: monit starts it next);\n'
@@ -284,7 +286,8 @@ usage() {
   printf '  AUDITC_POLL_INTERVAL  seconds between readiness checks (default 1); tests\n'
   printf '                        set a fraction such as 0.05\n\n'
   printf 'Exit status:\n'
-  printf '  0  done (and ready unless --no-wait), nothing to change, or --dry-run\n'
+  printf '  0  done (and ready unless --no-wait), nothing to change, or --dry-run;\n'
+  printf '     --check-health: healthy (1: not healthy)\n'
   printf '  1  the apiserver was not ready in time, or (bpm) monit restart failed; the\n'
   printf '     manifest or bpm.yml and the config files were restored from the backup\n'
   printf '  2  refused: the manifest or bpm.yml cannot be patched safely, the input is\n'
@@ -1358,13 +1361,18 @@ http_ready() {  # url
   fi
 }
 
-wait_ready() {
+# /readyz of the apiserver the manifest describes (--bind-address, --secure-port)
+ready_url() {
   case $BIND in
     '' | 0.0.0.0 | ::) _host=127.0.0.1 ;;
     *:*) _host="[$BIND]" ;;
     *) _host=$BIND ;;
   esac
   _url="https://$_host:$PORT/readyz"
+}
+
+wait_ready() {
+  ready_url
   _deadline=$(($(date +%s) + WAIT_TIMEOUT))
   _check_process=$CHECK_PROCESS
   if [ "$_check_process" = 1 ] && [ -z "$OLD_PIDS" ]; then
@@ -1440,6 +1448,7 @@ refuse_late() {  # why
 # Run by the INT and TERM traps.
 # shellcheck disable=SC2329
 interrupted() {
+  trap '' PIPE  # a dropped ssh session: the messages below may have nowhere to go
   if [ -n "$MANIFEST_WRITTEN" ]; then
     printf 'auditc[%s]: interrupted: %s stays patched; the previous one is in %s\n' \
       "$SITE" "$R_MANIFEST" "$BACKUP" >&2
@@ -1506,6 +1515,12 @@ static_pod_wait() {
 
 static_pod_after_rollback() {
   :
+}
+
+static_pod_healthy_now() {
+  has curl || has wget || refuse "neither curl nor wget is installed, so health cannot be checked"
+  ready_url
+  http_ready "$_url"
 }
 # --- bpm mode (TKGI / BOSH) --------------------------------------------------------------
 # kube-apiserver is the BOSH job kube-apiserver, run by bpm and supervised by monit. Its
@@ -1655,6 +1670,14 @@ bpm_wait() {
   wait_healthy
 }
 
+bpm_healthy_now() {
+  if [ -f "$R_HEALTH_CHECK" ] && [ -x "$R_HEALTH_CHECK" ]; then
+    run_limited 30 "$R_HEALTH_CHECK" >/dev/null
+    return
+  fi
+  static_pod_healthy_now
+}
+
 bpm_after_rollback() {
   if monit_restart; then
     say "kube-apiserver was restarted with the previous configuration"
@@ -1669,6 +1692,7 @@ load_context
 ROOT=''
 ROOT_GIVEN=''
 DRY_RUN=''
+CHECK_HEALTH=''
 WAIT=1
 TIMEOUT_OPTION=''
 TIMEOUT_GIVEN=''
@@ -1701,6 +1725,8 @@ while [ $# -gt 0 ]; do
       NO_RESTART=1; WAIT=0; shift ;;
     --dry-run)
       DRY_RUN=1; shift ;;
+    --check-health)
+      CHECK_HEALTH=1; shift ;;
     --no-wait)
       WAIT=0; shift ;;
     --wait-timeout)
@@ -1796,6 +1822,7 @@ done
 trap cleanup EXIT
 trap 'interrupted 130' INT
 trap 'interrupted 143' TERM
+trap 'interrupted 129' HUP
 make_work_dir
 
 NEW_MANIFEST=$WORK/$WORK_NAME
@@ -1811,6 +1838,15 @@ BIND=$(sed -n 's/^bind=//p' "$WORK/info")
 case $PORT in
   '' | *[!0-9]*) PORT=6443 ;;
 esac
+
+if [ -n "$CHECK_HEALTH" ]; then
+  if "${MODE_FN}_healthy_now"; then
+    say "kube-apiserver is healthy"
+    exit "$EXIT_OK"
+  fi
+  printf 'auditc[%s]: kube-apiserver is not healthy\n' "$SITE" >&2
+  exit "$EXIT_NOT_READY"
+fi
 
 MANIFEST_CHANGES=''
 cmp -s "$R_MANIFEST" "$NEW_MANIFEST" || MANIFEST_CHANGES=1

@@ -79,7 +79,10 @@ def test_falco_is_installed_and_up_before_any_host(tmp_path: Path) -> None:
     log = _log(tmp_path)
     first_ssh = next(i for i, line in enumerate(log) if line.startswith("ssh"))
     cluster = log[:first_ssh]
-    assert cluster[0] == f"kubectl --context edge apply -k {out}/plan/../cluster"
+    assert (
+        cluster[0]
+        == f"kubectl --context edge apply --server-side --field-manager=auditc -k {out}/plan/../cluster"
+    )
     assert cluster[1] == (
         "helm --kube-context edge upgrade --install falco falco "
         "--repo https://falcosecurity.github.io/charts --version 9.1.0 "
@@ -121,7 +124,9 @@ def test_dynamic_auditing_gets_its_sink_after_the_nodes(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     log = _log(tmp_path)
     last_ssh = max(i for i, line in enumerate(log) if line.startswith("ssh"))
-    assert log[last_ssh + 1 :] == [f"kubectl apply -f {out}/plan/audit-sink.yaml"]
+    assert log[last_ssh + 1 :] == [
+        f"kubectl apply --server-side --field-manager=auditc -f {out}/plan/audit-sink.yaml"
+    ]
     assert log.index("kubectl -n falco rollout status daemonset/falco --timeout=300s") < last_ssh
 
 
@@ -142,7 +147,9 @@ def test_chart_1_0_comes_after_the_nodes(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     log = _log(tmp_path)
     ssh = [i for i, line in enumerate(log) if line.startswith("ssh")]
-    assert log[0].startswith("kubectl apply -k ") and log[1].startswith("ssh")
+    assert log[0].startswith("kubectl apply --server-side --field-manager=auditc -k ") and log[1].startswith(
+        "ssh"
+    )
     helm = next(i for i, line in enumerate(log) if line.startswith("helm"))
     assert helm > max(ssh) and "--version 1.0.12" in log[helm] and "charts.helm.sh/stable" in log[helm]
     assert log[helm + 1 :] == [

@@ -3,7 +3,7 @@
 #
 # Turns on API audit logging to Falco in the minikube profile falco-dev. First the
 # cluster layer: the profile is started if it is not running, then Falco's receiver is
-# installed (kubectl apply -k ../cluster, helm upgrade --install of the pinned chart)
+# installed (kubectl apply --server-side -k ../cluster, helm upgrade --install of the pinned chart)
 # and waited for: the apiserver must never dial a receiver that is not there. Then it
 # installs the files of ../node into $MINIKUBE_HOME/.minikube/files/etc/ssl/certs/auditc/ (minikube syncs that
 # tree into the node when it starts), stops the profile, and starts it again with the
@@ -161,7 +161,7 @@ wait_for_falco() {
 # the namespace, service account and RBAC (and chart 1.x's receiver Service)
 cluster_objects() {
   kube_flags kubectl
-  run kubectl ${kube_args[@]+"${kube_args[@]}"} apply -k "$here/../cluster"
+  run kubectl ${kube_args[@]+"${kube_args[@]}"} apply --server-side --field-manager=auditc -k "$here/../cluster"
 }
 
 # the pinned chart with the values written for it, then the bounded wait for its receiver

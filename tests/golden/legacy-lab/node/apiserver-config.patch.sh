@@ -221,7 +221,7 @@ usage_error() {
 
 usage() {
   printf '%s\n' \
-    "Usage: ${0##*/} [--root DIR] [--manifest PATH] [--dry-run] [--no-wait]" \
+    "Usage: ${0##*/} [--root DIR] [--manifest PATH] [--dry-run] [--check-health] [--no-wait]" \
     "       [--wait-timeout SECONDS]" \
     ""
   printf 'Turns on Kubernetes API audit logging for site %s (auditc %s) on this\n' "$SITE" "$COMPILER_VERSION"
@@ -243,6 +243,8 @@ usage() {
   printf '                      (default %s)\n' "$MANIFEST"
   printf '  --dry-run           show what would change (a diff and the files that would\n'
   printf '                      be installed); change nothing\n'
+  printf '  --check-health      only check, once, that the apiserver the manifest\n'
+  printf '                      describes answers /readyz with 200 now; change nothing\n'
   printf '  --no-wait           do not wait for the apiserver to become ready\n'
   printf '  --wait-timeout N    seconds to wait for readiness (default %s)\n' "$WAIT_TIMEOUT"
   printf '  -h, --help          show this help\n\n'
@@ -250,7 +252,8 @@ usage() {
   printf '  AUDITC_POLL_INTERVAL  seconds between readiness checks (default 1); tests\n'
   printf '                        set a fraction such as 0.05\n\n'
   printf 'Exit status:\n'
-  printf '  0  done (and ready unless --no-wait), nothing to change, or --dry-run\n'
+  printf '  0  done (and ready unless --no-wait), nothing to change, or --dry-run;\n'
+  printf '     --check-health: healthy (1: not healthy)\n'
   printf '  1  the apiserver was not ready in time; the manifest and config files\n'
   printf '     were restored from the backup\n'
   printf '  2  refused: the manifest cannot be patched safely, the input is invalid,\n'
@@ -1246,13 +1249,18 @@ http_ready() {  # url
   fi
 }
 
-wait_ready() {
+# /readyz of the apiserver the manifest describes (--bind-address, --secure-port)
+ready_url() {
   case $BIND in
     '' | 0.0.0.0 | ::) _host=127.0.0.1 ;;
     *:*) _host="[$BIND]" ;;
     *) _host=$BIND ;;
   esac
   _url="https://$_host:$PORT/readyz"
+}
+
+wait_ready() {
+  ready_url
   _deadline=$(($(date +%s) + WAIT_TIMEOUT))
   _check_process=$CHECK_PROCESS
   if [ "$_check_process" = 1 ] && [ -z "$OLD_PIDS" ]; then
@@ -1328,6 +1336,7 @@ refuse_late() {  # why
 # Run by the INT and TERM traps.
 # shellcheck disable=SC2329
 interrupted() {
+  trap '' PIPE  # a dropped ssh session: the messages below may have nowhere to go
   if [ -n "$MANIFEST_WRITTEN" ]; then
     printf 'auditc[%s]: interrupted: %s stays patched; the previous one is in %s\n' \
       "$SITE" "$R_MANIFEST" "$BACKUP" >&2
@@ -1395,12 +1404,19 @@ static_pod_wait() {
 static_pod_after_rollback() {
   :
 }
+
+static_pod_healthy_now() {
+  has curl || has wget || refuse "neither curl nor wget is installed, so health cannot be checked"
+  ready_url
+  http_ready "$_url"
+}
 # --- main ------------------------------------------------------------------------------
 load_context
 
 ROOT=''
 ROOT_GIVEN=''
 DRY_RUN=''
+CHECK_HEALTH=''
 WAIT=1
 TIMEOUT_OPTION=''
 TIMEOUT_GIVEN=''
@@ -1419,6 +1435,8 @@ while [ $# -gt 0 ]; do
       MANIFEST_OPTION=${1#--manifest=}; shift ;;
     --dry-run)
       DRY_RUN=1; shift ;;
+    --check-health)
+      CHECK_HEALTH=1; shift ;;
     --no-wait)
       WAIT=0; shift ;;
     --wait-timeout)
@@ -1505,6 +1523,7 @@ done
 trap cleanup EXIT
 trap 'interrupted 130' INT
 trap 'interrupted 143' TERM
+trap 'interrupted 129' HUP
 make_work_dir
 
 NEW_MANIFEST=$WORK/$WORK_NAME
@@ -1520,6 +1539,15 @@ BIND=$(sed -n 's/^bind=//p' "$WORK/info")
 case $PORT in
   '' | *[!0-9]*) PORT=6443 ;;
 esac
+
+if [ -n "$CHECK_HEALTH" ]; then
+  if "${MODE_FN}_healthy_now"; then
+    say "kube-apiserver is healthy"
+    exit "$EXIT_OK"
+  fi
+  printf 'auditc[%s]: kube-apiserver is not healthy\n' "$SITE" >&2
+  exit "$EXIT_NOT_READY"
+fi
 
 MANIFEST_CHANGES=''
 cmp -s "$R_MANIFEST" "$NEW_MANIFEST" || MANIFEST_CHANGES=1

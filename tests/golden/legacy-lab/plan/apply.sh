@@ -141,7 +141,7 @@ cluster_layer() {
 # dynamic auditing: the AuditSink API exists once the apiservers run with the new flags
 apply_audit_sink() {
   kube_flags kubectl
-  run kubectl ${kube_args[@]+"${kube_args[@]}"} apply -f "$here/"'audit-sink.yaml'
+  run kubectl ${kube_args[@]+"${kube_args[@]}"} apply --server-side --field-manager=auditc -f "$here/"'audit-sink.yaml'
 }
 
 cluster_layer

@@ -1,0 +1,519 @@
+"""plan and apply, in the order of a rollout: lock, cluster layer, nodes one at a time,
+record. The steps are those of the rendered plan/plan.yaml (the list plan/apply.sh follows
+too); each action has one handler here.
+
+1. The lock (compiler/rollout/lock.py), then the live state read again: with a plan file,
+   anything moved since the plan refuses the apply before anything is touched.
+2. The cluster layer, if anything in it differs: engine none applies cluster/ server-side
+   and installs the pinned chart; with Argo CD or Flux nothing is applied. Then a bounded
+   wait until Falco's workload is available: no apiserver is pointed at a receiver that is
+   not there.
+3. The hosts whose plan says update, in the spec's order: the node files staged on the
+   host, the apiserver checked healthy (the patch script's --check-health), the patch
+   script run (it backs up, writes, restarts, waits, restores on failure), the host read
+   again and required to match the rendered site. The first failure stops the rollout:
+   that host restored, the later ones untouched.
+4. A record of the apply in the state directory (outside output/).
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from compiler.datafiles import yaml_documents
+from compiler.errors import Refusal, UserError
+from compiler.live.cluster import Kubectl, helm, helm_release, kubectl, object_key
+from compiler.live.compare import Change, compare, expected_hosts
+from compiler.live.snapshot import Snapshot, gather, node_files
+from compiler.rollout import plan as plans
+from compiler.rollout.lock import Lock, holder_identity
+from compiler.rollout.plan import Item, Plan
+from compiler.templates import shq
+from compiler.transport import NodeAccess, NodeShell, remove_stage
+
+Outcome = Literal["patched", "restored", "untouched", "unreachable", "interrupted", "unknown"]
+NODE_ACTIONS = {"stage", "patch", "cleanup", "gate"}
+CLUSTER_ACTIONS = {"cluster-objects", "install-falco", "wait-for-falco", "gitops", "audit-sink"}
+PATCH_SCRIPT = "apiserver-config.patch.sh"
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """One site as apply needs it: compiled, with the cluster and nodes it talks to."""
+
+    spec: Path
+    built: Any  # compiler.build.Build
+    artifacts: dict[str, bytes]
+    objects: list[dict[str, Any]]
+    cluster: Kubectl
+    access: NodeAccess
+
+    @property
+    def resolved(self) -> Any:
+        return self.built.resolved
+
+    @property
+    def config_files(self) -> list[str]:
+        return sorted(self.built.node_files)
+
+    @property
+    def steps(self) -> list[dict[str, Any]]:
+        (document,) = yaml_documents(self.artifacts["plan/plan.yaml"])
+        steps: list[dict[str, Any]] = document["spec"]["steps"]
+        return steps
+
+
+@dataclass
+class Options:
+    wait_timeout: int = 300  # seconds for Falco's receiver, and for each apiserver
+    no_wait: bool = False  # the patch script's --no-wait
+    state_dir: Path | None = None
+    poll: float = 2.0  # seconds between checks of Falco's workload
+
+
+@dataclass
+class Live:
+    snapshot: Snapshot
+    release: Any  # compiler.live.cluster.Release | None (engine none only)
+
+
+@dataclass
+class HostResult:
+    host: str
+    outcome: Outcome
+    detail: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class Applied:
+    site: str
+    plan: Plan
+    steps: list[str] = field(default_factory=list)  # what the cluster layer did, a line each
+    hosts: list[HostResult] = field(default_factory=list)
+    ok: bool = True
+    reason: str = ""  # why the rollout stopped
+    record: Path | None = None
+
+
+class Refused(Refusal):
+    """apply will not start: a stale plan, a site it cannot roll out; nothing touched."""
+
+
+class _Stopped(Exception):
+    """The cluster layer failed: the rollout stops before any node is touched."""
+
+
+# ---- reading the live state and planning ---------------------------------------------------
+
+
+def read_live(inputs: Inputs) -> Live:
+    resolved = inputs.resolved
+    cluster_objects = [o for o in inputs.objects if _in_cluster_dir(inputs, o)]
+    snapshot = gather(resolved, cluster_objects, inputs.config_files, inputs.cluster, inputs.access)
+    release = None
+    if resolved.site.spec.gitops.engine == "none":
+        falco = resolved.site.spec.falco
+        release = helm_release(
+            inputs.cluster, falco.release_name, falco.namespace, resolved.target.chart.name
+        )
+    return Live(snapshot, release)
+
+
+def _in_cluster_dir(inputs: Inputs, obj: dict[str, Any]) -> bool:
+    key = object_key(obj)
+    return any(
+        path.startswith("cluster/")
+        and path != "cluster/kustomization.yaml"
+        and any(object_key(o) == key for o in yaml_documents(content))
+        for path, content in inputs.artifacts.items()
+    )
+
+
+def make_plan(inputs: Inputs, live: Live) -> Plan:
+    resolved = inputs.resolved
+    diff = compare(
+        resolved.name, inputs.artifacts, live.snapshot, inputs.built.change, resolved, inputs.config_files
+    )
+    by_where: dict[str, list[Change]] = {}
+    for change in diff.changes:
+        by_where.setdefault(change.where, []).append(change)
+    items: list[Item] = []
+    for obj in inputs.objects:
+        if not _in_cluster_dir(inputs, obj):
+            continue
+        key = object_key(obj)
+        found = live.snapshot.objects.get(key)
+        changes = tuple(by_where.get(key, ()))
+        action: plans.Action = "create" if found is None else ("update" if changes else "unchanged")
+        items.append(Item("object", key, action, plans.object_digest(found, obj), changes))
+    engine = resolved.site.spec.gitops.engine
+    if engine == "none":
+        (values,) = yaml_documents(inputs.artifacts["helm/falco-values.yaml"])
+        name = resolved.site.spec.falco.release_name
+        items.append(plans.release_item(name, live.release, resolved.target.chart.version, values))
+    for host in expected_hosts(resolved, live.snapshot):
+        files = live.snapshot.nodes.get(host)
+        changes = tuple(by_where.get(host, ()))
+        items.append(
+            Item("host", host, "update" if changes else "unchanged", plans.host_digest(files), changes)
+        )
+    return Plan(
+        site=resolved.name,
+        spec=str(inputs.spec),
+        spec_digest=resolved.spec_digest,
+        output_digest=plans.output_digest(inputs.artifacts),
+        engine=engine,
+        items=tuple(items),
+    )
+
+
+def unsupported(inputs: Inputs) -> list[str]:
+    """Why apply cannot roll this site out itself (plan/apply.sh can)."""
+    actions = [str(step["action"]) for step in inputs.steps]
+    unknown = [a for a in actions if a not in NODE_ACTIONS | CLUSTER_ACTIONS]
+    reasons = []
+    if unknown:
+        reasons.append(
+            f"auditc apply does not carry out the {inputs.resolved.platform.name} steps "
+            f"{', '.join(unknown)} yet: run plan/apply.sh --execute"
+        )
+    if (
+        any(a in NODE_ACTIONS for a in actions)
+        and inputs.resolved.platform.shells(inputs.resolved, inputs.access) is None
+    ):
+        reasons.append(f"auditc apply cannot reach {inputs.resolved.platform.name} nodes yet")
+    return reasons
+
+
+# ---- apply -----------------------------------------------------------------------------------
+
+
+def apply(
+    inputs: Inputs,
+    planned: Plan | None,
+    options: Options,
+    confirm: Callable[[Plan], bool],
+    say: Callable[[str], None],
+) -> Applied:
+    """Roll the site out. ``planned``: a plan file's plan (refused when stale), or None to
+    plan now and ask ``confirm``. ``say`` reports progress as it happens."""
+    reasons = unsupported(inputs)
+    if reasons:
+        raise Refused(reasons)
+    lock = Lock(inputs.cluster, inputs.resolved.name, holder_identity())
+    lock.acquire()
+    try:
+        now = make_plan(inputs, read_live(inputs))
+        if planned is not None:
+            reasons = plans.stale(planned, now)
+            if reasons:
+                raise Refused(["the plan is stale, nothing was touched", *reasons])
+        if not now.changes:
+            return Applied(now.site, now, ["nothing to do: the live state matches the rendered site"])
+        if planned is None and not confirm(now):
+            raise Refused(["not confirmed; nothing was touched"])
+        applied = Applied(now.site, now)
+        try:
+            _roll_out(inputs, now, options, applied, say)
+        except _Stopped as stop:
+            applied.ok, applied.reason = False, str(stop)
+        except KeyboardInterrupt:
+            applied.ok, applied.reason = False, "interrupted"
+            applied.record = _record(inputs, applied, options)
+            raise
+        applied.record = _record(inputs, applied, options)
+        return applied
+    finally:
+        lock.release()
+
+
+def _roll_out(
+    inputs: Inputs, plan: Plan, options: Options, applied: Applied, say: Callable[[str], None]
+) -> None:
+    anything = plan.cluster_changes or bool(plan.hosts_to_update)
+    needed = {  # whether each cluster step has something to do
+        "cluster-objects": any(item.action != "unchanged" for item in plan.of("object")),
+        "install-falco": any(item.action != "unchanged" for item in plan.of("release")),
+        "gitops": anything,
+        "wait-for-falco": anything,
+        "audit-sink": anything,
+    }
+    with _site_directory(inputs.artifacts) as site_dir:
+        nodes_done = False
+        for step in inputs.steps:
+            action = str(step["action"])
+            command = [str(part) for part in step.get("command", [])]
+            if action in NODE_ACTIONS:
+                if not nodes_done:
+                    nodes_done = True
+                    if not _nodes(inputs, plan, options, applied, say):
+                        return
+            elif not needed[action]:
+                continue
+            elif action == "gitops":
+                say(f"cluster: {step['does']}")
+                applied.steps.append(f"gitops: {step['does']}")
+            elif action == "wait-for-falco":
+                _wait_for_falco(inputs, command, options, applied, say)
+            else:
+                _run_step(inputs, command, site_dir, applied, say)
+
+
+@contextmanager
+def _site_directory(artifacts: dict[str, bytes]) -> Iterator[Path]:
+    """The rendered site in a temp dir: the step commands name its files (cluster/, helm/)."""
+    with tempfile.TemporaryDirectory(prefix="auditc-site.") as directory:
+        root = Path(directory)
+        for path, content in artifacts.items():
+            target = root / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+        yield root
+
+
+def _run_step(
+    inputs: Inputs, command: list[str], site_dir: Path, applied: Applied, say: Callable[[str], None]
+) -> None:
+    shown = " ".join(command)
+    say(f"cluster: {shown}")
+    if command[0] == "kubectl":
+        result = kubectl(inputs.cluster, command[1:], cwd=str(site_dir))
+    elif command[0] == "helm":
+        result = helm(inputs.cluster, command[1:], cwd=str(site_dir))
+    else:
+        raise UserError(f"plan.yaml: a cluster step runs {command[0]}, expected kubectl or helm")
+    if result.code != 0:
+        raise _Stopped(f"{shown}: {result.reason}; no node was touched")
+    applied.steps.append(shown)
+
+
+def _wait_for_falco(
+    inputs: Inputs, command: list[str], options: Options, applied: Applied, say: Callable[[str], None]
+) -> None:
+    """Until Falco's workload exists (with GitOps it may not yet) and is available."""
+    namespace, workload = command[2], command[5]
+    say(f"cluster: waiting up to {options.wait_timeout}s for {workload} in namespace {namespace}")
+    deadline = time.monotonic() + options.wait_timeout
+    while True:
+        found = kubectl(inputs.cluster, ["-n", namespace, "get", workload, "-o", "name"], timeout=60)
+        if found.code == 0:
+            break
+        if time.monotonic() >= deadline:
+            raise _Stopped(
+                f"{workload} does not exist in namespace {namespace} after {options.wait_timeout}s "
+                f"({found.reason}); no node was touched"
+            )
+        time.sleep(options.poll)
+    left = max(1, int(deadline - time.monotonic()))
+    status = kubectl(
+        inputs.cluster,
+        ["-n", namespace, "rollout", "status", workload, f"--timeout={left}s"],
+        timeout=left + 60,
+    )
+    if status.code != 0:
+        raise _Stopped(
+            f"{workload} in namespace {namespace} is not available ({status.reason}); no node was touched"
+        )
+    applied.steps.append(f"{workload} is available")
+
+
+# ---- the nodes -----------------------------------------------------------------------------------
+
+
+def _nodes(
+    inputs: Inputs, plan: Plan, options: Options, applied: Applied, say: Callable[[str], None]
+) -> bool:
+    """Each host to update in turn; False when the rollout stopped."""
+    resolved = inputs.resolved
+    shells = {shell.name: shell for shell in resolved.platform.shells(resolved, inputs.access) or []}
+    todo = plan.hosts_to_update
+    for index, host in enumerate(todo, 1):
+        say(f"== {host} ({index} of {len(todo)})")
+        shell = shells.get(host)
+        if shell is None:
+            result = HostResult(host, "untouched", "the spec names no such host")
+        else:
+            result = _host(inputs, shell, options, applied, say)
+        applied.hosts.append(result)
+        say(f"{host}: {result.outcome}" + (f": {result.detail}" if result.detail else ""))
+        if result.outcome != "patched":
+            applied.ok = False
+            later = todo[index:]
+            applied.reason = f"{host} {result.outcome}; rollout stopped" + (
+                f", not touched: {', '.join(later)}" if later else ""
+            )
+            return False
+    return True
+
+
+def _node_files(inputs: Inputs) -> dict[str, bytes]:
+    return {
+        path.removeprefix("node/"): content
+        for path, content in inputs.artifacts.items()
+        if path.startswith("node/") and path.removeprefix("node/") in (PATCH_SCRIPT, *inputs.config_files)
+    }
+
+
+def _read_host(inputs: Inputs, shell: NodeShell) -> dict[str, bytes | None]:
+    return {path: shell.read(path) for path in node_files(inputs.resolved, inputs.config_files)}
+
+
+def _host_changes(inputs: Inputs, host: str, files: dict[str, bytes | None]) -> list[Change]:
+    snapshot = Snapshot(inputs.resolved.name, nodes={host: files})
+    resolved = inputs.resolved
+    change, config = inputs.built.change, inputs.config_files
+    diff = compare(resolved.name, inputs.artifacts, snapshot, change, resolved, config)
+    return [c for c in diff.changes if c.where == host]
+
+
+def _host(
+    inputs: Inputs, shell: NodeShell, options: Options, applied: Applied, say: Callable[[str], None]
+) -> HostResult:
+    host, started = shell.name, time.monotonic()
+    resolved = inputs.resolved
+
+    def result(outcome: Outcome, detail: str = "") -> HostResult:
+        return HostResult(host, outcome, detail, round(time.monotonic() - started, 2))
+
+    try:
+        before = _read_host(inputs, shell)
+        stage = shell.stage(resolved.paths.staging_dir, _node_files(inputs))
+    except UserError as exc:
+        return result("unreachable", f"{exc}; nothing was changed")
+    script = f"sh {shq(stage + '/' + PATCH_SCRIPT)}"
+    if shell.root:
+        script += f" --root {shq(shell.root)}"
+    script += "".join(f" {shq(arg)}" for arg in resolved.platform.patch_arguments(resolved))
+    try:
+        health = shell.run(f"{script} --check-health", 180)
+        if health.unreachable:
+            return result("unreachable", f"{_last(health.output)}; nothing was changed")
+        if health.code != 0:
+            return result(
+                "untouched", f"the apiserver is not healthy before the change: {_last(health.output)}"
+            )
+        say(f"{host}: the apiserver is healthy; patching")
+        wait = " --no-wait" if options.no_wait else f" --wait-timeout {options.wait_timeout}"
+        try:
+            ran = shell.run(script + wait, options.wait_timeout + 180)
+        except KeyboardInterrupt:
+            applied.hosts.append(_after_interrupt(inputs, shell, before, started))
+            raise
+    finally:
+        with suppress(UserError, OSError):  # a temp dir left behind harms nothing
+            remove_stage(shell, stage)
+    if ran.unreachable:
+        return result("unknown", f"the connection dropped while patching: {_last(ran.output)}")
+    if ran.code == 1:
+        return result(
+            "restored", f"the apiserver did not come back; the patch script restored it: {_last(ran.output)}"
+        )
+    if ran.code == 2:
+        return result("untouched", f"the patch script refused: {_last(ran.output)}")
+    if ran.code != 0:
+        return result(
+            "restored", f"the patch script failed (exit {ran.code}) and restored: {_last(ran.output)}"
+        )
+    try:
+        after = _read_host(inputs, shell)
+    except UserError as exc:
+        return result("unknown", f"patched, but cannot read the host again: {exc}")
+    left = _host_changes(inputs, host, after)
+    if left:
+        _restore(shell, before, after)
+        shown = "; ".join(f"{c.subject or c.where} {c.path} {c.kind}".strip() for c in left[:3])
+        return result(
+            "restored", f"after the patch the host still differs ({shown}); its files were put back"
+        )
+    return result("patched")
+
+
+def _after_interrupt(
+    inputs: Inputs, shell: NodeShell, before: dict[str, bytes | None], started: float
+) -> HostResult:
+    """What an interrupted host is left as: the patch script finished in its trap."""
+    elapsed = round(time.monotonic() - started, 2)
+    try:
+        now = _read_host(inputs, shell)
+    except UserError:
+        return HostResult(shell.name, "interrupted", "cannot read the host again: run auditc plan", elapsed)
+    if now == before:
+        return HostResult(shell.name, "interrupted", "restored: its files are as before", elapsed)
+    if not _host_changes(inputs, shell.name, now):
+        return HostResult(shell.name, "interrupted", "patched: its files match the rendered site", elapsed)
+    return HostResult(shell.name, "interrupted", "neither patched nor as before: run auditc plan", elapsed)
+
+
+def _restore(shell: NodeShell, before: dict[str, bytes | None], after: dict[str, bytes | None]) -> None:
+    """Put back each file that changed, atomically (a dot file next to it, renamed)."""
+    changed = {path: content for path, content in before.items() if after.get(path) != content}
+    keep = {f"f{index}": content for index, (_, content) in enumerate(sorted(changed.items())) if content}
+    stage = shell.stage("/tmp", keep) if keep else ""
+    lines = []
+    for index, (path, content) in enumerate(sorted(changed.items())):
+        target = shell.root + path
+        if content is None:
+            lines.append(f"rm -f -- {shq(target)}")
+            continue
+        directory, base = target.rsplit("/", 1)
+        temporary = f"{directory}/.{base}.auditc-restore"
+        lines.append(
+            f"cat {shq(stage + f'/f{index}')} >{shq(temporary)} && mv -f {shq(temporary)} {shq(target)}"
+        )
+    shell.run(" && ".join(lines) or "true", 120)
+    if stage:
+        remove_stage(shell, stage)
+
+
+def _last(output: str) -> str:
+    lines = [line for line in output.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"
+
+
+# ---- the record ----------------------------------------------------------------------------------
+
+
+def state_dir(given: Path | None) -> Path:
+    """$AUDITC_STATE_DIR, else $XDG_STATE_HOME/auditc, else ~/.local/state/auditc."""
+    if given is not None:
+        return given
+    if os.environ.get("AUDITC_STATE_DIR"):
+        return Path(os.environ["AUDITC_STATE_DIR"])
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "auditc"
+
+
+def _record(inputs: Inputs, applied: Applied, options: Options) -> Path | None:
+    import json
+
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    directory = state_dir(options.state_dir) / applied.site
+    document = {
+        "site": applied.site,
+        "spec": str(inputs.spec),
+        "finished": stamp,
+        "ok": applied.ok,
+        "reason": applied.reason,
+        "plan_digest": applied.plan.digest,
+        "spec_digest": applied.plan.spec_digest,
+        "output_digest": applied.plan.output_digest,
+        "cluster": applied.steps,
+        "hosts": [vars(h) for h in applied.hosts],
+    }
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"apply-{stamp}.json"
+        path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+        (directory / "last-apply.json").write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+    except OSError:
+        return None
+    return path
