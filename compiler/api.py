@@ -212,9 +212,11 @@ def snapshot(
     """Save what is live for one site (cluster objects and node files) into ``output``."""
     from compiler.live.cluster import Kubectl
     from compiler.live.snapshot import gather, save
+    from compiler.transport import ssh_connections
 
     built, _, objects = _live_inputs(spec, roots)
-    live = gather(built.resolved, objects, sorted(built.node_files), Kubectl(context, kubeconfig), access)
+    with ssh_connections():
+        live = gather(built.resolved, objects, sorted(built.node_files), Kubectl(context, kubeconfig), access)
     try:
         save(live, output)
     except OSError as exc:
@@ -238,6 +240,7 @@ def live_diff(
     from compiler.live.compare import compare
     from compiler.live.snapshot import gather
     from compiler.live.snapshot import load as load_snapshot
+    from compiler.transport import ssh_connections
 
     built, artifacts, objects = _live_inputs(spec, roots)
     resolved, config_files = built.resolved, sorted(built.node_files)
@@ -246,7 +249,8 @@ def live_diff(
         if live.site != resolved.name:
             raise UserError(f"{snapshot_dir} is a snapshot of site {live.site!r}, not {resolved.name!r}")
     else:
-        live = gather(resolved, objects, config_files, Kubectl(context, kubeconfig), access)
+        with ssh_connections():
+            live = gather(resolved, objects, config_files, Kubectl(context, kubeconfig), access)
     return compare(resolved.name, artifacts, live, built.change, resolved, config_files)
 
 
@@ -286,9 +290,11 @@ def plan(
 ) -> Any:
     """What apply would do, from the live state read now."""
     from compiler.rollout.apply import make_plan, read_live
+    from compiler.transport import ssh_connections
 
     inputs = _rollout_inputs(spec, context, kubeconfig, access, roots)
-    return make_plan(inputs, read_live(inputs))
+    with ssh_connections():
+        return make_plan(inputs, read_live(inputs))
 
 
 def apply(
@@ -306,6 +312,7 @@ def apply(
     written by ``auditc plan -o`` (refused when stale)."""
     from compiler.rollout import plan as plans
     from compiler.rollout.apply import apply as run_apply
+    from compiler.transport import ssh_connections
 
     planned = None
     spec = target
@@ -317,7 +324,8 @@ def apply(
                 f"{target}: the plan's spec {planned.spec} is not there (run apply where plan ran)"
             )
     inputs = _rollout_inputs(spec, context, kubeconfig, access, roots)
-    return run_apply(inputs, planned, options, confirm, say)
+    with ssh_connections():
+        return run_apply(inputs, planned, options, confirm, say)
 
 
 def force_unlock(

@@ -17,7 +17,8 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -36,6 +37,10 @@ class Transport(Protocol):
 
     def read(self, path: str) -> bytes | None:
         """The file's bytes, or None when it does not exist on the host."""
+        ...
+
+    def read_many(self, paths: list[str]) -> dict[str, bytes | None]:
+        """``read`` of each path (a transport may do it in one round trip)."""
         ...
 
 
@@ -123,6 +128,65 @@ def remote_cat(path: str, sudo: bool) -> str:
     return f"if [ -e {quoted} ]; then {cat}; else printf %s {shq(MISSING)}; fi"
 
 
+_CONTROL_DIR: ContextVar[str | None] = ContextVar("auditc_ssh_control_dir", default=None)
+
+
+@contextlib.contextmanager
+def ssh_connections() -> Iterator[None]:
+    """One ssh connection per host while the block runs: a read, staging, a health check and
+    a patch become sessions over it, not a login each (about half a second apiece). The
+    masters are closed when the block ends (ControlPersist bounds them if auditc is killed).
+    An --ssh-option ControlMaster=no (given first, so it wins) turns it off."""
+    directory = tempfile.mkdtemp(prefix="auditc-ssh.")
+    token = _CONTROL_DIR.set(directory)
+    try:
+        yield
+    finally:
+        _CONTROL_DIR.reset(token)
+        for socket in sorted(Path(directory).iterdir()):
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
+                subprocess.run(
+                    ["ssh", "-o", f"ControlPath={socket}", "-O", "exit", "auditc"],
+                    capture_output=True,
+                    check=False,
+                    timeout=10,
+                )
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+_FILE, _ABSENT = "==auditc-file", "==auditc-absent"
+
+
+def remote_cat_many(paths: list[str]) -> str:
+    """A POSIX sh script printing each file as a header line and its base64 (lines that
+    never start with "=="), or an absent marker: many files in one session, bytes intact."""
+    return "".join(
+        f"if [ -e {shq(path)} ]; then echo {_FILE}; base64 <{shq(path)} || exit 1; else echo {_ABSENT}; fi\n"
+        for path in paths
+    )
+
+
+def parse_cat_many(paths: list[str], out: bytes) -> dict[str, bytes | None] | None:
+    """What ``remote_cat_many`` printed, by path; None when it is not that output."""
+    chunks: list[list[bytes]] = []
+    for line in out.replace(b"\r\n", b"\n").splitlines():
+        if line in (_FILE.encode(), _ABSENT.encode()):
+            chunks.append([line])
+        elif chunks and chunks[-1][0] == _FILE.encode():
+            chunks[-1].append(line)
+        elif line.strip():
+            return None
+    if len(chunks) != len(paths):
+        return None
+    try:
+        return {
+            path: base64.b64decode(b"".join(chunk[1:]), validate=True) if chunk[0] == _FILE.encode() else None
+            for path, chunk in zip(paths, chunks, strict=True)
+        }
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True)
 class Ssh:
     host: str
@@ -140,6 +204,16 @@ class Ssh:
         argv = ["ssh", "-p", str(self.port), "-o", "BatchMode=yes", *self.options]
         if self.identity:
             argv += ["-i", self.identity]
+        directory = _CONTROL_DIR.get()
+        if directory:
+            argv += [
+                "-o",
+                "ControlMaster=auto",
+                "-o",
+                f"ControlPath={directory}/%C",
+                "-o",
+                "ControlPersist=60",
+            ]
         return argv
 
     def read(self, path: str) -> bytes | None:
@@ -150,23 +224,37 @@ class Ssh:
             raise UserError(f"ssh {self.user}@{self.host}: {detail[-1] if detail else 'failed'}")
         return None if result.stdout == MISSING.encode() else result.stdout
 
+    def read_many(self, paths: list[str]) -> dict[str, bytes | None]:
+        script = remote_cat_many([self.root + path for path in paths])
+        if self.user != "root":
+            script = f"sudo -n sh -c {shq(script)}"
+        where = f"{len(paths)} node files on {self.host}"
+        result = run([*self._ssh(), "--", f"{self.user}@{self.host}", script], where)
+        found = parse_cat_many(paths, result.stdout) if result.returncode == 0 else None
+        if found is None:
+            detail = result.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise UserError(
+                f"ssh {self.user}@{self.host}: {detail[-1] if detail else 'cannot read the node files'}"
+            )
+        return found
+
     def stage(self, staging_dir: str, files: Mapping[str, bytes]) -> str:
-        """mktemp -d on the host as the ssh user, then the files in one more session: a
+        """mktemp -d on the host as the ssh user and the files into it, in one session: a
         script on its standard input that decodes each file from base64 (no length limit
         of a command line, and no scp that a node's sshd may not offer)."""
-        made = self.run_as_user(f"mktemp -d {shq(staging_dir)}/auditc.XXXXXX", 60)
-        stage = made.output.strip()
-        if made.code != 0 or not stage.startswith(f"{staging_dir.rstrip('/')}/auditc."):
-            raise UserError(f"ssh {self.user}@{self.host}: cannot make a temp dir in {staging_dir}: {stage}")
-        script = "".join(
-            f"base64 -d >{shq(stage + '/' + name)} <<'AUDITC_FILE'\n"
+        make = f"set -e\nd=$(mktemp -d {shq(staging_dir)}/auditc.XXXXXX)\nprintf '%s\\n' \"$d\"\n"
+        files_in = "".join(
+            f"base64 -d >\"$d\"/{shq(name)} <<'AUDITC_FILE'\n"
             f"{base64.encodebytes(content).decode()}AUDITC_FILE\n"
             for name, content in sorted(files.items())
         )
+        script = make + files_in
         copied = self.run_as_user("sh -s", 120, stdin=script.encode())
-        if copied.code != 0:
+        stage = copied.output.strip().splitlines()[0] if copied.output.strip() else ""
+        if copied.code != 0 or not stage.startswith(f"{staging_dir.rstrip('/')}/auditc."):
             raise UserError(
-                f"ssh {self.user}@{self.host}: cannot copy the node files: {copied.output.strip()}"
+                f"ssh {self.user}@{self.host}: cannot copy the node files to {staging_dir}: "
+                f"{copied.output.strip()}"
             )
         return stage
 
@@ -200,6 +288,9 @@ class Local:
             return None
         except OSError as exc:
             raise UserError(f"{self.host}: cannot read {target}: {exc.strerror or exc}") from None
+
+    def read_many(self, paths: list[str]) -> dict[str, bytes | None]:
+        return {path: self.read(path) for path in paths}
 
     def stage(self, staging_dir: str, files: Mapping[str, bytes]) -> str:
         base = staging_dir if Path(staging_dir).is_dir() else None

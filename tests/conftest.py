@@ -6,11 +6,13 @@ from __future__ import annotations
 import http.server
 import ipaddress
 import os
+import shutil
 import socket
 import ssl
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -172,3 +174,50 @@ def readyz_server(tls_files: tuple[Path, Path]) -> Iterator[int]:
     yield int(server.server_address[1])
     server.shutdown()
     server.server_close()
+
+
+# ---- a real OpenSSH server on 127.0.0.1 (the live and rollout suites) -----------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]:
+    """sshd on 127.0.0.1 with a host key and a client key made for this run."""
+    path = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
+    binary = shutil.which("sshd", path=path)
+    if binary is None:
+        require_tool("sshd")
+    assert binary is not None
+    if os.geteuid() != 0:
+        pytest.skip("the test sshd logs in as root")
+    work = tmp_path_factory.mktemp("sshd")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(work / "host")], check=True)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(work / "client")], check=True)
+    (work / "authorized_keys").write_text((work / "client.pub").read_text())
+    (work / "authorized_keys").chmod(0o600)
+    port = _free_port()
+    config = work / "sshd_config"
+    config.write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {work / 'host'}\nPidFile {work / 'pid'}\n"
+        f"AuthorizedKeysFile {work / 'authorized_keys'}\nPermitRootLogin prohibit-password\n"
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
+    )
+    Path("/run/sshd").mkdir(exist_ok=True)
+    process = subprocess.Popen([binary, "-D", "-e", "-f", str(config)], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.1)
+    else:
+        process.kill()
+        pytest.fail("sshd did not start")
+    yield port, work / "client"
+    process.terminate()
+    process.wait(timeout=10)

@@ -47,7 +47,7 @@ def gather(
         snapshot.objects[object_key(obj)] = kubectl.get(obj)
     paths = node_files(resolved, config_files)
     for transport in resolved.platform.transports(resolved, access):
-        snapshot.nodes[transport.name] = {path: transport.read(path) for path in paths}
+        snapshot.nodes[transport.name] = transport.read_many(paths)
     return snapshot
 
 

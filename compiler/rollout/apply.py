@@ -364,7 +364,7 @@ def _node_files(inputs: Inputs) -> dict[str, bytes]:
 
 
 def _read_host(inputs: Inputs, shell: NodeShell) -> dict[str, bytes | None]:
-    return {path: shell.read(path) for path in node_files(inputs.resolved, inputs.config_files)}
+    return shell.read_many(node_files(inputs.resolved, inputs.config_files))
 
 
 def _host_changes(inputs: Inputs, host: str, files: dict[str, bytes | None]) -> list[Change]:

@@ -7,10 +7,7 @@ import copy
 import json
 import os
 import shutil
-import socket
 import subprocess
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +21,6 @@ from compiler.live.snapshot import Snapshot, load, save
 from compiler.transport import NodeAccess
 from tests.paths import DATA
 from tests.sites import write_spec, write_tree
-from tests.tools import require_tool
 
 MANIFEST = "/etc/kubernetes/manifests/kube-apiserver.yaml"
 CONFIG = "/etc/kubernetes/audit"
@@ -204,50 +200,6 @@ def test_snapshot_round_trips(tmp_path: Path, applied: tuple[Path, Snapshot]) ->
 
 
 # ---- the ssh transport against a real OpenSSH server ------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]:
-    """sshd on 127.0.0.1 with a host key and a client key made for this run."""
-    path = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
-    binary = shutil.which("sshd", path=path)
-    if binary is None:
-        require_tool("sshd")
-    assert binary is not None
-    if os.geteuid() != 0:
-        pytest.skip("the test sshd logs in as root")
-    work = tmp_path_factory.mktemp("sshd")
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(work / "host")], check=True)
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(work / "client")], check=True)
-    (work / "authorized_keys").write_text((work / "client.pub").read_text())
-    (work / "authorized_keys").chmod(0o600)
-    port = _free_port()
-    config = work / "sshd_config"
-    config.write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {work / 'host'}\nPidFile {work / 'pid'}\n"
-        f"AuthorizedKeysFile {work / 'authorized_keys'}\nPermitRootLogin prohibit-password\n"
-        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
-    )
-    Path("/run/sshd").mkdir(exist_ok=True)
-    process = subprocess.Popen([binary, "-D", "-e", "-f", str(config)], stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.1)
-    else:
-        process.kill()
-        pytest.fail("sshd did not start")
-    yield port, work / "client"
-    process.terminate()
-    process.wait(timeout=10)
 
 
 def test_snapshot_over_ssh_then_a_flag_edited_on_one_host(tmp_path: Path, sshd: tuple[int, Path]) -> None:

@@ -22,3 +22,6 @@ class MinikubeSsh:
             raise UserError(f"minikube ssh -p {self.profile}: failed to read {path}")
         out = result.stdout.replace(b"\r\n", b"\n")  # minikube ssh allocates a terminal
         return None if out == MISSING.encode() else out
+
+    def read_many(self, paths: list[str]) -> dict[str, bytes | None]:
+        return {path: self.read(path) for path in paths}

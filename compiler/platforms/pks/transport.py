@@ -55,3 +55,6 @@ class Bosh:
             return base64.b64decode(out, validate=True)
         except ValueError:
             raise UserError(f"bosh ssh {self.instance}: could not read {path}") from None
+
+    def read_many(self, paths: list[str]) -> dict[str, bytes | None]:
+        return {path: self.read(path) for path in paths}
