@@ -306,10 +306,12 @@ def apply(
     options: Any,
     confirm: Any,
     say: Any,
+    verify_timeout: float | None = None,
     roots: tuple[Path, ...] = (),
 ) -> Any:
     """Roll a site out: ``target`` is a spec (planned now, ``confirm`` asked) or a plan file
-    written by ``auditc plan -o`` (refused when stale)."""
+    written by ``auditc plan -o`` (refused when stale); then verify, unless
+    ``verify_timeout`` is None."""
     from compiler.rollout import plan as plans
     from compiler.rollout.apply import apply as run_apply
     from compiler.transport import ssh_connections
@@ -324,8 +326,45 @@ def apply(
                 f"{target}: the plan's spec {planned.spec} is not there (run apply where plan ran)"
             )
     inputs = _rollout_inputs(spec, context, kubeconfig, access, roots)
+    check = None
+    if verify_timeout is not None:
+
+        def check() -> Any:
+            return _verify(inputs, verify_timeout, say)
+
     with ssh_connections():
-        return run_apply(inputs, planned, options, confirm, say)
+        return run_apply(inputs, planned, options, confirm, say, check)
+
+
+def verify(
+    spec: Path,
+    *,
+    context: str | None,
+    kubeconfig: str | None,
+    access: Any,
+    timeout: float,
+    say: Any,
+    roots: tuple[Path, ...] = (),
+) -> Any:
+    """One probe event from the API to a Falco alert (compiler/rollout/verify.py)."""
+    from compiler.transport import ssh_connections
+
+    inputs = _rollout_inputs(spec, context, kubeconfig, access, roots)
+    with ssh_connections():
+        return _verify(inputs, timeout, say)
+
+
+def _verify(inputs: Any, timeout: float, say: Any) -> Any:
+    import os
+
+    from compiler.rollout.apply import make_plan, read_live
+    from compiler.rollout.verify import verify as run_verify
+
+    try:  # tests poll faster; the patch script reads the same variable
+        poll = float(os.environ.get("AUDITC_POLL_INTERVAL", "1"))
+    except ValueError:
+        poll = 1.0
+    return run_verify(inputs, timeout, poll, say, lambda: make_plan(inputs, read_live(inputs)))
 
 
 def force_unlock(

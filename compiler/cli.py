@@ -283,6 +283,17 @@ LocalNodes = Annotated[
 ]
 
 
+VerifyTimeout = Annotated[
+    int,
+    typer.Option(
+        "--verify-timeout",
+        "--timeout",
+        min=1,
+        help="Seconds to wait for Falco's alert on the probe ConfigMap.",
+    ),
+]
+
+
 def _access(node_root: str, identity: str | None, options: list[str] | None, local: bool = False) -> object:
     from compiler.transport import NodeAccess
 
@@ -460,6 +471,10 @@ def apply(
         bool,
         typer.Option("--force-unlock", help="Remove the site's apply lock (a dead holder's), then stop."),
     ] = False,
+    no_verify: Annotated[
+        bool, typer.Option("--no-verify", help="Do not run auditc verify at the end.")
+    ] = False,
+    verify_timeout: VerifyTimeout = 60,
     context: LiveContext = None,
     kubeconfig: LiveKubeconfig = None,
     node_root: NodeRoot = "",
@@ -518,11 +533,52 @@ def apply(
             options=options,
             confirm=confirm,
             say=_err,
+            verify_timeout=None if no_verify else verify_timeout,
             roots=roots,
         )
     )
     sys.stdout.write(formats.applied_text(applied))
     if not applied.ok:
+        raise typer.Exit(ExitCode.CHANGED)
+
+
+@app.command()
+def verify(
+    spec: Annotated[Path, typer.Argument(help="One site spec file.")],
+    timeout: VerifyTimeout = 60,
+    output_format: Annotated[Format, typer.Option("--format", help="text or json, on stdout.")] = Format.text,
+    context: LiveContext = None,
+    kubeconfig: LiveKubeconfig = None,
+    node_root: NodeRoot = "",
+    local: LocalNodes = False,
+    ssh_identity: SshIdentity = None,
+    ssh_option: SshOption = None,
+    files_root: FilesRoot = None,
+) -> None:
+    """Prove the audit pipeline end to end: create a probe ConfigMap, wait for Falco's alert
+    on it, report the latency, or name the likely cause. Exit 0 alert seen, 1 no alert,
+    2 error."""
+    from compiler import api
+    from compiler.rollout import formats
+
+    access = _access(node_root, ssh_identity, ssh_option, local)
+    roots = _roots(files_root)
+    verified = _guard(
+        lambda: api.verify(
+            spec,
+            context=context,
+            kubeconfig=kubeconfig,
+            access=access,
+            timeout=timeout,
+            say=_err,
+            roots=roots,
+        )
+    )
+    shown = (
+        formats.verified_json(verified) if output_format is Format.json else formats.verified_text(verified)
+    )
+    sys.stdout.write(shown)
+    if not verified.ok:
         raise typer.Exit(ExitCode.CHANGED)
 
 

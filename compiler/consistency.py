@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from compiler import versions
 from compiler.checks import Checks
 from compiler.falco_matrix import CHART_LABELS, chart_keys, unknown_keys
+from compiler.probe import PROBE_FILE
 from compiler.spec.model import Site
 from compiler.versions import Version
 
@@ -159,7 +160,11 @@ def _owned_parents(site: Site, checks: Checks) -> None:
             )
     custom = values.get("customRules")
     if isinstance(custom, dict):
-        ours = {OVERRIDES_FILE} | {_rules_file_name(name) for name in site.spec.falco.rules.custom}
+        ours = (
+            {OVERRIDES_FILE}
+            | ({PROBE_FILE} if site.spec.falco.probe else set())
+            | {_rules_file_name(name) for name in site.spec.falco.rules.custom}
+        )
         for name, text in custom.items():
             field = ("spec", "falco", "values", "customRules", name)
             if name in ours:

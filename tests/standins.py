@@ -93,12 +93,20 @@ def install(bin_dir: Path) -> None:
 # - kubectl rollout status WORKLOAD --timeout=Ns: Falco's workload exists once its chart is
 #   installed (or $FAKE_WORKLOAD=present: a GitOps controller deployed it); $FAKE_FALCO=unavailable
 #   makes it never available, absent makes it never appear;
+# - Falco, as far as auditc verify sees it: once a release is installed, the chart's receiver
+#   Service (<fullname>-k8saudit-webhook, selecting the chart's pod labels) and its
+#   Endpoints (ready addresses only while the workload is available); a ConfigMap created
+#   while Falco runs is an audit event: when a rule of the release's customRules matches it
+#   (its condition's `field=value` and `field startswith "value"` clauses evaluated against
+#   the event), the rule's output, fields filled in, becomes a line of Falco's log, unless
+#   $FAKE_PROBE=never (an apiserver that sends nothing); kubectl logs -l SELECTOR
+#   --timestamps --prefix --since-time=T prints those lines;
 # - helm upgrade --install REL CHART --repo R --version V --namespace NS -f FILE, helm list
 #   -n NS --filter ^REL$ -o json, helm get values REL -n NS -o json.
 # Every call is appended to $FAKE_LOG.
 
 CLUSTER_KUBECTL = r"""
-import json, os, subprocess, sys, time
+import calendar, json, os, subprocess, sys, time
 import yaml
 
 state = os.environ["FAKE_CLUSTER"]
@@ -120,6 +128,11 @@ def take(flag, default=None, value=True):
 
 take("--context"); take("--kubeconfig")
 namespace = take("-n") or take("--namespace")
+selector = take("-l")
+since_time = take("--since-time")
+for flag in ("--all-containers=true", "--prefix", "--timestamps", "--tail=-1", "--max-log-requests=20"):
+    if flag in args:
+        args.remove(flag)
 output = take("-o")
 ignore = take("--ignore-not-found", value=False)
 server_side = take("--server-side", value=False)
@@ -159,7 +172,63 @@ def store(obj):
 
 def resource(text):
     kind = text.split(".")[0].lower()
-    return {"lease": "Lease", "leases": "Lease"}.get(kind, kind)
+    return {"lease": "Lease", "leases": "Lease", "configmaps": "configmap"}.get(kind, kind)
+
+PLURAL = {"Lease": "leases.coordination.k8s.io", "ConfigMap": "configmaps"}
+NAME = {"Lease": "lease.coordination.k8s.io", "ConfigMap": "configmap"}
+
+def release():
+    releases = os.path.join(state, "releases")
+    for entry in sorted(os.listdir(releases)) if os.path.isdir(releases) else []:
+        with open(os.path.join(releases, entry)) as f:
+            return json.load(f)
+    return None
+
+def receiver():
+    # the chart's receiver Service name and pod labels (chart >= 2: falco.fullname)
+    found = release()
+    if found is None:
+        return None
+    name = found["name"] if "falco" in found["name"] else found["name"] + "-falco"
+    labels = {"app.kubernetes.io/name": "falco", "app.kubernetes.io/instance": found["name"]}
+    return name + "-k8saudit-webhook", labels
+
+def falco_running():
+    return release() is not None and os.environ.get("FAKE_FALCO", "ready") == "ready"
+
+def matches(condition, event):
+    for clause in condition.split(" and "):
+        clause = clause.strip()
+        if " startswith " in clause:
+            field, value = clause.split(" startswith ", 1)
+            if not event.get(field.strip(), "").startswith(value.strip().strip('"')):
+                return False
+        elif "=" in clause:
+            field, value = clause.split("=", 1)
+            if event.get(field.strip()) != value.strip().strip('"'):
+                return False
+        else:
+            return False
+    return True
+
+def audit_event(obj):
+    # what Falco does with the ConfigMap create: the matching rules' output, logged
+    if os.environ.get("FAKE_PROBE", "arrives") == "never" or not falco_running():
+        return
+    meta = obj["metadata"]
+    event = {"ka.verb": "create", "ka.target.resource": "configmaps", "ka.target.name": meta["name"],
+             "ka.target.namespace": meta.get("namespace", ""), "ka.user.name": "kubernetes-admin"}
+    for text in (release()["values"].get("customRules") or {}).values():
+        for rule in yaml.safe_load(text) or []:
+            if "rule" in rule and rule.get("source") == "k8s_audit" and matches(rule["condition"], event):
+                output = rule["output"]
+                for field in sorted(event, key=len, reverse=True):
+                    output = output.replace("%" + field, event[field])
+                now = time.time() + 0.2
+                stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + ".%09dZ" % int(now % 1 * 1e9)
+                clock = time.strftime("%H:%M:%S", time.gmtime(now))
+                with open(os.path.join(state, "falco.log"), "a") as log:
+                    log.write(f"{stamp} {clock}.000000000: {rule['priority'].title()} {output}\n")
 
 def workload_exists():
     if os.environ.get("FAKE_FALCO", "ready") == "absent":
@@ -187,14 +256,29 @@ if verb == "apply":
             print(f"{obj['kind'].lower()}/{obj['metadata']['name']} serverside-applied")
 elif verb == "create":
     obj = yaml.safe_load(sys.stdin.read())
-    meta = obj["metadata"]
-    if load(obj["kind"], meta.get("namespace"), meta["name"]) is not None:
+    meta, kind = obj["metadata"], obj["kind"]
+    if load(kind, meta.get("namespace"), meta["name"]) is not None:
         name = meta["name"]
-        print(f'Error from server (AlreadyExists): leases.coordination.k8s.io "{name}" already exists',
-              file=sys.stderr)
+        print(f'Error from server (AlreadyExists): {PLURAL[kind]} "{name}" already exists', file=sys.stderr)
         sys.exit(1)
     store(obj)
-    print(f"{obj['kind'].lower()}.coordination.k8s.io/{meta['name']}" if output == "name" else "created")
+    if kind == "ConfigMap":
+        audit_event(obj)
+    print(f"{NAME[kind]}/{meta['name']}" if output == "name" else f"{NAME[kind]}/{meta['name']} created")
+elif verb == "logs":
+    service = receiver()
+    if service is None or selector != ",".join(f"{k}={v}" for k, v in sorted(service[1].items())):
+        print("No resources found in " + str(namespace) + " namespace.", file=sys.stderr)
+        sys.exit(0)
+    since = calendar.timegm(time.strptime(since_time, "%Y-%m-%dT%H:%M:%SZ")) if since_time else 0
+    try:
+        lines = open(os.path.join(state, "falco.log")).read().splitlines()
+    except FileNotFoundError:
+        lines = []
+    for line in lines:
+        moment = calendar.timegm(time.strptime(line[:19], "%Y-%m-%dT%H:%M:%S"))
+        if moment >= since:
+            print(f"[pod/falco-5d8f7c9b4-x2vqk/falco] {line}")
 elif verb == "get":
     target = rest[0] if len(rest) == 1 else "/".join(rest[:2])
     kind, name = target.split("/", 1)
@@ -202,6 +286,18 @@ elif verb == "get":
         if not workload_exists():
             not_found(f'{kind}s.apps "{name}"')
         print(f"{kind}.apps/{name}")
+        sys.exit(0)
+    if kind in ("service", "endpoints"):
+        service = receiver()
+        if service is None or name != service[0]:
+            not_found(f'{kind} "{name}"')
+        if kind == "service":
+            body = {"kind": "Service", "metadata": {"name": name}, "spec": {"selector": service[1]}}
+        else:
+            address = {"ip": "10.244.0.7", "targetRef": {"kind": "Pod", "name": "falco-5d8f7c9b4-x2vqk"}}
+            ready = "addresses" if falco_running() else "notReadyAddresses"
+            body = {"kind": "Endpoints", "metadata": {"name": name}, "subsets": [{ready: [address]}]}
+        print(json.dumps(body))
         sys.exit(0)
     stored = os.path.join(state, "objects")
     kinds = {p.split(".")[0] for p in os.listdir(stored)} if os.path.isdir(stored) else set()

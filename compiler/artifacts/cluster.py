@@ -9,6 +9,7 @@ from compiler.artifacts.falco_values import (
     LEGACY_SERVICE_ACCOUNT,
     MANAGED_BY,
     chart_fullname,
+    receiver_service_name,
     service_account_name,
 )
 from compiler.resolve import Resolved
@@ -109,7 +110,7 @@ def legacy_service(resolved: Resolved) -> dict[str, Any]:
         port["nodePort"] = receiver.node_port
     if receiver.cluster_ip:
         spec["clusterIP"] = receiver.cluster_ip
-    name = f"{chart_fullname(resolved)}-k8saudit-webhook"
+    name = receiver_service_name(resolved)
     return {
         "apiVersion": "v1",
         "kind": "Service",

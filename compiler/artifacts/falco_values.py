@@ -18,6 +18,8 @@ from compiler.emit import yaml_bytes
 from compiler.errors import Diagnostic, UserError
 from compiler.falco_matrix import CHART_LABELS, chart_keys, unknown_keys
 from compiler.falco_target import FalcoTarget
+from compiler.probe import PROBE_FILE
+from compiler.probe import rules_text as probe_rules
 from compiler.resolve import Resolved
 from compiler.versions import falco_table
 
@@ -37,6 +39,15 @@ def chart_fullname(resolved: Resolved) -> str:
     release = resolved.site.spec.falco.release_name
     chart = resolved.site.spec.falco.chart.name
     return release if chart in release else f"{release}-{chart}"
+
+
+def receiver_service_name(resolved: Resolved) -> str:
+    """The Service the apiservers' events go through: the chart's ``services`` entry
+    k8saudit-webhook, auditc's own Service for chart 1.1.x (artifacts/cluster.py), or the
+    one chart 1.0.x makes with its AuditSink."""
+    if resolved.target.chart.owns_audit_sink:
+        return f"{chart_fullname(resolved)}-audit-service"
+    return f"{chart_fullname(resolved)}-k8saudit-webhook"
 
 
 def falco_values(resolved: Resolved) -> dict[str, Any]:
@@ -243,7 +254,8 @@ def _custom_rules(resolved: Resolved) -> dict[str, str]:
         base = posixpath.basename(name)
         if not base.endswith((".yaml", ".yml")):
             base += ".yaml"  # Falco >= 0.41 loads only .yaml/.yml files from rules.d
-        if base in out or base == OVERRIDES_FILE:
+        probe = base == PROBE_FILE and resolved.site.spec.falco.probe
+        if base in out or base == OVERRIDES_FILE or probe:
             path = ("spec", "falco", "rules", "custom", index)
             raise UserError(
                 Diagnostic(
@@ -256,6 +268,8 @@ def _custom_rules(resolved: Resolved) -> dict[str, str]:
     overrides = _overrides(resolved)
     if overrides:
         out[OVERRIDES_FILE] = yaml_bytes(overrides).decode("utf-8")
+    if resolved.site.spec.falco.probe:
+        out[PROBE_FILE] = probe_rules(resolved.site.spec.falco.namespace)
     return out
 
 

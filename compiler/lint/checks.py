@@ -10,7 +10,8 @@ from compiler import versions
 from compiler.artifacts.audit_policy import CompiledPolicy, Origin
 from compiler.build import Build
 from compiler.datafiles import load_data
-from compiler.lint.policy_match import Request, is_catch_all, never_matches, reachable
+from compiler.lint.policy_match import Request, is_catch_all, never_matches, probe_decision, reachable
+from compiler.probe import PRIORITY, shown_at
 
 Path = tuple[str | int, ...]
 Found = Iterator[tuple[Path, str]]
@@ -254,6 +255,37 @@ def _subresource_problem(text: str, subresources: set[str]) -> str:
     return ""
 
 
+def aud029(ctx: Context) -> Found:
+    if not ctx.spec.falco.probe or not (ctx.spec.audit.webhook.enabled or ctx.spec.audit.dynamic):
+        return
+    decision = probe_decision(ctx.policy, ctx.spec.falco.namespace)
+    path: Path = ("spec", "falco", "probe")
+    if not decision.logged:
+        what = (
+            f"{_where(decision.origin)[1]} decides it: level {decision.level}"
+            if decision.origin
+            else ("no rule matches it")
+        )
+        if decision.level != "None":
+            what += f", stages {', '.join(sorted(decision.omitted))} omitted"
+        yield path, f"the policy does not send a create of a ConfigMap in {ctx.spec.falco.namespace} ({what})"
+    elif decision.per_user:
+        rules = ", ".join(_where(origin)[1] for origin in decision.per_user)
+        yield path, f"whether the probe is logged depends on who runs auditc verify ({rules})"
+
+
+def aud030(ctx: Context) -> Found:
+    if not ctx.spec.falco.probe:
+        return
+    falco = ctx.values.get("falco")
+    minimum = falco.get("priority") if isinstance(falco, dict) else None
+    if isinstance(minimum, str) and not shown_at(minimum):
+        yield (
+            ("spec", "falco", "values", "falco", "priority"),
+            (f"Falco outputs only {minimum} and above; the probe's alert is {PRIORITY}"),
+        )
+
+
 def run(built: Build) -> Iterator[tuple[str, Path, str]]:
     """Every rule, the platform's own among them, in id order."""
     ctx = Context(built)
@@ -278,4 +310,6 @@ CHECKS: dict[str, Callable[[Context], Found]] = {
     "AUD015": aud015,
     "AUD016": aud016,
     "AUD017": aud017,
+    "AUD029": aud029,
+    "AUD030": aud030,
 }

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from compiler.datafiles import yaml_documents
 from compiler.errors import Refusal, UserError
@@ -38,6 +38,9 @@ from compiler.rollout.lock import Lock, holder_identity
 from compiler.rollout.plan import Item, Plan
 from compiler.templates import shq
 from compiler.transport import NodeAccess, NodeShell, remove_stage
+
+if TYPE_CHECKING:
+    from compiler.rollout.verify import Verified
 
 Outcome = Literal["patched", "restored", "untouched", "unreachable", "interrupted", "unknown"]
 NODE_ACTIONS = {"stage", "patch", "cleanup", "gate"}
@@ -102,6 +105,7 @@ class Applied:
     ok: bool = True
     reason: str = ""  # why the rollout stopped
     record: Path | None = None
+    verified: Verified | None = None  # auditc verify at the end (None: not run)
 
 
 class Refused(Refusal):
@@ -203,9 +207,11 @@ def apply(
     options: Options,
     confirm: Callable[[Plan], bool],
     say: Callable[[str], None],
+    check: Callable[[], Verified] | None = None,
 ) -> Applied:
     """Roll the site out. ``planned``: a plan file's plan (refused when stale), or None to
-    plan now and ask ``confirm``. ``say`` reports progress as it happens."""
+    plan now and ask ``confirm``. ``say`` reports progress as it happens. ``check``, when
+    given, runs once the site is as rendered (auditc verify), still under the lock."""
     reasons = unsupported(inputs)
     if reasons:
         raise Refused(reasons)
@@ -218,7 +224,9 @@ def apply(
             if reasons:
                 raise Refused(["the plan is stale, nothing was touched", *reasons])
         if not now.changes:
-            return Applied(now.site, now, ["nothing to do: the live state matches the rendered site"])
+            applied = Applied(now.site, now, ["nothing to do: the live state matches the rendered site"])
+            _check(applied, check)
+            return applied
         if planned is None and not confirm(now):
             raise Refused(["not confirmed; nothing was touched"])
         applied = Applied(now.site, now)
@@ -230,10 +238,20 @@ def apply(
             applied.ok, applied.reason = False, "interrupted"
             applied.record = _record(inputs, applied, options)
             raise
+        _check(applied, check)
         applied.record = _record(inputs, applied, options)
         return applied
     finally:
         lock.release()
+
+
+def _check(applied: Applied, check: Callable[[], Verified] | None) -> None:
+    """auditc verify after a rollout that went through; no alert fails the apply."""
+    if check is None or not applied.ok:
+        return
+    applied.verified = check()
+    if not applied.verified.ok:
+        applied.ok, applied.reason = False, "applied, but verify saw no alert from Falco"
 
 
 def _roll_out(
@@ -508,6 +526,7 @@ def _record(inputs: Inputs, applied: Applied, options: Options) -> Path | None:
         "output_digest": applied.plan.output_digest,
         "cluster": applied.steps,
         "hosts": [vars(h) for h in applied.hosts],
+        "verify": vars(applied.verified) if applied.verified else None,
     }
     try:
         directory.mkdir(parents=True, exist_ok=True)

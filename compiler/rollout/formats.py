@@ -8,6 +8,7 @@ from dataclasses import asdict
 from compiler.live.formats import change_line
 from compiler.rollout.apply import Applied
 from compiler.rollout.plan import Plan
+from compiler.rollout.verify import Verified
 
 _VERB = {"create": "create", "update": "update", "unchanged": "unchanged"}
 
@@ -47,7 +48,27 @@ def applied_text(applied: Applied) -> str:
     verdict = "applied" if applied.ok else f"stopped: {applied.reason}"
     if not applied.hosts and applied.ok and not applied.plan.changes:
         verdict = "nothing to do: the live state matches the rendered site"
+    if applied.verified is not None:
+        lines.append(verified_text(applied.verified).rstrip("\n"))
     lines.append(f"auditc: {applied.site}: {verdict}")
     if applied.record:
         lines.append(f"auditc: record written to {applied.record}")
     return "\n".join(lines) + "\n"
+
+
+def verified_text(verified: Verified) -> str:
+    if verified.ok:
+        latency = f"{verified.latency:.2f}s" if verified.latency is not None else "?"
+        lines = [
+            f"verify: {verified.site}: Falco alerted on ConfigMap {verified.probe} "
+            f"{latency} after the request",
+            f"  alert: {verified.alert}",
+        ]
+    else:
+        lines = [f"verify: {verified.site}: FAILED for ConfigMap {verified.probe}; likely causes:"]
+        lines += [f"  - {cause}" for cause in verified.causes]
+    return "\n".join(lines) + "\n"
+
+
+def verified_json(verified: Verified) -> str:
+    return json.dumps(asdict(verified), indent=2, sort_keys=True) + "\n"

@@ -126,6 +126,10 @@ class Falco(Model):
     receiver: Receiver = Field(default_factory=Receiver)
     rules: Rules = Field(default_factory=Rules)
     syscalls: bool = False
+    probe: bool = Field(
+        default=True,
+        description="auditc's probe rule (auditc verify watches for it); false leaves it out",
+    )
     values: dict[str, Any] = Field(default_factory=dict)
 
 

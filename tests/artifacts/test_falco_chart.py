@@ -15,7 +15,9 @@ from ruamel.yaml import YAML
 
 from compiler import falco_matrix
 from compiler.api import CompiledSite, compile_site
-from compiler.artifacts.falco_values import deep_merge
+from compiler.artifacts.falco_values import deep_merge, receiver_service_name
+from compiler.pipeline import compile_spec
+from compiler.probe import FIELDS, PROBE_FILE, shown_at
 from compiler.versions import Version
 from tests import falco_chart as fc
 from tests.sites import example_specs, write_spec, write_tree
@@ -149,6 +151,8 @@ def _check_pipeline(site: CompiledSite, tmp_path: Path) -> None:
     dial = fc.urlsplit(server)
     assert dial.port is not None and dial.hostname is not None
     service, target = fc.service_to(rendered, dial.hostname, dial.port)
+    # auditc verify reads the receiver's endpoints and pods through this Service by name
+    assert service["metadata"]["name"] == receiver_service_name(compile_spec(site.spec).built.resolved)
     assert target == port, f"{service['metadata']['name']} forwards to {target}, Falco listens on {port}"
     assert (dial.scheme, dial.path) == (scheme, path)
     pod_labels = rendered.pod["metadata"]["labels"]
@@ -163,8 +167,9 @@ def _check_pipeline(site: CompiledSite, tmp_path: Path) -> None:
     overrides = bool(
         (falco_spec.get("rules") or {}).get("lists") or (falco_spec.get("rules") or {}).get("disable")
     )
+    probe_on = falco_spec.get("probe", True)
     for entry, source in sources.items():
-        if entry == "/etc/falco/rules.d" and not (custom or overrides):
+        if entry == "/etc/falco/rules.d" and not (custom or overrides or probe_on):
             continue
         assert source is not None, f"Falco lists {entry} but nothing puts it in the pod"
     if "/etc/falco/rules.d" in listed:
@@ -178,6 +183,19 @@ def _check_pipeline(site: CompiledSite, tmp_path: Path) -> None:
     for name in custom:
         stem = Path(name).name
         assert stem in rules_data, f"custom rules file {stem} is not in the rules ConfigMap"
+    # auditc's probe rule (auditc verify): loaded from rules.d, after the k8s audit rules, in
+    # the words of this Falco: the source, fields and operator its own k8s audit rules use
+    if probe_on:
+        assert "/etc/falco/rules.d" in listed
+        (probe,) = yaml.load(rules_data[PROBE_FILE])
+        base_entries = [e for e in yaml.load(base) if isinstance(e, dict)]
+        assert probe["source"] in {e.get("source") for e in base_entries if "rule" in e}
+        assert set(FIELDS) <= set(re.findall(r"\bka\.[a-z.]+[a-z]", base)), "a field this Falco lacks"
+        assert " startswith " in base
+        assert probe["priority"] in {e.get("priority") for e in base_entries if "rule" in e}
+        assert shown_at(str(falco.get("priority", "debug"))), "Falco's priority drops the probe alert"
+    else:
+        assert PROBE_FILE not in rules_data
     rules_spec = falco_spec.get("rules") or {}
     lists, disabled = rules_spec.get("lists") or {}, rules_spec.get("disable") or []
     entries = yaml.load(rules_data.get("zz-auditc-overrides.yaml", "[]")) or []

@@ -18,6 +18,7 @@ from tests.sites import ROOT, write_spec
 
 PKS = {"platform": {"type": "pks", "kubeadm": None, "pks": {"api": "api.pks.example.com", "cluster": "c1"}}}
 TLS = {"falco": {"receiver": {"tls": {"enabled": True, "existingSecret": "s"}}}}
+DROP_PROBE = {"level": "None", "namespaces": ["falco"], "resources": [{"resources": ["configmaps"]}]}
 METADATA_CONFIGMAPS = {
     "audit": {
         "policy": {
@@ -186,6 +187,30 @@ CASES: dict[str, tuple[dict[str, Any], tuple[str | int, ...], dict[str, Any]]] =
         {"metadata": {"labels": {"app.kubernetes.io/name": "audit"}}},
         ("metadata", "labels", "app.kubernetes.io/name"),
         {"metadata": {"labels": {"team": "audit"}}},
+    ),
+    "AUD029": (
+        {
+            "audit": {
+                "policy": {
+                    "preset": "falco",
+                    "rules": [DROP_PROBE],
+                }
+            }
+        },
+        ("spec", "falco", "probe"),
+        {
+            "audit": {
+                "policy": {
+                    "preset": "falco",
+                    "rules": [{"level": "None", "namespaces": ["kube-system"]}],
+                }
+            }
+        },
+    ),
+    "AUD030": (
+        {"falco": {"values": {"falco": {"priority": "warning"}}}},
+        ("spec", "falco", "values", "falco", "priority"),
+        {"falco": {"values": {"falco": {"priority": "notice"}}}},
     ),
 }
 

@@ -51,9 +51,13 @@ def test_apply_rolls_out_in_order_and_a_second_plan_is_empty(world: World) -> No
         ["kubectl", "apply"],
         ["helm", "upgrade"],
         ["kubectl", "-n"],  # rollout status, after the workload appeared
+        ["kubectl", "create"],  # verify: the probe ConfigMap
+        ["kubectl", "-n"],  # verify: the probe deleted
         ["kubectl", "delete"],  # the lock released
     ]
     assert "--server-side --field-manager=auditc -k cluster/" in writes[1]
+    assert "delete configmap auditc-probe-" in writes[5]
+    assert "verify: t: Falco alerted on ConfigMap auditc-probe-" in result.stdout
     record = world.records()[-1]
     assert record["ok"] and [(h["host"], h["outcome"]) for h in record["hosts"]] == [
         ("cp-1", "patched"),
