@@ -88,18 +88,21 @@ def install(bin_dir: Path) -> None:
 #   `kubectl kustomize DIR` (the real kubectl builds them) stored with what an API server
 #   adds (uid, resourceVersion, creationTimestamp, managedFields, a Namespace's
 #   kubernetes.io/metadata.name label and finalizers, status); "<kind>/<name> serverside-applied";
-# - kubectl create -f - : the object on stdin, or `Error from server (AlreadyExists)` and exit 1;
+# - kubectl create -f - : the object on stdin, or `Error from server (AlreadyExists)` (or
+#   NotFound for a namespace not applied; kube-system and default always exist) and exit 1;
 # - kubectl get RESOURCE/NAME [-o json|name] [--ignore-not-found], delete RESOURCE NAME;
 # - kubectl rollout status WORKLOAD --timeout=Ns: Falco's workload exists once its chart is
 #   installed (or $FAKE_WORKLOAD=present: a GitOps controller deployed it); $FAKE_FALCO=unavailable
 #   makes it never available, absent makes it never appear;
 # - Falco, as far as auditc verify sees it: once a release is installed, the chart's receiver
 #   Service (<fullname>-k8saudit-webhook, selecting the chart's pod labels) and its
-#   Endpoints (ready addresses only while the workload is available); a ConfigMap created
+#   Endpoints (ready addresses only while the workload is available, never with
+#   $FAKE_ENDPOINTS=none: a selector that matches no ready pod); a ConfigMap created
 #   while Falco runs is an audit event: when a rule of the release's customRules matches it
 #   (its condition's `field=value` and `field startswith "value"` clauses evaluated against
 #   the event), the rule's output, fields filled in, becomes a line of Falco's log, unless
-#   $FAKE_PROBE=never (an apiserver that sends nothing); kubectl logs -l SELECTOR
+#   $FAKE_PROBE=never (an apiserver that sends nothing); with $FAKE_WORKLOAD=present the
+#   values are those of a HelmRelease or Application the test stored; kubectl logs -l SELECTOR
 #   --timestamps --prefix --since-time=T prints those lines;
 # - helm upgrade --install REL CHART --repo R --version V --namespace NS -f FILE, helm list
 #   -n NS --filter ^REL$ -o json, helm get values REL -n NS -o json.
@@ -184,9 +187,27 @@ def release():
             return json.load(f)
     return None
 
+def gitops_release():
+    # a HelmRelease or Application a test stored, as a controller that deployed it would
+    stored = os.path.join(state, "objects")
+    for entry in sorted(os.listdir(stored)) if os.path.isdir(stored) else []:
+        if entry.startswith(("helmrelease.", "application.")):
+            with open(os.path.join(stored, entry)) as f:
+                obj = json.load(f)
+            spec = obj["spec"]
+            if obj["kind"] == "HelmRelease":
+                return {"name": spec.get("releaseName", "falco"), "values": spec.get("values") or {}}
+            helm = spec["source"].get("helm") or {}
+            return {"name": helm.get("releaseName", "falco"), "values": yaml.safe_load(helm.get("values") or "{}")}
+    return None
+
+def deployed():
+    # Falco as deployed: by helm upgrade --install, or by a GitOps controller
+    return release() or (gitops_release() if os.environ.get("FAKE_WORKLOAD") == "present" else None)
+
 def receiver():
     # the chart's receiver Service name and pod labels (chart >= 2: falco.fullname)
-    found = release()
+    found = deployed()
     if found is None:
         return None
     name = found["name"] if "falco" in found["name"] else found["name"] + "-falco"
@@ -194,7 +215,7 @@ def receiver():
     return name + "-k8saudit-webhook", labels
 
 def falco_running():
-    return release() is not None and os.environ.get("FAKE_FALCO", "ready") == "ready"
+    return deployed() is not None and os.environ.get("FAKE_FALCO", "ready") == "ready"
 
 def matches(condition, event):
     for clause in condition.split(" and "):
@@ -218,7 +239,7 @@ def audit_event(obj):
     meta = obj["metadata"]
     event = {"ka.verb": "create", "ka.target.resource": "configmaps", "ka.target.name": meta["name"],
              "ka.target.namespace": meta.get("namespace", ""), "ka.user.name": "kubernetes-admin"}
-    for text in (release()["values"].get("customRules") or {}).values():
+    for text in (deployed()["values"].get("customRules") or {}).values():
         for rule in yaml.safe_load(text) or []:
             if "rule" in rule and rule.get("source") == "k8s_audit" and matches(rule["condition"], event):
                 output = rule["output"]
@@ -257,6 +278,10 @@ if verb == "apply":
 elif verb == "create":
     obj = yaml.safe_load(sys.stdin.read())
     meta, kind = obj["metadata"], obj["kind"]
+    where = meta.get("namespace")
+    if where not in (None, "kube-system", "default") and load("Namespace", None, where) is None:
+        print(f'Error from server (NotFound): namespaces "{where}" not found', file=sys.stderr)
+        sys.exit(1)
     if load(kind, meta.get("namespace"), meta["name"]) is not None:
         name = meta["name"]
         print(f'Error from server (AlreadyExists): {PLURAL[kind]} "{name}" already exists', file=sys.stderr)
@@ -295,7 +320,8 @@ elif verb == "get":
             body = {"kind": "Service", "metadata": {"name": name}, "spec": {"selector": service[1]}}
         else:
             address = {"ip": "10.244.0.7", "targetRef": {"kind": "Pod", "name": "falco-5d8f7c9b4-x2vqk"}}
-            ready = "addresses" if falco_running() else "notReadyAddresses"
+            serving = falco_running() and os.environ.get("FAKE_ENDPOINTS") != "none"
+            ready = "addresses" if serving else "notReadyAddresses"
             body = {"kind": "Endpoints", "metadata": {"name": name}, "subsets": [{ready: [address]}]}
         print(json.dumps(body))
         sys.exit(0)

@@ -93,6 +93,18 @@ def kubectl(
     return _call(argv, "reach the cluster", stdin, timeout, cwd)
 
 
+def has_endpoints(cluster: Kubectl, namespace: str, service: str) -> bool:
+    """Whether the Service has a ready address (a pod behind it that can take traffic)."""
+    got = kubectl(cluster, ["-n", namespace, "get", f"endpoints/{service}", "-o", "json"], timeout=60)
+    if got.code != 0:
+        return False
+    try:
+        subsets = json.loads(got.stdout).get("subsets") or []
+    except (ValueError, AttributeError):
+        return False
+    return any(isinstance(subset, dict) and subset.get("addresses") for subset in subsets)
+
+
 def helm(cluster: Kubectl, args: list[str], *, timeout: float = 600, cwd: str | None = None) -> Command:
     """helm with the same cluster (helm spells the context --kube-context)."""
     argv = ["helm", *args]

@@ -28,9 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from compiler.artifacts.falco_values import receiver_service_name
 from compiler.datafiles import yaml_documents
 from compiler.errors import Refusal, UserError
-from compiler.live.cluster import Kubectl, helm, helm_release, kubectl, object_key
+from compiler.live.cluster import Kubectl, has_endpoints, helm, helm_release, kubectl, object_key
 from compiler.live.compare import Change, compare, expected_hosts
 from compiler.live.snapshot import Snapshot, gather, node_files
 from compiler.rollout import plan as plans
@@ -317,10 +318,13 @@ def _run_step(
 def _wait_for_falco(
     inputs: Inputs, command: list[str], options: Options, applied: Applied, say: Callable[[str], None]
 ) -> None:
-    """Until Falco's workload exists (with GitOps it may not yet) and is available."""
+    """With GitOps, until the controller reports the pinned chart deployed; then until
+    Falco's workload exists and is available and its receiver Service has endpoints."""
     namespace, workload = command[2], command[5]
-    say(f"cluster: waiting up to {options.wait_timeout}s for {workload} in namespace {namespace}")
     deadline = time.monotonic() + options.wait_timeout
+    if inputs.resolved.site.spec.gitops.engine != "none":
+        _wait_for_controller(inputs, options, deadline, applied, say)
+    say(f"cluster: waiting up to {options.wait_timeout}s for {workload} in namespace {namespace}")
     while True:
         found = kubectl(inputs.cluster, ["-n", namespace, "get", workload, "-o", "name"], timeout=60)
         if found.code == 0:
@@ -341,7 +345,69 @@ def _wait_for_falco(
         raise _Stopped(
             f"{workload} in namespace {namespace} is not available ({status.reason}); no node was touched"
         )
-    applied.steps.append(f"{workload} is available")
+    service = receiver_service_name(inputs.resolved)
+    while not has_endpoints(inputs.cluster, namespace, service):
+        if time.monotonic() >= deadline:
+            raise _Stopped(
+                f"the receiver Service {namespace}/{service} has no ready endpoints after "
+                f"{options.wait_timeout}s; no node was touched"
+            )
+        time.sleep(options.poll)
+    applied.steps.append(f"{workload} is available and Service {service} has endpoints")
+
+
+GITOPS_KINDS = {"Application": "Argo CD", "HelmRelease": "Flux"}
+
+
+def _wait_for_controller(
+    inputs: Inputs, options: Options, deadline: float, applied: Applied, say: Callable[[str], None]
+) -> None:
+    """Until the Argo CD Application or Flux HelmRelease of cluster/falco-release.yaml says
+    it deployed the chart version the spec pins (and is healthy / ready)."""
+    version = inputs.resolved.target.chart.version
+    (release,) = [o for o in inputs.objects if o.get("kind") in GITOPS_KINDS]
+    name = f"{release['metadata']['namespace']}/{release['metadata']['name']}"
+    controller = GITOPS_KINDS[str(release["kind"])]
+    say(f"cluster: waiting up to {options.wait_timeout}s for {controller} to deploy chart {version} ({name})")
+    while True:
+        missing = _not_deployed(inputs.cluster.get(release), str(version))
+        if missing is None:
+            applied.steps.append(f"{controller} deployed chart {version} ({release['kind']} {name})")
+            return
+        if time.monotonic() >= deadline:
+            raise _Stopped(
+                f"{controller} has not deployed chart {version} after {options.wait_timeout}s "
+                f"({release['kind']} {name}: {missing}); no node was touched"
+            )
+        time.sleep(options.poll)
+
+
+def _not_deployed(live: dict[str, Any] | None, version: str) -> str | None:
+    """What the controller's status still lacks; None when the pinned chart is deployed.
+    Argo CD: status.sync Synced at revision VERSION, status.health Healthy. Flux
+    HelmRelease: the newest status.history entry (v2; lastAppliedRevision in v2beta) at
+    chart VERSION, and the Ready condition True."""
+    if live is None:
+        return "it does not exist yet"
+    status = live.get("status") or {}
+    if live.get("kind") == "Application":
+        sync, health = status.get("sync") or {}, status.get("health") or {}
+        if sync.get("revision") != version:
+            return f"revision {sync.get('revision') or 'none yet'}"
+        if sync.get("status") != "Synced":
+            return f"sync status {sync.get('status') or 'unknown'}"
+        if health.get("status") != "Healthy":
+            return f"health {health.get('status') or 'unknown'}"
+        return None
+    history = status.get("history") or []
+    deployed = history[0].get("chartVersion") if history else status.get("lastAppliedRevision")
+    if deployed != version:
+        return f"chart version {deployed or 'none yet'}"
+    ready = [c for c in status.get("conditions") or [] if c.get("type") == "Ready"]
+    if not ready or ready[0].get("status") != "True":
+        reason = ready[0].get("message") or ready[0].get("reason") if ready else "no Ready condition"
+        return f"not ready: {reason}"
+    return None
 
 
 # ---- the nodes -----------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from compiler.artifacts.falco_values import receiver_service_name
 from compiler.errors import Refusal, UserError
 from compiler.lint.policy_match import probe_decision
-from compiler.live.cluster import kubectl
+from compiler.live.cluster import has_endpoints, kubectl
 from compiler.lower.common import falco_workload
 from compiler.probe import PRIORITY, PROBE_PREFIX, output_marker, shown_at
 from compiler.rollout.apply import Inputs
@@ -76,8 +76,9 @@ def verify(
     say(f"verify: creating ConfigMap {namespace}/{result.probe}; waiting up to {timeout:.0f}s for Falco")
     sent = time.time()
     created = kubectl(cluster, ["create", "-f", "-", "-o", "name"], stdin=json.dumps(probe), timeout=60)
-    if created.code != 0:
-        raise UserError(f"verify: cannot create the probe ConfigMap in {namespace}: {created.reason}")
+    if created.code != 0:  # a failed verify, not an error: apply still writes its record
+        result.causes = [f"cannot create the probe ConfigMap in namespace {namespace}: {created.reason}"]
+        return result
     try:
         deadline = time.monotonic() + timeout
         while selector is not None:
@@ -169,7 +170,7 @@ def _causes(
     status = kubectl(cluster, ["-n", namespace, "rollout", "status", workload, "--timeout=1s"], timeout=60)
     if status.code != 0:
         causes.append(f"Falco's receiver {workload} is not available: {status.reason}")
-    if selector is not None and not _has_endpoints(inputs, namespace, service):
+    if selector is not None and not has_endpoints(cluster, namespace, service):
         causes.append(f"the receiver Service {namespace}/{service} has no ready endpoints")
     decision = probe_decision(inputs.built.policy, namespace)
     if not decision.logged:
@@ -209,14 +210,3 @@ def _causes(
             f"webhook errors reaching {resolved.receiver.url}, and Falco's log for rule or plugin errors"
         )
     return causes
-
-
-def _has_endpoints(inputs: Inputs, namespace: str, service: str) -> bool:
-    got = kubectl(inputs.cluster, ["-n", namespace, "get", f"endpoints/{service}", "-o", "json"], timeout=60)
-    if got.code != 0:
-        return False
-    try:
-        subsets = json.loads(got.stdout).get("subsets") or []
-    except ValueError:
-        return False
-    return any(subset.get("addresses") for subset in subsets if isinstance(subset, dict))

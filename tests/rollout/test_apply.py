@@ -201,6 +201,21 @@ def test_falco_not_available_stops_before_any_node(world: World, monkeypatch: py
     assert world.snapshot() == before
 
 
+def test_a_receiver_service_without_endpoints_stops_before_any_node(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The workload is available, but its Service selects no ready pod: no apiserver is
+    pointed at it."""
+    monkeypatch.setenv("FAKE_ENDPOINTS", "none")
+    before = world.snapshot()
+    result = world.apply(None, "--wait-timeout", "1")
+    assert result.exit_code == 1, result.output
+    assert (
+        "the receiver Service falco/falco-k8saudit-webhook has no ready endpoints after 1s" in result.stdout
+    )
+    assert world.snapshot() == before
+
+
 def test_an_interrupt_leaves_the_host_patched_or_restored(world: World) -> None:
     """Ctrl-C while the patch script waits for cp-1's apiserver: the script's trap decides
     (the manifest is in place: it stays patched, the backup beside it), apply records it."""

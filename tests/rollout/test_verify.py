@@ -135,3 +135,13 @@ def test_verify_refuses_without_the_probe_rule(world: World) -> None:
     assert "falco.probe is false" in result.output  # type: ignore[attr-defined]
     assert not Path(world.cluster / "falco.log").exists()
     assert [c for c in world.calls() if "create" in c.split()] == []  # no probe was made
+
+
+def test_a_cluster_without_falco_fails_at_the_create(world: World) -> None:
+    """Nothing applied yet: the Falco namespace does not exist, so the probe cannot be made."""
+    result = _verify(world)
+    assert result.exit_code == 1, result.output  # type: ignore[attr-defined]
+    assert (
+        'cannot create the probe ConfigMap in namespace falco: Error from server (NotFound): namespaces "falco"'
+        in result.stdout  # type: ignore[attr-defined]
+    )
