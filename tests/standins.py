@@ -198,7 +198,8 @@ def gitops_release():
             if obj["kind"] == "HelmRelease":
                 return {"name": spec.get("releaseName", "falco"), "values": spec.get("values") or {}}
             helm = spec["source"].get("helm") or {}
-            return {"name": helm.get("releaseName", "falco"), "values": yaml.safe_load(helm.get("values") or "{}")}
+            values = yaml.safe_load(helm.get("values") or "{}")
+            return {"name": helm.get("releaseName", "falco"), "values": values}
     return None
 
 def deployed():

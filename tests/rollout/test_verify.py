@@ -142,6 +142,6 @@ def test_a_cluster_without_falco_fails_at_the_create(world: World) -> None:
     result = _verify(world)
     assert result.exit_code == 1, result.output  # type: ignore[attr-defined]
     assert (
-        'cannot create the probe ConfigMap in namespace falco: Error from server (NotFound): namespaces "falco"'
-        in result.stdout  # type: ignore[attr-defined]
+        "cannot create the probe ConfigMap in namespace falco: "
+        'Error from server (NotFound): namespaces "falco" not found' in result.stdout  # type: ignore[attr-defined]
     )
