@@ -294,7 +294,7 @@ VerifyTimeout = Annotated[
 ]
 
 
-def _access(node_root: str, identity: str | None, options: list[str] | None, local: bool = False) -> object:
+def _access(node_root: str, identity: str | None, options: list[str] | None, local: bool) -> object:
     from compiler.transport import NodeAccess
 
     ssh_options = tuple(part for option in options or [] for part in ("-o", option))
@@ -317,6 +317,7 @@ def diff(
     context: LiveContext = None,
     kubeconfig: LiveKubeconfig = None,
     node_root: NodeRoot = "",
+    local: LocalNodes = False,
     ssh_identity: SshIdentity = None,
     ssh_option: SshOption = None,
     files_root: FilesRoot = None,
@@ -348,7 +349,7 @@ def diff(
 
         if len(specs) != 1 or specs[0].is_dir():
             _guard(lambda: _usage("a live diff takes one site spec file"))
-        access = _access(node_root, ssh_identity, ssh_option)
+        access = _access(node_root, ssh_identity, ssh_option, local)
         outcome = _guard(
             lambda: api.live_diff(
                 specs[0],
@@ -386,6 +387,7 @@ def snapshot(
     context: LiveContext = None,
     kubeconfig: LiveKubeconfig = None,
     node_root: NodeRoot = "",
+    local: LocalNodes = False,
     ssh_identity: SshIdentity = None,
     ssh_option: SshOption = None,
     files_root: FilesRoot = None,
@@ -395,7 +397,7 @@ def snapshot(
 
     global _writes
     _writes = True
-    access = _access(node_root, ssh_identity, ssh_option)
+    access = _access(node_root, ssh_identity, ssh_option, local)
     roots = _roots(files_root)
     where = _guard(
         lambda: api.snapshot(spec, output, context=context, kubeconfig=kubeconfig, access=access, roots=roots)

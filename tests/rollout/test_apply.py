@@ -71,6 +71,8 @@ def test_apply_rolls_out_in_order_and_a_second_plan_is_empty(world: World) -> No
     again = world.plan()
     assert again.exit_code == 0, again.output
     assert again.stdout.splitlines()[0] == "== t: nothing to do"
+    live = world.cli("diff", str(world.spec), "--live", *world.node_args())  # the same view as plan
+    assert live.exit_code == 0, live.output
     third = world.apply()
     assert third.exit_code == 0 and "nothing to do" in third.stdout
 
