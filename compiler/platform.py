@@ -193,5 +193,10 @@ class Platform(Protocol):
         """What the patch script is run with on this platform's nodes (besides --root)."""
         ...
 
+    def step_values(self, shells: list[NodeShell]) -> dict[str, str]:
+        """Placeholders in plan.yaml's step commands that are known once the hosts are
+        found, and their values (pks: ``<deployment>``)."""
+        ...
+
 
 Registry = Mapping[str, Platform]

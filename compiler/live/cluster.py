@@ -76,6 +76,11 @@ def _call(argv: list[str], what: str, stdin: str | None, timeout: float, cwd: st
     return Command(result.returncode, result.stdout, result.stderr)
 
 
+def call(argv: list[str], what: str, *, timeout: float = 120, cwd: str | None = None) -> Command:
+    """Any other CLI a step runs (bosh), output kept."""
+    return _call(argv, what, None, timeout, cwd)
+
+
 def kubectl(
     cluster: Kubectl,
     args: list[str],

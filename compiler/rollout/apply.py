@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from compiler.artifacts.falco_values import receiver_service_name
 from compiler.datafiles import yaml_documents
 from compiler.errors import Refusal, UserError
-from compiler.live.cluster import Kubectl, has_endpoints, helm, helm_release, kubectl, object_key
+from compiler.live.cluster import Kubectl, call, has_endpoints, helm, helm_release, kubectl, object_key
 from compiler.live.compare import Change, compare, expected_hosts
 from compiler.live.snapshot import Snapshot, gather, node_files
 from compiler.rollout import plan as plans
@@ -44,8 +44,12 @@ if TYPE_CHECKING:
     from compiler.rollout.verify import Verified
 
 Outcome = Literal["patched", "restored", "untouched", "unreachable", "interrupted", "unknown"]
-NODE_ACTIONS = {"stage", "patch", "cleanup", "gate"}
-CLUSTER_ACTIONS = {"cluster-objects", "install-falco", "wait-for-falco", "gitops", "audit-sink"}
+NODE_ACTIONS = {"stage", "patch", "cleanup", "gate", "rollout"}
+CLUSTER_ACTIONS = {"cluster-objects", "install-falco", "wait-for-falco", "gitops", "audit-sink", "durable"}
+# pks: plan/apply.sh logs in and finds the masters itself; auditc apply uses the operator's
+# logged-in pks and bosh CLIs and kubectl context (as plan does), and finds the masters
+# when it reads them
+SESSION_ACTIONS = {"check", "login", "credentials", "deployment", "masters"}
 PATCH_SCRIPT = "apiserver-config.patch.sh"
 
 
@@ -184,8 +188,14 @@ def make_plan(inputs: Inputs, live: Live) -> Plan:
 def unsupported(inputs: Inputs) -> list[str]:
     """Why apply cannot roll this site out itself (plan/apply.sh can)."""
     actions = [str(step["action"]) for step in inputs.steps]
-    unknown = [a for a in actions if a not in NODE_ACTIONS | CLUSTER_ACTIONS]
-    reasons = []
+    unknown = [a for a in actions if a not in NODE_ACTIONS | CLUSTER_ACTIONS | SESSION_ACTIONS]
+    reasons = [
+        f"the {step['action']} step needs ${name} set ({step.get('does', '')})".replace(" ()", "")
+        for step in inputs.steps
+        if step["action"] not in SESSION_ACTIONS
+        for name in _variables([str(part) for part in step.get("command", [])])
+        if not os.environ.get(name)
+    ]
     if unknown:
         reasons.append(
             f"auditc apply does not carry out the {inputs.resolved.platform.name} steps "
@@ -265,16 +275,20 @@ def _roll_out(
         "gitops": anything,
         "wait-for-falco": anything,
         "audit-sink": anything,
+        "durable": anything,
     }
+    values: dict[str, str] = {}
     with _site_directory(inputs.artifacts) as site_dir:
         nodes_done = False
         for step in inputs.steps:
             action = str(step["action"])
             command = [str(part) for part in step.get("command", [])]
+            if action in SESSION_ACTIONS:
+                continue
             if action in NODE_ACTIONS:
                 if not nodes_done:
                     nodes_done = True
-                    if not _nodes(inputs, plan, options, applied, say):
+                    if not _nodes(inputs, plan, options, applied, say, values):
                         return
             elif not needed[action]:
                 continue
@@ -284,7 +298,7 @@ def _roll_out(
             elif action == "wait-for-falco":
                 _wait_for_falco(inputs, command, options, applied, say)
             else:
-                _run_step(inputs, command, site_dir, applied, say)
+                _run_step(inputs, _filled(command, values), site_dir, applied, say)
 
 
 @contextmanager
@@ -299,6 +313,25 @@ def _site_directory(artifacts: dict[str, bytes]) -> Iterator[Path]:
         yield root
 
 
+def _variables(command: list[str]) -> list[str]:
+    """The environment variables a step command names (``$NAME`` or ``name=$NAME``)."""
+    return [part.split("$", 1)[1] for part in command if "$" in part]
+
+
+def _filled(command: list[str], values: dict[str, str]) -> list[str]:
+    """Placeholders the hosts answered (``<deployment>``) and ``$NAME`` from the
+    environment (unsupported() refused a missing one before anything started)."""
+    out = []
+    for part in command:
+        for placeholder, value in values.items():
+            part = part.replace(placeholder, value)
+        if "$" in part:
+            head, name = part.split("$", 1)
+            part = head + os.environ.get(name, "")
+        out.append(part)
+    return out
+
+
 def _run_step(
     inputs: Inputs, command: list[str], site_dir: Path, applied: Applied, say: Callable[[str], None]
 ) -> None:
@@ -308,8 +341,10 @@ def _run_step(
         result = kubectl(inputs.cluster, command[1:], cwd=str(site_dir))
     elif command[0] == "helm":
         result = helm(inputs.cluster, command[1:], cwd=str(site_dir))
+    elif command[0] == "bosh":
+        result = call(command, "reach the BOSH Director", timeout=600, cwd=str(site_dir))
     else:
-        raise UserError(f"plan.yaml: a cluster step runs {command[0]}, expected kubectl or helm")
+        raise UserError(f"plan.yaml: a cluster step runs {command[0]}, expected kubectl, helm or bosh")
     if result.code != 0:
         raise _Stopped(f"{shown}: {result.reason}; no node was touched")
     applied.steps.append(shown)
@@ -414,11 +449,19 @@ def _not_deployed(live: dict[str, Any] | None, version: str) -> str | None:
 
 
 def _nodes(
-    inputs: Inputs, plan: Plan, options: Options, applied: Applied, say: Callable[[str], None]
+    inputs: Inputs,
+    plan: Plan,
+    options: Options,
+    applied: Applied,
+    say: Callable[[str], None],
+    values: dict[str, str],
 ) -> bool:
-    """Each host to update in turn; False when the rollout stopped."""
+    """Each host to update in turn; False when the rollout stopped. ``values`` gets the
+    placeholders the hosts answer, for the steps after them."""
     resolved = inputs.resolved
-    shells = {shell.name: shell for shell in resolved.platform.shells(resolved, inputs.access) or []}
+    found = resolved.platform.shells(resolved, inputs.access) or []
+    values.update(resolved.platform.step_values(found))
+    shells = {shell.name: shell for shell in found}
     todo = plan.hosts_to_update
     for index, host in enumerate(todo, 1):
         say(f"== {host} ({index} of {len(todo)})")

@@ -66,5 +66,8 @@ class Kubeadm:
     def patch_arguments(self, resolved: Resolved) -> tuple[str, ...]:
         return ()
 
+    def step_values(self, shells: list[NodeShell]) -> dict[str, str]:
+        return {}
+
 
 KUBEADM = Kubeadm()

@@ -74,5 +74,8 @@ class Minikube:
     def patch_arguments(self, resolved: Resolved) -> tuple[str, ...]:
         return ()
 
+    def step_values(self, shells: list[NodeShell]) -> dict[str, str]:
+        return {}
+
 
 MINIKUBE = Minikube()

@@ -4,7 +4,7 @@ time; kube-apiserver configured by the job's bpm.yml (the TKGI layout) or a stat
 The folder: settings.py (the spec block), platform.yaml and data.py (defaults, BOSH
 names, what bpm lets the job see and write), lint.py and lint-rules.yaml (AUD012 ..
 AUD014), sinks.py (cluster/sinks.yaml from spec.sinks), lower.py (every artifact),
-transport.py (`bosh ssh`), templates/ (apply.sh, the BOSH pre-start hook).
+transport.py (`bosh ssh`, `bosh scp`), templates/ (apply.sh, the BOSH pre-start hook).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from compiler.platforms.pks import lint, lower
 from compiler.platforms.pks.data import PksData, data
 from compiler.platforms.pks.settings import PksPlatform, settings
 from compiler.platforms.pks.sinks import sink_objects
-from compiler.platforms.pks.transport import Bosh, bosh_masters
+from compiler.platforms.pks.transport import BoshShell, bosh_masters
 
 if TYPE_CHECKING:
     from compiler.build import Build
@@ -89,19 +89,23 @@ class Pks:
         return None  # the masters are found at run time, through the PKS and BOSH CLIs
 
     def transports(self, resolved: Resolved, access: NodeAccess) -> list[Transport]:
+        return list(self.shells(resolved, access))
+
+    def shells(self, resolved: Resolved, access: NodeAccess) -> list[NodeShell]:
         bosh = self.data.bosh
         deployment, masters = bosh_masters(
             settings(resolved.site).cluster, bosh.deployment_prefix, bosh.instance_group
         )
         if not masters:
             raise UserError(f"no {bosh.instance_group} instances in deployment {deployment}")
-        return [Bosh(deployment, master) for master in masters]
-
-    def shells(self, resolved: Resolved, access: NodeAccess) -> list[NodeShell] | None:
-        return None  # not yet: plan/apply.sh rolls this platform out
+        return [BoshShell(deployment, master, access.root_of(master)) for master in masters]
 
     def patch_arguments(self, resolved: Resolved) -> tuple[str, ...]:
         return ("--mode", "bpm" if settings(resolved.site).apiserver_config == "bpm" else "static-pod")
+
+    def step_values(self, shells: list[NodeShell]) -> dict[str, str]:
+        deployments = {shell.deployment for shell in shells if isinstance(shell, BoshShell)}
+        return {"<deployment>": deployments.pop()} if len(deployments) == 1 else {}
 
 
 PKS = Pks()

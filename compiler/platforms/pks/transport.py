@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import base64
+import secrets
+import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from compiler.errors import UserError
 from compiler.templates import shq
-from compiler.transport import MISSING, run_json
+from compiler.transport import MISSING, Ran, run, run_interruptible, run_json
 
 
 def bosh_masters(cluster: str, prefix: str, group: str) -> tuple[str, list[str]]:
@@ -33,6 +37,7 @@ def bosh_masters(cluster: str, prefix: str, group: str) -> tuple[str, list[str]]
 class Bosh:
     deployment: str
     instance: str
+    root: str = ""  # every node path under this directory (--node-root: chroots, tests)
 
     @property
     def name(self) -> str:
@@ -40,6 +45,7 @@ class Bosh:
 
     def read(self, path: str) -> bytes | None:
         # base64 keeps the file intact through bosh's line-oriented result table
+        path = self.root + path
         command = (
             f"if [ -e {shq(path)} ]; then sudo base64 -w0 -- {shq(path)}; else printf %s {shq(MISSING)}; fi"
         )
@@ -58,3 +64,27 @@ class Bosh:
 
     def read_many(self, paths: list[str]) -> dict[str, bytes | None]:
         return {path: self.read(path) for path in paths}
+
+
+@dataclass(frozen=True)
+class BoshShell(Bosh):
+    """A master apply changes: files copied with `bosh scp -r` into a fresh directory (scp
+    creates it), commands run as root with `bosh ssh -c 'sudo sh -c ...'`, whose exit
+    status is the command's."""
+
+    def stage(self, staging_dir: str, files: Mapping[str, bytes]) -> str:
+        target = f"{staging_dir.rstrip('/')}/auditc.{secrets.token_hex(8)}"
+        with tempfile.TemporaryDirectory(prefix="auditc-stage.") as local:
+            for name, content in files.items():
+                Path(local, name).write_bytes(content)
+            argv = ["bosh", "-d", self.deployment, "scp", "-r", local, f"{self.instance}:{target}"]
+            result = run(argv, f"copying the node files to {self.instance}")
+        if result.returncode != 0:
+            detail = (result.stderr or result.stdout).decode("utf-8", "replace").strip().splitlines()
+            raise UserError(f"bosh scp to {self.instance}: {detail[-1] if detail else 'failed'}")
+        return target
+
+    def run(self, command: str, timeout: float) -> Ran:
+        argv = ["bosh", "-d", self.deployment, "ssh", self.instance, "-c", f"sudo sh -c {shq(command)}"]
+        code, out = run_interruptible(argv, timeout)
+        return Ran(code, out.decode("utf-8", "replace"))
