@@ -149,3 +149,18 @@ def shellcheck(scripts: list[Path], *options: str) -> None:
         )
         assert result.returncode == 0, result.stdout[:4000]
         _PASSED.update(key for key, path in batch if not path.name.endswith(".context.sh"))
+
+
+def ssh_options(key: Path) -> list[str]:
+    """auditc's ssh options for the suite's sshd on 127.0.0.1 (tests/conftest.py): its
+    per-run key, no host key checks (a fresh host key each run), no chatter."""
+    return [
+        "--ssh-identity",
+        str(key),
+        "--ssh-option",
+        "StrictHostKeyChecking=no",
+        "--ssh-option",
+        "UserKnownHostsFile=/dev/null",
+        "--ssh-option",
+        "LogLevel=ERROR",
+    ]

@@ -21,6 +21,7 @@ from compiler.live.snapshot import Snapshot, load, save
 from compiler.transport import NodeAccess
 from tests.paths import DATA
 from tests.sites import write_spec, write_tree
+from tests.tools import ssh_options
 
 MANIFEST = "/etc/kubernetes/manifests/kube-apiserver.yaml"
 CONFIG = "/etc/kubernetes/audit"
@@ -213,14 +214,7 @@ def test_snapshot_over_ssh_then_a_flag_edited_on_one_host(tmp_path: Path, sshd: 
     for host in ("127.0.0.1", "localhost"):
         _applied_node(tmp_path / host, spec, nodes / host)
     options = [
-        "--ssh-identity",
-        str(key),
-        "--ssh-option",
-        "StrictHostKeyChecking=no",
-        "--ssh-option",
-        "UserKnownHostsFile=/dev/null",
-        "--ssh-option",
-        "LogLevel=ERROR",
+        *ssh_options(key),
         "--node-root",
         f"{nodes}/{{host}}",
     ]

@@ -9,6 +9,7 @@ from typing import Any
 
 from tests.rollout.world import HOSTS, MANIFEST, World
 from tests.sites import write_spec
+from tests.tools import ssh_options
 
 RELAY = r"""
 import os, socket, sys, threading, time
@@ -48,14 +49,7 @@ def _ssh_world(world: World, sshd: tuple[int, Path]) -> Path:
     world.node_args = lambda: [  # type: ignore[method-assign]
         "--node-root",
         f"{world.nodes}/{{host}}",
-        "--ssh-identity",
-        str(key),
-        "--ssh-option",
-        "StrictHostKeyChecking=no",
-        "--ssh-option",
-        "UserKnownHostsFile=/dev/null",
-        "--ssh-option",
-        "LogLevel=ERROR",
+        *ssh_options(key),
         "--ssh-option",
         f"ProxyCommand={sys.executable} {relay} %h %p {down}",
     ]

@@ -150,3 +150,17 @@ def test_durable_needs_the_os_conf_version_and_runs_after_the_masters(
     (update,) = [i for i, line in enumerate(log) if line.startswith("bosh update-config")]
     assert f"deployment=service-instance_{UUID}" in log[update] and "os_conf_version=23.0.2" in log[update]
     assert update > max(i for i, line in enumerate(log) if line.startswith("bosh ssh"))
+
+
+def test_an_unhealthy_master_is_left_untouched(fleet: Fleet) -> None:
+    """The patch script's --check-health under bpm: the job's own health check fails before
+    any change, so the master is not touched and the rollout stops there."""
+    (fleet.root(MASTERS[0]) / HEALTH).write_text("#!/bin/sh\necho 'etcd: no leader' >&2\nexit 1\n")
+    before = {m: _bpm(fleet, m) for m in MASTERS}
+    result = fleet.apply()
+    assert result.exit_code == 1, result.output
+    (host,) = fleet.records()[-1]["hosts"]
+    assert (host["host"], host["outcome"]) == (MASTERS[0], "untouched")
+    assert "not healthy before the change" in host["detail"]
+    assert {m: _bpm(fleet, m) for m in MASTERS} == before
+    assert not (fleet.root(MASTERS[0]) / "var/vcap/jobs/kube-apiserver/config/audit-policy.yaml").exists()
