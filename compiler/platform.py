@@ -43,6 +43,9 @@ class NodePaths:
     staging_dir: str
     manifest_format: ManifestFormat = "static-pod"  # bpm: a bpm.yml process list, no kubelet
     platform_log: bool = False  # the platform writes its own audit log; its flags stay as they are
+    # False where the apiserver's flags are all a platform lets auditc set and the config
+    # dir sits in a directory the apiserver mounts already
+    adds_volumes: bool = True
 
     @property
     def policy_file(self) -> str:
@@ -193,9 +196,24 @@ class Platform(Protocol):
         """What the patch script is run with on this platform's nodes (besides --root)."""
         ...
 
+    def restart_host(
+        self,
+        resolved: Resolved,
+        files: Mapping[str, bytes],
+        start: list[str],
+        context: str | None,
+        wait_timeout: float,
+        poll: float,
+    ) -> tuple[bool, bool, str] | None:
+        """Where a node is changed by restarting it with new flags: install ``files``,
+        restart with the ``start`` command, wait until ready; (done, touched, why not),
+        ``touched`` False when the node was left as it was. None on platforms whose nodes
+        apply patches through ``shells``."""
+        ...
+
     def step_values(self, shells: list[NodeShell]) -> dict[str, str]:
         """Placeholders in plan.yaml's step commands that are known once the hosts are
-        found, and their values (pks: ``<deployment>``)."""
+        found, and their values (such as ``<deployment>``)."""
         ...
 
 

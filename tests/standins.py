@@ -305,6 +305,10 @@ elif verb == "logs":
         moment = calendar.timegm(time.strptime(line[:19], "%Y-%m-%dT%H:%M:%S"))
         if moment >= since:
             print(f"[pod/falco-5d8f7c9b4-x2vqk/falco] {line}")
+elif verb == "get" and rest[:2] == ["--raw", "/readyz"]:
+    if os.environ.get("FAKE_READYZ") == "fail":
+        print("Error from server (InternalError): [-]etcd failed", file=sys.stderr); sys.exit(1)
+    print("ok")
 elif verb == "get":
     target = rest[0] if len(rest) == 1 else "/".join(rest[:2])
     kind, name = target.split("/", 1)
@@ -408,6 +412,88 @@ elif args[:2] == ["get", "values"]:
 else:
     print(f"stand-in helm: unexpected: {sys.argv[1:]}", file=sys.stderr); sys.exit(64)
 """
+
+
+# minikube over a state directory ($FAKE_MINIKUBE/<profile>: `status`, the node's `/` in
+# `node/`, the profile's ExtraOptions in `extra.json`), following minikube's documented
+# behaviour: `status -p P` exits 0 only when the profile runs; `stop -p P`; `start -p P
+# [--extra-config=apiserver.K=V]...` syncs $MINIKUBE_HOME/.minikube/files into the node
+# (file sync) and, when --extra-config is given, takes those options as the profile's
+# (kubernetes/minikube#9634), so the apiserver manifest gets exactly them; with
+# $FAKE_MINIKUBE_BREAKS=1 an apiserver given the audit webhook never comes up (start
+# exits 80, as minikube's K8S_APISERVER_MISSING); `ssh -p P -- CMD` runs CMD with every
+# quoted absolute path under the node's directory, output with CRLF (a terminal).
+MINIKUBE = r"""
+import json, os, re, shutil, subprocess, sys
+import yaml
+
+args = sys.argv[1:]
+with open(os.environ["FAKE_LOG"], "a") as log:
+    log.write("minikube " + " ".join(args) + "\n")
+verb = args[0]
+profile = args[args.index("-p") + 1]
+home = os.path.join(os.environ["FAKE_MINIKUBE"], profile)
+node = os.path.join(home, "node")
+def status(value=None):
+    path = os.path.join(home, "status")
+    if value is not None:
+        open(path, "w").write(value)
+    return open(path).read().strip()
+if verb == "status":
+    print(f"host: {status()}")
+    sys.exit(0 if status() == "Running" else 7)
+elif verb == "stop":
+    status("Stopped")
+    print(f'* Stopping node "{profile}"  ...')
+elif verb == "start":
+    mk = os.environ.get("MINIKUBE_HOME") or os.path.expanduser("~")
+    files = os.path.join(mk if mk.endswith(".minikube") else os.path.join(mk, ".minikube"), "files")
+    if os.path.isdir(files):
+        shutil.copytree(files, node, dirs_exist_ok=True)
+    given = [a.split("=", 1)[1] for a in args if a.startswith("--extra-config=")]
+    extra_path = os.path.join(home, "extra.json")
+    old = json.load(open(extra_path)) if os.path.exists(extra_path) else []
+    new = old
+    if given:
+        new = [{"Component": g.split(".", 1)[0], "Key": g.split(".", 1)[1].split("=", 1)[0],
+                "Value": g.split("=", 1)[1]} for g in given]
+        json.dump(new, open(extra_path, "w"))
+    manifest = os.path.join(node, "etc/kubernetes/manifests/kube-apiserver.yaml")
+    pod = yaml.safe_load(open(manifest))
+    (container,) = [c for c in pod["spec"]["containers"] if c["name"] == "kube-apiserver"]
+    keys = {o["Key"] for o in old + new if o["Component"] == "apiserver"}
+    command = [c for c in container["command"] if c.split("=", 1)[0].lstrip("-") not in keys]
+    command += [f"--{o['Key']}={o['Value']}" for o in new if o["Component"] == "apiserver"]
+    container["command"] = command
+    yaml.safe_dump(pod, open(manifest, "w"), sort_keys=False)
+    webhook = any("audit-webhook-config-file" in c for c in command)
+    if os.environ.get("FAKE_MINIKUBE_BREAKS") == "1" and webhook:
+        status("Stopped")
+        print("X Exiting due to K8S_APISERVER_MISSING: wait 6m0s for node: apiserver process never appeared")
+        sys.exit(80)
+    status("Running")
+    print(f'* Done! kubectl is now configured to use "{profile}" cluster')
+elif verb == "ssh":
+    if status() != "Running":
+        print(f'The control-plane node {profile} host is not running', file=sys.stderr); sys.exit(80)
+    command = re.sub(r"'/", "'" + node + "/", args[args.index("--") + 1])
+    ran = subprocess.run(["sh", "-c", command], capture_output=True)
+    sys.stdout.buffer.write(ran.stdout.replace(b"\n", b"\r\n"))
+    sys.exit(ran.returncode)
+else:
+    sys.exit(64)
+"""
+
+
+def install_minikube(bin_dir: Path) -> None:
+    """The stand-in minikube above, and a sudo that runs its command (the node's sudo)."""
+    import sys
+
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    (bin_dir / "minikube").write_text(f"#!{sys.executable}\n{MINIKUBE}")
+    (bin_dir / "sudo").write_text('#!/bin/sh\n[ "$1" = -n ] && shift\nexec "$@"\n')
+    for name in ("minikube", "sudo"):
+        (bin_dir / name).chmod(0o755)
 
 
 def install_cluster(bin_dir: Path) -> None:

@@ -143,9 +143,9 @@ def apiserver_change(resolved: Resolved) -> ApiserverChange:
     _check_versions(resolved, flags, list_items)
 
     volumes: list[Volume] = []
-    if backends:
+    if backends and paths.adds_volumes:
         volumes.append(Volume(f"{VOLUME_PREFIX}config", paths.config_dir, paths.config_dir, True))
-    if flags.get("audit-log-path") and paths.log_dir:
+    if flags.get("audit-log-path") and paths.log_dir and paths.adds_volumes:
         volumes.append(Volume(f"{VOLUME_PREFIX}log", paths.log_dir, paths.log_dir, False))
     owned = OWNED_WITHOUT_LOG if paths.platform_log else OWNED_PREFIXES
     return ApiserverChange(tuple(sorted(flags.items())), tuple(list_items), tuple(volumes), owned)

@@ -77,7 +77,7 @@ def _call(argv: list[str], what: str, stdin: str | None, timeout: float, cwd: st
 
 
 def call(argv: list[str], what: str, *, timeout: float = 120, cwd: str | None = None) -> Command:
-    """Any other CLI a step runs (bosh), output kept."""
+    """Any other CLI a plan step runs (a platform's own), output kept."""
     return _call(argv, what, None, timeout, cwd)
 
 

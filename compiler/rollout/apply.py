@@ -44,12 +44,12 @@ if TYPE_CHECKING:
     from compiler.rollout.verify import Verified
 
 Outcome = Literal["patched", "restored", "untouched", "unreachable", "interrupted", "unknown"]
-NODE_ACTIONS = {"stage", "patch", "cleanup", "gate", "rollout"}
+NODE_ACTIONS = {"stage", "patch", "cleanup", "gate", "rollout", "stop", "start", "verify"}
 CLUSTER_ACTIONS = {"cluster-objects", "install-falco", "wait-for-falco", "gitops", "audit-sink", "durable"}
-# pks: plan/apply.sh logs in and finds the masters itself; auditc apply uses the operator's
-# logged-in pks and bosh CLIs and kubectl context (as plan does), and finds the masters
-# when it reads them
-SESSION_ACTIONS = {"check", "login", "credentials", "deployment", "masters"}
+# steps of a session plan/apply.sh opens itself (log in, get credentials, find the hosts,
+# start a stopped cluster): auditc apply runs in the operator's session (logged-in CLIs,
+# the kubectl context), as plan does, and finds the hosts when it reads them
+SESSION_ACTIONS = {"check", "login", "credentials", "deployment", "masters", "start-cluster"}
 PATCH_SCRIPT = "apiserver-config.patch.sh"
 
 
@@ -201,8 +201,10 @@ def unsupported(inputs: Inputs) -> list[str]:
             f"auditc apply does not carry out the {inputs.resolved.platform.name} steps "
             f"{', '.join(unknown)} yet: run plan/apply.sh --execute"
         )
+    restarts = "start" in actions  # the node changes by a restart (Platform.restart_host)
     if (
         any(a in NODE_ACTIONS for a in actions)
+        and not restarts
         and inputs.resolved.platform.shells(inputs.resolved, inputs.access) is None
     ):
         reasons.append(f"auditc apply cannot reach {inputs.resolved.platform.name} nodes yet")
@@ -341,10 +343,8 @@ def _run_step(
         result = kubectl(inputs.cluster, command[1:], cwd=str(site_dir))
     elif command[0] == "helm":
         result = helm(inputs.cluster, command[1:], cwd=str(site_dir))
-    elif command[0] == "bosh":
-        result = call(command, "reach the BOSH Director", timeout=600, cwd=str(site_dir))
-    else:
-        raise UserError(f"plan.yaml: a cluster step runs {command[0]}, expected kubectl, helm or bosh")
+    else:  # a platform's own CLI
+        result = call(command, f"run {command[0]}", timeout=600, cwd=str(site_dir))
     if result.code != 0:
         raise _Stopped(f"{shown}: {result.reason}; no node was touched")
     applied.steps.append(shown)
@@ -459,13 +459,16 @@ def _nodes(
     """Each host to update in turn; False when the rollout stopped. ``values`` gets the
     placeholders the hosts answer, for the steps after them."""
     resolved = inputs.resolved
-    found = resolved.platform.shells(resolved, inputs.access) or []
+    shells = resolved.platform.shells(resolved, inputs.access)
+    if shells is None:
+        return _restarted(inputs, plan, options, applied, say)
+    found = shells
     values.update(resolved.platform.step_values(found))
-    shells = {shell.name: shell for shell in found}
+    by_name = {shell.name: shell for shell in found}
     todo = plan.hosts_to_update
     for index, host in enumerate(todo, 1):
         say(f"== {host} ({index} of {len(todo)})")
-        shell = shells.get(host)
+        shell = by_name.get(host)
         if shell is None:
             result = HostResult(host, "untouched", "the spec names no such host")
         else:
@@ -482,6 +485,49 @@ def _nodes(
     return True
 
 
+def _restarted(
+    inputs: Inputs, plan: Plan, options: Options, applied: Applied, say: Callable[[str], None]
+) -> bool:
+    """A node changed by restarting it: the files installed, the start command
+    of plan.yaml run, readiness waited for, the node read again. False when it failed."""
+    resolved = inputs.resolved
+    (start,) = [[str(part) for part in step["command"]] for step in inputs.steps if step["action"] == "start"]
+    readers = {reader.name: reader for reader in resolved.platform.transports(resolved, inputs.access)}
+    for host in plan.hosts_to_update:
+        say(f"== {host}: restarting with the rendered flags")
+        started = time.monotonic()
+        done = resolved.platform.restart_host(
+            resolved, _node_files(inputs), start, inputs.cluster.context, options.wait_timeout, options.poll
+        )
+        if done is None:
+            raise UserError(f"plan.yaml has a start step, but {resolved.platform.name} restarts no node")
+        ok, touched, detail = done
+        if not ok:
+            outcome: Outcome = "unknown" if touched else "untouched"
+            result = HostResult(host, outcome, detail, round(time.monotonic() - started, 2))
+        else:
+            try:
+                left = _host_changes(inputs, host, readers[host].read_many(_paths(inputs)))
+            except UserError as exc:
+                left, detail = [], f"restarted, but cannot read the node again: {exc}"
+            if detail or left:
+                shown = "; ".join(f"{c.path} {c.kind}".strip() for c in left[:3])
+                detail = detail or f"restarted, but the node still differs ({shown})"
+                result = HostResult(host, "unknown", detail, round(time.monotonic() - started, 2))
+            else:
+                result = HostResult(host, "patched", "", round(time.monotonic() - started, 2))
+        applied.hosts.append(result)
+        say(f"{host}: {result.outcome}" + (f": {result.detail}" if result.detail else ""))
+        if result.outcome != "patched":
+            applied.ok, applied.reason = False, f"{host} {result.outcome}; rollout stopped"
+            return False
+    return True
+
+
+def _paths(inputs: Inputs) -> list[str]:
+    return node_files(inputs.resolved, inputs.config_files)
+
+
 def _node_files(inputs: Inputs) -> dict[str, bytes]:
     return {
         path.removeprefix("node/"): content
@@ -491,7 +537,7 @@ def _node_files(inputs: Inputs) -> dict[str, bytes]:
 
 
 def _read_host(inputs: Inputs, shell: NodeShell) -> dict[str, bytes | None]:
-    return shell.read_many(node_files(inputs.resolved, inputs.config_files))
+    return shell.read_many(_paths(inputs))
 
 
 def _host_changes(inputs: Inputs, host: str, files: dict[str, bytes | None]) -> list[Change]:

@@ -66,6 +66,17 @@ class Kubeadm:
     def patch_arguments(self, resolved: Resolved) -> tuple[str, ...]:
         return ()
 
+    def restart_host(
+        self,
+        resolved: Resolved,
+        files: Mapping[str, bytes],
+        start: list[str],
+        context: str | None,
+        wait_timeout: float,
+        poll: float,
+    ) -> tuple[bool, bool, str] | None:
+        return None
+
     def step_values(self, shells: list[NodeShell]) -> dict[str, str]:
         return {}
 

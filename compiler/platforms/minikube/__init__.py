@@ -3,18 +3,21 @@
 
 The folder: settings.py (the spec block), platform.yaml (defaults), lint-rules.yaml
 (AUD026), lower.py (every artifact), transport.py (`minikube ssh`),
-templates/apply.sh.j2 (the plan as a script).
+restart.py (the node step of auditc apply), templates/apply.sh.j2 (the plan as a
+script).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from compiler.platform import LintCheck, NodePaths, PlatformData, default_node_paths, load_data
 from compiler.platforms.minikube import lower
+from compiler.platforms.minikube.restart import restart
 from compiler.platforms.minikube.settings import MinikubePlatform, settings
 from compiler.platforms.minikube.transport import MinikubeSsh
 
@@ -44,7 +47,10 @@ class Minikube:
         return _data()
 
     def node_paths(self, site: Site, written_log: bool) -> NodePaths:
-        return default_node_paths(self.data, site, manifest=None, config_dir=None)
+        # --extra-config adds no volumes: the files sit under /etc/ssl/certs, which the
+        # apiserver mounts already, and the log goes to stdout
+        paths = default_node_paths(self.data, site, manifest=None, config_dir=None)
+        return replace(paths, adds_volumes=False)
 
     def check(self, site: Site, paths: NodePaths, kube: Version, checks: Checks) -> None:
         version = site.spec.kubernetes.version
@@ -69,10 +75,23 @@ class Minikube:
         return [MinikubeSsh(settings(resolved.site).profile)]
 
     def shells(self, resolved: Resolved, access: NodeAccess) -> list[NodeShell] | None:
-        return None  # not yet: plan/apply.sh rolls this platform out
+        return None  # no patch script here: the node changes by a restart (restart_host)
 
     def patch_arguments(self, resolved: Resolved) -> tuple[str, ...]:
         return ()
+
+    def restart_host(
+        self,
+        resolved: Resolved,
+        files: Mapping[str, bytes],
+        start: list[str],
+        context: str | None,
+        wait_timeout: float,
+        poll: float,
+    ) -> tuple[bool, bool, str] | None:
+        profile = settings(resolved.site).profile
+        done = restart(profile, resolved.paths.config_dir, files, start, context, wait_timeout, poll)
+        return done.ok, done.touched, done.detail
 
     def step_values(self, shells: list[NodeShell]) -> dict[str, str]:
         return {}

@@ -103,6 +103,17 @@ class Pks:
     def patch_arguments(self, resolved: Resolved) -> tuple[str, ...]:
         return ("--mode", "bpm" if settings(resolved.site).apiserver_config == "bpm" else "static-pod")
 
+    def restart_host(
+        self,
+        resolved: Resolved,
+        files: Mapping[str, bytes],
+        start: list[str],
+        context: str | None,
+        wait_timeout: float,
+        poll: float,
+    ) -> tuple[bool, bool, str] | None:
+        return None
+
     def step_values(self, shells: list[NodeShell]) -> dict[str, str]:
         deployments = {shell.deployment for shell in shells if isinstance(shell, BoshShell)}
         return {"<deployment>": deployments.pop()} if len(deployments) == 1 else {}
