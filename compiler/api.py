@@ -327,7 +327,7 @@ def apply(
             )
     inputs = _rollout_inputs(spec, context, kubeconfig, access, roots)
     check = None
-    if verify_timeout is not None:
+    if verify_timeout is not None and inputs.resolved.site.spec.falco.probe:
 
         def check() -> Any:
             return _verify(inputs, verify_timeout, say)

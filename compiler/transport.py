@@ -137,8 +137,10 @@ def ssh_connections() -> Iterator[None]:
     a patch become sessions over it, not a login each (about half a second apiece). The
     masters are closed when the block ends (ControlPersist bounds them if auditc is killed).
     An --ssh-option ControlMaster=no (given first, so it wins) turns it off."""
-    directory = tempfile.mkdtemp(prefix="auditc-ssh.")
-    token = _CONTROL_DIR.set(directory)
+    # a unix socket path has ~104 bytes: ssh appends %C (40) and a 17-byte temporary suffix,
+    # so the directory goes under /tmp, and multiplexing is off if even that is too long
+    directory = tempfile.mkdtemp(prefix="auditc-ssh.", dir="/tmp" if Path("/tmp").is_dir() else None)
+    token = _CONTROL_DIR.set(directory if len(directory) <= 40 else None)
     try:
         yield
     finally:

@@ -101,7 +101,8 @@ def install(bin_dir: Path) -> None:
 #   while Falco runs is an audit event: when a rule of the release's customRules matches it
 #   (its condition's `field=value` and `field startswith "value"` clauses evaluated against
 #   the event), the rule's output, fields filled in, becomes a line of Falco's log, unless
-#   $FAKE_PROBE=never (an apiserver that sends nothing); with $FAKE_WORKLOAD=present the
+#   $FAKE_PROBE=never (an apiserver that sends nothing) or when none of the apiserver
+#   configurations in $FAKE_APISERVER_CONFIGS names an audit webhook; with $FAKE_WORKLOAD=present the
 #   values are those of a HelmRelease or Application the test stored; kubectl logs -l SELECTOR
 #   --timestamps --prefix --since-time=T prints those lines;
 # - helm upgrade --install REL CHART --repo R --version V --namespace NS -f FILE, helm list
@@ -237,6 +238,9 @@ def audit_event(obj):
     # what Falco does with the ConfigMap create: the matching rules' output, logged
     if os.environ.get("FAKE_PROBE", "arrives") == "never" or not falco_running():
         return
+    configs = [p for p in os.environ.get("FAKE_APISERVER_CONFIGS", "").split(os.pathsep) if p]
+    if configs and not any("audit-webhook-config-file" in open(p).read() for p in configs):
+        return  # no apiserver sends audit events to a webhook
     meta = obj["metadata"]
     event = {"ka.verb": "create", "ka.target.resource": "configmaps", "ka.target.name": meta["name"],
              "ka.target.namespace": meta.get("namespace", ""), "ka.user.name": "kubernetes-admin"}

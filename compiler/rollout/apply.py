@@ -32,7 +32,7 @@ from compiler.artifacts.falco_values import receiver_service_name
 from compiler.datafiles import yaml_documents
 from compiler.errors import Refusal, UserError
 from compiler.live.cluster import Kubectl, call, has_endpoints, helm, helm_release, kubectl, object_key
-from compiler.live.compare import Change, compare, expected_hosts
+from compiler.live.compare import Change, compare, expected_hosts, project
 from compiler.live.snapshot import Snapshot, gather, node_files
 from compiler.rollout import plan as plans
 from compiler.rollout.lock import Lock, holder_identity
@@ -201,13 +201,6 @@ def unsupported(inputs: Inputs) -> list[str]:
             f"auditc apply does not carry out the {inputs.resolved.platform.name} steps "
             f"{', '.join(unknown)} yet: run plan/apply.sh --execute"
         )
-    restarts = "start" in actions  # the node changes by a restart (Platform.restart_host)
-    if (
-        any(a in NODE_ACTIONS for a in actions)
-        and not restarts
-        and inputs.resolved.platform.shells(inputs.resolved, inputs.access) is None
-    ):
-        reasons.append(f"auditc apply cannot reach {inputs.resolved.platform.name} nodes yet")
     return reasons
 
 
@@ -245,7 +238,7 @@ def apply(
         applied = Applied(now.site, now)
         try:
             _roll_out(inputs, now, options, applied, say)
-        except _Stopped as stop:
+        except (_Stopped, UserError) as stop:  # a CLI that failed mid-way: recorded, exit 1
             applied.ok, applied.reason = False, str(stop)
         except KeyboardInterrupt:
             applied.ok, applied.reason = False, "interrupted"
@@ -264,7 +257,8 @@ def _check(applied: Applied, check: Callable[[], Verified] | None) -> None:
         return
     applied.verified = check()
     if not applied.verified.ok:
-        applied.ok, applied.reason = False, "applied, but verify saw no alert from Falco"
+        done = "applied" if applied.plan.changes else "nothing to apply"
+        applied.ok, applied.reason = False, f"{done}, but verify saw no alert from Falco"
 
 
 def _roll_out(
@@ -300,7 +294,7 @@ def _roll_out(
             elif action == "wait-for-falco":
                 _wait_for_falco(inputs, command, options, applied, say)
             else:
-                _run_step(inputs, _filled(command, values), site_dir, applied, say)
+                _run_step(inputs, command, values, site_dir, applied, say)
 
 
 @contextmanager
@@ -320,14 +314,14 @@ def _variables(command: list[str]) -> list[str]:
     return [part.split("$", 1)[1] for part in command if "$" in part]
 
 
-def _filled(command: list[str], values: dict[str, str]) -> list[str]:
-    """Placeholders the hosts answered (``<deployment>``) and ``$NAME`` from the
-    environment (unsupported() refused a missing one before anything started)."""
+def _filled(command: list[str], values: dict[str, str], env: bool = True) -> list[str]:
+    """Placeholders the hosts answered (``<deployment>``) and, with ``env``, ``$NAME`` from
+    the environment (unsupported() refused a missing one before anything started)."""
     out = []
     for part in command:
         for placeholder, value in values.items():
             part = part.replace(placeholder, value)
-        if "$" in part:
+        if env and "$" in part:
             head, name = part.split("$", 1)
             part = head + os.environ.get(name, "")
         out.append(part)
@@ -335,9 +329,16 @@ def _filled(command: list[str], values: dict[str, str]) -> list[str]:
 
 
 def _run_step(
-    inputs: Inputs, command: list[str], site_dir: Path, applied: Applied, say: Callable[[str], None]
+    inputs: Inputs,
+    written: list[str],
+    values: dict[str, str],
+    site_dir: Path,
+    applied: Applied,
+    say: Callable[[str], None],
 ) -> None:
-    shown = " ".join(command)
+    """One command of plan.yaml; shown as written ($NAME, not its value)."""
+    command = _filled(written, values)
+    shown = " ".join(_filled(written, {k: v for k, v in values.items() if "$" not in k}, env=False))
     say(f"cluster: {shown}")
     if command[0] == "kubectl":
         result = kubectl(inputs.cluster, command[1:], cwd=str(site_dir))
@@ -346,7 +347,9 @@ def _run_step(
     else:  # a platform's own CLI
         result = call(command, f"run {command[0]}", timeout=600, cwd=str(site_dir))
     if result.code != 0:
-        raise _Stopped(f"{shown}: {result.reason}; no node was touched")
+        touched = [h.host for h in applied.hosts if h.outcome != "untouched"]
+        after = f"after the hosts were changed ({', '.join(touched)})" if touched else "no node was touched"
+        raise _Stopped(f"{shown}: {result.reason}; {after}")
     applied.steps.append(shown)
 
 
@@ -405,7 +408,7 @@ def _wait_for_controller(
     controller = GITOPS_KINDS[str(release["kind"])]
     say(f"cluster: waiting up to {options.wait_timeout}s for {controller} to deploy chart {version} ({name})")
     while True:
-        missing = _not_deployed(inputs.cluster.get(release), str(version))
+        missing = _not_deployed(inputs.cluster.get(release), release, str(version))
         if missing is None:
             applied.steps.append(f"{controller} deployed chart {version} ({release['kind']} {name})")
             return
@@ -417,16 +420,29 @@ def _wait_for_controller(
         time.sleep(options.poll)
 
 
-def _not_deployed(live: dict[str, Any] | None, version: str) -> str | None:
-    """What the controller's status still lacks; None when the pinned chart is deployed.
-    Argo CD: status.sync Synced at revision VERSION, status.health Healthy. Flux
-    HelmRelease: the newest status.history entry (v2; lastAppliedRevision in v2beta) at
-    chart VERSION, and the Ready condition True."""
+def _not_deployed(live: dict[str, Any] | None, rendered: dict[str, Any], version: str) -> str | None:
+    """What the controller still lacks; None when the rendered object is deployed. First
+    the live object must carry the rendered spec (the controller synced the commit) and a
+    status about that spec (Flux: status.observedGeneration = metadata.generation; Argo CD:
+    status.sync.comparedTo.source = spec.source), so a values change at the same chart
+    version is not taken for done. Then Argo CD: Synced at revision VERSION and Healthy;
+    Flux: the newest status.history entry (v2; lastAppliedRevision in v2beta) at chart
+    VERSION and Ready True."""
     if live is None:
         return "it does not exist yet"
+    spec = live.get("spec") or {}
+    if project(spec, rendered.get("spec")) != rendered.get("spec"):
+        return "its spec is not the rendered one yet (the controller has not synced the commit)"
     status = live.get("status") or {}
+    generation = (live.get("metadata") or {}).get("generation")
+    observed = status.get("observedGeneration")
+    if observed is not None and generation is not None and observed != generation:
+        return f"status is of generation {observed}, the object is at {generation}"
     if live.get("kind") == "Application":
         sync, health = status.get("sync") or {}, status.get("health") or {}
+        compared = (sync.get("comparedTo") or {}).get("source")
+        if compared is not None and project(compared, spec.get("source")) != spec.get("source"):
+            return "sync status was compared against an older source"
         if sync.get("revision") != version:
             return f"revision {sync.get('revision') or 'none yet'}"
         if sync.get("status") != "Synced":
@@ -461,6 +477,8 @@ def _nodes(
     resolved = inputs.resolved
     shells = resolved.platform.shells(resolved, inputs.access)
     if shells is None:
+        if not any(step["action"] == "start" for step in inputs.steps):
+            raise _Stopped(f"auditc apply cannot change {resolved.platform.name} nodes; no node was touched")
         return _restarted(inputs, plan, options, applied, say)
     found = shells
     values.update(resolved.platform.step_values(found))
@@ -496,9 +514,21 @@ def _restarted(
     for host in plan.hosts_to_update:
         say(f"== {host}: restarting with the rendered flags")
         started = time.monotonic()
-        done = resolved.platform.restart_host(
-            resolved, _node_files(inputs), start, inputs.cluster.context, options.wait_timeout, options.poll
-        )
+        try:
+            done = resolved.platform.restart_host(
+                resolved,
+                _node_files(inputs),
+                start,
+                inputs.cluster.context,
+                options.wait_timeout,
+                options.poll,
+            )
+        except KeyboardInterrupt:
+            elapsed = round(time.monotonic() - started, 2)
+            applied.hosts.append(
+                HostResult(host, "interrupted", "during the restart: run auditc plan", elapsed)
+            )
+            raise
         if done is None:
             raise UserError(f"plan.yaml has a start step, but {resolved.platform.name} restarts no node")
         ok, touched, detail = done
@@ -507,6 +537,8 @@ def _restarted(
             result = HostResult(host, outcome, detail, round(time.monotonic() - started, 2))
         else:
             try:
+                if host not in readers:
+                    raise UserError(f"{host} is not among the nodes {resolved.platform.name} reads")
                 left = _host_changes(inputs, host, readers[host].read_many(_paths(inputs)))
             except UserError as exc:
                 left, detail = [], f"restarted, but cannot read the node again: {exc}"

@@ -77,6 +77,10 @@ def verify(
     sent = time.time()
     created = kubectl(cluster, ["create", "-f", "-", "-o", "name"], stdin=json.dumps(probe), timeout=60)
     if created.code != 0:  # a failed verify, not an error: apply still writes its record
+        # a create that timed out may still have made it
+        kubectl(
+            cluster, ["-n", namespace, "delete", "configmap", result.probe, "--ignore-not-found"], timeout=60
+        )
         result.causes = [f"cannot create the probe ConfigMap in namespace {namespace}: {created.reason}"]
         return result
     try:

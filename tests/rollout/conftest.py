@@ -40,6 +40,7 @@ def world(tmp_path: Path, tls_files: tuple[Path, Path], monkeypatch: pytest.Monk
         world.apiservers[host] = server
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_CLUSTER", str(world.cluster))
+    monkeypatch.setenv("FAKE_APISERVER_CONFIGS", os.pathsep.join(str(world.manifest(h)) for h in HOSTS))
     monkeypatch.setenv("FAKE_LOG", str(world.log))
     monkeypatch.setenv("FAKE_REAL_KUBECTL", real_kubectl)
     monkeypatch.setenv("AUDITC_STATE_DIR", str(world.state))

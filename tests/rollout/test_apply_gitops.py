@@ -83,6 +83,22 @@ def test_flux_still_on_an_older_chart_stops_before_any_node(
     assert world.snapshot() == before
 
 
+def test_flux_not_yet_synced_or_reconciled_stops(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A values change at the same chart version: the controller still reports the old
+    release Ready at that version, so the spec and the generation decide."""
+    release = _gitops(world, "flux", monkeypatch)
+    older = json.loads(json.dumps(release))
+    del older["spec"]["values"]["customRules"]  # the commit before the probe rule
+    _store(world, older, _flux_status(CHART))
+    result = world.apply(None, "--wait-timeout", "1")
+    assert result.exit_code == 1
+    assert "its spec is not the rendered one yet (the controller has not synced the commit)" in result.stdout
+    _store(world, release, {**_flux_status(CHART), "observedGeneration": 0})  # synced, not reconciled
+    result = world.apply(None, "--wait-timeout", "1")
+    assert result.exit_code == 1
+    assert "status is of generation 0, the object is at 1" in result.stdout
+
+
 def test_flux_not_ready_is_named(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     release = _gitops(world, "flux", monkeypatch)
     status = _flux_status(CHART)
@@ -103,6 +119,11 @@ def test_flux_not_ready_is_named(world: World, monkeypatch: pytest.MonkeyPatch) 
             "sync status OutOfSync",
         ),
         ({"sync": {"status": "Synced", "revision": "9.0.0"}}, False, "revision 9.0.0"),
+        (
+            {"sync": {"status": "Synced", "revision": CHART, "comparedTo": {"source": {"chart": "falco"}}}},
+            False,
+            "sync status was compared against an older source",
+        ),
         (
             {"sync": {"status": "Synced", "revision": CHART}, "health": {"status": "Progressing"}},
             False,

@@ -19,6 +19,8 @@ if os.path.exists(marker):
     sys.stderr.write(f"ssh: connect to host {host} port {port}: Connection refused\n")
     sys.exit(1)
 connection = socket.create_connection(("127.0.0.1", port))
+with open(os.path.join(down, "connections"), "a") as seen:
+    seen.write(host + "\n")
 def upstream():
     while data := os.read(0, 65536):
         connection.sendall(data)
@@ -57,9 +59,11 @@ def _ssh_world(world: World, sshd: tuple[int, Path]) -> Path:
 
 
 def test_apply_over_ssh_then_plan_is_empty(world: World, sshd: tuple[int, Path]) -> None:
-    _ssh_world(world, sshd)
+    down = _ssh_world(world, sshd)
     planned = world.plan()
     assert planned.exit_code == 1, planned.output
+    # one ssh connection per host for the whole command (the reads are sessions over it)
+    assert sorted((down / "connections").read_text().split()) == HOSTS
     result = world.apply()
     assert result.exit_code == 0, result.output
     assert [h["outcome"] for h in world.records()[-1]["hosts"]] == ["patched"] * 3

@@ -149,3 +149,31 @@ def test_a_cluster_without_falco_fails_at_the_create(world: World) -> None:
         "cannot create the probe ConfigMap in namespace falco: "
         'Error from server (NotFound): namespaces "falco" not found' in result.stdout  # type: ignore[attr-defined]
     )
+
+
+def test_falco_up_but_no_apiserver_pointed_at_it(world: World) -> None:
+    """The cluster layer went through, every host stayed as it was (the first apiserver was
+    unhealthy): the stand-in Falco gets no event, and verify names every host."""
+    world.apiservers["cp-1"].never_ready = True
+    assert world.apply(None, "--no-verify").exit_code == 1
+    world.apiservers["cp-1"].never_ready = False
+    result = _verify(world)
+    assert result.exit_code == 1, result.output  # type: ignore[attr-defined]
+    out = result.stdout  # type: ignore[attr-defined]
+    for host in ("cp-1", "cp-2", "cp-3"):
+        assert f"  - {host}: the rendered apiserver flags or audit files are not live there" in out
+
+
+def test_apply_with_the_probe_off_does_not_verify(world: World) -> None:
+    write_spec(
+        world.tmp,
+        {
+            "platform": {"kubeadm": {"controlPlanes": [{"host": h} for h in ("cp-1", "cp-2", "cp-3")]}},
+            "falco": {"probe": False},
+        },
+        metadata={"labels": {"env": "lab"}},
+    )
+    result = world.apply()
+    assert result.exit_code == 0, result.output
+    assert "verify:" not in result.stdout
+    assert world.records()[-1]["verify"] is None

@@ -36,11 +36,6 @@ class Restarted:
     detail: str = ""
 
 
-def running(profile: str) -> bool:
-    code, _ = run_interruptible(["minikube", "status", "-p", profile], 60)
-    return code == 0
-
-
 def restart(
     profile: str,
     config_dir: str,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import json
 import secrets
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from compiler.errors import UserError
 from compiler.templates import shq
@@ -69,8 +71,9 @@ class Bosh:
 @dataclass(frozen=True)
 class BoshShell(Bosh):
     """A master apply changes: files copied with `bosh scp -r` into a fresh directory (scp
-    creates it), commands run as root with `bosh ssh -c 'sudo sh -c ...'`, whose exit
-    status is the command's."""
+    creates it), commands run as root with `bosh ssh -c 'sudo sh -c ...' -r --json`: bosh
+    itself exits 1 for any failure and prefixes every line, so the command's exit code
+    and output are read from the result row."""
 
     def stage(self, staging_dir: str, files: Mapping[str, bytes]) -> str:
         target = f"{staging_dir.rstrip('/')}/auditc.{secrets.token_hex(8)}"
@@ -85,6 +88,31 @@ class BoshShell(Bosh):
         return target
 
     def run(self, command: str, timeout: float) -> Ran:
-        argv = ["bosh", "-d", self.deployment, "ssh", self.instance, "-c", f"sudo sh -c {shq(command)}"]
+        argv = [
+            *("bosh", "-d", self.deployment, "ssh", self.instance),
+            *("-c", f"sudo sh -c {shq(command)}", "-r", "--json"),
+        ]
         code, out = run_interruptible(argv, timeout)
-        return Ran(code, out.decode("utf-8", "replace"))
+        text = out.decode("utf-8", "replace")
+        row = _result_row(text)
+        if row is None:  # no result: bosh did not reach the master (or was cut off)
+            return Ran(code or 1, text, unreachable=True)
+        try:
+            status = int(str(row.get("exit_code", "")).strip())
+        except ValueError:
+            return Ran(code or 1, text, unreachable=True)
+        return Ran(status, f"{row.get('stdout', '')}{row.get('stderr', '')}")
+
+
+def _result_row(text: str) -> dict[str, Any] | None:
+    """The one result row of `bosh ssh -r --json` output (its JSON document may follow
+    lines bosh writes to stderr)."""
+    start = text.find("{")
+    if start < 0:
+        return None
+    try:
+        document, _ = json.JSONDecoder().raw_decode(text[start:])
+    except ValueError:
+        return None
+    rows = [row for table in document.get("Tables") or [] for row in table.get("Rows") or []]
+    return rows[0] if len(rows) == 1 and isinstance(rows[0], dict) else None

@@ -66,6 +66,7 @@ def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lab]:
     monkeypatch.setenv("FAKE_MINIKUBE", str(tmp_path / "minikube"))
     monkeypatch.setenv("MINIKUBE_HOME", str(tmp_path / "mk"))
     monkeypatch.setenv("FAKE_CLUSTER", str(tmp_path / "cluster"))
+    monkeypatch.setenv("FAKE_APISERVER_CONFIGS", str(node / MANIFEST))
     monkeypatch.setenv("FAKE_LOG", str(tmp_path / "calls.log"))
     monkeypatch.setenv("FAKE_REAL_KUBECTL", real_kubectl)
     monkeypatch.setenv("AUDITC_STATE_DIR", str(tmp_path / "state"))

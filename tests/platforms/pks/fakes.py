@@ -136,13 +136,19 @@ elif verb == "ssh":
     if os.path.exists(os.path.join(vm(instance), "down")):
         print(f"Error: dialing {instance}: connection refused", file=sys.stderr); sys.exit(1)
     if rest[3:] == ["-r", "--json"]:
+        log.write(f"bosh ssh {instance} {command}\n")
         ran = subprocess.run(["sh", "-c", command], capture_output=True, text=True)
         row = {"instance": instance, "stdout": ran.stdout, "stderr": ran.stderr,
                "exit_code": str(ran.returncode)}
         print(json.dumps({"Tables": [{"Content": "", "Rows": [row]}]}))
         sys.exit(0)
     log.write(f"bosh ssh {instance} {command}\n")
-    sys.exit(subprocess.run(["sh", "-c", command]).returncode)
+    # as the real CLI: every line prefixed, and exit 1 for any failure of the command
+    ran = subprocess.run(["sh", "-c", command], capture_output=True, text=True)
+    for line in (ran.stdout + ran.stderr).splitlines():
+        print(f"{instance}: stdout | {line}")
+    if ran.returncode:
+        print(f"Exit code {ran.returncode}"); sys.exit(1)
 else:
     sys.exit(64)
 """

@@ -53,6 +53,14 @@ class Fleet:
         path = self.fake / "log"
         return path.read_text().splitlines() if path.exists() else []
 
+    def changes(self) -> list[str]:
+        """The bosh calls that copy to or run on a master, reads (`if [ -e ...`) left out."""
+        return [
+            line
+            for line in self.log()
+            if line.startswith("bosh scp") or (line.startswith("bosh ssh") and "if [ -e " not in line)
+        ]
+
     def records(self) -> list[dict[str, Any]]:
         return [json.loads(p.read_text()) for p in sorted((self.state / "t").glob("apply-*.json"))]
 
@@ -83,6 +91,9 @@ def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fleet]:
     monkeypatch.setenv("FAKE", str(fake))
     monkeypatch.setenv("FAKE_LOG", str(fake / "log"))
     monkeypatch.setenv("FAKE_UUID", UUID)
+    monkeypatch.setenv(
+        "FAKE_APISERVER_CONFIGS", os.pathsep.join(str(fake / "vms" / m / BPM) for m in MASTERS)
+    )
     monkeypatch.setenv("FAKE_CLUSTER", str(tmp_path / "cluster"))
     monkeypatch.setenv("FAKE_REAL_KUBECTL", real_kubectl)
     monkeypatch.setenv("AUDITC_STATE_DIR", str(tmp_path / "state"))
@@ -109,7 +120,7 @@ def test_apply_goes_master_by_master_then_plan_is_empty(fleet: Fleet) -> None:
         assert "--audit-webhook-config-file=" in _bpm(fleet, master)
         assert (fleet.root(master) / "var/vcap/jobs/kube-apiserver/config/audit-policy.yaml").is_file()
     # one master at a time: copied, checked, patched, before the next is touched
-    touched = [line.split()[2] for line in fleet.log() if line.startswith(("bosh scp", "bosh ssh"))]
+    touched = [line.split()[2] for line in fleet.changes()]
     assert touched == sorted(touched, key=MASTERS.index)
     patches = [line for line in fleet.log() if line.startswith("bosh ssh") and "patch.sh" in line]
     assert len(patches) == 6 and all("--mode" in line and "bpm" in line for line in patches)
@@ -129,9 +140,7 @@ def test_a_master_that_does_not_come_back_is_restored_and_stops(fleet: Fleet) ->
     assert _bpm(fleet, MASTERS[0]) != before[MASTERS[0]]
     assert _bpm(fleet, MASTERS[1]) == before[MASTERS[1]]
     assert _bpm(fleet, MASTERS[2]) == before[MASTERS[2]]
-    assert not [
-        line for line in fleet.log() if MASTERS[2] in line and line.startswith(("bosh scp", "bosh ssh"))
-    ]
+    assert not [line for line in fleet.changes() if MASTERS[2] in line]
 
 
 def test_durable_needs_the_os_conf_version_and_runs_after_the_masters(
@@ -142,14 +151,14 @@ def test_durable_needs_the_os_conf_version_and_runs_after_the_masters(
     refused = fleet.apply()
     assert refused.exit_code == 1
     assert "the durable step needs $OS_CONF_VERSION set" in refused.output
-    assert not [line for line in fleet.log() if line.startswith(("bosh scp", "bosh ssh"))]
+    assert fleet.changes() == []
     monkeypatch.setenv("OS_CONF_VERSION", "23.0.2")
     result = fleet.apply()
     assert result.exit_code == 0, result.output
     log = fleet.log()
     (update,) = [i for i, line in enumerate(log) if line.startswith("bosh update-config")]
     assert f"deployment=service-instance_{UUID}" in log[update] and "os_conf_version=23.0.2" in log[update]
-    assert update > max(i for i, line in enumerate(log) if line.startswith("bosh ssh"))
+    assert update > max(i for i, line in enumerate(log) if "patch.sh" in line)
 
 
 def test_an_unhealthy_master_is_left_untouched(fleet: Fleet) -> None:
@@ -164,3 +173,19 @@ def test_an_unhealthy_master_is_left_untouched(fleet: Fleet) -> None:
     assert "not healthy before the change" in host["detail"]
     assert {m: _bpm(fleet, m) for m in MASTERS} == before
     assert not (fleet.root(MASTERS[0]) / "var/vcap/jobs/kube-apiserver/config/audit-policy.yaml").exists()
+
+
+def test_the_patch_scripts_own_words_come_through_bosh(fleet: Fleet) -> None:
+    """bosh prefixes every line and exits 1 for any failure; the patch script's exit code
+    and message come from the result row of `bosh ssh -r --json`: a bpm.yml without the
+    kube-apiserver process is refused, named, and the master left untouched."""
+    bpm = fleet.root(MASTERS[0]) / BPM
+    bpm.write_text(bpm.read_text().replace("name: kube-apiserver", "name: something-else", 1))
+    before = bpm.read_text()
+    result = fleet.apply()
+    assert result.exit_code == 1, result.output
+    (host,) = fleet.records()[-1]["hosts"]
+    assert host["outcome"] == "untouched", host
+    assert "refused: no process named kube-apiserver" in host["detail"]
+    assert "Exit code" not in host["detail"] and "stdout |" not in host["detail"]
+    assert bpm.read_text() == before
