@@ -17,6 +17,7 @@ appears) or unavailable (it exists but never becomes available).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 KUBECTL = r"""#!/bin/sh
@@ -73,6 +74,15 @@ echo "Release has been upgraded. Happy Helming!"
 """
 
 
+def planned_wait(line: str) -> str:
+    """A logged call with the rollout wait's timeout as planned (300 s): apply.sh passes
+    what is left of it, a second or so less when the clock ticks in between."""
+    found = re.search(r" --timeout=(\d+)s$", line)
+    if found and " rollout status " in line and 290 <= int(found.group(1)) <= 300:
+        return line[: found.start()] + " --timeout=300s"
+    return line
+
+
 def install(bin_dir: Path) -> None:
     bin_dir.mkdir(parents=True, exist_ok=True)
     for name, text in (("kubectl", KUBECTL), ("helm", HELM)):
@@ -110,8 +120,12 @@ def install(bin_dir: Path) -> None:
 # Every call is appended to $FAKE_LOG.
 
 CLUSTER_KUBECTL = r"""
-import calendar, json, os, subprocess, sys, time
-import yaml
+import json, os, sys, time
+class _LazyYaml:  # PyYAML costs ~45 ms to import; most calls never read YAML
+    def __getattr__(self, name):
+        import yaml as real
+        return getattr(real, name)
+yaml = _LazyYaml()
 
 state = os.environ["FAKE_CLUSTER"]
 args = sys.argv[1:]
@@ -272,6 +286,7 @@ if verb == "apply":
         print("stand-in kubectl: auditc applies server-side under a field manager", file=sys.stderr)
         sys.exit(64)
     if kustomize_dir:
+        import subprocess
         text = subprocess.run([os.environ["FAKE_REAL_KUBECTL"], "kustomize", kustomize_dir], check=True,
                               capture_output=True, text=True).stdout
     else:
@@ -296,6 +311,7 @@ elif verb == "create":
         audit_event(obj)
     print(f"{NAME[kind]}/{meta['name']}" if output == "name" else f"{NAME[kind]}/{meta['name']} created")
 elif verb == "logs":
+    import calendar
     service = receiver()
     if service is None or selector != ",".join(f"{k}={v}" for k, v in sorted(service[1].items())):
         print("No resources found in " + str(namespace) + " namespace.", file=sys.stderr)
@@ -367,7 +383,11 @@ else:
 
 CLUSTER_HELM = r"""
 import json, os, sys
-import yaml
+class _LazyYaml:  # PyYAML costs ~45 ms to import; most calls never read YAML
+    def __getattr__(self, name):
+        import yaml as real
+        return getattr(real, name)
+yaml = _LazyYaml()
 
 state = os.environ["FAKE_CLUSTER"]
 args = sys.argv[1:]
@@ -429,7 +449,11 @@ else:
 # quoted absolute path under the node's directory, output with CRLF (a terminal).
 MINIKUBE = r"""
 import json, os, re, shutil, subprocess, sys
-import yaml
+class _LazyYaml:  # PyYAML costs ~45 ms to import; most calls never read YAML
+    def __getattr__(self, name):
+        import yaml as real
+        return getattr(real, name)
+yaml = _LazyYaml()
 
 args = sys.argv[1:]
 with open(os.environ["FAKE_LOG"], "a") as log:

@@ -69,7 +69,8 @@ def _apply(out: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 def _log(env: dict[str, str]) -> list[str]:
     path = Path(env["FAKE_LOG"])
-    return path.read_text().splitlines() if path.exists() else []
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [standins.planned_wait(line) for line in lines]
 
 
 def _root(env: dict[str, str], master: str) -> Path:
