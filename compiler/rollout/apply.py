@@ -372,7 +372,7 @@ def _wait_for_falco(
                 f"{workload} does not exist in namespace {namespace} after {options.wait_timeout}s "
                 f"({found.reason}); no node was touched"
             )
-        time.sleep(options.poll)
+        _pause(deadline, options.poll)
     left = max(1, int(deadline - time.monotonic()))
     status = kubectl(
         inputs.cluster,
@@ -390,8 +390,13 @@ def _wait_for_falco(
                 f"the receiver Service {namespace}/{service} has no ready endpoints after "
                 f"{options.wait_timeout}s; no node was touched"
             )
-        time.sleep(options.poll)
+        _pause(deadline, options.poll)
     applied.steps.append(f"{workload} is available and Service {service} has endpoints")
+
+
+def _pause(deadline: float, poll: float) -> None:
+    """The poll interval, but never past the deadline (a last check comes right at it)."""
+    time.sleep(max(0.0, min(poll, deadline - time.monotonic())))
 
 
 GITOPS_KINDS = {"Application": "Argo CD", "HelmRelease": "Flux"}
@@ -417,7 +422,7 @@ def _wait_for_controller(
                 f"{controller} has not deployed chart {version} after {options.wait_timeout}s "
                 f"({release['kind']} {name}: {missing}); no node was touched"
             )
-        time.sleep(options.poll)
+        _pause(deadline, options.poll)
 
 
 def _not_deployed(live: dict[str, Any] | None, rendered: dict[str, Any], version: str) -> str | None:
