@@ -1,19 +1,23 @@
 """plan and apply, in the order of a rollout: lock, cluster layer, nodes one at a time,
-record. The steps are those of the rendered plan/plan.yaml (the list plan/apply.sh follows
-too); each action has one handler here.
+verify, record. The steps are those of the rendered plan/plan.yaml (the list plan/apply.sh
+follows too); each action has one handler here.
 
 1. The lock (compiler/rollout/lock.py), then the live state read again: with a plan file,
    anything moved since the plan refuses the apply before anything is touched.
 2. The cluster layer, if anything in it differs: engine none applies cluster/ server-side
-   and installs the pinned chart; with Argo CD or Flux nothing is applied. Then a bounded
-   wait until Falco's workload is available: no apiserver is pointed at a receiver that is
-   not there.
+   and installs the pinned chart; with Argo CD or Flux nothing is applied and the wait
+   starts with the controller's object reporting the rendered chart deployed. Then a
+   bounded wait until Falco's workload is available and its receiver Service has an
+   endpoint: no apiserver is pointed at a receiver that is not there.
 3. The hosts whose plan says update, in the spec's order: the node files staged on the
    host, the apiserver checked healthy (the patch script's --check-health), the patch
    script run (it backs up, writes, restarts, waits, restores on failure), the host read
    again and required to match the rendered site. The first failure stops the rollout:
-   that host restored, the later ones untouched.
-4. A record of the apply in the state directory (outside output/).
+   that host restored, the later ones untouched. A platform without a patch script
+   (Platform.shells is None) restarts its node with new flags instead (restart_host).
+4. The platform's steps after the nodes (the AuditSink, a durable runtime config), then
+   verify (compiler/rollout/verify.py) when asked, still under the lock.
+5. A record of the apply in the state directory (outside output/).
 """
 
 from __future__ import annotations
@@ -186,7 +190,8 @@ def make_plan(inputs: Inputs, live: Live) -> Plan:
 
 
 def unsupported(inputs: Inputs) -> list[str]:
-    """Why apply cannot roll this site out itself (plan/apply.sh can)."""
+    """Why apply will not start, before the lock: a step it cannot carry out (plan/apply.sh
+    can), or an environment variable a step needs that is not set."""
     actions = [str(step["action"]) for step in inputs.steps]
     unknown = [a for a in actions if a not in NODE_ACTIONS | CLUSTER_ACTIONS | SESSION_ACTIONS]
     reasons = [
