@@ -33,6 +33,17 @@ LintCheck = Callable[["Context"], Iterator[tuple[tuple[str | int, ...], str]]]
 
 
 @dataclass(frozen=True)
+class Restart:
+    """What apply asks of a platform whose node changes by a restart (restart_host)."""
+
+    files: Mapping[str, bytes]  # the node files, by name
+    start: list[str]  # plan.yaml's start command
+    context: str | None  # the kubectl context to check readiness with (None: the platform's)
+    wait_timeout: float
+    poll: float
+
+
+@dataclass(frozen=True)
 class NodePaths:
     """Where the kube-apiserver's configuration lives on a control-plane node."""
 
@@ -196,17 +207,9 @@ class Platform(Protocol):
         """What the patch script is run with on this platform's nodes (besides --root)."""
         ...
 
-    def restart_host(
-        self,
-        resolved: Resolved,
-        files: Mapping[str, bytes],
-        start: list[str],
-        context: str | None,
-        wait_timeout: float,
-        poll: float,
-    ) -> tuple[bool, bool, str] | None:
-        """Where a node is changed by restarting it with new flags: install ``files``,
-        restart with the ``start`` command, wait until ready; (done, touched, why not),
+    def restart_host(self, resolved: Resolved, restart: Restart) -> tuple[bool, bool, str] | None:
+        """Where a node is changed by restarting it with new flags: install the files,
+        restart with the start command, wait until ready; (done, touched, why not),
         ``touched`` False when the node was left as it was. None on platforms whose nodes
         apply patches through ``shells``."""
         ...

@@ -38,6 +38,7 @@ from compiler.errors import Refusal, UserError
 from compiler.live.cluster import Kubectl, call, has_endpoints, helm, helm_release, kubectl, object_key
 from compiler.live.compare import Change, compare, expected_hosts, project
 from compiler.live.snapshot import Snapshot, gather, node_files
+from compiler.platform import Restart
 from compiler.rollout import plan as plans
 from compiler.rollout.lock import Lock, holder_identity
 from compiler.rollout.plan import Item, Plan
@@ -525,14 +526,10 @@ def _restarted(
         say(f"== {host}: restarting with the rendered flags")
         started = time.monotonic()
         try:
-            done = resolved.platform.restart_host(
-                resolved,
-                _node_files(inputs),
-                start,
-                inputs.cluster.context,
-                options.wait_timeout,
-                options.poll,
+            restart = Restart(
+                _node_files(inputs), start, inputs.cluster.context, options.wait_timeout, options.poll
             )
+            done = resolved.platform.restart_host(resolved, restart)
         except KeyboardInterrupt:
             elapsed = round(time.monotonic() - started, 2)
             applied.hosts.append(

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from compiler.platform import LintCheck, NodePaths, PlatformData, default_node_paths, load_data
 from compiler.platforms.minikube import lower
-from compiler.platforms.minikube.restart import restart
+from compiler.platforms.minikube.restart import restart_profile
 from compiler.platforms.minikube.settings import MinikubePlatform, settings
 from compiler.platforms.minikube.transport import MinikubeSsh
 
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from compiler.build import Build
     from compiler.bundle import Artifact
     from compiler.checks import Checks
+    from compiler.platform import Restart
     from compiler.resolve import Resolved
     from compiler.spec.model import Site
     from compiler.transport import NodeAccess, NodeShell, Transport
@@ -80,17 +81,9 @@ class Minikube:
     def patch_arguments(self, resolved: Resolved) -> tuple[str, ...]:
         return ()
 
-    def restart_host(
-        self,
-        resolved: Resolved,
-        files: Mapping[str, bytes],
-        start: list[str],
-        context: str | None,
-        wait_timeout: float,
-        poll: float,
-    ) -> tuple[bool, bool, str] | None:
+    def restart_host(self, resolved: Resolved, restart: Restart) -> tuple[bool, bool, str] | None:
         profile = settings(resolved.site).profile
-        done = restart(profile, resolved.paths.config_dir, files, start, context, wait_timeout, poll)
+        done = restart_profile(profile, resolved.paths.config_dir, restart)
         return done.ok, done.touched, done.detail
 
     def step_values(self, shells: list[NodeShell]) -> dict[str, str]:

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from compiler.platform import Restart
 from compiler.transport import run_interruptible
 
 AFTER = (
@@ -36,18 +37,11 @@ class Restarted:
     detail: str = ""
 
 
-def restart(
-    profile: str,
-    config_dir: str,
-    files: Mapping[str, bytes],
-    start: list[str],
-    context: str | None,
-    wait_timeout: float,
-    poll: float,
-) -> Restarted:
-    """Install ``files`` into the file sync at ``config_dir``, stop, start with ``start``,
-    wait for /readyz. On failure the previous files are put back (the node keeps what the
-    failed start synced until the profile starts again)."""
+def restart_profile(profile: str, config_dir: str, restart: Restart) -> Restarted:
+    """Install the files into the file sync at ``config_dir``, stop, start with the start
+    command, wait for /readyz. On failure the previous files are put back (the node keeps
+    what the failed start synced until the profile starts again)."""
+    files, start, wait_timeout = restart.files, restart.start, restart.wait_timeout
     target = minikube_home() / "files" / config_dir.lstrip("/")
     previous = {name: _read(target / name) for name in files}
     target.mkdir(parents=True, exist_ok=True)
@@ -61,7 +55,7 @@ def restart(
     if code != 0:
         _put_back(target, previous)
         return Restarted(False, True, f"minikube start with the new flags failed: {_last(out)}{AFTER}")
-    readyz = ["kubectl", "get", "--raw", "/readyz", "--context", context or profile]
+    readyz = ["kubectl", "get", "--raw", "/readyz", "--context", restart.context or profile]
     deadline = time.monotonic() + wait_timeout
     while True:
         code, out = run_interruptible(readyz, 60)
@@ -72,7 +66,7 @@ def restart(
             return Restarted(
                 False, True, f"the apiserver is not ready after {wait_timeout:.0f}s: {_last(out)}{AFTER}"
             )
-        time.sleep(poll)
+        time.sleep(restart.poll)
 
 
 def _read(path: Path) -> bytes | None:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from compiler.build import Build
     from compiler.bundle import Artifact
     from compiler.checks import Checks
+    from compiler.platform import Restart
     from compiler.resolve import Resolved
     from compiler.spec.model import Site
     from compiler.transport import NodeAccess, NodeShell, Transport
@@ -103,15 +104,7 @@ class Pks:
     def patch_arguments(self, resolved: Resolved) -> tuple[str, ...]:
         return ("--mode", "bpm" if settings(resolved.site).apiserver_config == "bpm" else "static-pod")
 
-    def restart_host(
-        self,
-        resolved: Resolved,
-        files: Mapping[str, bytes],
-        start: list[str],
-        context: str | None,
-        wait_timeout: float,
-        poll: float,
-    ) -> tuple[bool, bool, str] | None:
+    def restart_host(self, resolved: Resolved, restart: Restart) -> tuple[bool, bool, str] | None:
         return None
 
     def step_values(self, shells: list[NodeShell]) -> dict[str, str]:
