@@ -355,16 +355,13 @@ def verify(
 
 
 def _verify(inputs: Any, timeout: float, say: Any) -> Any:
-    import os
-
-    from compiler.rollout.apply import make_plan, read_live
+    from compiler.rollout.apply import make_plan, poll_interval, read_live
     from compiler.rollout.verify import verify as run_verify
 
-    try:  # tests poll faster; the patch script reads the same variable
-        poll = float(os.environ.get("AUDITC_POLL_INTERVAL", "1"))
-    except ValueError:
-        poll = 1.0
-    return run_verify(inputs, timeout, poll, say, lambda: make_plan(inputs, read_live(inputs)))
+    def plan_now() -> Any:
+        return make_plan(inputs, read_live(inputs))
+
+    return run_verify(inputs, timeout, poll_interval(1.0), say, plan_now)
 
 
 def force_unlock(

@@ -283,17 +283,6 @@ LocalNodes = Annotated[
 ]
 
 
-def _poll_interval() -> float:
-    """Seconds between checks of a wait: 2, or $AUDITC_POLL_INTERVAL (tests poll faster;
-    the patch script reads the same variable)."""
-    import os
-
-    try:
-        return max(0.01, float(os.environ.get("AUDITC_POLL_INTERVAL", "2")))
-    except ValueError:
-        return 2.0
-
-
 VerifyTimeout = Annotated[
     int,
     typer.Option(
@@ -536,7 +525,7 @@ def apply(
         answer = input("Apply these changes? Only 'yes' is accepted: ")
         return answer.strip() == "yes"
 
-    options = Options(wait_timeout=wait_timeout, no_wait=no_wait, state_dir=state_dir, poll=_poll_interval())
+    options = Options(wait_timeout=wait_timeout, no_wait=no_wait, state_dir=state_dir)
     applied = _guard(
         lambda: api.apply(
             target,

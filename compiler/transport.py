@@ -26,8 +26,6 @@ from typing import Any, Protocol
 from compiler.errors import UserError
 from compiler.templates import shq
 
-MISSING = "__auditc_missing__"
-
 
 class Transport(Protocol):
     @property
@@ -35,12 +33,9 @@ class Transport(Protocol):
         """How the host is named in snapshots and diffs."""
         ...
 
-    def read(self, path: str) -> bytes | None:
-        """The file's bytes, or None when it does not exist on the host."""
-        ...
-
     def read_many(self, paths: list[str]) -> dict[str, bytes | None]:
-        """``read`` of each path (a transport may do it in one round trip)."""
+        """Each file's bytes, or None when it does not exist on the host, in one round
+        trip where the transport can (``remote_cat_many``)."""
         ...
 
 
@@ -119,13 +114,6 @@ def run(argv: list[str], what: str) -> subprocess.CompletedProcess[bytes]:
         raise UserError(f"{argv[0]} is not installed; it is needed to read {what}") from None
     except subprocess.TimeoutExpired:
         raise UserError(f"{what}: no answer within 120 s") from None
-
-
-def remote_cat(path: str, sudo: bool) -> str:
-    """A POSIX sh command that prints the file, or a marker when it is missing."""
-    quoted = shq(path)
-    cat = f"sudo -n cat -- {quoted}" if sudo else f"cat -- {quoted}"
-    return f"if [ -e {quoted} ]; then {cat}; else printf %s {shq(MISSING)}; fi"
 
 
 _CONTROL_DIR: ContextVar[str | None] = ContextVar("auditc_ssh_control_dir", default=None)
@@ -217,14 +205,6 @@ class Ssh:
                 "ControlPersist=60",
             ]
         return argv
-
-    def read(self, path: str) -> bytes | None:
-        command = remote_cat(self.root + path, sudo=self.user != "root")
-        result = run([*self._ssh(), "--", f"{self.user}@{self.host}", command], f"{path} on {self.host}")
-        if result.returncode != 0:
-            detail = result.stderr.decode("utf-8", "replace").strip().splitlines()
-            raise UserError(f"ssh {self.user}@{self.host}: {detail[-1] if detail else 'failed'}")
-        return None if result.stdout == MISSING.encode() else result.stdout
 
     def read_many(self, paths: list[str]) -> dict[str, bytes | None]:
         script = remote_cat_many([self.root + path for path in paths])

@@ -84,12 +84,21 @@ class Inputs:
         return steps
 
 
+def poll_interval(default: float) -> float:
+    """Seconds between the checks of a wait: ``default``, or $AUDITC_POLL_INTERVAL (tests
+    poll faster; the patch script reads the same variable)."""
+    try:
+        return max(0.01, float(os.environ.get("AUDITC_POLL_INTERVAL", default)))
+    except ValueError:
+        return default
+
+
 @dataclass
 class Options:
     wait_timeout: int = 300  # seconds for Falco's receiver, and for each apiserver
     no_wait: bool = False  # the patch script's --no-wait
     state_dir: Path | None = None
-    poll: float = 2.0  # seconds between checks of Falco's workload
+    poll: float = field(default_factory=lambda: poll_interval(2.0))  # between a wait's checks
 
 
 @dataclass
@@ -369,16 +378,17 @@ def _wait_for_falco(
     if inputs.resolved.site.spec.gitops.engine != "none":
         _wait_for_controller(inputs, options, deadline, applied, say)
     say(f"cluster: waiting up to {options.wait_timeout}s for {workload} in namespace {namespace}")
-    while True:
+
+    def absent() -> str | None:
         found = kubectl(inputs.cluster, ["-n", namespace, "get", workload, "-o", "name"], timeout=60)
-        if found.code == 0:
-            break
-        if time.monotonic() >= deadline:
-            raise _Stopped(
-                f"{workload} does not exist in namespace {namespace} after {options.wait_timeout}s "
-                f"({found.reason}); no node was touched"
-            )
-        _pause(deadline, options.poll)
+        return None if found.code == 0 else found.reason
+
+    missing = _until(deadline, options.poll, absent)
+    if missing is not None:
+        raise _Stopped(
+            f"{workload} does not exist in namespace {namespace} after {options.wait_timeout}s "
+            f"({missing}); no node was touched"
+        )
     left = max(1, int(deadline - time.monotonic()))
     status = kubectl(
         inputs.cluster,
@@ -390,19 +400,29 @@ def _wait_for_falco(
             f"{workload} in namespace {namespace} is not available ({status.reason}); no node was touched"
         )
     service = receiver_service_name(inputs.resolved)
-    while not has_endpoints(inputs.cluster, namespace, service):
-        if time.monotonic() >= deadline:
-            raise _Stopped(
-                f"the receiver Service {namespace}/{service} has no ready endpoints after "
-                f"{options.wait_timeout}s; no node was touched"
-            )
-        _pause(deadline, options.poll)
+    no_endpoint = "no ready endpoint"
+    endpoints = _until(
+        deadline,
+        options.poll,
+        lambda: None if has_endpoints(inputs.cluster, namespace, service) else no_endpoint,
+    )
+    if endpoints is not None:
+        raise _Stopped(
+            f"the receiver Service {namespace}/{service} has no ready endpoints after "
+            f"{options.wait_timeout}s; no node was touched"
+        )
     applied.steps.append(f"{workload} is available and Service {service} has endpoints")
 
 
-def _pause(deadline: float, poll: float) -> None:
-    """The poll interval, but never past the deadline (a last check comes right at it)."""
-    time.sleep(max(0.0, min(poll, deadline - time.monotonic())))
+def _until(deadline: float, poll: float, missing: Callable[[], str | None]) -> str | None:
+    """Ask ``missing`` every ``poll`` seconds until it says nothing is (None) or the
+    deadline passes; its last answer. No sleep goes past the deadline: the last check
+    comes right at it."""
+    while True:
+        answer = missing()
+        if answer is None or time.monotonic() >= deadline:
+            return answer
+        time.sleep(max(0.0, min(poll, deadline - time.monotonic())))
 
 
 GITOPS_KINDS = {"Application": "Argo CD", "HelmRelease": "Flux"}
@@ -418,17 +438,15 @@ def _wait_for_controller(
     name = f"{release['metadata']['namespace']}/{release['metadata']['name']}"
     controller = GITOPS_KINDS[str(release["kind"])]
     say(f"cluster: waiting up to {options.wait_timeout}s for {controller} to deploy chart {version} ({name})")
-    while True:
-        missing = _not_deployed(inputs.cluster.get(release), release, str(version))
-        if missing is None:
-            applied.steps.append(f"{controller} deployed chart {version} ({release['kind']} {name})")
-            return
-        if time.monotonic() >= deadline:
-            raise _Stopped(
-                f"{controller} has not deployed chart {version} after {options.wait_timeout}s "
-                f"({release['kind']} {name}: {missing}); no node was touched"
-            )
-        _pause(deadline, options.poll)
+    missing = _until(
+        deadline, options.poll, lambda: _not_deployed(inputs.cluster.get(release), release, str(version))
+    )
+    if missing is not None:
+        raise _Stopped(
+            f"{controller} has not deployed chart {version} after {options.wait_timeout}s "
+            f"({release['kind']} {name}: {missing}); no node was touched"
+        )
+    applied.steps.append(f"{controller} deployed chart {version} ({release['kind']} {name})")
 
 
 def _not_deployed(live: dict[str, Any] | None, rendered: dict[str, Any], version: str) -> str | None:

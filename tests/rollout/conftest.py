@@ -11,7 +11,6 @@ import pytest
 
 from tests import standins
 from tests.rollout.world import HOSTS, REAL_MANIFEST, Apiserver, World
-from tests.sites import write_spec
 
 
 @pytest.fixture
@@ -21,14 +20,15 @@ def world(tmp_path: Path, tls_files: tuple[Path, Path], monkeypatch: pytest.Monk
         pytest.skip("kubectl is not installed (make test installs it)")
     bin_dir = tmp_path / "bin"
     standins.install_cluster(bin_dir)
-    spec = write_spec(
-        tmp_path,
-        {"platform": {"kubeadm": {"controlPlanes": [{"host": h} for h in HOSTS]}}},
-        metadata={"labels": {"env": "lab"}},
-    )
     world = World(
-        tmp_path, spec, tmp_path / "nodes", tmp_path / "calls.log", tmp_path / "cluster", tmp_path / "state"
+        tmp_path,
+        tmp_path / "site.yaml",
+        tmp_path / "nodes",
+        tmp_path / "calls.log",
+        tmp_path / "cluster",
+        tmp_path / "state",
     )
+    world.spec = world.respec()
     world.cluster.mkdir()
     for host in HOSTS:
         manifest = world.manifest(host)

@@ -245,3 +245,22 @@ def test_an_interrupt_leaves_the_host_patched_or_restored(world: World) -> None:
         assert {k: v for k, v in after.items() if k.startswith(other)} == {
             k: v for k, v in before.items() if k.startswith(other)
         }
+
+
+def test_dry_run_shows_the_plan_and_touches_nothing(world: World) -> None:
+    before = world.snapshot()
+    result = world.apply(None, "--dry-run")
+    assert result.exit_code == 1, result.output  # changes planned
+    assert "update     host cp-1" in result.stdout and "dry run: nothing was touched" in result.output
+    assert world.snapshot() == before
+    assert [c for c in world.calls() if not c.startswith(("kubectl get", "helm list"))] == []
+
+
+def test_plan_as_json(world: World) -> None:
+    result = world.plan("--format", "json")
+    assert result.exit_code == 1, result.output
+    document = json.loads(result.stdout)
+    assert document["site"] == "t" and document["changes"] is True
+    hosts = [(i["name"], i["action"]) for i in document["items"] if i["kind"] == "host"]
+    assert hosts == [(h, "update") for h in HOSTS]
+    assert {i["kind"] for i in document["items"]} == {"object", "release", "host"}

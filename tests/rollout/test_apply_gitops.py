@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from tests.rollout.world import HOSTS, World
-from tests.sites import write_spec
+from tests.rollout.world import World
 
 yaml = YAML(typ="safe", pure=True)
 CHART = "9.1.0"
@@ -20,14 +19,7 @@ CHART = "9.1.0"
 
 def _gitops(world: World, engine: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """The site under ``engine``; returns its rendered controller object."""
-    write_spec(
-        world.tmp,
-        {
-            "platform": {"kubeadm": {"controlPlanes": [{"host": h} for h in HOSTS]}},
-            "gitops": {"engine": engine, "repoURL": "https://git.example.com/platform/audit.git"},
-        },
-        metadata={"labels": {"env": "lab"}},
-    )
+    world.respec({"gitops": {"engine": engine, "repoURL": "https://git.example.com/platform/audit.git"}})
     out = world.tmp / "rendered"
     assert world.cli("render", str(world.spec), "-o", str(out)).exit_code == 0
     documents = list(yaml.load_all((out / "t/cluster/falco-release.yaml").read_text()))

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from tests.rollout.world import HOSTS, MANIFEST, World
-from tests.sites import write_spec
 from tests.tools import ssh_options
 
 RELAY = r"""
@@ -45,9 +44,7 @@ def _ssh_world(world: World, sshd: tuple[int, Path]) -> Path:
     relay = world.tmp / "relay.py"
     relay.write_text(RELAY)
     hosts = [{"host": host, "port": port, "user": "root"} for host in HOSTS]
-    write_spec(
-        world.tmp, {"platform": {"kubeadm": {"controlPlanes": hosts}}}, metadata={"labels": {"env": "lab"}}
-    )
+    world.respec({"platform": {"kubeadm": {"controlPlanes": hosts}}})
     world.node_args = lambda: [  # type: ignore[method-assign]
         "--node-root",
         f"{world.nodes}/{{host}}",

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from tests.rollout.world import REAL_MANIFEST, World
-from tests.sites import write_spec
 
 
 def _applied(world: World) -> None:
@@ -95,14 +94,7 @@ def test_a_host_not_patched_is_named(world: World, monkeypatch: pytest.MonkeyPat
 
 def test_a_policy_that_drops_the_probe_is_named(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     drop = {"level": "None", "namespaces": ["falco"], "resources": [{"resources": ["configmaps"]}]}
-    write_spec(
-        world.tmp,
-        {
-            "platform": {"kubeadm": {"controlPlanes": [{"host": h} for h in ("cp-1", "cp-2", "cp-3")]}},
-            "audit": {"policy": {"preset": "falco", "rules": [drop]}},
-        },
-        metadata={"labels": {"env": "lab"}},
-    )
+    world.respec({"audit": {"policy": {"preset": "falco", "rules": [drop]}}})
     _applied(world)
     monkeypatch.setenv("FAKE_PROBE", "never")  # the apiserver drops it, as the policy says
     result = _verify(world)
@@ -126,14 +118,7 @@ def test_apply_ends_with_verify_and_fails_without_an_alert(
 
 
 def test_verify_refuses_without_the_probe_rule(world: World) -> None:
-    write_spec(
-        world.tmp,
-        {
-            "platform": {"kubeadm": {"controlPlanes": [{"host": h} for h in ("cp-1", "cp-2", "cp-3")]}},
-            "falco": {"probe": False},
-        },
-        metadata={"labels": {"env": "lab"}},
-    )
+    world.respec({"falco": {"probe": False}})
     result = _verify(world)
     assert result.exit_code == 1
     assert "falco.probe is false" in result.output  # type: ignore[attr-defined]
@@ -165,14 +150,7 @@ def test_falco_up_but_no_apiserver_pointed_at_it(world: World) -> None:
 
 
 def test_apply_with_the_probe_off_does_not_verify(world: World) -> None:
-    write_spec(
-        world.tmp,
-        {
-            "platform": {"kubeadm": {"controlPlanes": [{"host": h} for h in ("cp-1", "cp-2", "cp-3")]}},
-            "falco": {"probe": False},
-        },
-        metadata={"labels": {"env": "lab"}},
-    )
+    world.respec({"falco": {"probe": False}})
     result = world.apply()
     assert result.exit_code == 0, result.output
     assert "verify:" not in result.stdout

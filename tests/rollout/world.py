@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from compiler.cli import app
 from tests.paths import DATA
+from tests.sites import write_spec
 
 MANIFEST = "etc/kubernetes/manifests/kube-apiserver.yaml"
 REAL_MANIFEST = DATA / "kube-apiserver-manifests/1.30.14-kubeadm.yaml"
@@ -65,6 +66,11 @@ class World:
     cluster: Path
     state: Path
     apiservers: dict[str, Apiserver] = field(default_factory=dict)
+
+    def respec(self, extra: dict[str, Any] | None = None) -> Path:
+        """(Re)write the world's spec: its three hosts, label env=lab, ``extra`` merged in."""
+        spec: dict[str, Any] = {"platform": {"kubeadm": {"controlPlanes": [{"host": h} for h in HOSTS]}}}
+        return write_spec(self.tmp, {**spec, **(extra or {})}, metadata={"labels": {"env": "lab"}})
 
     def manifest(self, host: str) -> Path:
         return self.nodes / host / MANIFEST

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from compiler.errors import UserError
-from compiler.transport import MISSING, remote_cat, run
+from compiler.templates import shq
+from compiler.transport import parse_cat_many, remote_cat_many, run
 
 
 @dataclass(frozen=True)
@@ -16,12 +17,11 @@ class MinikubeSsh:
     def name(self) -> str:
         return f"minikube/{self.profile}"
 
-    def read(self, path: str) -> bytes | None:
-        result = run(["minikube", "ssh", "-p", self.profile, "--", remote_cat(path, sudo=True)], path)
-        if result.returncode != 0:
-            raise UserError(f"minikube ssh -p {self.profile}: failed to read {path}")
-        out = result.stdout.replace(b"\r\n", b"\n")  # minikube ssh allocates a terminal
-        return None if out == MISSING.encode() else out
-
     def read_many(self, paths: list[str]) -> dict[str, bytes | None]:
-        return {path: self.read(path) for path in paths}
+        # one session; base64 survives the terminal minikube ssh allocates (CRLF)
+        script = f"sudo -n sh -c {shq(remote_cat_many(paths))}"
+        result = run(["minikube", "ssh", "-p", self.profile, "--", script], f"the node of {self.profile}")
+        found = parse_cat_many(paths, result.stdout) if result.returncode == 0 else None
+        if found is None:
+            raise UserError(f"minikube ssh -p {self.profile}: cannot read the node files")
+        return found

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import secrets
 import tempfile
@@ -13,7 +12,7 @@ from typing import Any
 
 from compiler.errors import UserError
 from compiler.templates import shq
-from compiler.transport import MISSING, Ran, run, run_interruptible, run_json
+from compiler.transport import Ran, parse_cat_many, remote_cat_many, run, run_interruptible, run_json
 
 
 def bosh_masters(cluster: str, prefix: str, group: str) -> tuple[str, list[str]]:
@@ -45,27 +44,18 @@ class Bosh:
     def name(self) -> str:
         return self.instance
 
-    def read(self, path: str) -> bytes | None:
-        # base64 keeps the file intact through bosh's line-oriented result table
-        path = self.root + path
-        command = (
-            f"if [ -e {shq(path)} ]; then sudo base64 -w0 -- {shq(path)}; else printf %s {shq(MISSING)}; fi"
-        )
-        argv = ["bosh", "-d", self.deployment, "ssh", self.instance, "-c", command, "-r", "--json"]
-        tables = run_json(argv, f"{path} on {self.instance}").get("Tables", [])
+    def read_many(self, paths: list[str]) -> dict[str, bytes | None]:
+        # one session; base64 keeps the files intact through bosh's result table
+        script = f"sudo sh -c {shq(remote_cat_many([self.root + path for path in paths]))}"
+        argv = ["bosh", "-d", self.deployment, "ssh", self.instance, "-c", script, "-r", "--json"]
+        tables = run_json(argv, f"the node files on {self.instance}").get("Tables", [])
         rows = [row for table in tables for row in table.get("Rows", [])]
         if len(rows) != 1:
             raise UserError(f"bosh ssh {self.instance}: expected one result row, got {len(rows)}")
-        out = str(rows[0].get("stdout", "")).strip()
-        if out == MISSING:
-            return None
-        try:
-            return base64.b64decode(out, validate=True)
-        except ValueError:
-            raise UserError(f"bosh ssh {self.instance}: could not read {path}") from None
-
-    def read_many(self, paths: list[str]) -> dict[str, bytes | None]:
-        return {path: self.read(path) for path in paths}
+        found = parse_cat_many(paths, str(rows[0].get("stdout", "")).encode())
+        if found is None:
+            raise UserError(f"bosh ssh {self.instance}: could not read the node files")
+        return found
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,10 @@ sends already points into the master's directory.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
+
+from tests.paths import DATA
 
 UUID = "6c1a2b3c-4d5e-4f60-8a9b-0c1d2e3f4a5b"
 MASTERS = [
@@ -84,9 +87,9 @@ case "$1" in
     if [ "${5:-}" = -r ] && [ "${6:-}" = --json ]; then
       # results mode: run on the VM (paths under its dir), stdout as a JSON table cell
       cmd=$(printf '%s' "$4" | sed "s#'/#'$root/#g; s#sudo ##g")
-      out=$(sh -c "$cmd")
+      out=$(sh -c "$cmd" | awk '{ printf "%s\\n", $0 }')  # newlines as JSON escapes
       printf '{"Tables":[{"Content":"","Header":{"instance":"Instance","stdout":"Stdout"},'
-      printf '"Rows":[{"instance":"%s","stdout":"%s\\n","stderr":"","exit_code":"0"}]}]}\n' "$inst" "$out"
+      printf '"Rows":[{"instance":"%s","stdout":"%s","stderr":"","exit_code":"0"}]}]}\n' "$inst" "$out"
       exit 0
     fi
     printf 'bosh ssh %s %s\n' "$inst" "$4" >>"$FAKE_LOG"
@@ -103,6 +106,19 @@ esac
 MONIT = r"""#!/bin/sh
 printf 'monit %s\n' "$*" >>"$FAKE_LOG"
 """
+
+HEALTHY = "#!/bin/sh\nexit 0\n"
+
+
+def tkgi_master(root: Path, health: str = HEALTHY) -> None:
+    """A master's `/` as the stand-ins see it: a real TKGI bpm.yml and the job's health
+    check (``health``, a script: exit 0 is healthy)."""
+    (root / BPM).parent.mkdir(parents=True)
+    shutil.copy(DATA / "bpm/tkgi-master.yml", root / BPM)
+    (root / HEALTH).parent.mkdir(parents=True)
+    (root / HEALTH).write_text(health)
+    (root / HEALTH).chmod(0o755)
+
 
 BOSH_ROOTED = r"""
 import json, os, shutil, subprocess, sys

@@ -10,7 +10,6 @@ directory per master as that VM's `/`, each holding a realistic TKGI bpm.yml.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +19,7 @@ from ruamel.yaml import YAML
 
 from tests import standins
 from tests.paths import DATA
-from tests.platforms.pks.fakes import BOSH, BPM, HEALTH, MASTERS, MONIT, PASSWORD, PKS, UUID
+from tests.platforms.pks.fakes import BOSH, BPM, HEALTH, MASTERS, MONIT, PASSWORD, PKS, UUID, tkgi_master
 from tests.sites import ROOT, compiled, write_tree
 
 
@@ -37,11 +36,7 @@ def fleet(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     for master in MASTERS:
         root = fake / "vms" / master.replace("/", "_")
         (root / "tmp").mkdir(parents=True)
-        (root / BPM).parent.mkdir(parents=True)
-        shutil.copy(DATA / "bpm/tkgi-master.yml", root / BPM)
-        (root / HEALTH).parent.mkdir(parents=True)
-        (root / HEALTH).write_text("#!/bin/sh\nexit 0\n")
-        (root / HEALTH).chmod(0o755)
+        tkgi_master(root)
     env = {
         **os.environ,
         "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",

@@ -20,12 +20,10 @@ from typer.testing import CliRunner
 
 from compiler.cli import app
 from tests import standins
-from tests.paths import DATA
-from tests.platforms.pks.fakes import BOSH_ROOTED, BPM, HEALTH, MASTERS, MONIT, PKS, SUDO, UUID
+from tests.platforms.pks.fakes import BOSH_ROOTED, BPM, HEALTH, MASTERS, MONIT, PKS, SUDO, UUID, tkgi_master
 from tests.sites import write_spec
 
 PLATFORM = {"type": "pks", "kubeadm": None, "pks": {"api": "api.pks.example.com", "cluster": "c1"}}
-HEALTHY = "#!/bin/sh\nexit 0\n"
 # an apiserver that does not come back with the audit webhook configured
 BREAKS = '#!/bin/sh\n! grep -q -- --audit-webhook-config-file "$(dirname "$0")/../config/bpm.yml"\n'
 
@@ -79,12 +77,7 @@ def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fleet]:
     (bin_dir / "bosh").write_text(f"#!{sys.executable}\n{BOSH_ROOTED}")
     (bin_dir / "bosh").chmod(0o755)
     for master in MASTERS:
-        root = fake / "vms" / master
-        (root / BPM).parent.mkdir(parents=True)
-        shutil.copy(DATA / "bpm/tkgi-master.yml", root / BPM)
-        (root / HEALTH).parent.mkdir(parents=True)
-        (root / HEALTH).write_text(HEALTHY)
-        (root / HEALTH).chmod(0o755)
+        tkgi_master(fake / "vms" / master)
     spec = write_spec(tmp_path, {"platform": PLATFORM})
     (tmp_path / "cluster").mkdir()
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
