@@ -6,6 +6,7 @@ diagnostics to stderr, data (schema) to stdout. Exit codes follow SPEC.md §8.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable
 from enum import StrEnum
@@ -283,13 +284,35 @@ LocalNodes = Annotated[
 ]
 
 
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)(ms|s|m|h))")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def duration(value: str | float) -> float:
+    """Seconds, from kubectl's spelling of a duration (``90s``, ``5m``, ``1m30s``, ``500ms``)
+    or a bare number of seconds (an option's default arrives as a number); more than zero."""
+    text = str(value).strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        parts = _DURATION.findall(text)
+        if not parts or "".join(number + unit for number, unit in parts) != text:
+            expected = "expected a duration such as 90, 90s, 5m or 1m30s"
+            raise typer.BadParameter(f"{expected} (got {text!r})") from None
+        seconds = sum(float(number) * _UNITS[unit] for number, unit in parts)
+    if not 0 < seconds < 86400 * 7:
+        raise typer.BadParameter(f"expected a duration above 0 and under a week (got {text!r})")
+    return seconds
+
+
 VerifyTimeout = Annotated[
-    int,
+    float,
     typer.Option(
         "--verify-timeout",
         "--timeout",
-        min=1,
-        help="Seconds to wait for Falco's alert on the probe ConfigMap.",
+        parser=duration,
+        metavar="DURATION",
+        help="How long to wait for Falco's alert on the probe ConfigMap (60s, 2m, ...).",
     ),
 ]
 
@@ -459,7 +482,13 @@ def apply(
         bool, typer.Option("--no-wait", help="The patch script does not wait for each apiserver.")
     ] = False,
     wait_timeout: Annotated[
-        int, typer.Option("--wait-timeout", min=1, help="Seconds to wait for Falco and for each apiserver.")
+        float,
+        typer.Option(
+            "--wait-timeout",
+            parser=duration,
+            metavar="DURATION",
+            help="How long to wait for Falco and for each apiserver (300s, 5m, ...).",
+        ),
     ] = 300,
     state_dir: Annotated[
         Path | None,

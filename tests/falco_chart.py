@@ -19,20 +19,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ruamel.yaml import YAML
-
 from compiler.falco_matrix import artifact_file
 from compiler.versions import Version
 from tests import tools
-from tests.tools import load_all_strict, require_tool
+from tests.tools import load_all_strict, require_tool, yaml12
 
 DATA = Path(__file__).resolve().parent / "data"
 CHARTS = DATA / "falco-charts"
 RULES = DATA / "falco-plugins"
 OLDEST_SCHEMA = (1, 25)  # kubernetes-validate ships schemas from 1.25 on
 
-_strict = YAML(typ="safe", pure=True)  # refuses duplicate keys, as the API server's decoder does
-_strict.allow_duplicate_keys = False
+_strict = yaml12  # refuses duplicate keys, as the API server's decoder does
 
 
 def packaged_charts() -> dict[str, Path]:

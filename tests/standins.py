@@ -17,8 +17,71 @@ appears) or unavailable (it exists but never becomes available).
 
 from __future__ import annotations
 
+import atexit
 import re
+import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
+
+# ---- Python stand-ins, run by one server per test process (tests/standin_server.py) --------
+
+_CLIENT = r"""#!{python} -IS
+import _socket, marshal, os, sys
+BODY = {body!r}
+try:
+    server = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    server.connect({address!r})
+except OSError:  # no server: run the body here, with the whole interpreter
+    os.execv(sys.executable, [sys.executable, BODY, *sys.argv[1:]])
+fds = []
+for fd in (0, 1, 2):
+    try:
+        os.fstat(fd)
+    except OSError:
+        fd = os.open(os.devnull, os.O_RDWR)
+    fds.append(fd)
+request = marshal.dumps((BODY, sys.argv, dict(os.environ), os.getcwd()))
+rights = b"".join(fd.to_bytes(4, sys.byteorder) for fd in fds)
+server.sendmsg([request], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, rights)])
+server.shutdown(_socket.SHUT_WR)
+status = server.recv(1)
+sys.exit(status[0] if status else 70)
+"""
+_server: list[str] = []
+
+
+def _server_address() -> str:
+    """The Unix socket of this process's stand-in server, started on first use."""
+    if not _server:
+        address = str(Path(tempfile.mkdtemp(prefix="auditc-standins-")) / "socket")
+        root = Path(__file__).resolve().parent.parent
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tests.standin_server", address],
+            cwd=root,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        atexit.register(process.kill)
+        deadline = time.monotonic() + 30
+        while not Path(address).exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the stand-in server did not start (tests/standin_server.py)")
+            time.sleep(0.01)
+        _server.append(address)
+    return _server[0]
+
+
+def python_program(path: Path, body: str) -> None:
+    """Install the Python stand-in ``body`` as the program ``path`` (``path``'s folder, next
+    to it: ``.NAME.py``); its calls run in the stand-in server when it is up."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    source = path.absolute().with_name(f".{path.name}.py")
+    source.write_text(body)
+    path.write_text(_CLIENT.format(python=sys.executable, body=str(source), address=_server_address()))
+    path.chmod(0o755)
+
 
 KUBECTL = r"""#!/bin/sh
 context=""
@@ -374,7 +437,7 @@ elif verb == "rollout":
     if not workload_exists():
         not_found(rest[1])
     if os.environ.get("FAKE_FALCO", "ready") != "ready":
-        time.sleep(min(float(timeout[:-1]), 1))
+        time.sleep(min(float(timeout[:-1]), 0.1))  # as if it waited the timeout out
         print("error: timed out waiting for the condition", file=sys.stderr); sys.exit(1)
     print(f'{rest[1]} successfully rolled out')
 else:
@@ -515,21 +578,13 @@ else:
 
 def install_minikube(bin_dir: Path) -> None:
     """The stand-in minikube above, and a sudo that runs its command (the node's sudo)."""
-    import sys
-
-    bin_dir.mkdir(parents=True, exist_ok=True)
-    (bin_dir / "minikube").write_text(f"#!{sys.executable}\n{MINIKUBE}")
+    python_program(bin_dir / "minikube", MINIKUBE)
     (bin_dir / "sudo").write_text('#!/bin/sh\n[ "$1" = -n ] && shift\nexec "$@"\n')
-    for name in ("minikube", "sudo"):
-        (bin_dir / name).chmod(0o755)
+    (bin_dir / "sudo").chmod(0o755)
 
 
 def install_cluster(bin_dir: Path) -> None:
     """The stateful kubectl and helm above, run by this interpreter (the tests set
     $FAKE_REAL_KUBECTL to the real kubectl, for `kubectl kustomize`)."""
-    import sys
-
-    bin_dir.mkdir(parents=True, exist_ok=True)
     for name, body in (("kubectl", CLUSTER_KUBECTL), ("helm", CLUSTER_HELM)):
-        (bin_dir / name).write_text(f"#!{sys.executable}\n{body}")
-        (bin_dir / name).chmod(0o755)
+        python_program(bin_dir / name, body)

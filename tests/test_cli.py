@@ -177,3 +177,22 @@ def test_an_unwritable_output_is_a_user_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["render", str(ROOT / "specs" / "prod-east.yaml"), "-o", str(blocker)])
     assert result.exit_code == 2, result.stderr
     assert "cannot write output" in result.stderr
+
+
+def test_timeouts_take_kubectl_durations() -> None:
+    from compiler.cli import duration
+
+    assert [duration(t) for t in ("300", "0.5", "90s", "5m", "1m30s", "500ms", "1h")] == [
+        300,
+        0.5,
+        90,
+        300,
+        90,
+        0.5,
+        3600,
+    ]
+    assert duration(60) == 60  # an option's default
+    for bad in ("5x", "m", "1m 30s", "-5", "0", "0s", "8d", ""):
+        result = runner.invoke(app, ["verify", "site.yaml", "--timeout", bad])
+        assert result.exit_code == 2, bad
+        assert "--timeout" in result.output and "duration" in result.output, bad

@@ -7,11 +7,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from ruamel.yaml import YAML
 
 from compiler.api import CompiledSite
 from tests.sites import compiled, example_specs, kubeadm_specs, platform_of, write_tree
-from tests.tools import dump_all, load_all_strict, shellcheck, validate_strict
+from tests.tools import dump_all, load_all_strict, shellcheck, validate_strict, yaml12
 
 # kinds kubernetes-validate has schemas for (built into Kubernetes); custom resources
 # (Argo CD, Flux) and the long-removed AuditSink are checked by their own tests
@@ -41,7 +40,7 @@ def test_cluster_dir_builds_with_kubectl_kustomize(spec: Path, tmp_path: Path) -
     _, root = _site(spec, tmp_path)
     result = _run("kubectl", "kustomize", root / "cluster")
     assert result.returncode == 0, result.stderr
-    kinds = {doc["kind"] for doc in YAML(typ="safe", pure=True).load_all(result.stdout) if doc}
+    kinds = {doc["kind"] for doc in yaml12.load_all(result.stdout) if doc}
     assert {"Namespace", "ServiceAccount"} <= kinds
 
 
@@ -54,7 +53,7 @@ def _schema_version(site_version: str) -> str:
 @pytest.mark.parametrize("spec", example_specs(), ids=lambda p: p.stem)
 def test_built_in_objects_pass_kubernetes_validate_strict(spec: Path, tmp_path: Path) -> None:
     _, root = _site(spec, tmp_path)
-    yaml = YAML(typ="safe", pure=True)
+    yaml = yaml12
     version = _schema_version(yaml.load(spec.read_text())["spec"]["kubernetes"]["version"])
     checked = [
         doc
@@ -95,7 +94,7 @@ def test_scripts_pass_shellcheck(spec: Path, tmp_path: Path) -> None:
     assert {s.name for s in scripts} == expected
     runtime_config = root / "plan/runtime-config.yaml"
     if runtime_config.exists():  # the pre-start script a BOSH runtime config carries
-        (addon,) = YAML(typ="safe", pure=True).load(runtime_config.read_text())["addons"]
+        (addon,) = yaml12.load(runtime_config.read_text())["addons"]
         pre_start = root / "plan/pre-start.sh"
         pre_start.write_text(addon["jobs"][0]["properties"]["script"])
         scripts.append(pre_start)
@@ -105,7 +104,7 @@ def test_scripts_pass_shellcheck(spec: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize("spec", kubeadm_specs(), ids=lambda p: p.stem)
 def test_apply_sh_dry_run_lists_every_host_and_runs_nothing(spec: Path, tmp_path: Path) -> None:
     _, root = _site(spec, tmp_path)
-    plan = YAML(typ="safe", pure=True).load((root / "plan/plan.yaml").read_text())
+    plan = yaml12.load((root / "plan/plan.yaml").read_text())
     result = _run("bash", root / "plan/apply.sh")
     assert result.returncode == 0, result.stderr
     for host in plan["spec"]["hosts"]:
@@ -152,7 +151,7 @@ def test_rendered_patch_script_on_real_manifests_agrees_with_kubeadm_config(
     """The compiler's own node/ files, run as an operator would, give the flags and volumes
     that node/kubeadm-config.yaml describes; a second run changes nothing."""
     _, out = _site(spec, tmp_path)
-    yaml = YAML(typ="safe", pure=True)
+    yaml = yaml12
     plan = yaml.load((out / "plan/plan.yaml").read_text())
     config = yaml.load((out / "node/kubeadm-config.yaml").read_text())["apiServer"]
     root = tmp_path / "root"

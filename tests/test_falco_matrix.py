@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ruamel.yaml import YAML
 
 from compiler import falco_matrix, versions
 from compiler.api import analyse, compile_site
@@ -21,8 +20,9 @@ from compiler.datafiles import load_data
 from compiler.errors import Diagnostic, UserError
 from compiler.versions import Version
 from tests.sites import ROOT, write_spec
+from tests.tools import yaml12
 
-yaml = YAML(typ="safe", pure=True)
+yaml = yaml12
 DATA = ROOT / "tests" / "data"
 MATRIX = load_data("falco-matrix.yaml")
 ROWS = falco_matrix.releases()

@@ -11,12 +11,12 @@ from typing import Any
 
 import jsonschema
 import pytest
-from ruamel.yaml import YAML
 
 from compiler.api import compile_site
 from tests.sites import example_specs, write_spec
+from tests.tools import yaml12
 
-yaml = YAML(typ="safe", pure=True)
+yaml = yaml12
 CRDS = Path(__file__).resolve().parent / "data" / "gitops-crds"
 ARGO_VERSIONS = ("v2.8.0", "v3.5.1")  # the first with valuesObject, and a current one
 

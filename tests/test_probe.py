@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ruamel.yaml import YAML
 
 from compiler.api import compile_site
 from compiler.artifacts.audit_policy import Origin
@@ -18,8 +17,9 @@ from compiler.lint.policy_match import Attributes, decide
 from compiler.probe import PROBE_FILE, PROBE_PREFIX, output_marker, rules_text, shown_at
 from compiler.spec.model import PolicyRule
 from tests.sites import write_spec
+from tests.tools import yaml12
 
-yaml = YAML(typ="safe", pure=True)
+yaml = yaml12
 
 
 def _artifact(spec: Path, path: str) -> bytes:

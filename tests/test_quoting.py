@@ -10,14 +10,13 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ruamel.yaml import YAML
 
 from compiler import __version__
 from compiler.api import compile_site
 from compiler.errors import UserError
 from compiler.templates import render_template, shq
 from tests.sites import write_spec
-from tests.tools import shellcheck
+from tests.tools import shellcheck, yaml12
 
 HOSTILE = [
     "x'; touch PWNED; '",
@@ -32,7 +31,7 @@ HOSTILE = [
     "a\ntouch PWNED",
 ]
 
-yaml = YAML(typ="safe", pure=True)
+yaml = yaml12
 
 
 def _spec(tmp: Path, host: str, user: str = "root", config_dir: str = "/etc/kubernetes/audit") -> Path:

@@ -12,7 +12,7 @@ import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import yaml
@@ -54,6 +54,49 @@ class _StrictLoader(yaml.CSafeLoader):
 def load_all_strict(text: str) -> list[Any]:
     """Every document of a multi-document YAML stream (empty documents dropped)."""
     return [doc for doc in yaml.load_all(text, Loader=_StrictLoader) if doc]
+
+
+class _Core12Loader(_StrictLoader):
+    """libyaml with the YAML 1.2 core schema's plain scalars (yes/on/0644 stay what 1.2 says:
+    text, text, 644), duplicate keys refused: what a pure-Python YAML 1.2 reader gives, at C
+    speed."""
+
+    yaml_implicit_resolvers: ClassVar[dict[Any, Any]] = {}
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        text = str(self.construct_scalar(node))
+        if text[:2] in ("0o", "0x"):
+            return int(text[2:], 8 if text[1] == "o" else 16)
+        return int(text, 10)
+
+
+_Core12Loader.add_constructor("tag:yaml.org,2002:int", _Core12Loader.construct_yaml_int)
+for _tag, _pattern, _first in (
+    ("bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    ("int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", "-+0123456789"),
+    (
+        "float",
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+        "-+.0123456789",
+    ),
+    ("null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
+):
+    _Core12Loader.add_implicit_resolver(f"tag:yaml.org,2002:{_tag}", re.compile(_pattern), list(_first))
+
+
+class Yaml12:
+    """``load``/``load_all`` of YAML 1.2 text (the core schema), duplicate keys refused."""
+
+    @staticmethod
+    def load(text: str) -> Any:
+        return yaml.load(text, Loader=_Core12Loader)
+
+    @staticmethod
+    def load_all(text: str) -> list[Any]:
+        return list(yaml.load_all(text, Loader=_Core12Loader))
+
+
+yaml12 = Yaml12()
 
 
 def dump_all(documents: list[Any]) -> str:
@@ -153,8 +196,13 @@ def shellcheck(scripts: list[Path], *options: str) -> None:
 
 def ssh_options(key: Path) -> list[str]:
     """auditc's ssh options for the suite's sshd on 127.0.0.1 (tests/conftest.py): its
-    per-run key, no host key checks (a fresh host key each run), no chatter."""
+    per-run key, no host key checks (a fresh host key each run), no chatter, and SHLVL=1
+    (the sshd accepts it): the login shell is then not the outermost one, so bash skips
+    this machine's ~/.bashrc, which costs 0.3 s a session here (pyenv init) and which no
+    test is about."""
     return [
+        "--ssh-option",
+        "SetEnv=SHLVL=1",
         "--ssh-identity",
         str(key),
         "--ssh-option",

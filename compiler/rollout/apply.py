@@ -23,6 +23,7 @@ follows too); each action has one handler here.
 from __future__ import annotations
 
 import datetime
+import math
 import os
 import tempfile
 import time
@@ -95,7 +96,7 @@ def poll_interval(default: float) -> float:
 
 @dataclass
 class Options:
-    wait_timeout: int = 300  # seconds for Falco's receiver, and for each apiserver
+    wait_timeout: float = 300  # seconds for Falco's receiver, and for each apiserver
     no_wait: bool = False  # the patch script's --no-wait
     state_dir: Path | None = None
     poll: float = field(default_factory=lambda: poll_interval(2.0))  # between a wait's checks
@@ -377,7 +378,7 @@ def _wait_for_falco(
     deadline = time.monotonic() + options.wait_timeout
     if inputs.resolved.site.spec.gitops.engine != "none":
         _wait_for_controller(inputs, options, deadline, applied, say)
-    say(f"cluster: waiting up to {options.wait_timeout}s for {workload} in namespace {namespace}")
+    say(f"cluster: waiting up to {options.wait_timeout:g}s for {workload} in namespace {namespace}")
 
     def absent() -> str | None:
         found = kubectl(inputs.cluster, ["-n", namespace, "get", workload, "-o", "name"], timeout=60)
@@ -386,10 +387,10 @@ def _wait_for_falco(
     missing = _until(deadline, options.poll, absent)
     if missing is not None:
         raise _Stopped(
-            f"{workload} does not exist in namespace {namespace} after {options.wait_timeout}s "
+            f"{workload} does not exist in namespace {namespace} after {options.wait_timeout:g}s "
             f"({missing}); no node was touched"
         )
-    left = max(1, int(deadline - time.monotonic()))
+    left = max(1, math.ceil(deadline - time.monotonic()))
     status = kubectl(
         inputs.cluster,
         ["-n", namespace, "rollout", "status", workload, f"--timeout={left}s"],
@@ -409,7 +410,7 @@ def _wait_for_falco(
     if endpoints is not None:
         raise _Stopped(
             f"the receiver Service {namespace}/{service} has no ready endpoints after "
-            f"{options.wait_timeout}s; no node was touched"
+            f"{options.wait_timeout:g}s; no node was touched"
         )
     applied.steps.append(f"{workload} is available and Service {service} has endpoints")
 
@@ -437,13 +438,14 @@ def _wait_for_controller(
     (release,) = [o for o in inputs.objects if o.get("kind") in GITOPS_KINDS]
     name = f"{release['metadata']['namespace']}/{release['metadata']['name']}"
     controller = GITOPS_KINDS[str(release["kind"])]
-    say(f"cluster: waiting up to {options.wait_timeout}s for {controller} to deploy chart {version} ({name})")
+    waiting = f"waiting up to {options.wait_timeout:g}s"
+    say(f"cluster: {waiting} for {controller} to deploy chart {version} ({name})")
     missing = _until(
         deadline, options.poll, lambda: _not_deployed(inputs.cluster.get(release), release, str(version))
     )
     if missing is not None:
         raise _Stopped(
-            f"{controller} has not deployed chart {version} after {options.wait_timeout}s "
+            f"{controller} has not deployed chart {version} after {options.wait_timeout:g}s "
             f"({release['kind']} {name}: {missing}); no node was touched"
         )
     applied.steps.append(f"{controller} deployed chart {version} ({release['kind']} {name})")
@@ -632,7 +634,8 @@ def _host(
                 "untouched", f"the apiserver is not healthy before the change: {_last(health.output)}"
             )
         say(f"{host}: the apiserver is healthy; patching")
-        wait = " --no-wait" if options.no_wait else f" --wait-timeout {options.wait_timeout}"
+        whole = max(1, math.ceil(options.wait_timeout))  # the patch script counts whole seconds
+        wait = " --no-wait" if options.no_wait else f" --wait-timeout {whole}"
         try:
             ran = shell.run(script + wait, options.wait_timeout + 180)
         except KeyboardInterrupt:

@@ -73,7 +73,7 @@ def verify(
     }
     # the log is read from a little before the request: the node's clock may be behind ours
     since = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=30)
-    say(f"verify: creating ConfigMap {namespace}/{result.probe}; waiting up to {timeout:.0f}s for Falco")
+    say(f"verify: creating ConfigMap {namespace}/{result.probe}; waiting up to {timeout:g}s for Falco")
     sent = time.time()
     created = kubectl(cluster, ["create", "-f", "-", "-o", "name"], stdin=json.dumps(probe), timeout=60)
     if created.code != 0:  # a failed verify, not an error: apply still writes its record
@@ -167,7 +167,7 @@ def _causes(
 ) -> list[str]:
     """Why no alert came, from what auditc can see; the likeliest first."""
     resolved, cluster = inputs.resolved, inputs.cluster
-    causes = [f"no alert for the probe in Falco's log within {timeout:.0f}s"]
+    causes = [f"no alert for the probe in Falco's log within {timeout:g}s"]
     if selector is None:
         causes.append(f"the receiver Service {namespace}/{service} does not exist (or selects no pods)")
     workload = falco_workload(resolved)

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ruamel.yaml import YAML
 
 from compiler import falco_matrix
 from compiler.api import CompiledSite, compile_site
@@ -21,8 +20,9 @@ from compiler.probe import FIELDS, PROBE_FILE, shown_at
 from compiler.versions import Version
 from tests import falco_chart as fc
 from tests.sites import example_specs, write_spec, write_tree
+from tests.tools import yaml12
 
-yaml = YAML(typ="safe", pure=True)
+yaml = yaml12
 RULES_FILE = "- macro: lab_users\n  condition: ka.user.name in (lab-admin)\n"
 RULES = {
     "custom": ["rules/lab.yaml"],

@@ -17,14 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ruamel.yaml import YAML
 
 from compiler.nodepatch.programs import HEREDOC_END, PARTS, part, program
 from tests.nodepatch.helpers import run_awk
 from tests.nodepatch.test_patch_script import make_context
 from tests.nodepatch.test_patch_script_bpm import bpm_context
 from tests.paths import DATA
-from tests.tools import AWKS, require_tool
+from tests.tools import AWKS, require_tool, yaml12
 
 CASES_DIR = DATA / "nodepatch"
 CASES = sorted(p.name for p in CASES_DIR.iterdir() if p.is_dir())
@@ -118,7 +117,7 @@ QUOTED = ["plain", "-", "--x=1", "true", "1.5", "a: b", "it's", "#x", "x #y", ""
 def test_quoting_round_trips(awk: str) -> None:
     """yq (new scalars) and styled (replaced ones, all three styles) read back as written;
     decode reads what they wrote."""
-    yaml = YAML(typ="safe", pure=True)
+    yaml = yaml12
     for value in [*QUOTED, 'say "hi" \\ back']:
         for style in ("p", "s", "d"):
             written = call(awk, 'styled(ENVIRON["S"], ENVIRON["V"])', S=style, V=value)

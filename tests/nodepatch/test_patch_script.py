@@ -35,7 +35,7 @@ from ruamel.yaml import YAML
 from compiler.nodepatch import patch_script
 from tests.nodepatch.helpers import awk_shim, shellcheck_context
 from tests.paths import DATA
-from tests.tools import AWKS, require_tool
+from tests.tools import AWKS, require_tool, yaml12
 
 REAL_MANIFESTS = sorted((DATA / "kube-apiserver-manifests").glob("*.yaml"))
 HARD_DIR = DATA / "kube-apiserver-hard"
@@ -210,7 +210,7 @@ def hard(name: str) -> bytes:
 
 
 def load(text: str) -> Any:
-    return YAML(typ="safe", pure=True).load(text)
+    return yaml12.load(text)
 
 
 def flag_name(arg: str) -> str:

@@ -80,7 +80,7 @@ def test_apply_rolls_out_in_order_and_a_second_plan_is_empty(world: World) -> No
 def test_a_host_that_does_not_come_back_is_restored_and_the_rollout_stops(world: World) -> None:
     world.apiservers["cp-2"].breaks = True
     before = world.snapshot()
-    result = world.apply(None, "--wait-timeout", "2")
+    result = world.apply(None, "--wait-timeout", "0.3")
     assert result.exit_code == 1, result.output
     after = world.snapshot()
     assert after[f"cp-1/{MANIFEST}"] != before[f"cp-1/{MANIFEST}"]  # patched
@@ -170,7 +170,7 @@ def test_two_applies_at_once_the_second_refuses(world: World) -> None:
     world.apiservers["cp-1"].breaks = True
     argv = [sys.executable, "-m", "compiler", "apply", str(world.spec), "--yes", *world.node_args()]
     first = subprocess.Popen(
-        [*argv, "--wait-timeout", "4"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [*argv, "--wait-timeout", "3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     lease = world.cluster / "objects" / "lease.kube-system.auditc-apply-t.json"
     deadline = time.monotonic() + 60
@@ -197,7 +197,7 @@ def test_without_a_terminal_and_without_yes_nothing_is_touched(world: World) -> 
 def test_falco_not_available_stops_before_any_node(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FAKE_FALCO", "unavailable")
     before = world.snapshot()
-    result = world.apply(None, "--wait-timeout", "2")
+    result = world.apply(None, "--wait-timeout", "0.3")
     assert result.exit_code == 1, result.output
     assert "is not available" in result.stdout and "no node was touched" in result.stdout
     assert world.snapshot() == before
@@ -210,10 +210,10 @@ def test_a_receiver_service_without_endpoints_stops_before_any_node(
     pointed at it."""
     monkeypatch.setenv("FAKE_ENDPOINTS", "none")
     before = world.snapshot()
-    result = world.apply(None, "--wait-timeout", "1")
+    result = world.apply(None, "--wait-timeout", "0.3")
     assert result.exit_code == 1, result.output
     assert (
-        "the receiver Service falco/falco-k8saudit-webhook has no ready endpoints after 1s" in result.stdout
+        "the receiver Service falco/falco-k8saudit-webhook has no ready endpoints after 0.3s" in result.stdout
     )
     assert world.snapshot() == before
 

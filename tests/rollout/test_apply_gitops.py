@@ -9,11 +9,11 @@ import json
 from typing import Any
 
 import pytest
-from ruamel.yaml import YAML
 
 from tests.rollout.world import World
+from tests.tools import yaml12
 
-yaml = YAML(typ="safe", pure=True)
+yaml = yaml12
 CHART = "9.1.0"
 
 
@@ -66,11 +66,11 @@ def test_flux_still_on_an_older_chart_stops_before_any_node(
     release = _gitops(world, "flux", monkeypatch)
     _store(world, release, _flux_status("9.0.0"))
     before = world.snapshot()
-    result = world.apply(None, "--wait-timeout", "1")
+    result = world.apply(None, "--wait-timeout", "0.3")
     assert result.exit_code == 1, result.output
     assert (
-        f"Flux has not deployed chart {CHART} after 1s (HelmRelease flux-system/t-falco: chart version 9.0.0)"
-        in result.stdout
+        f"Flux has not deployed chart {CHART} after 0.3s "
+        "(HelmRelease flux-system/t-falco: chart version 9.0.0)" in result.stdout
     )
     assert world.snapshot() == before
 
@@ -82,11 +82,11 @@ def test_flux_not_yet_synced_or_reconciled_stops(world: World, monkeypatch: pyte
     older = json.loads(json.dumps(release))
     del older["spec"]["values"]["customRules"]  # the commit before the probe rule
     _store(world, older, _flux_status(CHART))
-    result = world.apply(None, "--wait-timeout", "1")
+    result = world.apply(None, "--wait-timeout", "0.3")
     assert result.exit_code == 1
     assert "its spec is not the rendered one yet (the controller has not synced the commit)" in result.stdout
     _store(world, release, {**_flux_status(CHART), "observedGeneration": 0})  # synced, not reconciled
-    result = world.apply(None, "--wait-timeout", "1")
+    result = world.apply(None, "--wait-timeout", "0.3")
     assert result.exit_code == 1
     assert "status is of generation 0, the object is at 1" in result.stdout
 
@@ -96,7 +96,7 @@ def test_flux_not_ready_is_named(world: World, monkeypatch: pytest.MonkeyPatch) 
     status = _flux_status(CHART)
     status["conditions"] = [{"type": "Ready", "status": "False", "message": "install retries exhausted"}]
     _store(world, release, status)
-    result = world.apply(None, "--wait-timeout", "1")
+    result = world.apply(None, "--wait-timeout", "0.3")
     assert result.exit_code == 1
     assert "not ready: install retries exhausted" in result.stdout
 
@@ -129,13 +129,13 @@ def test_argocd_application_status(
     application = _gitops(world, "argocd", monkeypatch)
     _store(world, application, status)
     before = world.snapshot()
-    result = world.apply(None, "--wait-timeout", "1", "--no-verify")
+    result = world.apply(None, "--wait-timeout", "0.3", "--no-verify")
     assert (result.exit_code == 0) == fine, result.output
     if fine:
         assert world.snapshot() != before
     else:
         assert (
-            f"Argo CD has not deployed chart {CHART} after 1s (Application argocd/t-falco: {missing})"
+            f"Argo CD has not deployed chart {CHART} after 0.3s (Application argocd/t-falco: {missing})"
             in result.stdout
         )
         assert world.snapshot() == before

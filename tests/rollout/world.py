@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import shutil
 import ssl
 import threading
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from tests.paths import DATA
 from tests.sites import write_spec
 
 MANIFEST = "etc/kubernetes/manifests/kube-apiserver.yaml"
+# World.applied: per spec text, the apiserver ports and every file a real apply left
+_APPLIED: dict[str, tuple[dict[str, int], dict[str, tuple[bytes, int]]]] = {}
 REAL_MANIFEST = DATA / "kube-apiserver-manifests/1.30.14-kubeadm.yaml"
 HOSTS = ["cp-1", "cp-2", "cp-3"]
 
@@ -86,6 +89,36 @@ class World:
 
     def apply(self, target: Path | None = None, *args: str) -> Any:
         return self.cli("apply", str(target or self.spec), "--yes", *self.node_args(), *args)
+
+    def applied(self) -> None:
+        """The world after ``auditc apply --no-verify`` of its spec: applied for real the first
+        time this process sees the spec, later restored from a copy of what that apply left
+        (the hosts' files, the stand-in cluster, the apply records and the call log), each
+        host's manifest pointed at this world's apiserver again."""
+        key = self.spec.read_text()
+        if key not in _APPLIED:
+            result = self.apply(None, "--no-verify")
+            assert result.exit_code == 0, result.output
+            files = {
+                str(path.relative_to(self.tmp)): (path.read_bytes(), path.stat().st_mode & 0o7777)
+                for top in (self.nodes, self.cluster, self.state, self.log)
+                for path in ([top] if top.is_file() else sorted(top.rglob("*")))
+                if path.is_file()
+            }
+            _APPLIED[key] = ({host: server.port for host, server in self.apiservers.items()}, files)
+            return
+        ports, files = _APPLIED[key]
+        for top in (self.nodes, self.cluster, self.state):
+            shutil.rmtree(top, ignore_errors=True)
+        for name, (data, mode) in files.items():
+            host = name.split("/")[1] if name.startswith("nodes/") else None
+            if host in ports:
+                old, new = ports[host], self.apiservers[host].port
+                data = data.replace(f"--secure-port={old}\n".encode(), f"--secure-port={new}\n".encode())
+            path = self.tmp / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            path.chmod(mode)
 
     def calls(self) -> list[str]:
         return self.log.read_text().splitlines() if self.log.exists() else []

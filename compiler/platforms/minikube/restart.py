@@ -64,7 +64,7 @@ def restart_profile(profile: str, config_dir: str, restart: Restart) -> Restarte
         if time.monotonic() >= deadline:
             _put_back(target, previous)
             return Restarted(
-                False, True, f"the apiserver is not ready after {wait_timeout:.0f}s: {_last(out)}{AFTER}"
+                False, True, f"the apiserver is not ready after {wait_timeout:g}s: {_last(out)}{AFTER}"
             )
         time.sleep(restart.poll)
 

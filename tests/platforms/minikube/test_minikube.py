@@ -6,12 +6,11 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from ruamel.yaml import YAML
-
 from compiler.api import compile_site
 from tests.sites import ROOT, write_spec, write_tree
+from tests.tools import yaml12
 
-yaml = YAML(typ="safe", pure=True)
+yaml = yaml12
 MINIKUBE = {
     "platform": {"type": "minikube", "kubeadm": None, "minikube": {"profile": "audit-lab"}},
     "falco": None,

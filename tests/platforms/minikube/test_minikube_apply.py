@@ -119,7 +119,7 @@ def test_a_start_that_fails_is_reported_with_what_to_do(lab: Lab, monkeypatch: p
 
 def test_an_apiserver_that_never_gets_ready(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FAKE_READYZ", "fail")
-    result = lab.cli("apply", str(lab.spec), "--yes", "--wait-timeout", "1")
+    result = lab.cli("apply", str(lab.spec), "--yes", "--wait-timeout", "0.3")
     assert result.exit_code == 1, result.output
     (host,) = lab.records()[-1]["hosts"]
-    assert host["outcome"] == "unknown" and "the apiserver is not ready after 1s" in host["detail"]
+    assert host["outcome"] == "unknown" and "the apiserver is not ready after 0.3s" in host["detail"]

@@ -15,12 +15,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from ruamel.yaml import YAML
 
 from tests import standins
 from tests.paths import DATA
 from tests.platforms.pks.fakes import BOSH, BPM, HEALTH, MASTERS, MONIT, PASSWORD, PKS, UUID, tkgi_master
 from tests.sites import ROOT, compiled, write_tree
+from tests.tools import yaml12
 
 
 @pytest.fixture
@@ -73,7 +73,7 @@ def _root(env: dict[str, str], master: str) -> Path:
 
 
 def _args(bpm: Path) -> list[str]:
-    (process,) = YAML(typ="safe", pure=True).load(bpm.read_text())["processes"]
+    (process,) = yaml12.load(bpm.read_text())["processes"]
     return [str(a) for a in process["args"]]
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,8 +73,7 @@ def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fleet]:
     for name, text in (("pks", PKS), ("monit", MONIT), ("sudo", SUDO)):
         (bin_dir / name).write_text(text)
         (bin_dir / name).chmod(0o755)
-    (bin_dir / "bosh").write_text(f"#!{sys.executable}\n{BOSH_ROOTED}")
-    (bin_dir / "bosh").chmod(0o755)
+    standins.python_program(bin_dir / "bosh", BOSH_ROOTED)
     for master in MASTERS:
         tkgi_master(fake / "vms" / master)
     spec = write_spec(tmp_path, {"platform": PLATFORM})
@@ -126,7 +124,7 @@ def test_apply_goes_master_by_master_then_plan_is_empty(fleet: Fleet) -> None:
 def test_a_master_that_does_not_come_back_is_restored_and_stops(fleet: Fleet) -> None:
     (fleet.root(MASTERS[1]) / HEALTH).write_text(BREAKS)
     before = {m: _bpm(fleet, m) for m in MASTERS}
-    result = fleet.apply("--wait-timeout", "2")
+    result = fleet.apply("--wait-timeout", "1")
     assert result.exit_code == 1, result.output
     outcomes = [(h["host"], h["outcome"]) for h in fleet.records()[-1]["hosts"]]
     assert outcomes == [(MASTERS[0], "patched"), (MASTERS[1], "restored")]
