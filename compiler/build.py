@@ -28,13 +28,19 @@ class Build:
     resolved: Resolved
     policy: CompiledPolicy
     values: dict[str, Any]  # helm/falco-values.yaml
-    change: ApiserverChange  # the kube-apiserver flags and volumes auditc owns
-    node_files: dict[str, bytes]  # installed into the node config dir, by file name
+    apiserver: ApiserverChange | None  # the kube-apiserver flags and volumes auditc owns; None: managed
+    node_files: dict[str, bytes]  # installed into the node config dir, by file name (none: managed)
     extra: list[tuple[str, list[dict[str, Any]]]]  # the platform's own cluster/ files (name, objects)
 
     @property
     def name(self) -> str:
         return self.resolved.name
+
+    @property
+    def change(self) -> ApiserverChange:
+        """The apiserver change of a self-managed site (the node layer reads only those)."""
+        assert self.apiserver is not None, f"site {self.name} has no apiserver of its own"
+        return self.apiserver
 
 
 def build(resolved: Resolved) -> Build:
@@ -47,11 +53,15 @@ def build(resolved: Resolved) -> Build:
             problems.extend(exc.diagnostics)
             return None
 
-    change = attempt(apiserver_change)
+    change = None if resolved.managed else attempt(apiserver_change)
     values = attempt(falco_values)
     policy = attempt(compile_policy)
     extra = attempt(resolved.platform.cluster_objects)
-    if problems or change is None or values is None or policy is None or extra is None:
+    if problems or values is None or policy is None or extra is None:
+        raise UserError(problems)
+    if resolved.managed:
+        return Build(resolved, policy, values, None, {}, extra)
+    if change is None:
         raise UserError(problems)
     node_files = {"audit-policy.yaml": yaml_bytes(policy.document)}
     if resolved.site.spec.audit.webhook.enabled:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from compiler.build import Build
     from compiler.bundle import Artifact
     from compiler.checks import Checks
+    from compiler.falco_target import FalcoTarget
     from compiler.lint.checks import Context
     from compiler.resolve import Resolved
     from compiler.spec.model import PlatformBlock, Site
@@ -41,6 +42,22 @@ class Restart:
     context: str | None  # the kubectl context to check readiness with (None: the platform's)
     wait_timeout: float
     poll: float
+
+
+@dataclass(frozen=True)
+class PullSource:
+    """A managed control plane's audit log as Falco reads it: the cloud writes the log, a
+    plugin pulls it (no webhook, no nodes, no receiver Service)."""
+
+    plugin: str  # the plugin's name, as falco.yaml loads it
+    library: str  # its library_path
+    init_config: Mapping[str, Any]
+    open_params: str
+    artifact: str  # the falcoctl reference that installs it, at an exact version
+    rules: str  # the exact k8saudit-rules artifact whose rules accept this plugin
+    json: str  # the exact json plugin artifact (the rules need it)
+    service_account_annotations: Mapping[str, str]  # the identity the plugin reads the log as
+    where: str  # what the log is, for messages and the plan
 
 
 @dataclass(frozen=True)
@@ -102,7 +119,7 @@ class PlatformData(DataModel):
 
     type: str
     transport: str  # how node files travel (ssh, or a platform CLI): the plan names it
-    paths: PathDefaults
+    paths: PathDefaults | None = None  # None: a managed control plane, no node files
     receiver: ReceiverDefaults
     patch: PatchDefaults = PatchDefaults()
 
@@ -130,6 +147,7 @@ def default_node_paths(
     the audit log goes to spec.audit.log.path or the platform's default."""
     log = site.spec.audit.log
     defaults = data.paths
+    assert defaults is not None, f"platform {data.type} has no node paths"
     return NodePaths(
         manifest=manifest or defaults.manifest,
         config_dir=config_dir or defaults.config_dir,
@@ -170,11 +188,17 @@ class Platform(Protocol):
         """Lint rules of this platform only, by id (their catalog entries sit in the folder)."""
         ...
 
-    def node_paths(self, site: Site, written_log: bool) -> NodePaths:
-        """The node layout for this site; ``written_log``: the spec has an audit.log block."""
+    def node_paths(self, site: Site, written_log: bool) -> NodePaths | None:
+        """The node layout for this site; ``written_log``: the spec has an audit.log block.
+        None: a managed control plane (no node auditc can change; see pull_source)."""
         ...
 
-    def check(self, site: Site, paths: NodePaths, kube: Version, checks: Checks) -> None:
+    def pull_source(self, site: Site, target: FalcoTarget, checks: Checks) -> PullSource | None:
+        """Where a managed control plane's audit log is and the plugin that pulls it; None
+        where the apiserver sends its events to Falco's webhook receiver."""
+        ...
+
+    def check(self, site: Site, paths: NodePaths | None, kube: Version, checks: Checks) -> None:
         """Spec checks only this platform knows (run while resolving)."""
         ...
 

@@ -18,7 +18,7 @@ from compiler import consistency, versions
 from compiler.checks import Checks
 from compiler.errors import Diagnostic, UserError
 from compiler.falco_target import FalcoTarget, resolve_falco
-from compiler.platform import NodePaths, Platform, PlatformData, Registry
+from compiler.platform import NodePaths, Platform, PlatformData, PullSource, Registry
 from compiler.spec.model import Site
 from compiler.spec.source import SourceDoc, read_limited
 from compiler.spec.types import excerpt
@@ -52,10 +52,23 @@ class Resolved:
     target: FalcoTarget  # the Falco release, chart and artifacts the site installs
     receiver: Receiver
     platform: Platform  # the registry's entry for spec.platform.type
-    paths: NodePaths
+    node_paths: NodePaths | None  # None: a managed control plane (the cloud runs the apiservers)
     files: dict[str, bytes]  # files the spec names, by the name written in the spec
     spec_digest: str
     warnings: tuple[Diagnostic, ...] = field(default=())
+    pull: PullSource | None = None  # a managed control plane's audit log, pulled by a plugin
+
+    @property
+    def managed(self) -> bool:
+        """The cloud runs the control plane: no node, no webhook, Falco pulls the audit log."""
+        return self.node_paths is None
+
+    @property
+    def paths(self) -> NodePaths:
+        """The node layout; only self-managed platforms have one, and only their code and
+        the node layer (never reached for a managed site) read it."""
+        assert self.node_paths is not None, f"site {self.name} has no nodes (managed control plane)"
+        return self.node_paths
 
     @property
     def name(self) -> str:
@@ -83,9 +96,11 @@ def resolve(site: Site, doc: SourceDoc, platforms: Registry, roots: tuple[Path, 
     platform = platforms[spec.platform.type]
     kube = _kube_version(site, checks)
     target = resolve_falco(site, checks)
-    receiver = _receiver(site, platform.data, target.plugin, target.version, checks)
     paths = platform.node_paths(site, doc.node(("spec", "audit", "log")) is not None)
-    consistency.node_paths(site, paths, checks)
+    receiver = _receiver(site, platform.data, target.plugin, target.version, checks, dialed=paths is not None)
+    pull = platform.pull_source(site, target, checks)
+    if paths is not None:
+        consistency.node_paths(site, paths, checks)
     platform.check(site, paths, kube, checks)
     if spec.sinks and not platform.has_sinks:
         having = ", ".join(name for name, entry in platforms.items() if entry.has_sinks)
@@ -105,10 +120,11 @@ def resolve(site: Site, doc: SourceDoc, platforms: Registry, roots: tuple[Path, 
         target=target,
         receiver=receiver,
         platform=platform,
-        paths=paths,
+        node_paths=paths,
         files=files,
         spec_digest=_digest(doc.raw, files),
         warnings=warnings,
+        pull=pull,
     )
 
 
@@ -132,7 +148,11 @@ def _kube_version(site: Site, checks: Checks) -> Version:
     return kube
 
 
-def _receiver(site: Site, platform: PlatformData, plugin: bool, falco: Version, checks: Checks) -> Receiver:
+def _receiver(
+    site: Site, platform: PlatformData, plugin: bool, falco: Version, checks: Checks, *, dialed: bool
+) -> Receiver:
+    """Where Falco's webhook receiver listens and the address the apiservers dial;
+    ``dialed`` False on a managed control plane, where nothing dials it (no address)."""
     spec = site.spec.falco.receiver
     base = ("spec", "falco", "receiver")
     table = versions.falco_table()["receiver"]["plugin" if plugin else "legacy"]
@@ -175,6 +195,8 @@ def _receiver(site: Site, platform: PlatformData, plugin: bool, falco: Version, 
         address_text = service.cluster_ip
     elif platform.receiver.address:
         address_text = platform.receiver.address
+    elif not dialed:
+        address_text = ""
     else:
         checks.error(
             (*base, "address"),

@@ -205,10 +205,12 @@ def corpus() -> tuple[Case, ...]:
 
 @functools.cache
 def cases(seed: int = 20261202, per_spec: int = 240, every_key: bool = True) -> tuple[Case, ...]:
-    """The corpus: deterministic for a seed. Built once per process (a YAML dump per case)."""
-    rng = random.Random(seed)
+    """The corpus: deterministic for a seed. Built once per process (a YAML dump per case).
+    Each example spec draws from its own generator, so a new example leaves the others'
+    cases as they were."""
     out: list[Case] = []
     for spec in sorted(SPECS.glob("*.yaml")):
+        rng = random.Random(f"{seed}-{spec.stem}")
         # one parse per spec: each case changes the document, dumps it and puts it back
         base = _yaml().load(spec.read_text())
         files = _example_files(spec)

@@ -200,7 +200,7 @@ def test_dry_runs_run_nothing_unexpected(outcomes: list[Outcome], tmp_path: Path
         for n, c in o.scripts.items()
         if n.endswith("apply.sh")
     }
-    assert len(apply_scripts) > 10
+    assert len(apply_scripts) > (10 if fuzz.FULL_CORPUS else 8)  # the default: one seeded sample
     for digest, content in sorted(apply_scripts.items()):
         site = tmp_path / digest[:12]
         (site / "plan").mkdir(parents=True)

@@ -41,11 +41,11 @@ def rbac(resolved: Resolved) -> list[dict[str, Any]]:
     read-only access to what it reads.
     """
     ns = resolved.site.spec.falco.namespace
-    account = {
-        "apiVersion": "v1",
-        "kind": "ServiceAccount",
-        "metadata": _meta(resolved, service_account_name(resolved), ns),
-    }
+    meta = _meta(resolved, service_account_name(resolved), ns)
+    if resolved.pull is not None and resolved.pull.service_account_annotations:
+        # the cloud identity the plugin reads the audit log as (IRSA, Workload Identity)
+        meta["annotations"] = dict(sorted(resolved.pull.service_account_annotations.items()))
+    account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta}
     if resolved.plugin:
         return [account]
     role = {

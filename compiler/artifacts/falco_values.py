@@ -53,7 +53,10 @@ def receiver_service_name(resolved: Resolved) -> str:
 def falco_values(resolved: Resolved) -> dict[str, Any]:
     target = resolved.target
     keys = chart_keys(target.chart.keys)
-    if target.chart.shape == "plugin":
+    if resolved.pull is not None:
+        values = _pull_values(resolved, keys)
+        keys = keys | {"falco.rules_file", "falco.rules_files"}
+    elif target.chart.shape == "plugin":
         values = _plugin_values(resolved, keys)
         # the chart writes `falco:` into falco.yaml verbatim: both rules keys are Falco's own
         keys = keys | {"falco.rules_file", "falco.rules_files"}
@@ -141,6 +144,55 @@ def _plugin_values(resolved: Resolved, keys: frozenset[str]) -> dict[str, Any]:
         values["falcoctl"] = _falcoctl(resolved, keys)
     if falco.receiver.tls.enabled:
         values["certs"] = {"existingSecret": falco.receiver.tls.existing_secret}
+    return values
+
+
+def _pull_values(resolved: Resolved, keys: frozenset[str]) -> dict[str, Any]:
+    """A managed control plane: one Falco pulls the cloud's audit log with the platform's
+    plugin (the plugin READMEs' recipe): one replica, since every replica would read the
+    same log and alert on every event again; no receiver Service; falcoctl installs the
+    plugin, the json plugin and the k8saudit rules at exact versions."""
+    pull = resolved.pull
+    assert pull is not None
+    target = resolved.target
+    values: dict[str, Any] = {"image": {"tag": str(target.version)}}
+    if _has(keys, "serviceAccount.create"):
+        # auditc's own ServiceAccount (cluster/rbac.yaml) carries the cloud identity
+        values["serviceAccount"] = {"create": False, "name": service_account_name(resolved)}
+    if _has(keys, "rbac.create"):
+        values["rbac"] = {"create": False}
+    values |= {
+        "controller": {"kind": "deployment", "deployment": {"replicas": 1}},
+        "driver": {"enabled": False},
+        "collectors": {"enabled": False},
+        "falco": {
+            "plugins": [
+                {
+                    "name": pull.plugin,
+                    "library_path": pull.library,
+                    "init_config": dict(pull.init_config),
+                    "open_params": pull.open_params,
+                },
+                {"name": "json", "library_path": "libjson.so", "init_config": ""},
+            ],
+            "load_plugins": [pull.plugin, "json"],
+            **_rules_key(target, ["/etc/falco/k8s_audit_rules.yaml", "/etc/falco/rules.d"]),
+        },
+    }
+    follow = [f"k8saudit-rules:{_minor(pull.rules)}"] if target.follow else []
+    install: dict[str, Any] = {"refs": [f"k8saudit-rules:{pull.rules}", pull.artifact, f"json:{pull.json}"]}
+    if _has(keys, "falcoctl.config.artifact.install.resolveDeps"):
+        install["resolveDeps"] = False  # every artifact is listed, at its exact version
+    values["falcoctl"] = {
+        "artifact": {"install": {"enabled": True}, "follow": {"enabled": target.follow}},
+        "config": {
+            "artifact": {
+                "allowedTypes": ["rulesfile", "plugin"],
+                "install": install,
+                "follow": {"refs": follow},
+            }
+        },
+    }
     return values
 
 

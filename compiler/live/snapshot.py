@@ -45,6 +45,8 @@ def gather(
     snapshot = Snapshot(resolved.name)
     for obj in objects:
         snapshot.objects[object_key(obj)] = kubectl.get(obj)
+    if resolved.managed:
+        return snapshot  # no node: the cloud runs the control plane
     paths = node_files(resolved, config_files)
     for transport in resolved.platform.transports(resolved, access):
         snapshot.nodes[transport.name] = transport.read_many(paths)

@@ -137,26 +137,12 @@ def _check_pipeline(site: CompiledSite, tmp_path: Path) -> None:
     # the image runs the Falco the values were written for
     assert container["image"].endswith(f":{falco_version}"), container["image"]
 
-    # what the apiserver dials reaches the port and path Falco listens on
-    scheme, port, path = fc.receiver_listens(falco)
-    kubeconfig = root / "node/audit-webhook.kubeconfig"
-    if kubeconfig.exists():
-        server = yaml.load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
-    else:  # dynamic auditing: the AuditSink, auditc's (applied by the plan) or the chart's own
-        own = root / "plan/audit-sink.yaml"
-        sinks = [o for o in objects if o["kind"] == "AuditSink"]
-        sinks += [yaml.load(own.read_text())] if own.exists() else []
-        (sink,) = sinks
-        server = sink["spec"]["webhook"]["clientConfig"]["url"]
-    dial = fc.urlsplit(server)
-    assert dial.port is not None and dial.hostname is not None
-    service, target = fc.service_to(rendered, dial.hostname, dial.port)
-    # auditc verify reads the receiver's endpoints and pods through this Service by name
-    assert service["metadata"]["name"] == receiver_service_name(compile_spec(site.spec).built.resolved)
-    assert target == port, f"{service['metadata']['name']} forwards to {target}, Falco listens on {port}"
-    assert (dial.scheme, dial.path) == (scheme, path)
     pod_labels = rendered.pod["metadata"]["labels"]
-    assert service["spec"]["selector"].items() <= pod_labels.items(), "the Service selects the Falco pods"
+    resolved = compile_spec(site.spec).built.resolved
+    if resolved.pull is None:
+        _check_receiver(site, root, objects, rendered, falco)
+    else:
+        _check_pull(resolved, root, rendered, falco)
 
     # every rules file Falco lists is in the pod, the k8s audit rules first of all
     listed = fc.rules_list(falco, falco_version)
@@ -237,7 +223,8 @@ def _check_pipeline(site: CompiledSite, tmp_path: Path) -> None:
         else:
             assert not followers, "falcoctl follows artifacts nobody asked it to"
         if falco_version >= Version.parse("0.37.0"):  # images without plugins: falcoctl brings it
-            assert any(ref.startswith("k8saudit:") for ref in refs)
+            plugin = "k8saudit" if resolved.pull is None else resolved.pull.plugin
+            assert any(ref.startswith(f"{plugin}:") for ref in refs)
     else:
         assert not follow
         assert falco_version < Version.parse("0.37.0"), "no falcoctl and no plugin in the image"
@@ -281,6 +268,66 @@ def _check_pipeline(site: CompiledSite, tmp_path: Path) -> None:
         assert wanted.items() <= rendered.pod["metadata"]["annotations"].items()
     if "controller.labels.*" in keys:
         assert site_labels.items() <= rendered.workload["metadata"]["labels"].items()
+
+
+def _check_receiver(
+    site: CompiledSite,
+    root: Path,
+    objects: list[dict[str, Any]],
+    rendered: fc.Rendered,
+    falco: dict[str, Any],
+) -> None:
+    """What the apiserver dials reaches the port and path Falco listens on."""
+    scheme, port, path = fc.receiver_listens(falco)
+    kubeconfig = root / "node/audit-webhook.kubeconfig"
+    if kubeconfig.exists():
+        server = yaml.load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
+    else:  # dynamic auditing: the AuditSink, auditc's (applied by the plan) or the chart's own
+        own = root / "plan/audit-sink.yaml"
+        sinks = [o for o in objects if o["kind"] == "AuditSink"]
+        sinks += [yaml.load(own.read_text())] if own.exists() else []
+        (sink,) = sinks
+        server = sink["spec"]["webhook"]["clientConfig"]["url"]
+    dial = fc.urlsplit(server)
+    assert dial.port is not None and dial.hostname is not None
+    service, target = fc.service_to(rendered, dial.hostname, dial.port)
+    # auditc verify reads the receiver's endpoints and pods through this Service by name
+    assert service["metadata"]["name"] == receiver_service_name(compile_spec(site.spec).built.resolved)
+    assert target == port, f"{service['metadata']['name']} forwards to {target}, Falco listens on {port}"
+    assert (dial.scheme, dial.path) == (scheme, path)
+    pod_labels = rendered.pod["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items(), "the Service selects the Falco pods"
+
+
+def _check_pull(resolved: Any, root: Path, rendered: fc.Rendered, falco: dict[str, Any]) -> None:
+    """A managed control plane: Falco loads the platform's plugin with what the spec names,
+    the rules it loads accept that plugin, one pod reads the log, as the cloud identity."""
+    pull = resolved.pull
+    assert falco["load_plugins"] == [pull.plugin, "json"]
+    (plugin,) = [p for p in falco["plugins"] if p["name"] == pull.plugin]
+    assert plugin["library_path"] == pull.library and plugin["open_params"] == pull.open_params
+    assert plugin["init_config"] == dict(pull.init_config)
+    assert not rendered.services, "nothing dials Falco: no Service"
+    # the k8s audit rules falcoctl installs name this plugin (or accept it as an alternative
+    # to k8saudit) at a version at or below the pinned one
+    base = (fc.RULES / f"k8s_audit_rules-{pull.rules}.yaml").read_text()
+    (entries,) = fc.load_all_strict(base)
+    (required,) = [e["required_plugin_versions"] for e in entries if "required_plugin_versions" in e]
+    accepted = {r["name"]: r["version"] for r in required}
+    for entry in required:
+        accepted |= {a["name"]: a["version"] for a in entry.get("alternatives") or []}
+    pinned = Version.parse(pull.artifact.partition(":")[2])
+    assert pull.plugin in accepted and Version.parse(accepted[pull.plugin]) <= pinned
+    assert Version.parse(accepted["json"]) <= Version.parse(pull.json)
+    # the pod runs as auditc's ServiceAccount, which carries the identity
+    account = rendered.pod["spec"].get("serviceAccountName")
+    (own,) = [
+        doc
+        for doc in yaml.load_all((root / "cluster/rbac.yaml").read_text())
+        if doc and doc["kind"] == "ServiceAccount"
+    ]
+    assert account == own["metadata"]["name"]
+    assert (own["metadata"].get("annotations") or {}) == dict(pull.service_account_annotations)
 
 
 def _keys_file(chart: str) -> str:

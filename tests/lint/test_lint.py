@@ -28,6 +28,16 @@ METADATA_CONFIGMAPS = {
 }
 
 # id -> (spec that fires it, spec path of the finding, spec that does not fire it)
+# an EKS site (a managed control plane), as the EKS cases write spec.platform
+EKS: dict[str, Any] = {
+    "type": "eks",
+    "kubeadm": None,
+    "eks": {
+        "clusterName": "c",
+        "region": "eu-west-1",
+        "identity": {"mode": "irsa", "roleArn": "arn:aws:iam::123456789012:role/r"},
+    },
+}
 CASES: dict[str, tuple[dict[str, Any], tuple[str | int, ...], dict[str, Any]]] = {
     "AUD001": (
         {
@@ -211,6 +221,16 @@ CASES: dict[str, tuple[dict[str, Any], tuple[str | int, ...], dict[str, Any]]] =
         {"falco": {"values": {"falco": {"priority": "warning"}}}},
         ("spec", "falco", "values", "falco", "priority"),
         {"falco": {"values": {"falco": {"priority": "notice"}}}},
+    ),
+    "AUD031": (
+        {"platform": EKS, "falco": {"values": {"controller": {"deployment": {"replicas": 2}}}}},
+        ("spec", "falco", "values", "controller"),
+        {"platform": EKS, "falco": {"values": {"controller": {"deployment": {"replicas": 1}}}}},
+    ),
+    "AUD032": (
+        {"platform": EKS, "audit": {"policy": {"preset": "minimal"}}},
+        ("spec", "audit", "policy"),
+        {"platform": EKS},
     ),
 }
 

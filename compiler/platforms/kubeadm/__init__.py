@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from compiler.build import Build
     from compiler.bundle import Artifact
     from compiler.checks import Checks
-    from compiler.platform import Restart
+    from compiler.falco_target import FalcoTarget
+    from compiler.platform import PullSource, Restart
     from compiler.resolve import Resolved
     from compiler.spec.model import Site
     from compiler.versions import Version
@@ -40,7 +41,10 @@ class Kubeadm:
         own = settings(site)
         return default_node_paths(self.data, site, manifest=own.manifest_path, config_dir=own.config_dir)
 
-    def check(self, site: Site, paths: NodePaths, kube: Version, checks: Checks) -> None:
+    def pull_source(self, site: Site, target: FalcoTarget, checks: Checks) -> PullSource | None:
+        return None  # the apiservers send to Falco's webhook receiver
+
+    def check(self, site: Site, paths: NodePaths | None, kube: Version, checks: Checks) -> None:
         pass  # the generic node path checks cover a static pod
 
     def cluster_objects(self, resolved: Resolved) -> list[tuple[str, list[dict[str, Any]]]]:

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from compiler.build import Build
     from compiler.bundle import Artifact
     from compiler.checks import Checks
-    from compiler.platform import Restart
+    from compiler.falco_target import FalcoTarget
+    from compiler.platform import PullSource, Restart
     from compiler.resolve import Resolved
     from compiler.spec.model import Site
     from compiler.transport import NodeAccess, NodeShell, Transport
@@ -53,7 +54,10 @@ class Minikube:
         paths = default_node_paths(self.data, site, manifest=None, config_dir=None)
         return replace(paths, adds_volumes=False)
 
-    def check(self, site: Site, paths: NodePaths, kube: Version, checks: Checks) -> None:
+    def pull_source(self, site: Site, target: FalcoTarget, checks: Checks) -> PullSource | None:
+        return None  # the apiservers send to Falco's webhook receiver
+
+    def check(self, site: Site, paths: NodePaths | None, kube: Version, checks: Checks) -> None:
         version = site.spec.kubernetes.version
         if version.count(".") == 1:
             checks.warn(

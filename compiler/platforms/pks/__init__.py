@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from compiler.build import Build
     from compiler.bundle import Artifact
     from compiler.checks import Checks
-    from compiler.platform import Restart
+    from compiler.falco_target import FalcoTarget
+    from compiler.platform import PullSource, Restart
     from compiler.resolve import Resolved
     from compiler.spec.model import Site
     from compiler.transport import NodeAccess, NodeShell, Transport
@@ -65,8 +66,11 @@ class Pks:
             platform_log=not written_log,
         )
 
-    def check(self, site: Site, paths: NodePaths, kube: Version, checks: Checks) -> None:
-        if paths.manifest_format != "bpm":
+    def pull_source(self, site: Site, target: FalcoTarget, checks: Checks) -> PullSource | None:
+        return None  # the apiservers send to Falco's webhook receiver
+
+    def check(self, site: Site, paths: NodePaths | None, kube: Version, checks: Checks) -> None:
+        if paths is None or paths.manifest_format != "bpm":
             return
         visible = self.data.bpm.visible
         if not any(

@@ -1,0 +1,162 @@
+"""EKS: a managed control plane. No node auditc can change and no webhook: AWS writes the
+audit log to CloudWatch Logs and one Falco pulls it with the k8saudit-eks plugin.
+
+The folder: settings.py (the spec block), platform.yaml (the plugin and its pinned
+artifacts), lint-rules.yaml (AUD031, AUD032), lower.py (every artifact: cluster/, the
+Falco values, the plan with the AWS steps), templates/apply.sh.j2 (the plan as a script).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import Field
+
+from compiler.platform import DataModel, LintCheck, NodePaths, PlatformData, PullSource, load_data
+from compiler.platforms.eks import lower
+from compiler.platforms.eks.settings import EksPlatform, settings
+from compiler.versions import Version
+
+if TYPE_CHECKING:
+    from compiler.build import Build
+    from compiler.bundle import Artifact
+    from compiler.checks import Checks
+    from compiler.falco_target import FalcoTarget
+    from compiler.lint.checks import Context
+    from compiler.platform import Restart
+    from compiler.resolve import Resolved
+    from compiler.spec.model import Site
+    from compiler.transport import NodeAccess, NodeShell, Transport
+
+IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"  # AWS EKS user guide, IAM roles for service accounts
+
+
+class PluginRelease(DataModel):
+    from_: str = Field(alias="from")  # the oldest Falco minor release the row is for
+    plugin: str  # the exact k8saudit-eks artifact
+    rules: str  # the exact k8saudit-rules artifact
+    json_: str = Field(alias="json")  # the exact json plugin artifact
+    source: str
+
+
+class PluginData(DataModel):
+    name: str
+    library: str
+    init_config: dict[str, int]
+    releases: list[PluginRelease]
+
+
+class EksData(PlatformData):
+    plugin: PluginData
+
+
+@cache
+def data() -> EksData:
+    return load_data(Path(__file__).parent, EksData)
+
+
+def _release(target: FalcoTarget) -> PluginRelease | None:
+    """The newest row whose Falco release is at or below the site's."""
+    rows = [r for r in data().plugin.releases if Version.parse(r.from_) <= target.version.minor]
+    return max(rows, key=lambda r: Version.parse(r.from_)) if rows else None
+
+
+def _replicas(ctx: Context) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """AUD031: the plugin pulls the whole log in every replica: more than one alerts twice."""
+    values = ctx.values
+    controller = values.get("controller") or {}
+    replicas = (controller.get("deployment") or {}).get("replicas", 1)
+    if controller.get("kind", "deployment") != "deployment" or replicas != 1:
+        yield (
+            ("spec", "falco", "values", "controller"),
+            f"the k8saudit-eks plugin pulls the cluster's whole audit log in every Falco pod: "
+            f"{controller.get('kind', 'deployment')} with {replicas} replica(s) sends every alert "
+            "more than once",
+        )
+
+
+def _audit_ignored(ctx: Context) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """AUD032: EKS runs the apiservers with AWS's audit policy; spec.audit does nothing."""
+    for name in ("policy", "webhook", "log", "dynamic"):
+        if ctx.resolved.doc.node(("spec", "audit", name)) is not None:
+            yield (
+                ("spec", "audit", name),
+                "EKS runs kube-apiserver with AWS's own audit policy and log: this setting is "
+                "not applied (Falco reads what AWS logs)",
+            )
+
+
+class Eks:
+    name = "eks"
+    block = EksPlatform
+    has_sinks = False
+    lint_checks: Mapping[str, LintCheck] = {"AUD031": _replicas, "AUD032": _audit_ignored}
+
+    @property
+    def data(self) -> PlatformData:
+        return data()
+
+    def node_paths(self, site: Site, written_log: bool) -> NodePaths | None:
+        return None  # AWS runs the control plane
+
+    def pull_source(self, site: Site, target: FalcoTarget, checks: Checks) -> PullSource | None:
+        own = settings(site)
+        row = _release(target)
+        if row is None:
+            oldest = min(Version.parse(r.from_) for r in data().plugin.releases)
+            checks.error(
+                ("spec", "falco", "version"),
+                f"EKS needs Falco {oldest} or later here: the k8saudit-eks plugin auditc pins "
+                f"loads from that release on (this site runs {target.version})",
+            )
+            return None
+        plugin = data().plugin
+        annotations = {IRSA_ANNOTATION: own.identity.role_arn} if own.identity.mode == "irsa" else {}
+        return PullSource(
+            plugin=plugin.name,
+            library=plugin.library,
+            init_config={"region": own.region, **plugin.init_config},
+            open_params=own.cluster_name,
+            artifact=f"{plugin.name}:{row.plugin}",
+            rules=row.rules,
+            json=row.json_,
+            service_account_annotations=annotations,
+            where=f"CloudWatch Logs /aws/eks/{own.cluster_name}/cluster in {own.region}",
+        )
+
+    def check(self, site: Site, paths: NodePaths | None, kube: Version, checks: Checks) -> None:
+        if site.spec.falco.syscalls:
+            checks.error(
+                ("spec", "falco", "syscalls"),
+                "not on EKS here: the audit Falco is one pod pulling the log, syscalls need one per node",
+            )
+
+    def cluster_objects(self, resolved: Resolved) -> list[tuple[str, list[dict[str, Any]]]]:
+        return []
+
+    def lower(self, built: Build) -> list[Artifact]:
+        return lower.lower(built)
+
+    def hosts(self, resolved: Resolved) -> list[str] | None:
+        return []
+
+    def transports(self, resolved: Resolved, access: NodeAccess) -> list[Transport]:
+        return []
+
+    def shells(self, resolved: Resolved, access: NodeAccess) -> list[NodeShell] | None:
+        return None  # no node: plan/apply.sh holds the AWS steps
+
+    def patch_arguments(self, resolved: Resolved) -> tuple[str, ...]:
+        return ()
+
+    def restart_host(self, resolved: Resolved, restart: Restart) -> tuple[bool, bool, str] | None:
+        return None
+
+    def step_values(self, shells: list[NodeShell]) -> dict[str, str]:
+        return {}
+
+
+EKS = Eks()
