@@ -251,7 +251,7 @@ def live_diff(
     else:
         with ssh_connections():
             live = gather(resolved, objects, config_files, Kubectl(context, kubeconfig), access)
-    return compare(resolved.name, artifacts, live, built.change, resolved, config_files)
+    return compare(resolved.name, artifacts, live, built.apiserver, resolved, config_files)
 
 
 def _rollout_inputs(

@@ -61,6 +61,20 @@ class PullSource:
 
 
 @dataclass(frozen=True)
+class CloudSetting:
+    """A setting on the cloud side that a managed site needs, as the cloud's CLI reports it."""
+
+    name: str  # how plan, apply and the live diff name it
+    wanted: str
+    live: str
+    steps: tuple[str, ...]  # the plan.yaml actions that set it: apply runs them when it differs
+
+    @property
+    def differs(self) -> bool:
+        return self.live != self.wanted
+
+
+@dataclass(frozen=True)
 class NodePaths:
     """Where the kube-apiserver's configuration lives on a control-plane node."""
 
@@ -200,6 +214,12 @@ class Platform(Protocol):
 
     def check(self, site: Site, paths: NodePaths | None, kube: Version, checks: Checks) -> None:
         """Spec checks only this platform knows (run while resolving)."""
+        ...
+
+    def cloud_state(self, resolved: Resolved) -> list[CloudSetting]:
+        """The cloud-side settings a managed site needs, read now with the cloud's CLI (the
+        read-only commands of plan.yaml); [] on self-managed platforms. Raises UserError
+        when the CLI is missing or refuses."""
         ...
 
     def cluster_objects(self, resolved: Resolved) -> list[tuple[str, list[dict[str, Any]]]]:

@@ -114,10 +114,12 @@ def compare(
     site: str,
     artifacts: dict[str, bytes],
     snapshot: Snapshot,
-    change: ApiserverChange,
+    change: ApiserverChange | None,
     resolved: Any,
     config_files: list[str],
 ) -> LiveDiff:
+    """``change``: the apiserver change the hosts should carry; None on a managed control
+    plane, where the cloud-side settings are compared instead."""
     diff = LiveDiff(site)
     for path in sorted(artifacts):
         if not path.startswith("cluster/") or path == "cluster/kustomization.yaml":
@@ -129,6 +131,11 @@ def compare(
                 diff.changes.append(Change(key, "", "", "absent"))
                 continue
             diff.changes.extend(_document_changes(key, "", obj, strip_ignored(live)))
+    for setting in snapshot.cloud:
+        if setting.differs:
+            diff.changes.append(Change(setting.name, "", "", "changed", setting.wanted, setting.live))
+    if change is None:
+        return diff
     paths = node_files(resolved, config_files)
     for host in expected_hosts(resolved, snapshot):
         if host not in snapshot.nodes:

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from compiler.errors import UserError
 from compiler.live.cluster import Kubectl, object_key
+from compiler.platform import CloudSetting
 from compiler.resolve import Resolved
 from compiler.transport import NodeAccess
 
@@ -27,6 +28,7 @@ class Snapshot:
     site: str
     objects: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     nodes: dict[str, dict[str, bytes | None]] = field(default_factory=dict)
+    cloud: list[CloudSetting] = field(default_factory=list)  # a managed site's cloud side
 
 
 def node_files(resolved: Resolved, config_files: list[str]) -> list[str]:
@@ -46,6 +48,7 @@ def gather(
     for obj in objects:
         snapshot.objects[object_key(obj)] = kubectl.get(obj)
     if resolved.managed:
+        snapshot.cloud = resolved.platform.cloud_state(resolved)
         return snapshot  # no node: the cloud runs the control plane
     paths = node_files(resolved, config_files)
     for transport in resolved.platform.transports(resolved, access):
@@ -59,6 +62,8 @@ def _file_name(key: str) -> str:
 
 def save(snapshot: Snapshot, directory: Path) -> None:
     index: dict[str, Any] = {"site": snapshot.site, "objects": {}, "nodes": {}}
+    if snapshot.cloud:
+        index["cloud"] = [asdict(setting) for setting in snapshot.cloud]
     for key in sorted(snapshot.objects):
         obj = snapshot.objects[key]
         if obj is None:
@@ -105,6 +110,9 @@ def load(directory: Path) -> Snapshot:
             snapshot.nodes[str(host)] = {
                 str(path): inside(name).read_bytes() if name else None for path, name in files.items()
             }
+        for setting in index.get("cloud", []):
+            fields = (str(setting["name"]), str(setting["wanted"]), str(setting["live"]))
+            snapshot.cloud.append(CloudSetting(*fields, tuple(str(s) for s in setting["steps"])))
     except UserError:
         raise
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:

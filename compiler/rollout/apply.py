@@ -39,7 +39,7 @@ from compiler.errors import Refusal, UserError
 from compiler.live.cluster import Kubectl, call, has_endpoints, helm, helm_release, kubectl, object_key
 from compiler.live.compare import Change, compare, expected_hosts, project
 from compiler.live.snapshot import Snapshot, gather, node_files
-from compiler.platform import Restart
+from compiler.platform import CloudSetting, Restart
 from compiler.rollout import plan as plans
 from compiler.rollout.lock import Lock, holder_identity
 from compiler.rollout.plan import Item, Plan
@@ -165,12 +165,21 @@ def _in_cluster_dir(inputs: Inputs, obj: dict[str, Any]) -> bool:
 def make_plan(inputs: Inputs, live: Live) -> Plan:
     resolved = inputs.resolved
     diff = compare(
-        resolved.name, inputs.artifacts, live.snapshot, inputs.built.change, resolved, inputs.config_files
+        resolved.name, inputs.artifacts, live.snapshot, inputs.built.apiserver, resolved, inputs.config_files
     )
     by_where: dict[str, list[Change]] = {}
     for change in diff.changes:
         by_where.setdefault(change.where, []).append(change)
-    items: list[Item] = []
+    items = [  # a managed site's cloud side first, as in plan.yaml
+        Item(
+            "cloud",
+            setting.name,
+            "update" if setting.differs else "unchanged",
+            plans.text_digest(setting.live),
+            tuple(by_where.get(setting.name, ())),
+        )
+        for setting in live.snapshot.cloud
+    ]
     for obj in inputs.objects:
         if not _in_cluster_dir(inputs, obj):
             continue
@@ -203,8 +212,9 @@ def make_plan(inputs: Inputs, live: Live) -> Plan:
 def unsupported(inputs: Inputs) -> list[str]:
     """Why apply will not start, before the lock: a step it cannot carry out (plan/apply.sh
     can), or an environment variable a step needs that is not set."""
-    actions = [str(step["action"]) for step in inputs.steps]
-    unknown = [a for a in actions if a not in NODE_ACTIONS | CLUSTER_ACTIONS | SESSION_ACTIONS]
+    known = NODE_ACTIONS | CLUSTER_ACTIONS | SESSION_ACTIONS
+    actions = [str(step["action"]) for step in inputs.steps if not (step.get("reads") or step.get("cloud"))]
+    unknown = [a for a in actions if a not in known]
     reasons = [
         f"the {step['action']} step needs ${name} set ({step.get('does', '')})".replace(" ()", "")
         for step in inputs.steps
@@ -240,7 +250,8 @@ def apply(
     lock = Lock(inputs.cluster, inputs.resolved.name, holder_identity())
     lock.acquire()
     try:
-        now = make_plan(inputs, read_live(inputs))
+        live = read_live(inputs)
+        now = make_plan(inputs, live)
         if planned is not None:
             reasons = plans.stale(planned, now)
             if reasons:
@@ -253,7 +264,7 @@ def apply(
             raise Refused(["not confirmed; nothing was touched"])
         applied = Applied(now.site, now)
         try:
-            _roll_out(inputs, now, options, applied, say)
+            _roll_out(inputs, now, live.snapshot.cloud, options, applied, say)
         except (_Stopped, UserError) as stop:  # a CLI that failed mid-way: recorded, exit 1
             applied.ok, applied.reason = False, str(stop)
         except KeyboardInterrupt:
@@ -278,7 +289,12 @@ def _check(applied: Applied, check: Callable[[], Verified] | None) -> None:
 
 
 def _roll_out(
-    inputs: Inputs, plan: Plan, options: Options, applied: Applied, say: Callable[[str], None]
+    inputs: Inputs,
+    plan: Plan,
+    cloud: list[CloudSetting],
+    options: Options,
+    applied: Applied,
+    say: Callable[[str], None],
 ) -> None:
     anything = plan.cluster_changes or bool(plan.hosts_to_update)
     needed = {  # whether each cluster step has something to do
@@ -295,7 +311,11 @@ def _roll_out(
         for step in inputs.steps:
             action = str(step["action"])
             command = [str(part) for part in step.get("command", [])]
-            if action in SESSION_ACTIONS:
+            if action in SESSION_ACTIONS or step.get("reads"):
+                continue  # the operator's session, or a read plan made already
+            if step.get("cloud"):
+                if any(s.differs and action in s.steps for s in cloud):
+                    _run_step(inputs, command, values, site_dir, applied, say)
                 continue
             if action in NODE_ACTIONS:
                 if not nodes_done:

@@ -17,7 +17,9 @@ def plan_text(plan: Plan) -> str:
     lines = [f"== {plan.site}: " + ("changes planned" if plan.changes else "nothing to do")]
     engine = {"argocd": "Argo CD", "flux": "Flux"}.get(plan.engine)
     for item in plan.items:
-        what = {"object": "object", "release": "chart release", "host": "host"}[item.kind]
+        what = {"cloud": "cloud setting", "object": "object", "release": "chart release", "host": "host"}[
+            item.kind
+        ]
         note = f" ({item.detail})" if item.detail else ""
         if item.kind == "object" and engine and item.action != "unchanged":
             note += f" ({engine} applies it)"
@@ -26,8 +28,10 @@ def plan_text(plan: Plan) -> str:
             lines.append("    " + change_line(change).strip())
     hosts = plan.hosts_to_update
     if plan.changes:
+        cloud = any(item.action != "unchanged" for item in plan.of("cloud"))
+        layers = "the cloud side, then the cluster layer, then " if cloud else "the cluster layer, then "
         lines.append(
-            f"apply: {'the cluster layer, then ' if plan.cluster_changes or hosts else ''}"
+            f"apply: {layers if plan.cluster_changes or hosts else ''}"
             + (f"{len(hosts)} host(s) one at a time: {', '.join(hosts)}" if hosts else "no host")
         )
     return "\n".join(lines) + "\n"

@@ -20,7 +20,7 @@ from compiler.live.cluster import Release
 from compiler.live.compare import Change, project, strip_ignored
 
 Action = Literal["create", "update", "unchanged"]
-ItemKind = Literal["object", "release", "host"]
+ItemKind = Literal["cloud", "object", "release", "host"]  # a managed site's cloud side first
 FORMAT = 1
 
 
@@ -85,6 +85,11 @@ def object_digest(live: dict[str, Any] | None, wanted: dict[str, Any]) -> str:
     if live is None:
         return "absent"
     return _sha(_canonical(project(strip_ignored(live), wanted)))
+
+
+def text_digest(text: str) -> str:
+    """What a cloud CLI reported (a managed site's cloud-side setting)."""
+    return _sha(text.encode())
 
 
 def host_digest(files: dict[str, bytes | None] | None) -> str:
@@ -168,6 +173,8 @@ def stale(planned: Plan, now: Plan) -> list[str]:
     for key in sorted(set(before) | set(after)):
         if before.get(key) != after.get(key):
             kind, name = key
-            what = {"object": "object", "release": "chart release", "host": "host"}[kind]
+            what = {"cloud": "cloud setting", "object": "object", "release": "chart release", "host": "host"}[
+                kind
+            ]
             reasons.append(f"{what} {name} changed since the plan was made")
     return reasons

@@ -15,9 +15,19 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from compiler.platform import DataModel, LintCheck, NodePaths, PlatformData, PullSource, load_data
+from compiler.errors import UserError, printable
+from compiler.platform import (
+    CloudSetting,
+    DataModel,
+    LintCheck,
+    NodePaths,
+    PlatformData,
+    PullSource,
+    load_data,
+)
 from compiler.platforms.eks import lower
 from compiler.platforms.eks.settings import EksPlatform, settings
+from compiler.transport import run_interruptible
 from compiler.versions import Version
 
 if TYPE_CHECKING:
@@ -62,6 +72,19 @@ def _release(target: FalcoTarget) -> PluginRelease | None:
     """The newest row whose Falco release is at or below the site's."""
     rows = [r for r in data().plugin.releases if Version.parse(r.from_) <= target.version.minor]
     return max(rows, key=lambda r: Version.parse(r.from_)) if rows else None
+
+
+def _aws(argv: list[str]) -> str:
+    """A read-only aws command's output; a missing CLI or a refusal is the user's to fix."""
+    try:
+        code, out = run_interruptible(argv, 120)
+    except FileNotFoundError:
+        raise UserError(f"{argv[0]} is not installed: the AWS CLI reads the cluster's settings") from None
+    text = out.decode("utf-8", "replace").strip()
+    if code != 0:
+        last = text.splitlines()[-1] if text else f"exit {code}"
+        raise UserError(f"{' '.join(argv[:3])} failed: {printable(last)}")
+    return text
 
 
 def _replicas(ctx: Context) -> Iterator[tuple[tuple[str | int, ...], str]]:
@@ -133,6 +156,31 @@ class Eks:
                 ("spec", "falco", "syscalls"),
                 "not on EKS here: the audit Falco is one pod pulling the log, syscalls need one per node",
             )
+
+    def cloud_state(self, resolved: Resolved) -> list[CloudSetting]:
+        own = settings(resolved.site)
+        steps = {str(step["action"]): [str(a) for a in step["command"]] for step in lower.aws_steps(resolved)}
+        where = f"eks cluster {own.cluster_name} ({own.region})"
+        types = _aws(steps["check-audit-log"]).split()
+        out = [
+            CloudSetting(
+                f"{where}: control-plane log type audit",
+                "on",
+                "on" if "audit" in types else "off",
+                ("enable-audit-log", "wait-for-cluster"),
+            )
+        ]
+        if own.identity.mode == "podIdentity":
+            ids = [i for i in _aws(steps["check-pod-identity"]).split() if i != "None"]
+            out.append(
+                CloudSetting(
+                    f"{where}: Pod Identity association of Falco's ServiceAccount",
+                    "associated",
+                    "associated" if ids else "none",
+                    ("pod-identity",),
+                )
+            )
+        return out
 
     def cluster_objects(self, resolved: Resolved) -> list[tuple[str, list[dict[str, Any]]]]:
         return []

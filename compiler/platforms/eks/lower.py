@@ -26,7 +26,9 @@ def _where(own: EksSettings) -> list[str]:
 
 
 def aws_steps(resolved: Resolved) -> list[dict[str, Any]]:
-    """The AWS side, before Falco: it reads nothing until AWS writes the log."""
+    """The AWS side, before Falco: it reads nothing until AWS writes the log. ``reads``: a
+    read-only check (apply has read it already); ``cloud``: a change apply makes through
+    the aws CLI when the setting it serves differs (Eks.cloud_state)."""
     own = settings(resolved.site)
     steps: list[dict[str, Any]] = [
         {
@@ -44,6 +46,7 @@ def aws_steps(resolved: Resolved) -> list[dict[str, Any]]:
                 "text",
             ],
             "does": "read which control-plane log types are on (nothing more to do when audit is)",
+            "reads": True,
         },
         {
             "action": "enable-audit-log",
@@ -59,11 +62,13 @@ def aws_steps(resolved: Resolved) -> list[dict[str, Any]]:
             ],
             "does": "turn on the audit log type (the other types stay as they are); "
             "AWS then writes the audit log to CloudWatch Logs /aws/eks/" + own.cluster_name + "/cluster",
+            "cloud": True,
         },
         {
             "action": "wait-for-cluster",
             "command": ["aws", "eks", "wait", "cluster-active", *_where(own), "--name", own.cluster_name],
             "does": "wait until the logging update is done",
+            "cloud": True,
         },
     ]
     if own.identity.mode == "podIdentity":
@@ -89,6 +94,7 @@ def aws_steps(resolved: Resolved) -> list[dict[str, Any]]:
                     "text",
                 ],
                 "does": "find an existing association of Falco's ServiceAccount",
+                "reads": True,
             },
             {
                 "action": "pod-identity",
@@ -107,6 +113,7 @@ def aws_steps(resolved: Resolved) -> list[dict[str, Any]]:
                     own.identity.role_arn,
                 ],
                 "does": f"let {namespace}/{account} act as the role that may read the log group",
+                "cloud": True,
             },
         ]
     return steps

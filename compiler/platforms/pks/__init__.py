@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from compiler.bundle import Artifact
     from compiler.checks import Checks
     from compiler.falco_target import FalcoTarget
-    from compiler.platform import PullSource, Restart
+    from compiler.platform import CloudSetting, PullSource, Restart
     from compiler.resolve import Resolved
     from compiler.spec.model import Site
     from compiler.transport import NodeAccess, NodeShell, Transport
@@ -81,6 +81,9 @@ class Pks:
                 f"kube-apiserver cannot see {paths.config_dir} inside its bpm sandbox; "
                 f"use a directory under {' or '.join(visible)}",
             )
+
+    def cloud_state(self, resolved: Resolved) -> list[CloudSetting]:
+        return []
 
     def cluster_objects(self, resolved: Resolved) -> list[tuple[str, list[dict[str, Any]]]]:
         if not resolved.site.spec.sinks:

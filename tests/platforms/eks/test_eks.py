@@ -203,3 +203,80 @@ def test_spec_errors_point_at_the_field(
     found = [d for d in refusal.value.diagnostics if d.field == field]
     assert found and message in found[0].message, refusal.value.diagnostics
     assert found[0].location is not None and found[0].location.line > 0
+
+
+# ---- auditc plan / apply / diff --live: the stand-in cluster (tests/standins.py) and aws
+
+
+@pytest.fixture
+def cloud(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The stand-in kubectl/helm over a state directory and the stand-in aws on PATH; the
+    returned directory holds the aws state (types: the enabled log types)."""
+    import shutil
+
+    real_kubectl = shutil.which("kubectl")
+    if real_kubectl is None:
+        pytest.skip("kubectl is not installed (make test installs it)")
+    bin_dir = tmp_path / "bin"
+    standins.install_cluster(bin_dir)
+    (bin_dir / "aws").write_text(AWS)
+    (bin_dir / "aws").chmod(0o755)
+    state = tmp_path / "aws"
+    state.mkdir()
+    (state / "types").write_text("api\n")
+    (tmp_path / "cluster").mkdir()
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_CLUSTER", str(tmp_path / "cluster"))
+    monkeypatch.setenv("FAKE_LOG", str(tmp_path / "log"))
+    monkeypatch.setenv("FAKE_REAL_KUBECTL", real_kubectl)
+    monkeypatch.setenv("FAKE_AWS", str(state))
+    monkeypatch.setenv("AUDITC_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("AUDITC_POLL_INTERVAL", "0.05")
+    return state
+
+
+def _cli(*args: str) -> Any:
+    from typer.testing import CliRunner
+
+    from compiler.cli import app
+
+    return CliRunner().invoke(app, list(args))
+
+
+def test_plan_apply_then_an_empty_plan(cloud: Path, tmp_path: Path) -> None:
+    planned = _cli("plan", str(EXAMPLE))
+    assert planned.exit_code == 1, planned.output
+    lines = planned.stdout.splitlines()
+    setting = "eks cluster prod-eks (eu-west-1): control-plane log type audit"
+    assert f"  update     cloud setting {setting}" in lines
+    assert f"    changed    {setting}: rendered on, live off" in lines
+    assert lines[-1] == "apply: the cloud side, then the cluster layer, then no host"
+    live = _cli("diff", str(EXAMPLE), "--live")
+    assert live.exit_code == 1 and f"changed    {setting}: rendered on, live off" in live.stdout
+
+    applied = _cli("apply", str(EXAMPLE), "--yes", "--verify-timeout", "2")
+    assert applied.exit_code == 0, applied.output
+    log = _log(tmp_path)
+    writes = [line for line in log if line.split()[:3] != ["aws", "eks", "describe-cluster"]]
+    writes = [line for line in writes if " get " not in f" {line} " and not line.startswith("helm list")]
+    assert [" ".join(line.split()[:3]) for line in writes[:5]] == [
+        "kubectl create -f",  # the lock
+        "aws eks update-cluster-config",
+        "aws eks wait",
+        "kubectl apply --server-side",
+        "helm upgrade --install",
+    ]
+    assert (cloud / "types").read_text().split() == ["api", "audit"]
+    assert "verify: eks-prod: Falco alerted on ConfigMap auditc-probe-" in applied.stdout
+
+    again = _cli("plan", str(EXAMPLE))
+    assert again.exit_code == 0, again.output
+    assert again.stdout.splitlines()[0] == "== eks-prod: nothing to do"
+
+
+def test_an_aws_cli_that_refuses_is_a_clear_error(cloud: Path, tmp_path: Path) -> None:
+    spec = _eks(tmp_path, {"clusterName": "other", "region": "eu-west-1", "identity": IDENTITY})
+    result = _cli("plan", str(spec))
+    assert result.exit_code == 2
+    assert "aws eks describe-cluster failed: ResourceNotFoundException: No cluster found" in result.stderr
+    assert "Traceback" not in result.output
