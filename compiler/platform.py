@@ -10,12 +10,12 @@ only through the object the registry hands them.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 if TYPE_CHECKING:
@@ -68,6 +68,8 @@ class CloudSetting:
     wanted: str
     live: str
     steps: tuple[str, ...]  # the plan.yaml actions that set it: apply runs them when it differs
+    # placeholders in those steps' commands the read answered (a sink's writer identity)
+    values: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def differs(self) -> bool:
@@ -126,6 +128,36 @@ class ReceiverDefaults(DataModel):
 
 class PatchDefaults(DataModel):
     wait_timeout: int = 300  # seconds the patch script waits for a healthy apiserver
+
+
+class PluginRelease(DataModel):
+    """A managed platform's pull plugin for a range of Falco releases: exact artifacts."""
+
+    from_: str = Field(alias="from")  # the oldest Falco minor release the row is for
+    plugin: str  # the plugin's exact artifact version
+    rules: str  # the exact k8saudit-rules artifact whose rules accept the plugin
+    json_: str = Field(alias="json")  # the exact json plugin artifact (the rules need it)
+    source: str
+
+
+class PullPlugin(DataModel):
+    """platform.yaml's ``plugin`` section of a managed platform."""
+
+    name: str
+    library: str
+    releases: list[PluginRelease]
+
+    def pinned(self, falco: Version) -> PluginRelease | None:
+        """The newest row whose Falco release is at or below ``falco``'s minor release."""
+        rows = [r for r in self.releases if _minor(r.from_) <= tuple(falco.parts[:2])]
+        return max(rows, key=lambda r: _minor(r.from_)) if rows else None
+
+    def oldest(self) -> str:
+        return min((r.from_ for r in self.releases), key=_minor)
+
+
+def _minor(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(".")[:2])
 
 
 class PlatformData(DataModel):

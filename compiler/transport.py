@@ -77,6 +77,23 @@ class NodeAccess:
         return self.root.replace("{host}", host).rstrip("/")
 
 
+def cloud_cli(argv: list[str], what: str) -> str:
+    """The output of a read-only cloud CLI command (aws, gcloud, az); a missing CLI or a
+    refusal is the user's to fix (UserError with the CLI's last line). ``what``: what the
+    read is for, in the message."""
+    from compiler.errors import UserError, printable
+
+    try:
+        code, out = run_interruptible(argv, 120)
+    except FileNotFoundError:
+        raise UserError(f"{argv[0]} is not installed: it reads {what}") from None
+    text = out.decode("utf-8", "replace").strip()
+    if code != 0:
+        last = text.splitlines()[-1] if text else f"exit {code}"
+        raise UserError(f"{' '.join(argv[:3])} failed: {printable(last)}")
+    return text
+
+
 def run_interruptible(argv: list[str], timeout: float, stdin: bytes | None = None) -> tuple[int, bytes]:
     """Run ``argv`` to the end, output and errors together. The child has a process group
     of its own: on Ctrl-C auditc passes the interrupt to all of it once (a shell and the

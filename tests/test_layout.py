@@ -21,6 +21,9 @@ def test_platform_names_appear_only_in_their_folder_and_the_registry() -> None:
     """`grep -rli NAME compiler/` finds the platform's own folder and the registry only."""
     files = _package_files()
     assert len(files) > 50
+    # the audit policy preset "gke" (kubernetes' cluster/gce configure-helper policy, usable
+    # on any platform) predates the platform of that name: its two mentions are not about it
+    preset = {"gke": {PACKAGE / "data/policies/PROVENANCE.md", PACKAGE / "spec/model.py"}}
     for name in PLATFORMS:
         folder = PACKAGE / "platforms" / name
         pattern = re.compile(re.escape(name), re.IGNORECASE)
@@ -29,6 +32,7 @@ def test_platform_names_appear_only_in_their_folder_and_the_registry() -> None:
             for path in files
             if path != REGISTRY
             and not path.is_relative_to(folder)
+            and path not in preset.get(name, set())
             and pattern.search(path.read_bytes().decode("utf-8", "replace"))
         ]
         assert strays == [], f"{name} is named outside compiler/platforms/{name}/"

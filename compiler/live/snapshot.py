@@ -112,7 +112,9 @@ def load(directory: Path) -> Snapshot:
             }
         for setting in index.get("cloud", []):
             fields = (str(setting["name"]), str(setting["wanted"]), str(setting["live"]))
-            snapshot.cloud.append(CloudSetting(*fields, tuple(str(s) for s in setting["steps"])))
+            steps = tuple(str(s) for s in setting["steps"])
+            values = {str(k): str(v) for k, v in (setting.get("values") or {}).items()}
+            snapshot.cloud.append(CloudSetting(*fields, steps, values))
     except UserError:
         raise
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:

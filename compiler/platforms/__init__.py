@@ -11,12 +11,13 @@ from functools import cache
 
 from compiler.platform import Platform
 from compiler.platforms.eks import EKS
+from compiler.platforms.gke import GKE
 from compiler.platforms.kubeadm import KUBEADM
 from compiler.platforms.minikube import MINIKUBE
 from compiler.platforms.pks import PKS
 from compiler.spec.model import Site, site_model
 
-PLATFORMS: dict[str, Platform] = {p.name: p for p in (KUBEADM, MINIKUBE, PKS, EKS)}
+PLATFORMS: dict[str, Platform] = {p.name: p for p in (KUBEADM, MINIKUBE, PKS, EKS, GKE)}
 
 
 @cache

@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime
 import math
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -305,7 +306,11 @@ def _roll_out(
         "audit-sink": anything,
         "durable": anything,
     }
-    values: dict[str, str] = {}
+    fixed = [s for s in cloud if s.differs and not s.steps]
+    if fixed:
+        shown = "; ".join(f"{s.name}: live {s.live}, rendered {s.wanted}" for s in fixed)
+        raise _Stopped(f"{shown}: auditc cannot change that, fix it by hand; nothing was touched")
+    values: dict[str, str] = _cloud_values(cloud)
     with _site_directory(inputs.artifacts) as site_dir:
         nodes_done = False
         for step in inputs.steps:
@@ -315,6 +320,8 @@ def _roll_out(
                 continue  # the operator's session, or a read plan made already
             if step.get("cloud"):
                 if any(s.differs and action in s.steps for s in cloud):
+                    if any(_unknown(part, values) for part in command):  # made by an earlier step
+                        values |= _cloud_values(inputs.resolved.platform.cloud_state(inputs.resolved))
                     _run_step(inputs, command, values, site_dir, applied, say)
                 continue
             if action in NODE_ACTIONS:
@@ -331,6 +338,16 @@ def _roll_out(
                 _wait_for_falco(inputs, command, options, applied, say)
             else:
                 _run_step(inputs, command, values, site_dir, applied, say)
+
+
+def _cloud_values(cloud: list[CloudSetting]) -> dict[str, str]:
+    """The placeholders the cloud-side reads answered (a sink's writer identity)."""
+    return {name: value for setting in cloud for name, value in setting.values.items()}
+
+
+def _unknown(part: str, values: dict[str, str]) -> bool:
+    """Whether a command word still holds a ``<placeholder>`` nothing has answered."""
+    return re.search(r"<[a-z-]+>", part) is not None and not any(name in part for name in values)
 
 
 @contextmanager

@@ -52,6 +52,13 @@ def _check(predicate: Callable[[str], bool], expected: str) -> Callable[[str], s
     return validate
 
 
+def pattern(regex: str, expected: str) -> AfterValidator:
+    """A validator for a platform's own names: the whole value matches ``regex``; the
+    message says what was expected and shows (an excerpt of) what was given."""
+    compiled = re.compile(regex)
+    return AfterValidator(_check(lambda v: bool(compiled.fullmatch(v)), f"must be {expected}"))
+
+
 def _int_range(low: int, high: int) -> Callable[[int], int]:
     def validate(value: int) -> int:
         if not low <= value <= high:

@@ -38,6 +38,16 @@ EKS: dict[str, Any] = {
         "identity": {"mode": "irsa", "roleArn": "arn:aws:iam::123456789012:role/r"},
     },
 }
+GKE: dict[str, Any] = {
+    "type": "gke",
+    "kubeadm": None,
+    "gke": {
+        "project": "acme-prod-123",
+        "cluster": "c",
+        "location": "europe-west1",
+        "serviceAccount": "falco-audit@acme-prod-123.iam.gserviceaccount.com",
+    },
+}
 CASES: dict[str, tuple[dict[str, Any], tuple[str | int, ...], dict[str, Any]]] = {
     "AUD001": (
         {
@@ -231,6 +241,11 @@ CASES: dict[str, tuple[dict[str, Any], tuple[str | int, ...], dict[str, Any]]] =
         {"platform": EKS, "audit": {"policy": {"preset": "minimal"}}},
         ("spec", "audit", "policy"),
         {"platform": EKS},
+    ),
+    "AUD033": (
+        {"platform": GKE, "falco": {"values": {"controller": {"deployment": {"replicas": 3}}}}},
+        ("spec", "falco", "values", "controller"),
+        {"platform": GKE},
     ),
 }
 

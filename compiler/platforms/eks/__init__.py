@@ -13,21 +13,18 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
-
-from compiler.errors import UserError, printable
 from compiler.platform import (
     CloudSetting,
-    DataModel,
     LintCheck,
     NodePaths,
     PlatformData,
+    PullPlugin,
     PullSource,
     load_data,
 )
 from compiler.platforms.eks import lower
 from compiler.platforms.eks.settings import EksPlatform, settings
-from compiler.transport import run_interruptible
+from compiler.transport import cloud_cli
 from compiler.versions import Version
 
 if TYPE_CHECKING:
@@ -44,23 +41,12 @@ if TYPE_CHECKING:
 IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"  # AWS EKS user guide, IAM roles for service accounts
 
 
-class PluginRelease(DataModel):
-    from_: str = Field(alias="from")  # the oldest Falco minor release the row is for
-    plugin: str  # the exact k8saudit-eks artifact
-    rules: str  # the exact k8saudit-rules artifact
-    json_: str = Field(alias="json")  # the exact json plugin artifact
-    source: str
-
-
-class PluginData(DataModel):
-    name: str
-    library: str
+class EksPlugin(PullPlugin):
     init_config: dict[str, int]
-    releases: list[PluginRelease]
 
 
 class EksData(PlatformData):
-    plugin: PluginData
+    plugin: EksPlugin
 
 
 @cache
@@ -68,23 +54,8 @@ def data() -> EksData:
     return load_data(Path(__file__).parent, EksData)
 
 
-def _release(target: FalcoTarget) -> PluginRelease | None:
-    """The newest row whose Falco release is at or below the site's."""
-    rows = [r for r in data().plugin.releases if Version.parse(r.from_) <= target.version.minor]
-    return max(rows, key=lambda r: Version.parse(r.from_)) if rows else None
-
-
 def _aws(argv: list[str]) -> str:
-    """A read-only aws command's output; a missing CLI or a refusal is the user's to fix."""
-    try:
-        code, out = run_interruptible(argv, 120)
-    except FileNotFoundError:
-        raise UserError(f"{argv[0]} is not installed: the AWS CLI reads the cluster's settings") from None
-    text = out.decode("utf-8", "replace").strip()
-    if code != 0:
-        last = text.splitlines()[-1] if text else f"exit {code}"
-        raise UserError(f"{' '.join(argv[:3])} failed: {printable(last)}")
-    return text
+    return cloud_cli(argv, "the EKS cluster's settings")
 
 
 def _replicas(ctx: Context) -> Iterator[tuple[tuple[str | int, ...], str]]:
@@ -127,9 +98,9 @@ class Eks:
 
     def pull_source(self, site: Site, target: FalcoTarget, checks: Checks) -> PullSource | None:
         own = settings(site)
-        row = _release(target)
+        row = data().plugin.pinned(target.version)
         if row is None:
-            oldest = min(Version.parse(r.from_) for r in data().plugin.releases)
+            oldest = data().plugin.oldest()
             checks.error(
                 ("spec", "falco", "version"),
                 f"EKS needs Falco {oldest} or later here: the k8saudit-eks plugin auditc pins "

@@ -3,36 +3,22 @@ the audit log as."""
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import Field
 
 from compiler.spec.model import Model, PlatformBlock, Site
-
-
-def _matching(pattern: str, what: str) -> AfterValidator:
-    compiled = re.compile(pattern)
-
-    def check(value: str) -> str:
-        if not compiled.fullmatch(value):
-            raise ValueError(f"must be {what}")
-        return value
-
-    return AfterValidator(check)
-
+from compiler.spec.types import pattern
 
 # the EKS API's own rules (CreateCluster: name 1-100 characters, ^[0-9A-Za-z][A-Za-z0-9\-_]*$)
 ClusterName = Annotated[
     str,
-    _matching(r"[0-9A-Za-z][A-Za-z0-9_-]{0,99}", "an EKS cluster name: 1..100 letters, digits, '-' or '_'"),
+    pattern(r"[0-9A-Za-z][A-Za-z0-9_-]{0,99}", "an EKS cluster name: 1..100 letters, digits, '-' or '_'"),
 ]
-Region = Annotated[
-    str, _matching(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]", "an AWS region, e.g. eu-west-1")
-]
+Region = Annotated[str, pattern(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]", "an AWS region, e.g. eu-west-1")]
 RoleArn = Annotated[
     str,
-    _matching(
+    pattern(
         r"arn:aws(-cn|-us-gov|-iso|-iso-b)?:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}",
         "an IAM role ARN, e.g. arn:aws:iam::123456789012:role/falco-audit",
     ),
