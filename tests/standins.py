@@ -285,12 +285,16 @@ def deployed():
     return release() or (gitops_release() if os.environ.get("FAKE_WORKLOAD") == "present" else None)
 
 def receiver():
-    # the chart's receiver Service name and pod labels (chart >= 2: falco.fullname)
+    # the chart's receiver Service name and pod labels (chart >= 2: falco.fullname); the name
+    # is None when Falco pulls a cloud's audit log (its plugins hold no k8saudit: no Service)
     found = deployed()
     if found is None:
         return None
     name = found["name"] if "falco" in found["name"] else found["name"] + "-falco"
     labels = {"app.kubernetes.io/name": "falco", "app.kubernetes.io/instance": found["name"]}
+    plugins = [p.get("name") for p in ((found["values"] or {}).get("falco") or {}).get("plugins") or []]
+    if plugins and "k8saudit" not in plugins:
+        return None, labels
     return name + "-k8saudit-webhook", labels
 
 def falco_running():
@@ -402,7 +406,7 @@ elif verb == "get":
         sys.exit(0)
     if kind in ("service", "endpoints"):
         service = receiver()
-        if service is None or name != service[0]:
+        if service is None or service[0] is None or name != service[0]:
             not_found(f'{kind} "{name}"')
         if kind == "service":
             body = {"kind": "Service", "metadata": {"name": name}, "spec": {"selector": service[1]}}

@@ -41,6 +41,13 @@ def chart_fullname(resolved: Resolved) -> str:
     return release if chart in release else f"{release}-{chart}"
 
 
+def pod_selector(resolved: Resolved) -> str:
+    """The chart's selector labels of Falco's pods (``falco.selectorLabels``, chart >= 2), as
+    ``kubectl -l`` takes them: how verify finds Falco where no receiver Service selects it."""
+    falco = resolved.site.spec.falco
+    return f"app.kubernetes.io/instance={falco.release_name},app.kubernetes.io/name={falco.chart.name}"
+
+
 def receiver_service_name(resolved: Resolved) -> str:
     """The Service the apiservers' events go through: the chart's ``services`` entry
     k8saudit-webhook, auditc's own Service for chart 1.1.x (artifacts/cluster.py), or the

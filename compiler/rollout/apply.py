@@ -437,6 +437,9 @@ def _wait_for_falco(
         raise _Stopped(
             f"{workload} in namespace {namespace} is not available ({status.reason}); no node was touched"
         )
+    if inputs.resolved.pull is not None:  # Falco pulls the log: no Service, nothing dials it
+        applied.steps.append(f"{workload} is available")
+        return
     service = receiver_service_name(inputs.resolved)
     no_endpoint = "no ready endpoint"
     endpoints = _until(

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from compiler.artifacts.falco_values import receiver_service_name
+from compiler.artifacts.falco_values import pod_selector, receiver_service_name
 from compiler.errors import Refusal, UserError
 from compiler.lint.policy_match import probe_decision
 from compiler.live.cluster import has_endpoints, kubectl
@@ -60,7 +60,8 @@ def verify(
     namespace, cluster = falco.namespace, inputs.cluster
     service = receiver_service_name(resolved)
     result = Verified(resolved.name, PROBE_PREFIX + secrets.token_hex(4))
-    selector = _selector(inputs, namespace, service)
+    # a cloud's log pulled by a plugin: no receiver Service, the chart's pod labels find Falco
+    selector = pod_selector(resolved) if resolved.pull else _selector(inputs, namespace, service)
     probe = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -168,13 +169,14 @@ def _causes(
     """Why no alert came, from what auditc can see; the likeliest first."""
     resolved, cluster = inputs.resolved, inputs.cluster
     causes = [f"no alert for the probe in Falco's log within {timeout:g}s"]
+    pulled = resolved.pull is not None
     if selector is None:
         causes.append(f"the receiver Service {namespace}/{service} does not exist (or selects no pods)")
     workload = falco_workload(resolved)
     status = kubectl(cluster, ["-n", namespace, "rollout", "status", workload, "--timeout=1s"], timeout=60)
     if status.code != 0:
         causes.append(f"Falco's receiver {workload} is not available: {status.reason}")
-    if selector is not None and not has_endpoints(cluster, namespace, service):
+    if selector is not None and not pulled and not has_endpoints(cluster, namespace, service):
         causes.append(f"the receiver Service {namespace}/{service} has no ready endpoints")
     decision = probe_decision(inputs.built.policy, namespace)
     if not decision.logged:
@@ -208,7 +210,13 @@ def _causes(
                 causes.append(
                     f"{item.name}: {item.action} pending (the cluster differs from the rendered site)"
                 )
-    if len(causes) == 1:
+    if len(causes) == 1 and resolved.pull is not None:
+        causes.append(
+            f"everything auditc can see matches the rendered site: the cloud delivers the log with a "
+            f"delay (a longer --timeout may do), else read Falco's log for errors of the "
+            f"{resolved.pull.plugin} plugin reading {resolved.pull.where}"
+        )
+    elif len(causes) == 1:
         causes.append(
             f"everything auditc can see matches the rendered site: read each kube-apiserver's log for "
             f"webhook errors reaching {resolved.receiver.url}, and Falco's log for rule or plugin errors"
