@@ -238,7 +238,7 @@ def live_diff(
     """Rendered versus live (read now, or from a saved snapshot)."""
     from compiler.live.cluster import Kubectl
     from compiler.live.compare import compare
-    from compiler.live.snapshot import gather
+    from compiler.live.snapshot import gather, replay_cloud
     from compiler.live.snapshot import load as load_snapshot
     from compiler.transport import ssh_connections
 
@@ -248,6 +248,8 @@ def live_diff(
         live = load_snapshot(snapshot_dir)
         if live.site != resolved.name:
             raise UserError(f"{snapshot_dir} is a snapshot of site {live.site!r}, not {resolved.name!r}")
+        if resolved.managed:
+            live.cloud = replay_cloud(resolved, live, snapshot_dir)
     else:
         with ssh_connections():
             live = gather(resolved, objects, config_files, Kubectl(context, kubeconfig), access)

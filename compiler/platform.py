@@ -57,7 +57,14 @@ class PullSource:
     rules: str  # the exact k8saudit-rules artifact whose rules accept this plugin
     json: str  # the exact json plugin artifact (the rules need it)
     service_account_annotations: Mapping[str, str]  # the identity the plugin reads the log as
+    # that identity (a role ARN, a service account): Falco's pod template names it, so that
+    # a change restarts the pods (a running pod keeps the credentials it started with)
+    identity: str
     where: str  # what the log is, for messages and the plan
+
+
+# runs one read-only cloud CLI command (argv) and gives its standard output
+CloudRead = Callable[[list[str]], str]
 
 
 @dataclass(frozen=True)
@@ -248,10 +255,11 @@ class Platform(Protocol):
         """Spec checks only this platform knows (run while resolving)."""
         ...
 
-    def cloud_state(self, resolved: Resolved) -> list[CloudSetting]:
-        """The cloud-side settings a managed site needs, read now with the cloud's CLI (the
-        read-only commands of plan.yaml); [] on self-managed platforms. Raises UserError
-        when the CLI is missing or refuses."""
+    def cloud_state(self, resolved: Resolved, read: CloudRead) -> list[CloudSetting]:
+        """The cloud-side settings a managed site needs, from the read-only commands of
+        plan.yaml run through ``read`` (the cloud's CLI now, or a snapshot's recorded
+        answers); [] on self-managed platforms. ``read`` raises UserError when the CLI is
+        missing or refuses."""
         ...
 
     def cluster_objects(self, resolved: Resolved) -> list[tuple[str, list[dict[str, Any]]]]:

@@ -78,20 +78,23 @@ class NodeAccess:
 
 
 def cloud_cli(argv: list[str], what: str) -> str:
-    """The output of a read-only cloud CLI command (aws, gcloud, az); a missing CLI or a
-    refusal is the user's to fix (UserError with the CLI's last line). ``what``: what the
-    read is for, in the message."""
+    """The standard output of a read-only cloud CLI command (aws, gcloud, az); a missing
+    CLI or a refusal is the user's to fix (UserError with the last line the CLI wrote on
+    stderr, where the three put the cause). ``what``: what the read is for, in the message.
+    stderr is never parsed as an answer (warnings there would read as values)."""
     from compiler.errors import UserError, printable
 
     try:
-        code, out = run_interruptible(argv, 120)
+        result = subprocess.run(argv, capture_output=True, check=False, timeout=120, stdin=subprocess.DEVNULL)
     except FileNotFoundError:
         raise UserError(f"{argv[0]} is not installed: it reads {what}") from None
-    text = out.decode("utf-8", "replace").strip()
-    if code != 0:
-        last = text.splitlines()[-1] if text else f"exit {code}"
+    except subprocess.TimeoutExpired:
+        raise UserError(f"{' '.join(argv[:3])}: no answer within 120 s (it reads {what})") from None
+    if result.returncode != 0:
+        errors = result.stderr.decode("utf-8", "replace").strip().splitlines()
+        last = errors[-1] if errors else f"exit {result.returncode}"
         raise UserError(f"{' '.join(argv[:3])} failed: {printable(last)}")
-    return text
+    return result.stdout.decode("utf-8", "replace").strip()
 
 
 def run_interruptible(argv: list[str], timeout: float, stdin: bytes | None = None) -> tuple[int, bytes]:

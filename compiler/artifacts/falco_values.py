@@ -24,6 +24,8 @@ from compiler.resolve import Resolved
 from compiler.versions import falco_table
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "auditc"}
+# on a pulling Falco's pods: the cloud identity it reads the log as (a new one restarts them)
+IDENTITY_ANNOTATION = "auditc/identity"
 
 OVERRIDES_FILE = "zz-auditc-overrides.yaml"
 TLS_VALUES = ("certs", "falco.webserver.sslEnabled")
@@ -168,6 +170,8 @@ def _pull_values(resolved: Resolved, keys: frozenset[str]) -> dict[str, Any]:
         values["serviceAccount"] = {"create": False, "name": service_account_name(resolved)}
     if _has(keys, "rbac.create"):
         values["rbac"] = {"create": False}
+    if _has(keys, "podAnnotations.*"):
+        values["podAnnotations"] = {IDENTITY_ANNOTATION: pull.identity}
     values |= {
         "controller": {"kind": "deployment", "deployment": {"replicas": 1}},
         "driver": {"enabled": False},

@@ -286,12 +286,37 @@ def aud030(ctx: Context) -> Found:
         )
 
 
+# what a managed control plane (the cloud's own policy and log, no receiver) leaves unused
+IGNORED_WHEN_MANAGED: tuple[tuple[str, ...], ...] = (
+    ("spec", "audit", "policy"),
+    ("spec", "audit", "webhook"),
+    ("spec", "audit", "log"),
+    ("spec", "audit", "dynamic"),
+    ("spec", "falco", "receiver"),
+    ("spec", "falco", "rules", "artifactsVersion"),
+)
+
+
+def aud032(ctx: Context) -> Found:
+    platform = ctx.resolved.platform.name
+    for path in IGNORED_WHEN_MANAGED:
+        if ctx.resolved.doc.node(path) is None:
+            continue
+        if path[1] == "audit":
+            why = f"{platform} runs kube-apiserver with the cloud's own audit policy and log"
+        elif path[2] == "receiver":
+            why = "Falco pulls the cloud's audit log: there is no webhook receiver"
+        else:
+            why = f"the {platform} plugin's row pins the k8saudit rules that accept it"
+        yield path, f"{why}: this setting has no effect on a {platform} site"
+
+
 def run(built: Build) -> Iterator[tuple[str, Path, str]]:
-    """Every rule, the platform's own among them, in id order. The common rules are about
-    the audit policy, webhook and log auditc gives an apiserver: on a managed control plane
-    (the cloud's own policy and log) only the platform's rules apply."""
+    """Every rule, the platform's own among them, in id order. Most common rules are about
+    the audit policy, webhook and log auditc gives an apiserver: a managed control plane
+    (the cloud's own policy and log) gets the few that are not, and the platform's own."""
     ctx = Context(built)
-    common = {} if built.resolved.managed else CHECKS
+    common = MANAGED_CHECKS if built.resolved.managed else CHECKS
     rules = {**common, **built.resolved.platform.lint_checks}
     for rule_id, check in sorted(rules.items()):
         for path, detail in check(ctx):
@@ -316,3 +341,5 @@ CHECKS: dict[str, Callable[[Context], Found]] = {
     "AUD029": aud029,
     "AUD030": aud030,
 }
+
+MANAGED_CHECKS: dict[str, Callable[[Context], Found]] = {"AUD030": aud030, "AUD032": aud032}

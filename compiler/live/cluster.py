@@ -64,10 +64,22 @@ class Command:
         return lines[-1] if lines else f"exit {self.code}"
 
 
-def _call(argv: list[str], what: str, stdin: str | None, timeout: float, cwd: str | None) -> Command:
+def _call(
+    argv: list[str], what: str, stdin: str | None, timeout: float, cwd: str | None, *, tty: bool = True
+) -> Command:
+    """``tty``: the child may read auditc's own stdin (a kubeconfig's exec plugin that
+    asks for a login); without, it reads nothing there (a cloud CLI then never prompts)."""
+    closed = None if tty or stdin is not None else subprocess.DEVNULL
     try:
         result = subprocess.run(
-            argv, input=stdin, capture_output=True, text=True, check=False, timeout=timeout, cwd=cwd
+            argv,
+            input=stdin,
+            stdin=closed,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=timeout,
+            cwd=cwd,
         )
     except FileNotFoundError:
         raise UserError(f"{argv[0]} is not installed; it is needed to {what}") from None
@@ -77,8 +89,9 @@ def _call(argv: list[str], what: str, stdin: str | None, timeout: float, cwd: st
 
 
 def call(argv: list[str], what: str, *, timeout: float = 120, cwd: str | None = None) -> Command:
-    """Any other CLI a plan step runs (a platform's own), output kept."""
-    return _call(argv, what, None, timeout, cwd)
+    """Any other CLI a plan step runs (a platform's own), output kept; its stdin is closed
+    (gcloud asks nothing without a terminal, the aws CLI pages nothing)."""
+    return _call(argv, what, None, timeout, cwd, tty=False)
 
 
 def kubectl(

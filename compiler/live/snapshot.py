@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from compiler.errors import UserError
 from compiler.live.cluster import Kubectl, object_key
 from compiler.platform import CloudSetting
 from compiler.resolve import Resolved
-from compiler.transport import NodeAccess
+from compiler.transport import NodeAccess, cloud_cli
 
 
 @dataclass
@@ -29,6 +29,9 @@ class Snapshot:
     objects: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     nodes: dict[str, dict[str, bytes | None]] = field(default_factory=dict)
     cloud: list[CloudSetting] = field(default_factory=list)  # a managed site's cloud side
+    # what the cloud CLI answered to each read-only command (json of the argv -> stdout):
+    # a saved snapshot keeps the answers, the settings are worked out against the spec of now
+    cloud_reads: dict[str, str] = field(default_factory=dict)
 
 
 def node_files(resolved: Resolved, config_files: list[str]) -> list[str]:
@@ -48,12 +51,42 @@ def gather(
     for obj in objects:
         snapshot.objects[object_key(obj)] = kubectl.get(obj)
     if resolved.managed:
-        snapshot.cloud = resolved.platform.cloud_state(resolved)
+        snapshot.cloud = read_cloud(resolved, snapshot.cloud_reads)
         return snapshot  # no node: the cloud runs the control plane
     paths = node_files(resolved, config_files)
     for transport in resolved.platform.transports(resolved, access):
         snapshot.nodes[transport.name] = transport.read_many(paths)
     return snapshot
+
+
+def read_cloud(resolved: Resolved, answers: dict[str, str] | None = None) -> list[CloudSetting]:
+    """A managed site's cloud-side settings read now with the cloud's CLI; each answer is
+    kept in ``answers`` when given (a snapshot)."""
+
+    def read(argv: list[str]) -> str:
+        out = cloud_cli(argv, f"the cloud side of site {resolved.name}")
+        if answers is not None:
+            answers[json.dumps(argv)] = out
+        return out
+
+    return resolved.platform.cloud_state(resolved, read)
+
+
+def replay_cloud(resolved: Resolved, snapshot: Snapshot, where: Path) -> list[CloudSetting]:
+    """The cloud-side settings of the spec of now, from a saved snapshot's answers; a read
+    the snapshot has no answer to (the spec names another cluster now) is a user error."""
+
+    def read(argv: list[str]) -> str:
+        try:
+            return snapshot.cloud_reads[json.dumps(argv)]
+        except KeyError:
+            shown = " ".join(argv[:3])
+            raise UserError(
+                f"{where}: the snapshot holds no answer to {shown} as the spec reads it now "
+                "(it was taken for other cloud settings): take a new one with auditc snapshot"
+            ) from None
+
+    return resolved.platform.cloud_state(resolved, read)
 
 
 def _file_name(key: str) -> str:
@@ -62,8 +95,10 @@ def _file_name(key: str) -> str:
 
 def save(snapshot: Snapshot, directory: Path) -> None:
     index: dict[str, Any] = {"site": snapshot.site, "objects": {}, "nodes": {}}
-    if snapshot.cloud:
-        index["cloud"] = [asdict(setting) for setting in snapshot.cloud]
+    if snapshot.cloud_reads:
+        index["cloud"] = [
+            {"command": json.loads(argv), "output": out} for argv, out in sorted(snapshot.cloud_reads.items())
+        ]
     for key in sorted(snapshot.objects):
         obj = snapshot.objects[key]
         if obj is None:
@@ -110,11 +145,9 @@ def load(directory: Path) -> Snapshot:
             snapshot.nodes[str(host)] = {
                 str(path): inside(name).read_bytes() if name else None for path, name in files.items()
             }
-        for setting in index.get("cloud", []):
-            fields = (str(setting["name"]), str(setting["wanted"]), str(setting["live"]))
-            steps = tuple(str(s) for s in setting["steps"])
-            values = {str(k): str(v) for k, v in (setting.get("values") or {}).items()}
-            snapshot.cloud.append(CloudSetting(*fields, steps, values))
+        for read in index.get("cloud", []):
+            argv = [str(part) for part in read["command"]]
+            snapshot.cloud_reads[json.dumps(argv)] = str(read["output"])
     except UserError:
         raise
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:

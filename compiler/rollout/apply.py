@@ -39,7 +39,7 @@ from compiler.datafiles import yaml_documents
 from compiler.errors import Refusal, UserError
 from compiler.live.cluster import Kubectl, call, has_endpoints, helm, helm_release, kubectl, object_key
 from compiler.live.compare import Change, compare, expected_hosts, project
-from compiler.live.snapshot import Snapshot, gather, node_files
+from compiler.live.snapshot import Snapshot, gather, node_files, read_cloud
 from compiler.platform import CloudSetting, Restart
 from compiler.rollout import plan as plans
 from compiler.rollout.lock import Lock, holder_identity
@@ -321,8 +321,13 @@ def _roll_out(
             if step.get("cloud"):
                 if any(s.differs and action in s.steps for s in cloud):
                     if any(_unknown(part, values) for part in command):  # made by an earlier step
-                        values |= _cloud_values(inputs.resolved.platform.cloud_state(inputs.resolved))
-                    _run_step(inputs, command, values, site_dir, applied, say)
+                        values |= _cloud_values(read_cloud(inputs.resolved))
+                    if "until" in step:
+                        _poll_step(inputs, step, values, site_dir, options, applied, say)
+                        continue
+                    answer = _run_step(inputs, command, values, site_dir, applied, say)
+                    if "answers" in step:
+                        values[str(step["answers"])] = answer.strip()
                 continue
             if action in NODE_ACTIONS:
                 if not nodes_done:
@@ -388,8 +393,8 @@ def _run_step(
     site_dir: Path,
     applied: Applied,
     say: Callable[[str], None],
-) -> None:
-    """One command of plan.yaml; shown as written ($NAME, not its value)."""
+) -> str:
+    """One command of plan.yaml, shown as written ($NAME, not its value); its output."""
     command = _filled(written, values)
     shown = " ".join(_filled(written, {k: v for k, v in values.items() if "$" not in k}, env=False))
     say(f"cluster: {shown}")
@@ -404,6 +409,38 @@ def _run_step(
         after = f"after the hosts were changed ({', '.join(touched)})" if touched else "no node was touched"
         raise _Stopped(f"{shown}: {result.reason}; {after}")
     applied.steps.append(shown)
+    return result.stdout
+
+
+def _poll_step(
+    inputs: Inputs,
+    step: dict[str, Any],
+    values: dict[str, str],
+    site_dir: Path,
+    options: Options,
+    applied: Applied,
+    say: Callable[[str], None],
+) -> None:
+    """A read plan.yaml marks ``until``: run again every poll while it prints ``while``
+    (a cloud update in progress) until it prints ``until``; anything else stops."""
+    written = [str(part) for part in step["command"]]
+    until, pending = str(step["until"]), str(step.get("while", ""))
+    deadline = time.monotonic() + options.wait_timeout
+    say(f"cluster: waiting up to {options.wait_timeout:g}s for {until}: {step.get('does', '')}".rstrip(": "))
+    while True:
+        command = _filled(written, values)
+        result = call(command, f"run {command[0]}", timeout=120, cwd=str(site_dir))
+        answer = result.stdout.strip()
+        shown = " ".join(_filled(written, {k: v for k, v in values.items() if "$" not in k}, env=False))
+        if result.code != 0:
+            raise _Stopped(f"{shown}: {result.reason}; no node was touched")
+        if answer == until:
+            applied.steps.append(f"{shown}: {until}")
+            return
+        if answer != pending or time.monotonic() >= deadline:
+            why = f"it says {answer or 'nothing'}" if answer != pending else f"still {pending}"
+            raise _Stopped(f"{shown}: {why}, not {until} (after {options.wait_timeout:g}s at most)")
+        time.sleep(options.poll)
 
 
 def _wait_for_falco(

@@ -14,7 +14,12 @@ import pytest
 
 from compiler import falco_matrix
 from compiler.api import CompiledSite, compile_site
-from compiler.artifacts.falco_values import deep_merge, receiver_service_name
+from compiler.artifacts.falco_values import (
+    IDENTITY_ANNOTATION,
+    deep_merge,
+    pod_selector,
+    receiver_service_name,
+)
 from compiler.pipeline import compile_spec
 from compiler.probe import FIELDS, PROBE_FILE, shown_at
 from compiler.versions import Version
@@ -328,6 +333,14 @@ def _check_pull(resolved: Any, root: Path, rendered: fc.Rendered, falco: dict[st
     ]
     assert account == own["metadata"]["name"]
     assert (own["metadata"].get("annotations") or {}) == dict(pull.service_account_annotations)
+    # the pods name that identity (a new one restarts them: they keep the credentials they
+    # started with), and apply/verify find them by the labels pod_selector gives
+    annotations = rendered.pod["metadata"].get("annotations") or {}
+    assert annotations.get(IDENTITY_ANNOTATION) == pull.identity
+    labels = rendered.pod["metadata"].get("labels") or {}
+    wanted = dict(pair.split("=", 1) for pair in pod_selector(resolved).split(","))
+    assert wanted.items() <= labels.items()
+    assert rendered.workload["spec"]["replicas"] == 1
 
 
 def _keys_file(chart: str) -> str:

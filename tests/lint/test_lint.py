@@ -240,7 +240,7 @@ CASES: dict[str, tuple[dict[str, Any], tuple[str | int, ...], dict[str, Any]]] =
     "AUD032": (
         {"platform": EKS, "audit": {"policy": {"preset": "minimal"}}},
         ("spec", "audit", "policy"),
-        {"platform": EKS},
+        {"platform": EKS, "falco": {"receiver": None}},  # (the minimal site has a receiver address)
     ),
     "AUD033": (
         {"platform": GKE, "falco": {"values": {"controller": {"deployment": {"replicas": 3}}}}},
@@ -546,3 +546,26 @@ def test_findings_point_at_the_lines_a_person_wrote(tmp_path: Path) -> None:
     assert where["AUD011"] == (27, 13)  # mode: blocking
     assert where["AUD003"] == (14, 5)  # tls not written: the receiver key
     assert where["AUD005"] == (14, 5)  # service not written: the receiver key
+
+
+@pytest.mark.parametrize(
+    ("spec", "rule_id", "where"),
+    [
+        ({"platform": GKE, "falco": {"receiver": {"port": 9000}}}, "AUD032", ("spec", "falco", "receiver")),
+        (
+            {"platform": EKS, "falco": {"receiver": None, "rules": {"artifactsVersion": "0.16.1"}}},
+            "AUD032",
+            ("spec", "falco", "rules", "artifactsVersion"),
+        ),
+        (
+            {"platform": GKE, "falco": {"values": {"falco": {"priority": "error"}}}},
+            "AUD030",
+            ("spec", "falco", "values", "falco", "priority"),
+        ),
+    ],
+)
+def test_managed_sites_get_the_rules_that_apply_to_them(
+    tmp_path: Path, spec: dict[str, Any], rule_id: str, where: tuple[str, ...]
+) -> None:
+    findings, _ = _findings(tmp_path, spec, rule_id)
+    assert [f.field for f in findings] == [format_path(where)]

@@ -2,18 +2,20 @@
 audit log to CloudWatch Logs and one Falco pulls it with the k8saudit-eks plugin.
 
 The folder: settings.py (the spec block), platform.yaml (the plugin and its pinned
-artifacts), lint-rules.yaml (AUD031, AUD032), lower.py (every artifact: cluster/, the
+artifacts), lint-rules.yaml (AUD031), lower.py (every artifact: cluster/, the
 Falco values, the plan with the AWS steps), templates/apply.sh.j2 (the plan as a script).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from compiler.platform import (
+    CloudRead,
     CloudSetting,
     LintCheck,
     NodePaths,
@@ -24,7 +26,6 @@ from compiler.platform import (
 )
 from compiler.platforms.eks import lower
 from compiler.platforms.eks.settings import EksPlatform, settings
-from compiler.transport import cloud_cli
 from compiler.versions import Version
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from compiler.transport import NodeAccess, NodeShell, Transport
 
 IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"  # AWS EKS user guide, IAM roles for service accounts
+ASSOCIATION = re.compile(r"\ba-[0-9a-z]+\b")  # a Pod Identity association id (EKS API reference)
 
 
 class EksPlugin(PullPlugin):
@@ -54,8 +56,16 @@ def data() -> EksData:
     return load_data(Path(__file__).parent, EksData)
 
 
-def _aws(argv: list[str]) -> str:
-    return cloud_cli(argv, "the EKS cluster's settings")
+def _pod_identity(read: CloudRead, steps: dict[str, list[str]], where: str, role_arn: str) -> CloudSetting:
+    """Which role the association of Falco's ServiceAccount gives: none yet (create it) or
+    another (update it; EKS allows one association per ServiceAccount)."""
+    name = f"{where}: Pod Identity role of Falco's ServiceAccount"
+    ids = ASSOCIATION.findall(read(steps["check-pod-identity"]))
+    if not ids:
+        return CloudSetting(name, role_arn, "none", ("pod-identity",))
+    values = {lower.ASSOCIATION_ID: ids[0]}
+    role = [part.replace(lower.ASSOCIATION_ID, ids[0]) for part in steps["check-pod-identity-role"]]
+    return CloudSetting(name, role_arn, read(role), ("update-pod-identity",), values)
 
 
 def _replicas(ctx: Context) -> Iterator[tuple[tuple[str | int, ...], str]]:
@@ -72,22 +82,11 @@ def _replicas(ctx: Context) -> Iterator[tuple[tuple[str | int, ...], str]]:
         )
 
 
-def _audit_ignored(ctx: Context) -> Iterator[tuple[tuple[str | int, ...], str]]:
-    """AUD032: EKS runs the apiservers with AWS's audit policy; spec.audit does nothing."""
-    for name in ("policy", "webhook", "log", "dynamic"):
-        if ctx.resolved.doc.node(("spec", "audit", name)) is not None:
-            yield (
-                ("spec", "audit", name),
-                "EKS runs kube-apiserver with AWS's own audit policy and log: this setting is "
-                "not applied (Falco reads what AWS logs)",
-            )
-
-
 class Eks:
     name = "eks"
     block = EksPlatform
     has_sinks = False
-    lint_checks: Mapping[str, LintCheck] = {"AUD031": _replicas, "AUD032": _audit_ignored}
+    lint_checks: Mapping[str, LintCheck] = {"AUD031": _replicas}
 
     @property
     def data(self) -> PlatformData:
@@ -118,6 +117,7 @@ class Eks:
             rules=row.rules,
             json=row.json_,
             service_account_annotations=annotations,
+            identity=own.identity.role_arn,
             where=f"CloudWatch Logs /aws/eks/{own.cluster_name}/cluster in {own.region}",
         )
 
@@ -128,29 +128,21 @@ class Eks:
                 "not on EKS here: the audit Falco is one pod pulling the log, syscalls need one per node",
             )
 
-    def cloud_state(self, resolved: Resolved) -> list[CloudSetting]:
+    def cloud_state(self, resolved: Resolved, read: CloudRead) -> list[CloudSetting]:
         own = settings(resolved.site)
         steps = {str(step["action"]): [str(a) for a in step["command"]] for step in lower.aws_steps(resolved)}
         where = f"eks cluster {own.cluster_name} ({own.region})"
-        types = _aws(steps["check-audit-log"]).split()
+        types = read(steps["check-audit-log"]).split()
         out = [
             CloudSetting(
                 f"{where}: control-plane log type audit",
                 "on",
                 "on" if "audit" in types else "off",
-                ("enable-audit-log", "wait-for-cluster"),
+                ("enable-audit-log", "wait-for-audit-log"),
             )
         ]
         if own.identity.mode == "podIdentity":
-            ids = [i for i in _aws(steps["check-pod-identity"]).split() if i != "None"]
-            out.append(
-                CloudSetting(
-                    f"{where}: Pod Identity association of Falco's ServiceAccount",
-                    "associated",
-                    "associated" if ids else "none",
-                    ("pod-identity",),
-                )
-            )
+            out.append(_pod_identity(read, steps, where, own.identity.role_arn))
         return out
 
     def cluster_objects(self, resolved: Resolved) -> list[tuple[str, list[dict[str, Any]]]]:

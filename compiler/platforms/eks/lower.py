@@ -19,6 +19,9 @@ from compiler.templates import render_template
 
 # UpdateClusterConfig changes only the log types it lists (AWS EKS API reference)
 AUDIT_LOGGING = json.dumps({"clusterLogging": [{"types": ["audit"], "enabled": True}]}, separators=(",", ":"))
+UPDATE_ID = "<update-id>"  # update-cluster-config's answer, what describe-update reads
+ASSOCIATION_ID = "<association-id>"  # the existing Pod Identity association (Eks.cloud_state)
+UPDATE_POLL = 10  # seconds between two reads of an update's status in plan/apply.sh
 
 
 def _where(own: EksSettings) -> list[str]:
@@ -27,9 +30,12 @@ def _where(own: EksSettings) -> list[str]:
 
 def aws_steps(resolved: Resolved) -> list[dict[str, Any]]:
     """The AWS side, before Falco: it reads nothing until AWS writes the log. ``reads``: a
-    read-only check (apply has read it already); ``cloud``: a change apply makes through
-    the aws CLI when the setting it serves differs (Eks.cloud_state)."""
+    read-only check (plan and apply have read it already, Eks.cloud_state); ``cloud``: a
+    change apply makes through the aws CLI when the setting it serves differs; ``answers``:
+    the placeholder its output fills in later steps; ``until``: apply runs the command
+    again until it prints that (AWS applies cluster updates asynchronously)."""
     own = settings(resolved.site)
+    cluster = [*_where(own), "--name", own.cluster_name]
     steps: list[dict[str, Any]] = [
         {
             "action": "check-audit-log",
@@ -37,9 +43,7 @@ def aws_steps(resolved: Resolved) -> list[dict[str, Any]]:
                 "aws",
                 "eks",
                 "describe-cluster",
-                *_where(own),
-                "--name",
-                own.cluster_name,
+                *cluster,
                 "--query",
                 "cluster.logging.clusterLogging[?enabled].types[]",
                 "--output",
@@ -54,69 +58,118 @@ def aws_steps(resolved: Resolved) -> list[dict[str, Any]]:
                 "aws",
                 "eks",
                 "update-cluster-config",
-                *_where(own),
-                "--name",
-                own.cluster_name,
+                *cluster,
                 "--logging",
                 AUDIT_LOGGING,
+                "--query",
+                "update.id",
+                "--output",
+                "text",
             ],
             "does": "turn on the audit log type (the other types stay as they are); "
             "AWS then writes the audit log to CloudWatch Logs /aws/eks/" + own.cluster_name + "/cluster",
             "cloud": True,
+            "answers": UPDATE_ID,
         },
         {
-            "action": "wait-for-cluster",
-            "command": ["aws", "eks", "wait", "cluster-active", *_where(own), "--name", own.cluster_name],
-            "does": "wait until the logging update is done",
+            "action": "wait-for-audit-log",
+            "command": [
+                "aws",
+                "eks",
+                "describe-update",
+                *cluster,
+                "--update-id",
+                UPDATE_ID,
+                "--query",
+                "update.status",
+                "--output",
+                "text",
+            ],
+            "does": "read the update's status until AWS reports it Successful (cluster updates "
+            "take a few minutes; Failed or Cancelled stops)",
             "cloud": True,
+            "until": "Successful",
+            "while": "InProgress",
         },
     ]
     if own.identity.mode == "podIdentity":
-        namespace = resolved.site.spec.falco.namespace
-        account = service_account_name(resolved)
-        steps += [
-            {
-                "action": "check-pod-identity",
-                "command": [
-                    "aws",
-                    "eks",
-                    "list-pod-identity-associations",
-                    *_where(own),
-                    "--cluster-name",
-                    own.cluster_name,
-                    "--namespace",
-                    namespace,
-                    "--service-account",
-                    account,
-                    "--query",
-                    "associations[].associationId",
-                    "--output",
-                    "text",
-                ],
-                "does": "find an existing association of Falco's ServiceAccount",
-                "reads": True,
-            },
-            {
-                "action": "pod-identity",
-                "command": [
-                    "aws",
-                    "eks",
-                    "create-pod-identity-association",
-                    *_where(own),
-                    "--cluster-name",
-                    own.cluster_name,
-                    "--namespace",
-                    namespace,
-                    "--service-account",
-                    account,
-                    "--role-arn",
-                    own.identity.role_arn,
-                ],
-                "does": f"let {namespace}/{account} act as the role that may read the log group",
-                "cloud": True,
-            },
-        ]
+        steps += _pod_identity_steps(resolved, own)
     return steps
+
+
+def _pod_identity_steps(resolved: Resolved, own: EksSettings) -> list[dict[str, Any]]:
+    namespace = resolved.site.spec.falco.namespace
+    account = service_account_name(resolved)
+    cluster = [*_where(own), "--cluster-name", own.cluster_name]
+    association = [*cluster, "--association-id", ASSOCIATION_ID]
+    return [
+        {
+            "action": "check-pod-identity",
+            "command": [
+                "aws",
+                "eks",
+                "list-pod-identity-associations",
+                *cluster,
+                "--namespace",
+                namespace,
+                "--service-account",
+                account,
+                "--query",
+                "associations[].associationId",
+                "--output",
+                "text",
+            ],
+            "does": "find an existing association of Falco's ServiceAccount",
+            "reads": True,
+        },
+        {
+            "action": "check-pod-identity-role",
+            "command": [
+                "aws",
+                "eks",
+                "describe-pod-identity-association",
+                *association,
+                "--query",
+                "association.roleArn",
+                "--output",
+                "text",
+            ],
+            "does": "read the role an existing association gives",
+            "reads": True,
+        },
+        {
+            "action": "pod-identity",
+            "command": [
+                "aws",
+                "eks",
+                "create-pod-identity-association",
+                *cluster,
+                "--namespace",
+                namespace,
+                "--service-account",
+                account,
+                "--role-arn",
+                own.identity.role_arn,
+            ],
+            "does": f"let {namespace}/{account} act as the role that may read the log group "
+            "(when no association exists)",
+            "cloud": True,
+        },
+        {
+            "action": "update-pod-identity",
+            "command": [
+                "aws",
+                "eks",
+                "update-pod-identity-association",
+                *association,
+                "--role-arn",
+                own.identity.role_arn,
+            ],
+            "does": "give the existing association the rendered role (when it gives another); "
+            "Falco's pods restart with it (their template names the role)",
+            "cloud": True,
+        },
+    ]
 
 
 def lower(built: Build) -> list[Artifact]:
@@ -144,9 +197,15 @@ def lower(built: Build) -> list[Artifact]:
         "where": pull.where,
         "check_audit": by_action["check-audit-log"],
         "enable_audit": by_action["enable-audit-log"],
-        "wait_cluster": by_action["wait-for-cluster"],
+        "wait_update": by_action["wait-for-audit-log"],
+        "update_id": UPDATE_ID,
+        "update_poll": UPDATE_POLL,
         "check_identity": by_action.get("check-pod-identity", []),
+        "check_role": by_action.get("check-pod-identity-role", []),
         "create_identity": by_action.get("pod-identity", []),
+        "update_identity": by_action.get("update-pod-identity", []),
+        "association_id": ASSOCIATION_ID,
+        "role_arn": own.identity.role_arn if own.identity.mode == "podIdentity" else "",
         **common.cluster_context(resolved),
     }
     script = render_template("platforms/eks/templates/apply.sh.j2", context)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from compiler.errors import UserError
 from compiler.platform import (
+    CloudRead,
     CloudSetting,
     LintCheck,
     NodePaths,
@@ -27,7 +28,6 @@ from compiler.platform import (
 )
 from compiler.platforms.gke import lower
 from compiler.platforms.gke.settings import GkePlatform, names, settings
-from compiler.transport import cloud_cli
 from compiler.versions import Version
 
 if TYPE_CHECKING:
@@ -57,12 +57,8 @@ def data() -> GkeData:
     return load_data(Path(__file__).parent, GkeData)
 
 
-def _gcloud(argv: list[str]) -> str:
-    return cloud_cli(argv, "the Google Cloud side of the audit pipeline")
-
-
-def _json(argv: list[str]) -> Any:
-    text = _gcloud(argv)
+def _json(read: CloudRead, argv: list[str]) -> Any:
+    text = read(argv)
     try:
         return json.loads(text or "null")
     except json.JSONDecodeError:
@@ -120,6 +116,7 @@ class Gke:
             rules=row.rules,
             json=row.json_,
             service_account_annotations={WORKLOAD_IDENTITY_ANNOTATION: own.service_account},
+            identity=own.service_account,
             where=f"Pub/Sub subscription projects/{own.project}/subscriptions/{subscription}",
         )
 
@@ -131,7 +128,7 @@ class Gke:
                 "syscalls need one per node",
             )
 
-    def cloud_state(self, resolved: Resolved) -> list[CloudSetting]:
+    def cloud_state(self, resolved: Resolved, read: CloudRead) -> list[CloudSetting]:
         own = settings(resolved.site)
         topic, subscription, sink = names(own)
         steps = {
@@ -141,7 +138,7 @@ class Gke:
         where = f"gke {own.project}/{own.cluster}"
         topic_name = f"projects/{own.project}/topics/{topic}"
         out: list[CloudSetting] = []
-        has_topic = bool(_gcloud(steps["check-topic"]))
+        has_topic = bool(read(steps["check-topic"]))
         out.append(
             CloudSetting(
                 f"{where}: Pub/Sub topic {topic}",
@@ -150,7 +147,7 @@ class Gke:
                 ("create-topic",),
             )
         )
-        on = _gcloud(steps["check-subscription"])
+        on = read(steps["check-subscription"])
         live = f"on {on}" if on else "absent"
         out.append(
             CloudSetting(
@@ -160,7 +157,7 @@ class Gke:
                 ("create-subscription",) if not on else (),
             )
         )
-        found = _json(steps["check-sink"]) or []
+        found = _json(read, steps["check-sink"]) or []
         wanted = f"to {lower.destination(own)} with {lower.sink_filter(own, data().plugin.filter)}"
         writer = ""
         if found:
@@ -174,7 +171,7 @@ class Gke:
         if not has_topic or not writer:
             live = "no topic yet" if not has_topic else "no sink yet"
         else:
-            policy = _json(steps["check-topic-iam"])
+            policy = _json(read, steps["check-topic-iam"])
             live = publisher if _has_binding(policy, lower.PUBLISHER, writer) else "not granted"
         out.append(
             CloudSetting(
@@ -189,7 +186,7 @@ class Gke:
         if not on:
             live = "no subscription yet"
         else:
-            policy = _json(steps["check-subscription-iam"])
+            policy = _json(read, steps["check-subscription-iam"])
             granted = _has_binding(policy, lower.SUBSCRIBER, f"serviceAccount:{own.service_account}")
             live = subscriber if granted else "not granted"
         out.append(
@@ -198,7 +195,7 @@ class Gke:
             )
         )
         member = lower.workload_member(resolved)
-        policy = _json(steps["check-workload-identity"])
+        policy = _json(read, steps["check-workload-identity"])
         acts = f"{member} may act as {own.service_account}"
         live = acts if _has_binding(policy, lower.WORKLOAD_IDENTITY, member) else "not granted"
         out.append(

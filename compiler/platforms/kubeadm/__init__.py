@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from compiler.bundle import Artifact
     from compiler.checks import Checks
     from compiler.falco_target import FalcoTarget
-    from compiler.platform import CloudSetting, PullSource, Restart
+    from compiler.platform import CloudRead, CloudSetting, PullSource, Restart
     from compiler.resolve import Resolved
     from compiler.spec.model import Site
     from compiler.versions import Version
@@ -47,7 +47,7 @@ class Kubeadm:
     def check(self, site: Site, paths: NodePaths | None, kube: Version, checks: Checks) -> None:
         pass  # the generic node path checks cover a static pod
 
-    def cloud_state(self, resolved: Resolved) -> list[CloudSetting]:
+    def cloud_state(self, resolved: Resolved, read: CloudRead) -> list[CloudSetting]:
         return []
 
     def cluster_objects(self, resolved: Resolved) -> list[tuple[str, list[dict[str, Any]]]]:

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from compiler.bundle import Artifact
     from compiler.checks import Checks
     from compiler.falco_target import FalcoTarget
-    from compiler.platform import CloudSetting, PullSource, Restart
+    from compiler.platform import CloudRead, CloudSetting, PullSource, Restart
     from compiler.resolve import Resolved
     from compiler.spec.model import Site
     from compiler.transport import NodeAccess, NodeShell, Transport
@@ -67,7 +67,7 @@ class Minikube:
                 code="AUD026",
             )
 
-    def cloud_state(self, resolved: Resolved) -> list[CloudSetting]:
+    def cloud_state(self, resolved: Resolved, read: CloudRead) -> list[CloudSetting]:
         return []
 
     def cluster_objects(self, resolved: Resolved) -> list[tuple[str, list[dict[str, Any]]]]:

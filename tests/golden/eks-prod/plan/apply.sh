@@ -18,7 +18,8 @@ usage: apply.sh [--execute] [--context NAME] [--wait-timeout N] [--help]
   --execute           run them (aws, kubectl and helm on PATH, with AWS credentials allowed to
                       describe and update the cluster)
   --context NAME      kubectl/helm context of the cluster (default: the current context)
-  --wait-timeout N    seconds to wait for Falco before giving up (default: 300)
+  --wait-timeout N    seconds to wait for AWS's logging update, and for Falco, before giving
+                      up (default: 300)
 exit codes: 0 done, 1 Falco not available or a step failed, 2 usage error
 USAGE
 }
@@ -40,6 +41,7 @@ while [ "$#" -gt 0 ]; do
 done
 
 here=$(cd "$(dirname "$0")" && pwd)
+export AWS_PAGER=""  # the aws CLI v2 would page long output through less and wait for a key
 check_audit=(
   'aws'
   'eks'
@@ -63,16 +65,25 @@ enable_audit=(
   'prod-eks'
   '--logging'
   '{"clusterLogging":[{"types":["audit"],"enabled":true}]}'
+  '--query'
+  'update.id'
+  '--output'
+  'text'
 )
-wait_cluster=(
+wait_update=(
   'aws'
   'eks'
-  'wait'
-  'cluster-active'
+  'describe-update'
   '--region'
   'eu-west-1'
   '--name'
   'prod-eks'
+  '--update-id'
+  '<update-id>'
+  '--query'
+  'update.status'
+  '--output'
+  'text'
 )
 
 show() {
@@ -169,20 +180,48 @@ cluster_layer() {
 }
 
 # ---- the AWS side
+# run "$3..." with the placeholder $1 replaced by the value $2 in every word
+with_value() {
+  local placeholder=$1 value=$2
+  shift 2
+  "${@//"$placeholder"/"$value"}"
+}
+
+# AWS applies a cluster update asynchronously: its status until Successful (the wait timeout)
+wait_for_update() {
+  local update_id=$1 status waited=0
+  while :; do
+    with_value '<update-id>' "$update_id" show "${wait_update[@]}"
+    status=$(with_value '<update-id>' "$update_id" "${wait_update[@]}")
+    case "$status" in
+      Successful) printf 'the logging update %s is done\n' "$update_id"; return 0 ;;
+      InProgress) ;;
+      *) printf 'apply.sh: the logging update %s is %s\n' "$update_id" "${status:-unknown}" >&2; exit 1 ;;
+    esac
+    if [ "$waited" -ge "$wait_timeout" ]; then
+      printf 'apply.sh: the logging update %s is still in progress after %ss\n' "$update_id" "$waited" >&2
+      exit 1
+    fi
+    sleep 10
+    waited=$((waited + 10))
+  done
+}
+
 if [ "$execute" -eq 1 ]; then
   show "${check_audit[@]}"
   types=$("${check_audit[@]}")
   case " $(printf '%s' "$types" | tr '\t\n' '  ') " in
     *" audit "*) printf 'the audit log type is already on\n' ;;
     *)
-      run "${enable_audit[@]}"
-      run "${wait_cluster[@]}"
+      show "${enable_audit[@]}"
+      update_id=$("${enable_audit[@]}")
+      wait_for_update "$update_id"
       ;;
   esac
 else
-  printf '# unless the audit log type is on already:\n'
+  printf '# unless the audit log type is on already (then every %s s until the update is Successful):\n' 10
   show "${enable_audit[@]}"
-  show "${wait_cluster[@]}"
+  show "${wait_update[@]}"
 fi
 
 cluster_layer

@@ -44,6 +44,7 @@ while [ "$#" -gt 0 ]; do
 done
 
 here=$(cd "$(dirname "$0")" && pwd)
+export CLOUDSDK_CORE_DISABLE_PROMPTS=1  # gcloud would stop at a [Y/n] question and wait for a key
 check_topic=(
   'gcloud'
   'pubsub'
