@@ -63,6 +63,16 @@ class PullSource:
     where: str  # what the log is, for messages and the plan
 
 
+def pullers(values: Mapping[str, Any]) -> str | None:
+    """How many Falco pods the chart values run, where a pull plugin needs exactly one:
+    None when one, else "no pod", "<n> pods" or "a pod per node" (a DaemonSet)."""
+    controller = values.get("controller") or {}
+    if controller.get("kind", "deployment") != "deployment":
+        return "a pod per node"
+    replicas = (controller.get("deployment") or {}).get("replicas", 1)
+    return None if replicas == 1 else ("no pod" if replicas == 0 else f"{replicas} pods")
+
+
 # runs one read-only cloud CLI command (argv) and gives its standard output
 CloudRead = Callable[[list[str]], str]
 

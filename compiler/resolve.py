@@ -112,7 +112,9 @@ def resolve(site: Site, doc: SourceDoc, platforms: Registry, roots: tuple[Path, 
     consistency.falco_matrix(site, target, checks)
     consistency.chart_labels(site, target, checks)
     files = _named_files(site, doc, checks, roots)
-    warnings = checks.finish()
+    warnings = checks.finish()  # raises on errors (a pull source refused among them)
+    # a platform's contract: no nodes exactly when the cloud writes the log Falco pulls
+    assert (paths is None) == (pull is not None), f"platform {platform.name}: node paths xor a pull source"
     return Resolved(
         site=site,
         doc=doc,

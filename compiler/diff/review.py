@@ -215,7 +215,8 @@ def _risks(old: _Side | None, new: _Side | None) -> list[Risk]:
     ]
     if old and new:
         hook = "node/audit-webhook.kubeconfig"
-        if hook in old.files and hook not in new.files:
+        nodes = any(path.startswith("node/") for path in new.files)  # none: Falco pulls a cloud's log
+        if hook in old.files and hook not in new.files and nodes:
             risks.append(
                 Risk(
                     "introduced",

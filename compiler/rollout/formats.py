@@ -29,11 +29,14 @@ def plan_text(plan: Plan) -> str:
     hosts = plan.hosts_to_update
     if plan.changes:
         cloud = any(item.action != "unchanged" for item in plan.of("cloud"))
-        layers = "the cloud side, then the cluster layer, then " if cloud else "the cluster layer, then "
-        lines.append(
-            f"apply: {layers if plan.cluster_changes or hosts else ''}"
-            + (f"{len(hosts)} host(s) one at a time: {', '.join(hosts)}" if hosts else "no host")
-        )
+        steps = ["the cloud side"] if cloud else []
+        if plan.cluster_changes or hosts:
+            steps.append("the cluster layer")  # Falco first: it must be up before any apiserver
+        if hosts:
+            steps.append(f"{len(hosts)} host(s) one at a time: {', '.join(hosts)}")
+        elif not cloud:
+            steps.append("no host")
+        lines.append(f"apply: {', then '.join(steps)}")
     return "\n".join(lines) + "\n"
 
 

@@ -52,7 +52,8 @@ class Plan:
 
     @property
     def cluster_changes(self) -> bool:
-        return any(item.action != "unchanged" for item in self.items if item.kind != "host")
+        """Whether a cluster object or the chart release changes (not the cloud side, not a host)."""
+        return any(item.action != "unchanged" for item in self.items if item.kind in ("object", "release"))
 
     @property
     def hosts_to_update(self) -> list[str]:

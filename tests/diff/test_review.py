@@ -239,3 +239,17 @@ def test_a_tree_with_dot_dot_entries_writes_nothing_outside(repo: Path) -> None:
 def test_a_spec_missing_now_and_at_base_is_an_error(repo: Path) -> None:
     result = runner.invoke(app, ["diff", str(repo / "specs" / "nope.yaml"), "--base", "HEAD"])
     assert result.exit_code == 2 and "no such file or directory, now or at HEAD" in result.stderr
+
+
+def test_a_site_moved_to_a_managed_control_plane_is_not_webhook_off(repo: Path) -> None:
+    """kubeadm -> EKS drops every node file, the webhook kubeconfig among them; Falco then
+    pulls the cloud's log: no webhook-off risk."""
+    eks = (repo / "specs/eks-prod.yaml").read_text().replace("name: eks-prod", "name: prod-east")
+    (repo / "specs/prod-east.yaml").write_text(eks)
+    (repo / "specs/eks-prod.yaml").unlink()
+    _git(repo, "commit", "-qam", "prod-east moves to EKS")
+    result = review([repo / "specs"], "HEAD~1")
+    east = {s.site: s for s in result.sites}["prod-east"]
+    files = {f.path: f.status for f in east.files}
+    assert files["node/audit-webhook.kubeconfig"] == "removed" and files["plan/plan.yaml"] == "changed"
+    assert "webhook-off" not in {r.id for r in east.risks}

@@ -569,3 +569,19 @@ def test_managed_sites_get_the_rules_that_apply_to_them(
 ) -> None:
     findings, _ = _findings(tmp_path, spec, rule_id)
     assert [f.field for f in findings] == [format_path(where)]
+
+
+@pytest.mark.parametrize(
+    ("platform", "rule_id", "controller", "says"),
+    [
+        (EKS, "AUD031", {"deployment": {"replicas": 0}}, "no pod, so nothing reads the log"),
+        (EKS, "AUD031", {"deployment": {"replicas": 2}}, "2 pods, so every alert comes more than once"),
+        (GKE, "AUD033", {"deployment": {"replicas": 3}}, "3 pods pulling one Pub/Sub subscription"),
+    ],
+)
+def test_a_pull_plugin_needs_one_pod(
+    tmp_path: Path, platform: dict[str, Any], rule_id: str, controller: dict[str, Any], says: str
+) -> None:
+    spec = {"platform": platform, "falco": {"receiver": None, "values": {"controller": controller}}}
+    findings, _ = _findings(tmp_path, spec, rule_id)
+    assert len(findings) == 1 and says in findings[0].message, findings

@@ -23,6 +23,7 @@ from compiler.platform import (
     PullPlugin,
     PullSource,
     load_data,
+    pullers,
 )
 from compiler.platforms.eks import lower
 from compiler.platforms.eks.settings import EksPlatform, settings
@@ -70,15 +71,13 @@ def _pod_identity(read: CloudRead, steps: dict[str, list[str]], where: str, role
 
 def _replicas(ctx: Context) -> Iterator[tuple[tuple[str | int, ...], str]]:
     """AUD031: the plugin pulls the whole log in every replica: more than one alerts twice."""
-    values = ctx.values
-    controller = values.get("controller") or {}
-    replicas = (controller.get("deployment") or {}).get("replicas", 1)
-    if controller.get("kind", "deployment") != "deployment" or replicas != 1:
+    pods = pullers(ctx.values)
+    if pods is not None:
+        effect = "nothing reads the log" if pods == "no pod" else "every alert comes more than once"
         yield (
             ("spec", "falco", "values", "controller"),
             f"the k8saudit-eks plugin pulls the cluster's whole audit log in every Falco pod: "
-            f"{controller.get('kind', 'deployment')} with {replicas} replica(s) sends every alert "
-            "more than once",
+            f"{pods}, so {effect}",
         )
 
 

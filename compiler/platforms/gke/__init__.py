@@ -25,6 +25,7 @@ from compiler.platform import (
     PullPlugin,
     PullSource,
     load_data,
+    pullers,
 )
 from compiler.platforms.gke import lower
 from compiler.platforms.gke.settings import GkePlatform, names, settings
@@ -72,14 +73,14 @@ def _has_binding(policy: Any, role: str, member: str) -> bool:
 
 def _replicas(ctx: Context) -> Iterator[tuple[tuple[str | int, ...], str]]:
     """AUD033: one subscription, one puller; more replicas split or repeat the stream."""
-    controller = ctx.values.get("controller") or {}
-    replicas = (controller.get("deployment") or {}).get("replicas", 1)
-    if controller.get("kind", "deployment") != "deployment" or replicas != 1:
-        yield (
-            ("spec", "falco", "values", "controller"),
-            f"{controller.get('kind', 'deployment')} with {replicas} replica(s) pulling one Pub/Sub "
-            "subscription: each message goes to one of them, and with redelivery some twice",
+    pods = pullers(ctx.values)
+    if pods is not None:
+        effect = (
+            "nothing pulls it"
+            if pods == "no pod"
+            else "each message goes to one of them, and with redelivery some to two"
         )
+        yield ("spec", "falco", "values", "controller"), f"{pods} pulling one Pub/Sub subscription: {effect}"
 
 
 class Gke:

@@ -323,7 +323,7 @@ def test_plan_apply_then_an_empty_plan(cloud: Path, tmp_path: Path) -> None:
     setting = "eks cluster prod-eks (eu-west-1): control-plane log type audit"
     assert f"  update     cloud setting {setting}" in lines
     assert f"    changed    {setting}: rendered on, live off" in lines
-    assert lines[-1] == "apply: the cloud side, then the cluster layer, then no host"
+    assert lines[-1] == "apply: the cloud side, then the cluster layer"
     live = _cli("diff", str(EXAMPLE), "--live")
     assert live.exit_code == 1 and f"changed    {setting}: rendered on, live off" in live.stdout
 
@@ -345,6 +345,11 @@ def test_plan_apply_then_an_empty_plan(cloud: Path, tmp_path: Path) -> None:
     again = _cli("plan", str(EXAMPLE))
     assert again.exit_code == 0, again.output
     assert again.stdout.splitlines()[0] == "== eks-prod: nothing to do"
+
+    (cloud / "types").write_text("api\n")  # someone turned the audit log off again
+    drifted = _cli("plan", str(EXAMPLE))
+    assert drifted.exit_code == 1, drifted.output
+    assert drifted.stdout.splitlines()[-1] == "apply: the cloud side"
 
 
 def test_an_aws_cli_that_refuses_is_a_clear_error(cloud: Path, tmp_path: Path) -> None:

@@ -209,7 +209,7 @@ def test_plan_apply_then_an_empty_plan(google: Path, tmp_path: Path) -> None:
     planned = CliRunner().invoke(app, ["plan", str(EXAMPLE)])
     assert planned.exit_code == 1, planned.output
     assert f"  update     cloud setting gke {PROJECT}/prod-gke: Pub/Sub topic {TOPIC}" in planned.stdout
-    assert planned.stdout.splitlines()[-1] == "apply: the cloud side, then the cluster layer, then no host"
+    assert planned.stdout.splitlines()[-1] == "apply: the cloud side, then the cluster layer"
     applied = CliRunner().invoke(app, ["apply", str(EXAMPLE), "--yes", "--verify-timeout", "2"])
     assert applied.exit_code == 0, applied.output
     _wired(google)
