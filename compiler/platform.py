@@ -58,9 +58,13 @@ class PullSource:
     json: str  # the exact json plugin artifact (the rules need it)
     service_account_annotations: Mapping[str, str]  # the identity the plugin reads the log as
     # that identity (a role ARN, a service account): Falco's pod template names it, so that
-    # a change restarts the pods (a running pod keeps the credentials it started with)
-    identity: str
+    # a change restarts the pods (a running pod keeps the credentials it started with);
+    # None where the plugin reads with connection strings from Secrets instead
+    identity: str | None
     where: str  # what the log is, for messages and the plan
+    # environment variables of Falco's pod from Secrets (name -> (secret, key)): init_config
+    # names them as ${NAME}, which Falco expands when it loads falco.yaml
+    secret_env: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
 
 def pullers(values: Mapping[str, Any]) -> str | None:

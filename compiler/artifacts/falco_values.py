@@ -170,8 +170,16 @@ def _pull_values(resolved: Resolved, keys: frozenset[str]) -> dict[str, Any]:
         values["serviceAccount"] = {"create": False, "name": service_account_name(resolved)}
     if _has(keys, "rbac.create"):
         values["rbac"] = {"create": False}
-    if _has(keys, "podAnnotations.*"):
+    if _has(keys, "podAnnotations.*") and pull.identity is not None:
         values["podAnnotations"] = {IDENTITY_ANNOTATION: pull.identity}
+    if pull.secret_env:
+        assert _has(keys, "extra.env"), "every chart of a pulling Falco (0.42+) has extra.env"
+        values["extra"] = {
+            "env": [
+                {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+                for name, (secret, key) in sorted(pull.secret_env.items())
+            ]
+        }
     values |= {
         "controller": {"kind": "deployment", "deployment": {"replicas": 1}},
         "driver": {"enabled": False},

@@ -10,6 +10,7 @@ from __future__ import annotations
 from functools import cache
 
 from compiler.platform import Platform
+from compiler.platforms.aks import AKS
 from compiler.platforms.eks import EKS
 from compiler.platforms.gke import GKE
 from compiler.platforms.kubeadm import KUBEADM
@@ -17,7 +18,7 @@ from compiler.platforms.minikube import MINIKUBE
 from compiler.platforms.pks import PKS
 from compiler.spec.model import Site, site_model
 
-PLATFORMS: dict[str, Platform] = {p.name: p for p in (KUBEADM, MINIKUBE, PKS, EKS, GKE)}
+PLATFORMS: dict[str, Platform] = {p.name: p for p in (KUBEADM, MINIKUBE, PKS, EKS, GKE, AKS)}
 
 
 @cache

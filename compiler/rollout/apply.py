@@ -306,6 +306,7 @@ def _roll_out(
         "audit-sink": anything,
         "durable": anything,
     }
+    _secrets_present(inputs)
     fixed = [s for s in cloud if s.differs and not s.steps]
     if fixed:
         shown = "; ".join(f"{s.name}: live {s.live}, rendered {s.wanted}" for s in fixed)
@@ -343,6 +344,20 @@ def _roll_out(
                 _wait_for_falco(inputs, command, options, applied, say)
             else:
                 _run_step(inputs, command, values, site_dir, applied, say)
+
+
+def _secrets_present(inputs: Inputs) -> None:
+    """The Secrets a pulling Falco reads connection strings from are the operator's: one
+    that is missing would leave its pod waiting for it, so nothing starts without them."""
+    pull = inputs.resolved.pull
+    namespace = inputs.resolved.site.spec.falco.namespace
+    for secret in sorted({name for name, _ in pull.secret_env.values()} if pull else ()):
+        found = kubectl(inputs.cluster, ["-n", namespace, "get", "secret", secret, "-o", "name"], timeout=60)
+        if found.code != 0:
+            raise _Stopped(
+                f"the Secret {secret} is not in namespace {namespace} ({found.reason}): it holds a "
+                "connection string Falco reads; create it first, nothing was touched"
+            )
 
 
 def _cloud_values(cloud: list[CloudSetting]) -> dict[str, str]:

@@ -341,6 +341,14 @@ def _check_pull(resolved: Any, root: Path, rendered: fc.Rendered, falco: dict[st
     wanted = dict(pair.split("=", 1) for pair in pod_selector(resolved).split(","))
     assert wanted.items() <= labels.items()
     assert rendered.workload["spec"]["replicas"] == 1
+    # connection strings reach the Falco container from the spec's Secrets, by the names
+    # init_config expands (${NAME}); never as values
+    (container,) = [c for c in rendered.pod["spec"]["containers"] if c["name"] == "falco"]
+    env = {e["name"]: e for e in container.get("env") or []}
+    for name, (secret, key) in pull.secret_env.items():
+        assert env[name]["valueFrom"] == {"secretKeyRef": {"name": secret, "key": key}}
+        assert "value" not in env[name]
+        assert f"${{{name}}}" in plugin["init_config"].values()
 
 
 def _keys_file(chart: str) -> str:

@@ -48,6 +48,21 @@ GKE: dict[str, Any] = {
         "serviceAccount": "falco-audit@acme-prod-123.iam.gserviceaccount.com",
     },
 }
+AKS: dict[str, Any] = {
+    "type": "aks",
+    "kubeadm": None,
+    "aks": {
+        "subscription": "0b1f6471-1bf0-4dda-aec3-111122223333",
+        "resourceGroup": "rg",
+        "cluster": "c",
+        "eventHub": {"namespace": "audit-hubs", "name": "h", "connectionSecret": {"name": "s", "key": "k"}},
+        "checkpoint": {
+            "storageAccount": "acct123",
+            "container": "checkpoints",
+            "connectionSecret": {"name": "s", "key": "k2"},
+        },
+    },
+}
 CASES: dict[str, tuple[dict[str, Any], tuple[str | int, ...], dict[str, Any]]] = {
     "AUD001": (
         {
@@ -246,6 +261,11 @@ CASES: dict[str, tuple[dict[str, Any], tuple[str | int, ...], dict[str, Any]]] =
         {"platform": GKE, "falco": {"values": {"controller": {"deployment": {"replicas": 3}}}}},
         ("spec", "falco", "values", "controller"),
         {"platform": GKE},
+    ),
+    "AUD034": (
+        {"platform": AKS, "falco": {"values": {"controller": {"deployment": {"replicas": 2}}}}},
+        ("spec", "falco", "values", "controller"),
+        {"platform": AKS},
     ),
 }
 
