@@ -64,9 +64,11 @@ def named(query):
     if not found:
         fail(f"stand-in az: unexpected --query {query}", 2)
     return found.group(1), bool(found.group(2))
-group = " ".join(args[:3])
+SUBSCRIPTION = "0b1f6471-1bf0-4dda-aec3-111122223333"
+CLUSTER = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-prod/providers"
+CLUSTER += "/Microsoft.ContainerService/managedClusters/prod-aks"
 if args[:2] == ["eventhubs", "eventhub"]:
-    if option("--subscription") != "0b1f6471-1bf0-4dda-aec3-111122223333" or option("--namespace-name") != "acme-audit-hubs":
+    if option("--subscription") != SUBSCRIPTION or option("--namespace-name") != "acme-audit-hubs":
         fail("(ResourceNotFound) The Resource 'Microsoft.EventHub/namespaces' was not found.", 3)
     if args[2] == "list":
         name, _ = named(option("--query"))
@@ -87,7 +89,7 @@ elif args[:2] == ["storage", "container"]:
         print(json.dumps({"created": created}))
 elif args[:2] == ["monitor", "diagnostic-settings"]:
     resource = option("--resource")
-    if resource != "/subscriptions/0b1f6471-1bf0-4dda-aec3-111122223333/resourceGroups/rg-prod/providers/Microsoft.ContainerService/managedClusters/prod-aks":
+    if resource != CLUSTER:
         fail(f"(ResourceNotFound) The Resource '{resource}' was not found.", 3)
     if args[2] == "list":
         name, _ = named(option("--query"))
@@ -99,7 +101,7 @@ elif args[:2] == ["monitor", "diagnostic-settings"]:
         state["settings"][option("--name")] = {
             "name": option("--name"), "eventHubName": option("--event-hub"),
             "eventHubAuthorizationRuleId": rule,
-            "logs": [dict(entry, categoryGroup=None, retentionPolicy={"days": 0, "enabled": False}) for entry in logs],
+            "logs": [dict(e, categoryGroup=None, retentionPolicy={"days": 0, "enabled": False}) for e in logs],
         }
         save(); print(json.dumps(state["settings"][option("--name")]))
 else:
