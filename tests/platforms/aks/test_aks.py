@@ -101,7 +101,7 @@ elif args[:2] == ["monitor", "diagnostic-settings"]:
         state["settings"][option("--name")] = {
             "name": option("--name"), "eventHubName": option("--event-hub"),
             "eventHubAuthorizationRuleId": rule,
-            "logs": [dict(e, categoryGroup=None, retentionPolicy={"days": 0, "enabled": False}) for e in logs],
+            "logs": [dict(e, categoryGroup=None, retentionPolicy={"days": 0}) for e in logs],
         }
         save(); print(json.dumps(state["settings"][option("--name")]))
 else:
