@@ -29,7 +29,9 @@ if TYPE_CHECKING:
     from compiler.transport import NodeAccess, NodeShell, Transport
     from compiler.versions import Version
 
-ManifestFormat = Literal["static-pod", "bpm"]
+# static-pod: a kubelet manifest; bpm: a BOSH bpm.yml; drop-in: a config file of auditc's own
+# that the platform merges into the apiserver flags
+ManifestFormat = Literal["static-pod", "bpm", "drop-in"]
 LintCheck = Callable[["Context"], Iterator[tuple[tuple[str | int, ...], str]]]
 
 

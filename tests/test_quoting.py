@@ -117,9 +117,12 @@ def _rejected_or_data(field: str, value: str, tmp_path: Path) -> str:
 
 
 @pytest.mark.parametrize("value", HOSTILE)
-def test_apply_sh_treats_hostile_values_as_data(value: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("platform", ["kubeadm", "k3s"])
+def test_apply_sh_treats_hostile_values_as_data(value: str, platform: str, tmp_path: Path) -> None:
     """Even if a value got past validation, the script would only print it."""
     context = {
+        "patched_file": "manifest",
+        "service": value,
         "site": "q",
         "compiler_version": __version__,
         "files": ["apiserver-config.patch.sh", value],
@@ -138,7 +141,7 @@ def test_apply_sh_treats_hostile_values_as_data(value: str, tmp_path: Path) -> N
     }
     script = tmp_path / "plan" / "apply.sh"
     script.parent.mkdir()
-    script.write_text(render_template("platforms/kubeadm/templates/apply.sh.j2", context))
+    script.write_text(render_template(f"platforms/{platform}/templates/apply.sh.j2", context))
     # SC2016 (info) says "this $(...) will not expand": exactly the point here
     lint = subprocess.run(
         ["shellcheck", "--norc", "--severity=warning", str(script)],
@@ -161,3 +164,32 @@ def test_shq_round_trips_through_the_shell() -> None:
         assert out.stdout == value
     with pytest.raises(ValueError, match="NUL"):
         shq("a\0b")
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_the_k3s_node_script_treats_hostile_values_as_data(value: str, tmp_path: Path) -> None:
+    """Every spec value the k3s node script holds (and the drop-in it writes) is data (the
+    site name, a DNS label, is the one the header comment names)."""
+    context = {
+        "site": "q",
+        "compiler_version": __version__,
+        "service": value,
+        "config_file": "/" + value,
+        "drop_in": "/d/" + value,
+        "drop_in_body": f"a: {value}\n{value}\nAUDITC_DROP_IN\n",
+        "config_dir": "/c/" + value,
+        "config_files": [value],
+        "log_dir": "/l/" + value,
+        "backup_dir": "/b/" + value,
+        "wait_timeout": 5,
+        "digest": value,
+    }
+    script = tmp_path / "node.sh"
+    script.write_text(render_template("platforms/k3s/templates/node.sh.j2", context))
+    lint = subprocess.run(
+        ["shellcheck", "--norc", "--severity=warning", str(script)], capture_output=True, text=True
+    )
+    assert lint.returncode == 0, lint.stdout
+    for args in (["--help"], ["--root", str(tmp_path), "--check-health"], ["--root", str(tmp_path)]):
+        subprocess.run(["sh", str(script), *args], cwd=tmp_path, capture_output=True, text=True, timeout=30)
+        assert not list(tmp_path.rglob("PWNED"))

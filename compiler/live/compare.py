@@ -143,27 +143,33 @@ def compare(
             continue
         files = snapshot.nodes[host]
         manifest_path, config_paths = paths[0], paths[1:]
-        diff.changes.extend(_flags(host, manifest_path, files.get(manifest_path), change))
-        diff.changes.extend(_volumes(host, manifest_path, files.get(manifest_path), change))
+        if resolved.paths.manifest_format == "drop-in":
+            # a file of auditc's own that the platform merges into the flags: all of it
+            diff.changes.extend(_document(host, manifest_path, files.get(manifest_path), artifacts))
+        else:
+            diff.changes.extend(_flags(host, manifest_path, files.get(manifest_path), change))
+            diff.changes.extend(_volumes(host, manifest_path, files.get(manifest_path), change))
         for path in config_paths:
-            live_bytes = files.get(path)
-            name = path.rsplit("/", 1)[-1]
-            if live_bytes is None:
-                diff.changes.append(Change(host, path, "", "absent"))
-                continue
-            (wanted,) = yaml_documents(artifacts[f"node/{name}"])
-            try:
-                live_docs = yaml_documents(live_bytes)
-            except Exception:
-                diff.changes.append(Change(host, path, "", "changed", "(valid YAML)", "(not valid YAML)"))
-                continue
-            live_doc = live_docs[0] if len(live_docs) == 1 else live_docs
-            if wanted != live_doc:
-                # one change per file, shown as a unified diff of both documents written the
-                # same canonical way: an inserted policy rule reads as one hunk, not as a
-                # cascade of shifted list positions
-                diff.changes.append(Change(host, path, "", "changed", diff=_document_diff(wanted, live_doc)))
+            diff.changes.extend(_document(host, path, files.get(path), artifacts))
     return diff
+
+
+def _document(host: str, path: str, live_bytes: bytes | None, artifacts: dict[str, bytes]) -> list[Change]:
+    """A node file auditc writes whole (node/<its name>), compared as a YAML document."""
+    if live_bytes is None:
+        return [Change(host, path, "", "absent")]
+    (wanted,) = yaml_documents(artifacts[f"node/{path.rsplit('/', 1)[-1]}"])
+    try:
+        live_docs = yaml_documents(live_bytes)
+    except Exception:
+        return [Change(host, path, "", "changed", "(valid YAML)", "(not valid YAML)")]
+    live_doc = live_docs[0] if len(live_docs) == 1 else live_docs
+    if wanted == live_doc:
+        return []
+    # one change per file, shown as a unified diff of both documents written the same
+    # canonical way: an inserted policy rule reads as one hunk, not as a cascade of
+    # shifted list positions
+    return [Change(host, path, "", "changed", diff=_document_diff(wanted, live_doc))]
 
 
 def _document_diff(wanted: Any, live: Any) -> str:

@@ -13,12 +13,13 @@ from compiler.platform import Platform
 from compiler.platforms.aks import AKS
 from compiler.platforms.eks import EKS
 from compiler.platforms.gke import GKE
+from compiler.platforms.k3s import K3S
 from compiler.platforms.kubeadm import KUBEADM
 from compiler.platforms.minikube import MINIKUBE
 from compiler.platforms.pks import PKS
 from compiler.spec.model import Site, site_model
 
-PLATFORMS: dict[str, Platform] = {p.name: p for p in (KUBEADM, MINIKUBE, PKS, EKS, GKE, AKS)}
+PLATFORMS: dict[str, Platform] = {p.name: p for p in (KUBEADM, MINIKUBE, PKS, K3S, EKS, GKE, AKS)}
 
 
 @cache

@@ -74,6 +74,7 @@ def plan_artifacts(built: Build) -> list[Artifact]:
         "files": files,
         "hosts": hosts,
         "staging_dir": resolved.paths.staging_dir,
+        "patched_file": "manifest",  # a constant word, in the script's own message
         **common.cluster_context(resolved),
     }
     script = render_template("platforms/kubeadm/templates/apply.sh.j2", context)
