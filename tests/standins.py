@@ -427,6 +427,13 @@ elif verb == "get":
         if ignore:
             sys.exit(0)
         not_found(f'{kind} "{name}"')
+    if output == "jsonpath={.data}":  # the API server keeps stringData as data, base64-encoded
+        import base64
+        data = dict(found.get("data") or {})
+        for key, value in (found.get("stringData") or {}).items():
+            data[key] = base64.b64encode(value.encode()).decode()
+        print(json.dumps(data, separators=(",", ":")), end="")
+        sys.exit(0)
     print(json.dumps(found) if output == "json" else f"{kind}/{name}")
 elif verb == "delete":
     kind, name = rest[0], rest[1]

@@ -146,6 +146,11 @@ def load(directory: Path) -> Snapshot:
                 str(path): inside(name).read_bytes() if name else None for path, name in files.items()
             }
         for read in index.get("cloud", []):
+            if isinstance(read, dict) and "command" not in read and "wanted" in read:
+                raise UserError(
+                    f"{directory}: an older auditc took this snapshot (it kept verdicts, not the "
+                    "cloud's answers): take a new one with auditc snapshot"
+                )
             argv = [str(part) for part in read["command"]]
             snapshot.cloud_reads[json.dumps(argv)] = str(read["output"])
     except UserError:

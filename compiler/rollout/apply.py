@@ -23,6 +23,7 @@ follows too); each action has one handler here.
 from __future__ import annotations
 
 import datetime
+import json
 import math
 import os
 import re
@@ -351,12 +352,23 @@ def _secrets_present(inputs: Inputs) -> None:
     that is missing would leave its pod waiting for it, so nothing starts without them."""
     pull = inputs.resolved.pull
     namespace = inputs.resolved.site.spec.falco.namespace
-    for secret in sorted({name for name, _ in pull.secret_env.values()} if pull else ()):
-        found = kubectl(inputs.cluster, ["-n", namespace, "get", "secret", secret, "-o", "name"], timeout=60)
+    for secret, key in sorted(set(pull.secret_env.values()) if pull else ()):
+        found = kubectl(
+            inputs.cluster, ["-n", namespace, "get", "secret", secret, "-o", "jsonpath={.data}"], timeout=60
+        )
         if found.code != 0:
             raise _Stopped(
                 f"the Secret {secret} is not in namespace {namespace} ({found.reason}): it holds a "
                 "connection string Falco reads; create it first, nothing was touched"
+            )
+        try:
+            keys = json.loads(found.stdout or "{}")
+        except ValueError:
+            keys = {}
+        if not isinstance(keys, dict) or key not in keys:
+            raise _Stopped(
+                f"the Secret {secret} in namespace {namespace} has no key {key} (Falco reads a "
+                "connection string from it); nothing was touched"
             )
 
 
@@ -452,7 +464,7 @@ def _poll_step(
         if answer == until:
             applied.steps.append(f"{shown}: {until}")
             return
-        if answer != pending or time.monotonic() >= deadline:
+        if not pending or answer != pending or time.monotonic() >= deadline:
             why = f"it says {answer or 'nothing'}" if answer != pending else f"still {pending}"
             raise _Stopped(f"{shown}: {why}, not {until} (after {options.wait_timeout:g}s at most)")
         time.sleep(options.poll)

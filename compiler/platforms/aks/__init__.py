@@ -45,6 +45,14 @@ if TYPE_CHECKING:
     from compiler.transport import NodeAccess, NodeShell, Transport
 
 
+# a diagnostic setting's other destinations (the Azure Monitor diagnostic settings API)
+OTHER_DESTINATIONS = (
+    ("workspaceId", "workspace"),
+    ("storageAccountId", "storage account"),
+    ("marketplacePartnerId", "partner"),
+)
+
+
 class AksEnv(DataModel):
     event_hub: str
     checkpoint: str
@@ -95,7 +103,15 @@ def _setting_live(found: Any) -> str:
         if isinstance(log, dict) and log.get("enabled") and log.get("category")
     )
     rule = str(entry.get("eventHubAuthorizationRuleId") or "none")
-    return f"{'+'.join(enabled) or 'no category'} to {entry.get('eventHubName') or 'no hub'} via {rule}"
+    shown = f"{'+'.join(enabled) or 'no category'} to {entry.get('eventHubName') or 'no hub'} via {rule}"
+    # what else the setting does: create replaces the setting whole, so apply would drop it
+    also = [f"{what} {entry[key]}" for key, what in OTHER_DESTINATIONS if entry.get(key)]
+    metrics = sorted(
+        str(m.get("category")) for m in entry.get("metrics") or [] if isinstance(m, dict) and m.get("enabled")
+    )
+    if metrics:
+        also.append(f"metrics {'+'.join(metrics)}")
+    return shown + (f", also {', '.join(also)}" if also else "")
 
 
 class Aks:
@@ -119,8 +135,7 @@ class Aks:
             checks.error(
                 ("spec", "falco", "version"),
                 f"AKS needs Falco {plugin.oldest()} or later here: the k8saudit-aks plugin auditc pins "
-                f"loads from that release on, and Falco expands ${{NAME}} in its configuration "
-                f"from 0.42 (this site runs {target.version})",
+                f"loads from that release on (this site runs {target.version})",
             )
             return None
         env = plugin.env
@@ -167,7 +182,7 @@ class Aks:
         steps = {str(s["action"]): [str(a) for a in s["command"]] for s in lower.az_steps(resolved)}
         hub, container = own.event_hub, own.checkpoint.container
         where = f"aks {own.resource_group}/{own.cluster}"
-        has_hub = hub.name in read(steps["check-event-hub"]).split()
+        has_hub = hub.name.lower() in read(steps["check-event-hub"]).lower().split()  # names ignore case
         has_container = read(steps["check-checkpoint-container"]).strip() == "true"
         wanted = f"{own.category} to {hub.name} via {lower.rule_id(own)}"
         live = _setting_live(_json(read, steps["check-diagnostic-setting"]))

@@ -65,17 +65,18 @@ def az_steps(resolved: Resolved) -> list[dict[str, Any]]:
                 "list",
                 *namespace,
                 "--query",
-                f"[?name=='{hub.name}'].name",
+                "[].name",
                 "--output",
                 "tsv",
             ],
-            "does": f"find the event hub {hub.name} in the namespace {hub.namespace}",
+            "does": f"list the event hubs of the namespace {hub.namespace} (is {hub.name} there? names "
+            "compare without case)",
             "reads": True,
         },
         {
             "action": "create-event-hub",
             "command": ["az", "eventhubs", "eventhub", "create", *namespace, "--name", hub.name],
-            "does": f"the event hub {hub.name} (the namespace's default partitions and retention)",
+            "does": f"the event hub {hub.name} (the service's default partition count and retention)",
             "cloud": True,
         },
         {
@@ -176,6 +177,7 @@ def lower(built: Build) -> list[Artifact]:
         "hub_name": own.event_hub.name,
         "rule_id": rule_id(own),
         "secrets": spec["secrets"],
+        "secret_keys": sorted(set(pull.secret_env.values())),
         "commands": commands,
         **common.cluster_context(resolved),
     }

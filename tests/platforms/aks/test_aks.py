@@ -71,8 +71,11 @@ if args[:2] == ["eventhubs", "eventhub"]:
     if option("--subscription") != SUBSCRIPTION or option("--namespace-name") != "acme-audit-hubs":
         fail("(ResourceNotFound) The Resource 'Microsoft.EventHub/namespaces' was not found.", 3)
     if args[2] == "list":
-        name, _ = named(option("--query"))
-        if name in state["hubs"]:
+        if os.path.exists(os.path.join(os.environ["FAKE_AZ"], "refuse")):
+            fail("(AuthorizationFailed) The client does not have authorization to perform action", 1)
+        if option("--query") != "[].name":
+            fail(f"stand-in az: unexpected --query {option('--query')}", 2)
+        for name in state["hubs"]:
             print(name)
     elif args[2] == "create":
         state["hubs"].append(option("--name")); save()
@@ -111,7 +114,9 @@ else:
 SECRET_YAML = f"""apiVersion: v1
 kind: Secret
 metadata: {{name: {SECRET}, namespace: falco}}
-stringData: {{eventhub-connection-string: "Endpoint=sb://x/;SharedAccessKeyName=l;SharedAccessKey=k"}}
+stringData:
+  eventhub-connection-string: "Endpoint=sb://x/;SharedAccessKeyName=l;SharedAccessKey=k"
+  storage-connection-string: "DefaultEndpointsProtocol=https;AccountName=a;AccountKey=k"
 """
 
 
@@ -238,6 +243,64 @@ def test_a_missing_secret_stops_before_anything(azure: Path, tmp_path: Path) -> 
     assert applied.exit_code == 1
     assert f"the Secret {SECRET} is not in namespace falco" in applied.output
     assert "nothing was touched" in applied.output and _calls(tmp_path, "create") == []
+
+
+def test_a_secret_without_the_key_stops_before_anything(azure: Path, tmp_path: Path) -> None:
+    (tmp_path / "secret.yaml").write_text(SECRET_YAML.split("  storage-connection-string")[0])
+    subprocess.run(["kubectl", "-n", "falco", "delete", "secret", SECRET], check=True, capture_output=True)
+    made = subprocess.run(
+        [
+            "kubectl",
+            "apply",
+            "--server-side",
+            "--field-manager=operator",
+            "-f",
+            str(tmp_path / "secret.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert made.returncode == 0, made.stderr
+    out = write_tree(compiled(EXAMPLE), tmp_path / "out")
+    result = _script(out, "--execute")
+    assert result.returncode == 1
+    assert f"the Secret {SECRET} in namespace falco has no key storage-connection-string" in result.stderr
+    applied = CliRunner().invoke(app, ["apply", str(EXAMPLE), "--yes", "--no-verify"])
+    assert applied.exit_code == 1 and "has no key storage-connection-string" in applied.output
+    assert _calls(tmp_path, "create") == []
+
+
+def test_a_refused_read_is_not_a_missing_hub(azure: Path, tmp_path: Path) -> None:
+    (azure / "refuse").touch()
+    out = write_tree(compiled(EXAMPLE), tmp_path / "out")
+    result = _script(out, "--execute")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "az eventhubs eventhub list" in result.stderr and "nothing more was changed" in result.stderr
+    assert _calls(tmp_path, "create") == []
+
+
+def test_changes_are_shown_as_they_run(azure: Path, tmp_path: Path) -> None:
+    out = write_tree(compiled(EXAMPLE), tmp_path / "out")
+    result = _script(out, "--execute")
+    assert result.returncode == 0, result.stderr
+    for line in (
+        "+ az eventhubs eventhub create",
+        "+ az storage container create",
+        "+ az monitor diagnostic-settings create",
+    ):
+        assert line in result.stdout
+
+
+def test_a_hub_named_in_other_case_is_the_same_hub(azure: Path, tmp_path: Path) -> None:
+    (azure / "state.json").write_text(json.dumps({"hubs": ["AKS-Audit"], "containers": [], "settings": {}}))
+    planned = CliRunner().invoke(app, ["plan", str(EXAMPLE)])
+    assert (
+        "  unchanged  cloud setting aks rg-prod/prod-aks: event hub acme-audit-hubs/aks-audit"
+        in planned.stdout
+    )
+    out = write_tree(compiled(EXAMPLE), tmp_path / "out")
+    assert _script(out, "--execute").returncode == 0
+    assert not [c for c in _calls(tmp_path, "create") if " eventhub " in c]
 
 
 def test_a_dry_run_changes_nothing(azure: Path, tmp_path: Path) -> None:

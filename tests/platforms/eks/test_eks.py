@@ -415,3 +415,11 @@ def test_a_saved_snapshot_is_compared_with_the_spec_of_now(cloud: Path, tmp_path
     refused = _cli("diff", str(other), "--live-dir", str(tmp_path / "snap"))
     assert refused.exit_code == 2
     assert "the snapshot holds no answer to aws eks describe-cluster" in refused.stderr
+
+
+def test_an_update_still_in_progress_at_the_deadline_stops(cloud: Path, tmp_path: Path) -> None:
+    (cloud / "pending").write_text("100000")
+    applied = _cli("apply", str(EXAMPLE), "--yes", "--wait-timeout", "0.3s")
+    assert applied.exit_code == 1, applied.output
+    assert "still InProgress, not Successful" in applied.output
+    assert not [line for line in _log(tmp_path) if line.startswith("helm upgrade")]

@@ -57,7 +57,7 @@ check_event_hub=(
   '--namespace-name'
   'acme-audit-hubs'
   '--query'
-  '[?name=='"'"'aks-audit'"'"'].name'
+  '[].name'
   '--output'
   'tsv'
 )
@@ -123,8 +123,14 @@ diagnostic_setting=(
   '--logs'
   '[{"category":"kube-audit","enabled":true}]'
 )
-secrets=(
+hub_name='aks-audit'
+secret_names=(
   'falco-aks-audit'
+  'falco-aks-audit'
+)
+secret_keys=(
+  'eventhub-connection-string'
+  'storage-connection-string'
 )
 
 show() {
@@ -222,23 +228,49 @@ cluster_layer() {
 
 # ---- the Secrets with the connection strings (the plugin cannot start without them)
 kube_flags kubectl
-for secret in "${secrets[@]}"; do
-  show kubectl ${kube_args[@]+"${kube_args[@]}"} -n "$falco_namespace" get secret "$secret"
-  if [ "$execute" -eq 1 ] &&
-    ! why=$(kubectl ${kube_args[@]+"${kube_args[@]}"} -n "$falco_namespace" get secret "$secret" -o name 2>&1); then
+for i in "${!secret_names[@]}"; do
+  secret=${secret_names[$i]}
+  key=${secret_keys[$i]}
+  show kubectl ${kube_args[@]+"${kube_args[@]}"} -n "$falco_namespace" get secret "$secret" -o 'jsonpath={.data}'
+  [ "$execute" -eq 1 ] || continue
+  if ! data=$(kubectl ${kube_args[@]+"${kube_args[@]}"} -n "$falco_namespace" get secret "$secret" -o 'jsonpath={.data}' 2>&1); then
     printf 'apply.sh: the Secret %s is not in namespace %s (it holds a connection string Falco reads; create it first); nothing was changed\n  kubectl said: %s\n' \
-      "$secret" "$falco_namespace" "$why" >&2
+      "$secret" "$falco_namespace" "$data" >&2
     exit 1
   fi
+  case $data in
+    *"\"$key\":"*) ;;
+    *)
+      printf 'apply.sh: the Secret %s in namespace %s has no key %s (Falco reads a connection string from it); nothing was changed\n' \
+        "$secret" "$falco_namespace" "$key" >&2
+      exit 1 ;;
+  esac
 done
+
+# a read-only az command; its answer, or the script stops (a refused read is not "missing")
+read_az() {
+  show "$@"
+  if ! answer=$("$@"); then
+    printf 'apply.sh: %s failed; nothing more was changed\n' "$*" >&2
+    exit 1
+  fi
+}
+
+# a change: shown, run, its JSON answer not printed
+change_az() {
+  show "$@"
+  if [ "$execute" -eq 1 ]; then
+    "$@" >/dev/null
+  fi
+}
 
 # ---- the Azure side
 if [ "$execute" -eq 1 ]; then
-  show "${check_event_hub[@]}"
-  if [ -z "$("${check_event_hub[@]}")" ]; then run "${create_event_hub[@]}" >/dev/null; fi
-  show "${check_checkpoint_container[@]}"
-  if [ "$("${check_checkpoint_container[@]}")" != true ]; then run "${create_checkpoint_container[@]}" >/dev/null; fi
-  run "${diagnostic_setting[@]}" >/dev/null
+  read_az "${check_event_hub[@]}"
+  if ! printf '%s\n' "$answer" | grep -qixF -- "$hub_name"; then change_az "${create_event_hub[@]}"; fi
+  read_az "${check_checkpoint_container[@]}"
+  if [ "$answer" != true ]; then change_az "${create_checkpoint_container[@]}"; fi
+  change_az "${diagnostic_setting[@]}"
 else
   printf '# the event hub and the container when missing, then the diagnostic setting:\n'
   show "${create_event_hub[@]}"

@@ -257,7 +257,8 @@ cluster_layer() {
 # ---- the Google side
 if [ "$execute" -eq 1 ]; then
   show "${check_topic[@]}"
-  if [ -z "$("${check_topic[@]}")" ]; then run "${create_topic[@]}"; fi
+  topic=$("${check_topic[@]}")  # a refused read stops the script (set -e), never reads as missing
+  if [ -z "$topic" ]; then run "${create_topic[@]}"; fi
   show "${check_subscription[@]}"
   on=$("${check_subscription[@]}")
   if [ -z "$on" ]; then
@@ -280,9 +281,12 @@ if [ "$execute" -eq 1 ]; then
     exit 1
   fi
   with_writer publisher_binding "$writer"
-  run "${filled[@]}" >/dev/null
-  run "${subscriber_binding[@]}" >/dev/null
-  run "${workload_identity[@]}" >/dev/null
+  show "${filled[@]}"
+  "${filled[@]}" >/dev/null  # the policy it prints is not news
+  show "${subscriber_binding[@]}"
+  "${subscriber_binding[@]}" >/dev/null
+  show "${workload_identity[@]}"
+  "${workload_identity[@]}" >/dev/null
 else
   printf '# the topic, subscription and sink when missing (the sink updated when it exists), then the bindings:\n'
   show "${create_topic[@]}"
