@@ -89,8 +89,8 @@ def test_kubernetes_validate_refuses_what_the_api_server_would(tmp_path: Path) -
 def test_scripts_pass_shellcheck(spec: Path, tmp_path: Path) -> None:
     site, root = _site(spec, tmp_path)
     scripts = [root / a.path for a in site.artifacts if a.executable]
-    # minikube takes flags through --extra-config; k3s's node script writes a drop-in
-    patched = platform_of(spec) in ("kubeadm", "pks", "k3s")
+    # minikube takes flags through --extra-config; the k3s and RKE2 node scripts write a drop-in
+    patched = platform_of(spec) in ("kubeadm", "pks", "k3s", "rke2")
     expected = {"apply.sh", "apiserver-config.patch.sh"} if patched else {"apply.sh"}
     assert {s.name for s in scripts} == expected
     runtime_config = root / "plan/runtime-config.yaml"

@@ -167,10 +167,19 @@ def test_shq_round_trips_through_the_shell() -> None:
 
 
 @pytest.mark.parametrize("value", HOSTILE)
-def test_the_k3s_node_script_treats_hostile_values_as_data(value: str, tmp_path: Path) -> None:
-    """Every spec value the k3s node script holds (and the drop-in it writes) is data (the
-    site name, a DNS label, is the one the header comment names)."""
+def test_the_drop_in_node_script_treats_hostile_values_as_data(value: str, tmp_path: Path) -> None:
+    """Every spec value the drop-in node script (k3s, RKE2) holds, and the drop-in it
+    writes, is data (the site name, a DNS label, and the platform's own constants are what
+    its comments name)."""
     context = {
+        "product": "k3s",
+        "service_field": "spec.platform.k3s.service",
+        "ready_bin": "/usr/local/bin/k3s",
+        "ready_args": [value, "get"],
+        "pod_manifest": "/p/" + value,
+        "pod_mark": value,
+        "config_warnings": [[value, value]],
+        "ready_on_path": value,
         "site": "q",
         "compiler_version": __version__,
         "service": value,
@@ -185,7 +194,7 @@ def test_the_k3s_node_script_treats_hostile_values_as_data(value: str, tmp_path:
         "digest": value,
     }
     script = tmp_path / "node.sh"
-    script.write_text(render_template("platforms/k3s/templates/node.sh.j2", context))
+    script.write_text(render_template("nodepatch/drop-in.sh.j2", context))
     lint = subprocess.run(
         ["shellcheck", "--norc", "--severity=warning", str(script)], capture_output=True, text=True
     )

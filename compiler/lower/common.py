@@ -3,6 +3,7 @@ the cluster layer of the plan (Falco up before any kube-apiserver dials it)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from compiler import __version__
@@ -12,6 +13,9 @@ from compiler.build import Build
 from compiler.bundle import Artifact
 from compiler.emit import yaml_bytes, yaml_documents_bytes
 from compiler.resolve import Resolved
+from compiler.templates import render_template
+
+NODE_SCRIPT = "apiserver-config.patch.sh"  # what plan/apply.sh runs on each host (nodepatch.PATCH_SCRIPT)
 
 VALUES_FILE = "helm/falco-values.yaml"
 BOOTSTRAP_FILE = "plan/gitops-bootstrap.yaml"
@@ -210,3 +214,55 @@ def plan_artifacts(
         Artifact("plan/apply.sh", script.encode("utf-8"), executable=True),
     ]
     return out
+
+
+@dataclass(frozen=True)
+class SshHost:
+    host: str
+    port: int
+    user: str
+
+
+def ssh_plan_artifacts(
+    built: Build, hosts: list[SshHost], patch: str, template: str, extra: dict[str, Any]
+) -> list[Artifact]:
+    """plan/ of a platform whose servers auditc reaches over ssh and changes with the node
+    script (node/apiserver-config.patch.sh): ``patch`` says what the patch step does,
+    ``template`` is the platform's apply.sh (it includes lower/ssh-rollout.sh.j2)."""
+    resolved = built.resolved
+    rows = [
+        {
+            "host": h.host,
+            "port": h.port,
+            "user": h.user,
+            "target": f"{h.user}@{h.host}",
+            # scp reads host:path, so an IPv6 address needs brackets there
+            "copy_target": f"{h.user}@[{h.host}]" if ":" in h.host else f"{h.user}@{h.host}",
+            "sudo": "" if h.user == "root" else "sudo -n",
+        }
+        for h in hosts
+    ]
+    files = [NODE_SCRIPT, *sorted(built.node_files)]
+    spec = {
+        "platform": resolved.platform.name,
+        "transport": resolved.platform.data.transport,
+        "rollout": {"order": "serial", "stopOnFailure": True},
+        "files": [f"node/{name}" for name in files],
+        "hosts": [{k: row[k] for k in ("host", "port", "user")} for row in rows],
+        "steps": [
+            {"action": "stage", "does": "make a fresh temp dir on the server and copy the files there"},
+            {"action": "patch", "does": patch},
+            {"action": "cleanup", "does": "remove the temp dir"},
+            {"action": "gate", "does": "stop the rollout when the patch step failed"},
+        ],
+    }
+    context = {
+        "site": resolved.name,
+        "compiler_version": __version__,
+        "files": files,
+        "hosts": rows,
+        "staging_dir": resolved.paths.staging_dir,
+        **extra,
+        **cluster_context(resolved),
+    }
+    return plan_artifacts(built, spec, render_template(template, context))

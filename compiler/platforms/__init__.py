@@ -17,9 +17,10 @@ from compiler.platforms.k3s import K3S
 from compiler.platforms.kubeadm import KUBEADM
 from compiler.platforms.minikube import MINIKUBE
 from compiler.platforms.pks import PKS
+from compiler.platforms.rke2 import RKE2
 from compiler.spec.model import Site, site_model
 
-PLATFORMS: dict[str, Platform] = {p.name: p for p in (KUBEADM, MINIKUBE, PKS, K3S, EKS, GKE, AKS)}
+PLATFORMS: dict[str, Platform] = {p.name: p for p in (KUBEADM, MINIKUBE, PKS, K3S, RKE2, EKS, GKE, AKS)}
 
 
 @cache

@@ -1,19 +1,13 @@
 """k3s: the node script (node/apiserver-config.patch.sh) run on servers that are
-directories, with a stand-in systemctl and k3s inside each (DIR/usr/bin/systemctl,
-DIR/usr/local/bin/k3s, what --root takes). The stand-ins follow k3s's documented config
-contract (k3s-io/docs, "Multiple Config Files"): config.yaml, then config.yaml.d/*.yaml in
-byte order, the last value of a key wins and `key+:` appends; `k3s server` on the command
-line with --kube-apiserver-arg replaces the files' list. `systemctl restart k3s` starts the
-embedded kube-apiserver with the merged flags, and it is ready only when the files its
-audit flags name exist and parse (a Policy, a kubeconfig), as kube-apiserver refuses to
-start otherwise. Then auditc plan / apply / diff --live over the suite's real sshd."""
+directories holding stand-in systemctl and k3s (tests/platforms/dropin_world.py: they
+follow k3s's documented config contract and start an apiserver that is ready only with
+files it can read), then auditc plan / apply / diff --live over the suite's real sshd."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,119 +17,22 @@ from typer.testing import CliRunner
 from compiler.api import compile_site
 from compiler.cli import app
 from compiler.errors import UserError
-from tests import standins
+from tests.platforms import dropin_world as world
 from tests.sites import ROOT, compiled, write_spec, write_tree
-from tests.tools import ssh_options, yaml12
+from tests.tools import yaml12
 
 EXAMPLE = ROOT / "specs" / "k3s-edge.yaml"
 SERVERS = ["10.20.0.11", "10.20.0.12", "10.20.0.13"]
 DROP_IN = "etc/rancher/k3s/config.yaml.d/zz-auditc.yaml"
 
-# the stand-in systemctl: `show -p ExecStart --value UNIT`, `restart UNIT`; state and a
-# call log in DIR/run. A restart merges the config files as k3s does and "starts"
-# kube-apiserver: DIR/run/k3s.state is ready or failed (with the reason), DIR/run/k3s.args
-# holds the flags it runs with. DIR/run/broken: the apiserver fails whatever its flags.
-SYSTEMCTL = r"""
-import glob, os, sys
-import yaml
-root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-run = os.path.join(root, "run")
-os.makedirs(run, exist_ok=True)
-with open(os.path.join(run, "systemctl.log"), "a") as log:
-    log.write(" ".join(sys.argv[1:]) + "\n")
-args = sys.argv[1:]
-cmdline = os.path.join(run, "cmdline")
-command = open(cmdline).read().strip() if os.path.exists(cmdline) else "/usr/local/bin/k3s server"
-if args[:3] == ["show", "-p", "ExecStart"]:
-    if args[-1] == "k3s":
-        print("{ path=/usr/local/bin/k3s ; argv[]=" + command + " ; ignore_errors=no }")
-    sys.exit(0)
-if args[0] != "restart" or args[1] != "k3s":
-    print(f"Failed to {args[0]} {args[-1]}: Unit {args[-1]}.service not found.", file=sys.stderr)
-    sys.exit(5)
-config = os.path.join(root, "etc/rancher/k3s/config.yaml")
-files = ([config] if os.path.exists(config) else []) + sorted(glob.glob(config + ".d/*.yaml"))
-merged = {}
-for path in files:
-    for key, value in (yaml.safe_load(open(path)) or {}).items():
-        if key.endswith("+"):
-            key = key[:-1]
-            merged[key] = list(merged.get(key) or []) + (value if isinstance(value, list) else [value])
-        else:
-            merged[key] = value
-flags = list(merged.get("kube-apiserver-arg") or [])
-if "--kube-apiserver-arg" in command:
-    flags = [part.split("=", 1)[1] for part in command.split() if part.startswith("--kube-apiserver-arg=")]
-def failed(why):
-    open(os.path.join(run, "k3s.state"), "w").write("failed: " + why + "\n")
-    sys.exit(0)  # k3s keeps running; its apiserver does not come up
-open(os.path.join(run, "k3s.args"), "w").write("".join(f"--{f}\n" for f in flags))
-if os.path.exists(os.path.join(run, "broken")):
-    failed("the stand-in was told to fail")
-named = dict(f.split("=", 1) for f in flags)
-for flag, kind in (("audit-policy-file", "Policy"), ("audit-webhook-config-file", "Config")):
-    if flag in named:
-        path = root + named[flag]
-        if not os.path.exists(path):
-            failed(f"--{flag}: open {named[flag]}: no such file or directory")
-        if (yaml.safe_load(open(path)) or {}).get("kind") != kind:
-            failed(f"--{flag}: {named[flag]} is not a {kind}")
-open(os.path.join(run, "k3s.state"), "w").write("ready\n")
-"""
-
-# the stand-in k3s: `k3s kubectl get --raw=/readyz`, as the admin kubeconfig answers it
-K3S = r"""
-import os, sys
-root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-state = os.path.join(root, "run", "k3s.state")
-if sys.argv[1:] != ["kubectl", "get", "--raw=/readyz"]:
-    print(f"stand-in k3s: unexpected: {sys.argv[1:]}", file=sys.stderr); sys.exit(64)
-if os.path.exists(state) and open(state).read().startswith("ready"):
-    print("ok"); sys.exit(0)
-print("The connection to the server 127.0.0.1:6443 was refused - did you specify the right host or port?",
-      file=sys.stderr)
-sys.exit(1)
-"""
-
-RELAY = r"""
-import os, socket, sys, threading
-connection = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-def upstream():
-    while data := os.read(0, 65536):
-        connection.sendall(data)
-    connection.shutdown(socket.SHUT_WR)
-threading.Thread(target=upstream, daemon=True).start()
-while data := connection.recv(65536):
-    os.write(1, data)
-"""
-
-CONFIG = (
-    'write-kubeconfig-mode: "0644"\nkube-apiserver-arg:\n  - "enable-admission-plugins=NodeRestriction"\n'
-)
-
 
 def _server(root: Path) -> Path:
-    """A k3s server as a directory: its config file, systemd and k3s stand-ins, running."""
-    for relative, body in (("usr/bin/systemctl", SYSTEMCTL), ("usr/local/bin/k3s", K3S)):
-        path = root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(f"#!{sys.executable}\n{body}")
-        path.chmod(0o755)
-    config = root / "etc/rancher/k3s/config.yaml"
-    config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text(CONFIG)
-    (root / "run").mkdir(exist_ok=True)
-    (root / "run/k3s.state").write_text("ready\n")
-    return root
+    return world.server(root, world.K3S)
 
 
-def _tree(root: Path) -> dict[str, bytes]:
-    """Every file under the server except the stand-ins' own run state."""
-    return {
-        str(p.relative_to(root)): p.read_bytes()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and p.relative_to(root).parts[0] != "run"
-    }
+_tree, _restarts = world.tree, world.restarts
+CONFIG = world.CONFIG
+RELAY = world.RELAY
 
 
 def _node(tmp_path: Path, spec: Path = EXAMPLE) -> Path:
@@ -186,7 +83,7 @@ def test_install_restart_then_nothing_to_do(tmp_path: Path, shell: str) -> None:
         node / "audit-policy.yaml"
     ).read_bytes()
     assert (root / "var/lib/rancher/k3s/server/logs").is_dir()
-    args = (root / "run/k3s.args").read_text().splitlines()
+    args = (root / "run/apiserver.args").read_text().splitlines()
     assert args[0] == "--enable-admission-plugins=NodeRestriction", "the user's flags stay first"
     assert "--audit-webhook-mode=batch" in args
     assert (root / "etc/rancher/k3s/config.yaml").read_text() == CONFIG, "the user's file is never written"
@@ -254,7 +151,7 @@ def test_refusals_change_nothing(tmp_path: Path, setup: Any, message: str) -> No
 def test_check_health(tmp_path: Path) -> None:
     node, root = _node(tmp_path), _server(tmp_path / "server")
     assert _run(node, root, "--check-health").returncode == 0
-    (root / "run/k3s.state").write_text("failed: down\n")
+    (root / "run/apiserver.state").write_text("failed: down\n")
     down = _run(node, root, "--check-health")
     assert down.returncode == 1 and "does not answer /readyz" in down.stderr
 
@@ -292,38 +189,7 @@ def test_spec_errors_point_at_the_field(
 
 @pytest.fixture
 def edge(tmp_path: Path, sshd: tuple[int, Path], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    """Three k3s servers as directories behind the suite's sshd, the stand-in cluster for
-    the cluster layer (its probe alert arrives when the servers' drop-ins dial Falco)."""
-    real_kubectl = shutil.which("kubectl")
-    if real_kubectl is None:
-        pytest.skip("kubectl is not installed (make test installs it)")
-    port, key = sshd
-    bin_dir = tmp_path / "bin"
-    standins.install_cluster(bin_dir)
-    nodes = tmp_path / "nodes"
-    for host in SERVERS:
-        _server(nodes / host)
-    (tmp_path / "cluster").mkdir()
-    for name, value in {
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-        "FAKE_CLUSTER": str(tmp_path / "cluster"),
-        "FAKE_LOG": str(tmp_path / "log"),
-        "FAKE_REAL_KUBECTL": real_kubectl,
-        "FAKE_APISERVER_CONFIGS": os.pathsep.join(str(nodes / h / DROP_IN) for h in SERVERS),
-        "AUDITC_STATE_DIR": str(tmp_path / "state"),
-        "AUDITC_POLL_INTERVAL": "0.05",
-    }.items():
-        monkeypatch.setenv(name, value)
-    text = EXAMPLE.read_text()
-    for host in SERVERS:
-        text = text.replace(f"- host: {host}\n", f"- host: {host}\n          port: {port}\n")
-    spec = tmp_path / "k3s-edge.yaml"
-    spec.write_text(text)
-    relay = tmp_path / "relay.py"  # every server name reaches the test sshd on 127.0.0.1
-    relay.write_text(RELAY)
-    args = ["--node-root", f"{nodes}/{{host}}", *ssh_options(key)]
-    args += ["--ssh-option", f"ProxyCommand={sys.executable} {relay} %p"]
-    return {"spec": spec, "nodes": nodes, "args": args}
+    return world.ssh_site(tmp_path, sshd, monkeypatch, world.K3S, EXAMPLE, SERVERS)
 
 
 def _cli(*args: str) -> Any:
