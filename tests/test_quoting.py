@@ -173,6 +173,7 @@ def test_the_drop_in_node_script_treats_hostile_values_as_data(value: str, tmp_p
     its comments name)."""
     context = {
         "product": "k3s",
+        "config_env": "K3S_CONFIG_FILE",
         "service_field": "spec.platform.k3s.service",
         "ready_bin": "/usr/local/bin/k3s",
         "ready_args": [value, "get"],

@@ -49,15 +49,21 @@ args = sys.argv[1:]
 cmdline = os.path.join(run, "cmdline")
 binary = FLAVOR["binary"]
 command = open(cmdline).read().strip() if os.path.exists(cmdline) else binary + " server"
-if args[:3] == ["show", "-p", "ExecStart"]:
-    if args[-1] == FLAVOR["unit"]:
+if args[:2] == ["show", "-p"]:
+    if args[-1] != FLAVOR["unit"]:
+        sys.exit(0)  # systemd shows an unknown unit's properties empty
+    if args[2] == "ExecStart":
         print("{ path=" + binary + " ; argv[]=" + command + " ; ignore_errors=no }")
+    elif os.path.exists(os.path.join(run, args[2])):  # Environment, EnvironmentFiles
+        print(open(os.path.join(run, args[2])).read().strip())
     sys.exit(0)
+args = [a for a in args if a != "--no-block"]  # the stand-in restarts at once either way
 if args[0] != "restart" or args[1] != FLAVOR["unit"]:
     print(f"Failed to {args[0]} {args[-1]}: Unit {args[-1]}.service not found.", file=sys.stderr)
     sys.exit(5)
 config = os.path.join(root, FLAVOR["config"].lstrip("/"))
-files = ([config] if os.path.exists(config) else []) + sorted(glob.glob(config + ".d/*.yaml"))
+drop_ins = [f for f in glob.glob(config + ".d/*") if f.lower().endswith((".yaml", ".yml"))]
+files = ([config] if os.path.exists(config) else []) + sorted(drop_ins)
 merged = {}
 for path in files:
     for key, value in (yaml.safe_load(open(path)) or {}).items():
@@ -250,7 +256,8 @@ def ssh_site(
         "FAKE_CLUSTER": str(tmp_path / "cluster"),
         "FAKE_LOG": str(tmp_path / "log"),
         "FAKE_REAL_KUBECTL": real_kubectl,
-        "FAKE_APISERVER_CONFIGS": os.pathsep.join(str(nodes / h / flavor.drop_in) for h in hosts),
+        # the probe's event reaches Falco when a server's running flags name the webhook
+        "FAKE_APISERVER_CONFIGS": os.pathsep.join(str(nodes / h / "run/apiserver.args") for h in hosts),
         "AUDITC_STATE_DIR": str(tmp_path / "state"),
         "AUDITC_POLL_INTERVAL": "0.05",
     }.items():

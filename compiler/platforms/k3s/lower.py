@@ -27,6 +27,7 @@ def host(resolved: Resolved) -> DropInHost:
         service=own.service,
         service_field="spec.platform.k3s.service",
         config_file=own.config_file,
+        config_env="K3S_CONFIG_FILE",
         # k3s's own kubectl with its admin kubeconfig: k3s turns anonymous auth off, so a
         # bare /readyz is refused; the install script puts k3s in /usr/local/bin
         ready_bin="/usr/local/bin/k3s",

@@ -28,6 +28,7 @@ def host(resolved: Resolved) -> DropInHost:
         service=own.service,
         service_field="spec.platform.rke2.service",
         config_file=own.config_file,
+        config_env="RKE2_CONFIG_FILE",
         # RKE2's own kubectl with its admin kubeconfig (RKE2 docs, cluster access)
         ready_bin="/var/lib/rancher/rke2/bin/kubectl",
         ready_args=("--kubeconfig", "/etc/rancher/rke2/rke2.yaml", "get", "--raw=/readyz"),

@@ -54,6 +54,11 @@ def _restarts(root: Path) -> int:
 
 def test_the_drop_in_appends_the_audit_flags(tmp_path: Path) -> None:
     node = _node(tmp_path)
+    from compiler import __version__
+
+    assert __version__ not in (node / "zz-auditc.yaml").read_text(), (
+        "an upgrade must not restart every server"
+    )
     drop_in = yaml12.load((node / "zz-auditc.yaml").read_text())
     (flags,) = drop_in.values()
     assert list(drop_in) == ["kube-apiserver-arg+"]
@@ -118,6 +123,13 @@ def test_a_previous_drop_in_is_restored(tmp_path: Path) -> None:
     assert (root / DROP_IN).read_bytes() == old
 
 
+def _env_file(root: Path, text: str) -> None:
+    """The unit loads an environment file (the k3s install script writes k3s.service.env)."""
+    (root / "run/EnvironmentFiles").write_text("/etc/systemd/system/k3s.service.env (ignore_errors=yes)")
+    (root / "etc/systemd/system").mkdir(parents=True)
+    (root / "etc/systemd/system/k3s.service.env").write_text(text)
+
+
 @pytest.mark.parametrize(
     ("setup", "message"),
     [
@@ -135,6 +147,34 @@ def test_a_previous_drop_in_is_restored(tmp_path: Path) -> None:
                 )
             ),
             "zzz-late.yaml sorts after zz-auditc.yaml and sets kube-apiserver-arg without +",
+        ),
+        (
+            lambda root: (
+                (root / "etc/rancher/k3s/config.yaml.d").mkdir()
+                or (root / "etc/rancher/k3s/config.yaml.d/zzz-late.YML").write_text(
+                    "{kube-apiserver-arg: [profiling=false]}\n"
+                )
+            ),
+            "zzz-late.YML sorts after zz-auditc.yaml and sets kube-apiserver-arg without +",
+        ),
+        (
+            lambda root: (
+                (root / "etc/rancher/k3s/config.yaml.d").mkdir()
+                or (root / "etc/rancher/k3s/config.yaml.d/zzz-late.yaml").write_text(
+                    "kube-apiserver-arg+:\n  - audit-log-path=-\n"
+                )
+            ),
+            "zzz-late.yaml sorts after zz-auditc.yaml and appends audit flags of its own",
+        ),
+        (
+            lambda root: (root / "run/cmdline").write_text(
+                "/usr/local/bin/k3s server --config /etc/k3s.yaml"
+            ),
+            "k3s runs with --config of its own, not /etc/rancher/k3s/config.yaml",
+        ),
+        (
+            lambda root: _env_file(root, "K3S_CONFIG_FILE=/etc/other.yaml\n"),
+            "k3s sets K3S_CONFIG_FILE to another file than /etc/rancher/k3s/config.yaml",
         ),
     ],
 )
@@ -216,3 +256,13 @@ def test_plan_apply_over_ssh_then_an_empty_plan(edge: dict[str, Any]) -> None:
     live = _cli("diff", str(spec), "--live", *args)
     assert live.exit_code == 1, live.output
     assert "/etc/rancher/k3s/config.yaml.d/zz-auditc.yaml" in live.stdout and SERVERS[1] in live.stdout
+
+
+def test_audit_flags_in_the_users_config_are_pointed_out(tmp_path: Path) -> None:
+    node = _node(tmp_path)
+    root = world.server(tmp_path / "server", world.K3S, world.CONFIG + '  - "audit-log-maxage=1"\n')
+    result = _run(node, root)
+    assert result.returncode == 0, result.stderr
+    assert "config.yaml sets audit flags of its own; the drop-in's come later and win" in result.stderr
+    flags = world.apiserver_flags(root)
+    assert flags.index("--audit-log-maxage=1") < flags.index("--audit-log-maxage=30"), "auditc's is last"
