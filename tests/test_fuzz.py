@@ -236,6 +236,8 @@ def test_patch_scripts_dry_run_against_real_manifests(outcomes: list[Outcome], t
         script = outcome.node.get("apiserver-config.patch.sh")
         if script is None or hashlib.sha256(script).hexdigest() in seen:
             continue
+        if b"kube-apiserver-arg+" in script:
+            continue  # a drop-in node script (k3s, RKE2): no manifest, no --dry-run; tests/platforms
         seen.add(hashlib.sha256(script).hexdigest())
         work = tmp_path / str(len(seen))
         (work / "node").mkdir(parents=True)
@@ -260,5 +262,5 @@ def test_patch_scripts_dry_run_against_real_manifests(outcomes: list[Outcome], t
             check=False,
         )
         assert result.returncode in (0, 2), (outcome.id, result.stderr[-2000:])
-        assert not list(work.rglob("PWNED")) and not (Path.cwd() / "PWNED").exists(), outcome.id
-    assert len(seen) > 10
+        assert not list(work.rglob("PWNED*")) and not list(Path.cwd().glob("PWNED*")), outcome.id
+    assert len(seen) > (10 if fuzz.FULL_CORPUS else 6)

@@ -123,8 +123,8 @@ open(os.path.join(run, "apiserver.state"), "w").write("ready\n")
 READY = r"""
 import json, os, sys
 FLAVOR = json.loads(%(flavor)r)
-here = os.path.abspath(__file__)
-root = here[: -len(FLAVOR["ready_bin"])]
+here = os.path.dirname(os.path.abspath(__file__))  # the program's folder (its body lives there)
+root = here[: -len(os.path.dirname(FLAVOR["ready_bin"]))]
 state = os.path.join(root, "run", "apiserver.state")
 if sys.argv[1:] != FLAVOR["ready_args"]:
     print(f"stand-in: unexpected: {sys.argv[1:]}", file=sys.stderr); sys.exit(64)
@@ -190,11 +190,11 @@ CONFIG = (
 
 def server(root: Path, flavor: Flavor, config: str = CONFIG) -> Path:
     """A server as a directory: its config file and stand-ins, its apiserver running."""
+    from tests import standins
+
     for relative, body in (("/usr/bin/systemctl", SYSTEMCTL), (flavor.ready_bin, READY)):
-        path = root / relative.lstrip("/")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(f"#!{sys.executable}\n" + body % {"flavor": flavor.json()})
-        path.chmod(0o755)
+        # run by the suite's stand-in server (a fork, not a new interpreter, per call)
+        standins.python_program(root / relative.lstrip("/"), body % {"flavor": flavor.json()})
     path = root / flavor.config.lstrip("/")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(config)

@@ -170,7 +170,7 @@ def test_two_applies_at_once_the_second_refuses(world: World) -> None:
     world.apiservers["cp-1"].breaks = True
     argv = [sys.executable, "-m", "compiler", "apply", str(world.spec), "--yes", *world.node_args()]
     first = subprocess.Popen(
-        [*argv, "--wait-timeout", "3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [*argv, "--wait-timeout", "1.5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     lease = world.cluster / "objects" / "lease.kube-system.auditc-apply-t.json"
     deadline = time.monotonic() + 60

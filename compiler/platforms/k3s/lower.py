@@ -61,5 +61,5 @@ def plan_artifacts(built: Build) -> list[Artifact]:
         "/readyz, put the previous drop-in and files back and restart again if it does not"
     )
     hosts = [common.SshHost(s.host, s.port, s.user) for s in own.servers]
-    extra = {"patched_file": "drop-in", "service": own.service}  # a constant word, in its message
+    extra = {"patched_file": "drop-in"}  # a constant word, in the script's own message
     return common.ssh_plan_artifacts(built, hosts, patch, "platforms/k3s/templates/apply.sh.j2", extra)

@@ -106,10 +106,10 @@ def test_a_pod_not_regenerated_is_not_taken_for_ready(tmp_path: Path) -> None:
     stale.parent.mkdir(parents=True)
     stale.write_text("apiVersion: v1\nkind: Pod\nspec: {containers: [{name: kube-apiserver, args: []}]}\n")
     # a systemctl that restarts nothing: the old pod stays, the old apiserver stays ready
-    systemctl = root / "usr/bin/systemctl"
+    systemctl = root / "usr/bin/.systemctl.py"  # the stand-in's body (tests/standins.python_program)
     body = systemctl.read_text()
     systemctl.write_text(body.replace("config = os.path.join(", "sys.exit(0)\nconfig = os.path.join(", 1))
-    result = _run(node, root, "--wait-timeout", "1")
+    result = _run(node, root, "--wait-timeout", "0")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "rolling back" in result.stderr and not (root / DROP_IN).exists()
 
@@ -117,7 +117,7 @@ def test_a_pod_not_regenerated_is_not_taken_for_ready(tmp_path: Path) -> None:
 def test_an_apiserver_that_does_not_come_back_is_put_back(tmp_path: Path) -> None:
     node, root = _node(tmp_path), _server(tmp_path / "server")
     (root / "run/broken").touch()
-    result = _run(node, root, "--wait-timeout", "1")
+    result = _run(node, root, "--wait-timeout", "0")
     assert result.returncode == 1
     assert not (root / DROP_IN).exists() and not (root / POLICY.lstrip("/")).exists()
     assert world.restarts(root) == 2

@@ -6,9 +6,9 @@
 # then a bounded wait until the receiver is available). Then the RKE2 servers, one at a
 # time: copy the files of ../node to a fresh temp dir on the server, run the node script
 # there (it installs the policy and webhook kubeconfig, writes auditc's own RKE2 drop-in,
-# restarts rke2-server, waits until kube-apiserver answers /readyz, and puts the previous
-# drop-in back and restarts again if it does not), then clean up. The first server that
-# fails stops the rollout.
+# restarts the server's systemd unit, waits until kube-apiserver answers /readyz, and puts
+# the previous drop-in back and restarts again if it does not), then clean up. The first
+# server that fails stops the rollout.
 #
 # Without --execute nothing runs: the commands are printed for review.
 set -euo pipefail
