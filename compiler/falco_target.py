@@ -12,6 +12,7 @@ from compiler import falco_matrix as matrix
 from compiler import versions
 from compiler.checks import Checks
 from compiler.falco_matrix import ChartRange, Release
+from compiler.platform import PullSource
 from compiler.spec.model import Site
 from compiler.versions import Version
 
@@ -388,3 +389,48 @@ def _plugin_api(site: Site, version: Version, release: Release, artifacts: str, 
             f"API {have.parts[0]}.x up to {have}: use the artifacts of the Falco {release.falco} row "
             f"({release.artifacts or 'none'})",
         )
+
+
+MODE_FIELD = (*FALCO, "receiver", "mode")
+LOG = ("spec", "audit", "log")
+
+
+def logfile_source(
+    site: Site, target: FalcoTarget, log_path: str | None, checks: Checks
+) -> PullSource | None:
+    """falco.receiver.mode logfile: the k8saudit plugin reads the audit log file on each
+    control-plane node (no webhook, no receiver); None, with the errors said, when the
+    site's log or Falco cannot carry it."""
+    pin = versions.falco_table()["logfilePlugin"]
+    since = Version.parse(pin["from"])
+    log = site.spec.audit.log
+    ok = True
+    if not log.enabled or log_path in (None, "-"):
+        field = (*LOG, "path") if log.enabled else (*LOG, "enabled")
+        checks.error(field, "falco.receiver.mode logfile reads the audit log file: log to a file")
+        ok = False
+    if log.format != "json":
+        checks.error((*LOG, "format"), "falco.receiver.mode logfile reads JSON lines: set format json")
+        ok = False
+    if target.version < since or target.artifacts is None:
+        checks.error(
+            MODE_FIELD,
+            f"needs Falco {since} or later: the k8saudit plugin follows a log file from "
+            f"{pin['k8saudit']} on (this site runs {target.version})",
+        )
+        ok = False
+    if not ok or log_path is None or target.artifacts is None:
+        return None
+    return PullSource(
+        plugin="k8saudit",
+        library="libk8saudit.so",
+        init_config={},  # the plugin's defaults (maxEventSize 262144); no webserver
+        open_params=f"file://{log_path}",
+        artifact=f"k8saudit:{pin['k8saudit']}",
+        rules=target.artifacts,
+        json=str(pin["json"]),
+        service_account_annotations={},
+        identity=None,
+        where=f"the audit log file {log_path} on each control-plane node",
+        host_log_dir=log_path.rsplit("/", 1)[0] or "/",
+    )

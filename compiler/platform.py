@@ -67,6 +67,9 @@ class PullSource:
     # environment variables of Falco's pod from Secrets (name -> (secret, key)): init_config
     # names them as ${NAME}, which Falco expands when it loads falco.yaml
     secret_env: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    # the log file is on the control-plane nodes (falco.receiver.mode logfile): Falco runs
+    # there, one pod per node, with this directory of the host mounted read-only
+    host_log_dir: str | None = None
 
 
 def pullers(values: Mapping[str, Any]) -> str | None:
@@ -191,6 +194,7 @@ class PlatformData(DataModel):
     paths: PathDefaults | None = None  # None: a managed control plane, no node files
     receiver: ReceiverDefaults
     patch: PatchDefaults = PatchDefaults()
+    logfile: bool = False  # falco.receiver.mode logfile: Falco can read the log on the nodes
 
 
 D = TypeVar("D", bound=PlatformData)

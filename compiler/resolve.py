@@ -17,7 +17,7 @@ from pathlib import Path
 from compiler import consistency, versions
 from compiler.checks import Checks
 from compiler.errors import Diagnostic, UserError
-from compiler.falco_target import FalcoTarget, resolve_falco
+from compiler.falco_target import FalcoTarget, logfile_source, resolve_falco
 from compiler.platform import NodePaths, Platform, PlatformData, PullSource, Registry
 from compiler.spec.model import Site
 from compiler.spec.source import SourceDoc, read_limited
@@ -92,13 +92,19 @@ def resolve(site: Site, doc: SourceDoc, platforms: Registry, roots: tuple[Path, 
     """``platforms``: the registry (``compiler.platforms.PLATFORMS``); the site's own entry
     supplies its defaults, node layout and checks."""
     checks = Checks(doc)
+    platform = platforms[site.spec.platform.type]
+    logfile = site.spec.falco.receiver.mode == "logfile"
+    if logfile:
+        site = _without_webhook(site, platform, checks)
     spec = site.spec
-    platform = platforms[spec.platform.type]
     kube = _kube_version(site, checks)
     target = resolve_falco(site, checks)
     paths = platform.node_paths(site, doc.node(("spec", "audit", "log")) is not None)
-    receiver = _receiver(site, platform.data, target.plugin, target.version, checks, dialed=paths is not None)
+    dialed = paths is not None and not logfile
+    receiver = _receiver(site, platform.data, target.plugin, target.version, checks, dialed=dialed)
     pull = platform.pull_source(site, target, checks)
+    if logfile and paths is not None and platform.data.logfile:
+        pull = logfile_source(site, target, paths.log_path, checks)
     if paths is not None:
         consistency.node_paths(site, paths, checks)
     platform.check(site, paths, kube, checks)
@@ -113,8 +119,9 @@ def resolve(site: Site, doc: SourceDoc, platforms: Registry, roots: tuple[Path, 
     consistency.chart_labels(site, target, checks)
     files = _named_files(site, doc, checks, roots)
     warnings = checks.finish()  # raises on errors (a pull source refused among them)
-    # a platform's contract: no nodes exactly when the cloud writes the log Falco pulls
-    assert (paths is None) == (pull is not None), f"platform {platform.name}: node paths xor a pull source"
+    # a platform's contract: no nodes only where the cloud writes the log Falco pulls (a
+    # site with nodes may pull too: falco.receiver.mode logfile)
+    assert paths is not None or pull is not None, f"platform {platform.name}: no nodes and no pull source"
     return Resolved(
         site=site,
         doc=doc,
@@ -128,6 +135,26 @@ def resolve(site: Site, doc: SourceDoc, platforms: Registry, roots: tuple[Path, 
         warnings=warnings,
         pull=pull,
     )
+
+
+def _without_webhook(site: Site, platform: Platform, checks: Checks) -> Site:
+    """falco.receiver.mode logfile: Falco reads the log file, so no apiserver dials it: the
+    site as resolved has the webhook backend off (one set on by hand is an error)."""
+    mode = ("spec", "falco", "receiver", "mode")
+    if not platform.data.logfile:
+        checks.error(
+            mode,
+            f"logfile is not on platform {platform.name}: its apiservers' log is not on nodes Falco runs on",
+        )
+    if checks.given(("spec", "audit", "webhook", "enabled")) and site.spec.audit.webhook.enabled:
+        checks.error(
+            ("spec", "audit", "webhook", "enabled"),
+            "falco.receiver.mode logfile has no webhook: Falco reads the log file (leave this out)",
+        )
+    audit = site.spec.audit
+    webhook = audit.webhook.model_copy(update={"enabled": False})
+    spec = site.spec.model_copy(update={"audit": audit.model_copy(update={"webhook": webhook})})
+    return site.model_copy(update={"spec": spec})
 
 
 def _kube_version(site: Site, checks: Checks) -> Version:

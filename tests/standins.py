@@ -320,8 +320,12 @@ def audit_event(obj):
     if os.environ.get("FAKE_PROBE", "arrives") == "never" or not falco_running():
         return
     configs = [p for p in os.environ.get("FAKE_APISERVER_CONFIGS", "").split(os.pathsep) if p]
-    if configs and not any("audit-webhook-config-file" in open(p).read() for p in configs):
-        return  # no apiserver sends audit events to a webhook
+    # a Falco that reads the log file (open_params file://) sees what an apiserver logs there
+    plugins = (deployed()["values"].get("falco") or {}).get("plugins") or []
+    reads_file = any(str(p.get("open_params", "")).startswith("file://") for p in plugins)
+    wanted = "audit-log-path" if reads_file else "audit-webhook-config-file"
+    if configs and not any(wanted in open(p).read() for p in configs if os.path.exists(p)):
+        return  # no apiserver sends audit events where this Falco reads them
     meta = obj["metadata"]
     event = {"ka.verb": "create", "ka.target.resource": "configmaps", "ka.target.name": meta["name"],
              "ka.target.namespace": meta.get("namespace", ""), "ka.user.name": "kubernetes-admin"}

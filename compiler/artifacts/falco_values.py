@@ -180,8 +180,11 @@ def _pull_values(resolved: Resolved, keys: frozenset[str]) -> dict[str, Any]:
                 for name, (secret, key) in sorted(pull.secret_env.items())
             ]
         }
+    if pull.host_log_dir is not None:
+        values |= _on_control_planes(pull.host_log_dir)
+    else:  # one pod pulls the cloud's log: every replica would read it all again
+        values["controller"] = {"kind": "deployment", "deployment": {"replicas": 1}}
     values |= {
-        "controller": {"kind": "deployment", "deployment": {"replicas": 1}},
         "driver": {"enabled": False},
         "collectors": {"enabled": False},
         "falco": {
@@ -213,6 +216,41 @@ def _pull_values(resolved: Resolved, keys: frozenset[str]) -> dict[str, Any]:
         },
     }
     return values
+
+
+# the taints control-plane nodes carry (node-role.kubernetes.io/control-plane and
+# the older master; CriticalAddonsOnly where servers are kept for system pods)
+CONTROL_PLANE_TOLERATIONS = [
+    {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"},
+    {"key": "node-role.kubernetes.io/master", "operator": "Exists", "effect": "NoSchedule"},
+    {"key": "CriticalAddonsOnly", "operator": "Exists"},
+]
+
+
+def _on_control_planes(log_dir: str) -> dict[str, Any]:
+    """falco.receiver.mode logfile: one Falco on every control-plane node (the label exists
+    there, whatever its value: some distributions set "", others "true"), the log's directory
+    of the host mounted read-only at the same path (the plugin watches the directory, so
+    it follows a rotated file)."""
+    label = {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists"}
+    return {
+        "controller": {"kind": "daemonset"},
+        "affinity": {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [{"matchExpressions": [label]}]
+                }
+            }
+        },
+        "tolerations": CONTROL_PLANE_TOLERATIONS,
+        "mounts": {
+            # DirectoryOrCreate: Falco comes up before the first apiserver writes the log
+            "volumes": [
+                {"name": "auditc-audit-log", "hostPath": {"path": log_dir, "type": "DirectoryOrCreate"}}
+            ],
+            "volumeMounts": [{"name": "auditc-audit-log", "mountPath": log_dir, "readOnly": True}],
+        },
+    }
 
 
 def _rules_key(target: FalcoTarget, rules_files: list[str]) -> dict[str, Any]:

@@ -256,7 +256,9 @@ def _subresource_problem(text: str, subresources: set[str]) -> str:
 
 
 def aud029(ctx: Context) -> Found:
-    if not ctx.spec.falco.probe or not (ctx.spec.audit.webhook.enabled or ctx.spec.audit.dynamic):
+    # the probe reaches Falco through the webhook, or the log file Falco reads (logfile)
+    reaches = webhook_on(ctx) or ctx.spec.falco.receiver.mode == "logfile"
+    if not ctx.spec.falco.probe or not reaches:
         return
     decision = probe_decision(ctx.policy, ctx.spec.falco.namespace)
     path: Path = ("spec", "falco", "probe")

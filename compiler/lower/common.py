@@ -113,7 +113,9 @@ def _values_header(resolved: Resolved) -> bytes:
 
 def falco_workload(resolved: Resolved) -> str:
     """The chart's workload that receives audit events, as kubectl names it."""
-    daemonset = not resolved.plugin or resolved.site.spec.falco.syscalls  # chart 1.x: always one
+    # chart 1.x: always one; falco.receiver.mode logfile: one per control-plane node
+    logfile = resolved.pull is not None and resolved.pull.host_log_dir is not None
+    daemonset = not resolved.plugin or resolved.site.spec.falco.syscalls or logfile
     return f"{'daemonset' if daemonset else 'deployment'}/{chart_fullname(resolved)}"
 
 

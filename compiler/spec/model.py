@@ -98,6 +98,11 @@ class ReceiverTLS(Model):
 
 
 class Receiver(Model):
+    mode: Literal["webhook", "logfile"] = Field(
+        default="webhook",
+        description="webhook: kube-apiserver sends its events to Falco's receiver; logfile: Falco "
+        "reads the audit log file on each control-plane node (no webhook flag at all)",
+    )
     port: Port | None = Field(default=None, description="Default 9765 (plugin) / 8765 (legacy)")
     path: URLPath | None = Field(default=None, description="Default /k8s-audit; /k8s_audit for Falco < 0.24")
     service: ReceiverService = Field(default_factory=ReceiverService)

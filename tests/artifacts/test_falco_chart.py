@@ -252,8 +252,9 @@ def _check_pipeline(site: CompiledSite, tmp_path: Path) -> None:
     elif loaded:
         assert falco_version < Version.parse("0.37.0"), "Falco >= 0.37 images ship no plugins"
 
-    # one receiver, not a stream split across pods
-    if "k8saudit" in (falco.get("load_plugins") or []) and not falco_spec.get("syscalls"):
+    # one receiver, not a stream split across pods (logfile: one per node, _check_pull)
+    receiver = resolved.pull is None
+    if receiver and "k8saudit" in (falco.get("load_plugins") or []) and not falco_spec.get("syscalls"):
         assert rendered.workload["kind"] == "Deployment"
         assert rendered.workload["spec"]["replicas"] == 1
 
@@ -340,7 +341,24 @@ def _check_pull(resolved: Any, root: Path, rendered: fc.Rendered, falco: dict[st
     labels = rendered.pod["metadata"].get("labels") or {}
     wanted = dict(pair.split("=", 1) for pair in pod_selector(resolved).split(","))
     assert wanted.items() <= labels.items()
-    assert rendered.workload["spec"]["replicas"] == 1
+    if pull.host_log_dir is None:  # the cloud's log: one pod reads it
+        assert rendered.workload["kind"] == "Deployment" and rendered.workload["spec"]["replicas"] == 1
+    else:  # falco.receiver.mode logfile: a pod on every control-plane node, the log's directory mounted
+        assert rendered.workload["kind"] == "DaemonSet"
+        (container,) = [c for c in rendered.pod["spec"]["containers"] if c["name"] == "falco"]
+        mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+        assert mounts[pull.host_log_dir].get("readOnly") is True
+        volumes = {v["name"]: v for v in rendered.pod["spec"]["volumes"]}
+        assert volumes[mounts[pull.host_log_dir]["name"]]["hostPath"]["path"] == pull.host_log_dir
+        assert pull.open_params == f"file://{resolved.paths.log_path}"
+        assert pull.open_params.removeprefix("file://").startswith(pull.host_log_dir + "/")
+        terms = rendered.pod["spec"]["affinity"]["nodeAffinity"][
+            "requiredDuringSchedulingIgnoredDuringExecution"
+        ]
+        (expression,) = terms["nodeSelectorTerms"][0]["matchExpressions"]
+        assert expression == {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists"}
+        taints = {t["key"] for t in rendered.pod["spec"]["tolerations"]}
+        assert "node-role.kubernetes.io/control-plane" in taints
     # connection strings reach the Falco container from the spec's Secrets, by the names
     # init_config expands (${NAME}); never as values
     (container,) = [c for c in rendered.pod["spec"]["containers"] if c["name"] == "falco"]
