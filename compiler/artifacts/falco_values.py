@@ -14,6 +14,7 @@ import copy
 import posixpath
 from typing import Any
 
+from compiler import versions
 from compiler.emit import yaml_bytes
 from compiler.errors import Diagnostic, UserError
 from compiler.falco_matrix import CHART_LABELS, chart_keys, unknown_keys
@@ -21,7 +22,7 @@ from compiler.falco_target import FalcoTarget
 from compiler.probe import PROBE_FILE
 from compiler.probe import rules_text as probe_rules
 from compiler.resolve import Resolved
-from compiler.versions import falco_table
+from compiler.versions import Version, falco_table
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "auditc"}
 # on a pulling Falco's pods: the cloud identity it reads the log as (a new one restarts them)
@@ -72,6 +73,7 @@ def falco_values(resolved: Resolved) -> dict[str, Any]:
     else:
         values = _webserver_values(resolved, keys)
     values = deep_merge(values, _labels(resolved, keys))
+    values = deep_merge(values, _site_stamp(resolved, keys))
     rules = _custom_rules(resolved)
     if rules:
         values["customRules"] = rules
@@ -90,6 +92,21 @@ def falco_values(resolved: Resolved) -> dict[str, Any]:
             )
         )
     return deep_merge(values, resolved.site.spec.falco.values)
+
+
+def _site_stamp(resolved: Resolved, keys: frozenset[str]) -> dict[str, Any]:
+    """Every k8s audit alert names its site: falco.yaml `append_output` (Falco 0.39 and
+    later) adds ``site=<name>`` to the message and the site's name and labels to the JSON
+    `output_fields` (auditc.site, auditc.label.<key>); the default entry of falco.yaml,
+    suggested_output, stays. Older Falco has no such setting (README)."""
+    since = Version.parse(versions.fact("falco", "appendOutputFrom"))
+    if resolved.target.version < since or not _has(keys, "falco.append_output"):
+        return {}
+    site = resolved.site.metadata
+    fields: list[dict[str, str]] = [{"auditc.site": site.name}]
+    fields += [{f"auditc.label.{key}": value} for key, value in sorted(site.labels.items())]
+    stamp = {"match": {"source": "k8s_audit"}, "extra_output": f"site={site.name}", "extra_fields": fields}
+    return {"falco": {"append_output": [{"suggested_output": True}, stamp]}}
 
 
 def _has(keys: frozenset[str], path: str) -> bool:

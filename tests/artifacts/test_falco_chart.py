@@ -258,6 +258,16 @@ def _check_pipeline(site: CompiledSite, tmp_path: Path) -> None:
         assert rendered.workload["kind"] == "Deployment"
         assert rendered.workload["spec"]["replicas"] == 1
 
+    # every k8s audit alert names its site (falco.yaml append_output, Falco 0.39 and later)
+    if falco_version >= Version.parse("0.39.0"):
+        site_name = yaml.load(site.spec.read_text())["metadata"]["name"]
+        stamps = [e for e in falco.get("append_output") or [] if e.get("match") == {"source": "k8s_audit"}]
+        assert [s["extra_output"] for s in stamps] == [f"site={site_name}"]
+        assert {"auditc.site": site_name} in stamps[0]["extra_fields"]
+        assert {"suggested_output": True} in falco["append_output"], "falco.yaml's own default stays"
+    else:  # no such setting in that Falco (a newer chart's default may still list one)
+        assert not [e for e in falco.get("append_output") or [] if "extra_output" in e]
+
     # the plan waits for exactly the workload helm renders
     plan = yaml.load((root / "plan/plan.yaml").read_text())
     (wait,) = [s for s in plan["spec"]["steps"] if s["action"] == "wait-for-falco"]
