@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
-from compiler.diff.review import Review, SiteDiff
+from compiler.diff.review import Group, Review, SiteDiff
 
 COMMENT_LIMIT = 65_536
 _RESERVE = 2_000  # room for the closing note when something is cut
@@ -14,15 +14,31 @@ _RESERVE = 2_000  # room for the closing note when something is cut
 _RED, _GREEN, _CYAN, _BOLD, _RESET = "\033[31m", "\033[32m", "\033[36m", "\033[1m", "\033[0m"
 
 
+def _names(sites: list[str], shown: int = 5, code: bool = False) -> str:
+    """a, b, c, d, e and 407 more"""
+    quote = (lambda n: f"`{n}`") if code else (lambda n: n)
+    head = ", ".join(quote(n) for n in sites[:shown])
+    return head + (f" and {len(sites) - shown} more" if len(sites) > shown else "")
+
+
+def _title(group: Group, base: str) -> str:
+    site = group.change
+    if len(group.sites) == 1:
+        return f"{site.site} ({site.status} since {base})"
+    return (
+        f"{len(group.sites)} sites: the same change ({site.status} since {base}; shown for "
+        f"{site.site}, the others differ only in their names): {_names(group.sites)}"
+    )
+
+
 def text(review: Review, *, color: bool = False) -> str:
     def paint(code: str, line: str) -> str:
         return f"{code}{line}{_RESET}" if color else line
 
     out: list[str] = []
-    for site in review.sites:
-        if site.status == "unchanged" and not site.risks:
-            continue
-        out.append(paint(_BOLD, f"== {site.site} ({site.status} since {review.base})"))
+    for group in review.groups:
+        site = group.change
+        out.append(paint(_BOLD, f"== {_title(group, review.base)}"))
         out += [f"  ! {error}" for error in site.errors]
         for risk in site.risks:
             sign = "+" if risk.change == "introduced" else "-"
@@ -45,24 +61,28 @@ def text(review: Review, *, color: bool = False) -> str:
 
 
 def markdown(review: Review, limit: int = COMMENT_LIMIT) -> str:
-    changed = [s for s in review.sites if s.status != "unchanged" or s.risks]
+    groups = review.groups
     head = [f"### auditc: rendered changes since `{review.base}`", ""]
-    if not changed:
+    if not groups:
         return "\n".join([*head, "No site renders differently."]) + "\n"
     budget = limit - _RESERVE
-    lines = ["| site | status | files | risks introduced | risks resolved |", "|---|---|---|---|---|"]
-    for site in changed:
+    sites = sum(len(g.sites) for g in groups)
+    lines = [f"{sites} site(s) changed, {len(groups)} distinct change(s).", ""]
+    lines += ["| sites | status | files | risks introduced | risks resolved |", "|---|---|---|---|---|"]
+    for group in groups:
+        site = group.change
         introduced = _risk_ids(site, "introduced")
         resolved = _risk_ids(site, "resolved")
-        lines.append(f"| `{site.site}` | {site.status} | {len(site.files)} | {introduced} | {resolved} |")
+        names = _names(group.sites, 3, code=True)
+        lines.append(f"| {names} | {site.status} | {len(site.files)} | {introduced} | {resolved} |")
     risks = [
-        f"- **{r.change}** `{r.id}` ({r.severity}) in `{s.site}`: `{r.field}`: {_escape(r.message)}"
-        for s in changed
-        for r in s.risks
+        f"- **{r.change}** `{r.id}` ({r.severity}) in {_count(g)}: `{r.field}`: {_escape(r.message)}"
+        for g in groups
+        for r in g.change.risks
     ]
     if risks:
         lines += ["", "#### Risks", *risks]
-    errors = [f"- `{s.site}`: {_escape(e)}" for s in changed for e in s.errors]
+    errors = [f"- {_count(g)}: {_escape(e)}" for g in groups for e in g.change.errors]
     if errors:
         lines += ["", "#### Specs that do not compile", *errors]
     body = "\n".join(head) + "\n"
@@ -74,10 +94,12 @@ def markdown(review: Review, limit: int = COMMENT_LIMIT) -> str:
         body += line + "\n"
     body += "\n"
     cut: list[str] = []
-    for site in changed:
+    for group in groups:
+        site = group.change
+        also = f", and {len(group.sites) - 1} more site(s) alike" if len(group.sites) > 1 else ""
         for file in site.files:
             block = (
-                f"<details><summary><code>{site.site}/{file.path}</code> ({file.status})</summary>\n\n"
+                f"<details><summary><code>{site.site}/{file.path}</code> ({file.status}{also})</summary>\n\n"
                 f"```diff\n{_fence_safe(file.diff)}```\n\n</details>\n"
             )
             if len(body) + len(block) > budget:
@@ -95,8 +117,20 @@ def markdown(review: Review, limit: int = COMMENT_LIMIT) -> str:
     return body[:limit]
 
 
+def _count(group: Group) -> str:
+    if len(group.sites) == 1:
+        return f"`{group.sites[0]}`"
+    return f"{len(group.sites)} sites ({_names(group.sites, 3, code=True)})"
+
+
 def as_json(review: Review) -> str:
-    document = {"base": review.base, "differs": review.differs, "sites": [asdict(s) for s in review.sites]}
+    document = {
+        "base": review.base,
+        "differs": review.differs,
+        "sites": [asdict(s) for s in review.sites],
+        # the changed sites by change: the names of each group, the first one's diff in "sites"
+        "groups": [{"sites": g.sites, "shown": g.change.site} for g in review.groups],
+    }
     return json.dumps(document, indent=2, sort_keys=True) + "\n"
 
 

@@ -9,6 +9,7 @@ risks lint cannot see from one side alone (webhook turned off, RBAC widened).
 from __future__ import annotations
 
 import difflib
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,9 +48,33 @@ class SiteDiff:
 
 
 @dataclass(frozen=True)
+class Group:
+    """Sites whose change is the same but for their names: one change to review."""
+
+    sites: list[str]  # sorted; the first is the one shown
+    change: SiteDiff  # the first site's diff
+
+
+@dataclass(frozen=True)
 class Review:
     base: str
     sites: list[SiteDiff]
+
+    @property
+    def groups(self) -> list[Group]:
+        """The sites that changed (or carry risks), grouped by their change with each
+        site's own name taken out (a base that many sites share changes them all alike:
+        one group, however large the fleet), in the order of their first site."""
+        by_change: dict[tuple[object, ...], list[SiteDiff]] = {}
+        for site in self.sites:
+            if site.status == "unchanged" and not site.risks:
+                continue
+            by_change.setdefault(_signature(site), []).append(site)
+        groups = [
+            Group(sorted(s.site for s in members), min(members, key=lambda s: s.site))
+            for members in by_change.values()
+        ]
+        return sorted(groups, key=lambda g: g.sites[0])
 
     @property
     def differs(self) -> bool:
@@ -157,6 +182,22 @@ def review(inputs: list[Path], base: str, roots: tuple[Path, ...] = ()) -> Revie
                 then[name] = side
         sites = [_site_diff(name, then.get(name), now.get(name)) for name in sorted(set(then) | set(now))]
     return Review(base, sites)
+
+
+def _signature(site: SiteDiff) -> tuple[object, ...]:
+    """What a site's change is, its own name replaced by a placeholder wherever it stands
+    as a word (site names are DNS labels: a name inside another word is left alone)."""
+    name = re.compile(rf"(?<![A-Za-z0-9-]){re.escape(site.site)}(?![A-Za-z0-9-])")
+
+    def plain(text: str) -> str:
+        return name.sub("<site>", text)
+
+    return (
+        site.status,
+        tuple((f.path, f.status, plain(f.diff)) for f in site.files),
+        tuple((r.change, r.id, r.severity, r.field, plain(r.message)) for r in site.risks),
+        tuple(plain(e) for e in site.errors),
+    )
 
 
 def _site_diff(name: str, old: _Side | None, new: _Side | None) -> SiteDiff:

@@ -133,11 +133,20 @@ def test_hide_secrets_shows_changed_or_unchanged_only() -> None:
 
 
 def test_markdown_stays_under_the_comment_limit() -> None:
-    """A large fleet diff: the comment is cut with a note, never over GitHub's limit."""
-    big = "".join(f"+line {i} {'x' * 80}\n" for i in range(400))
+    """A large fleet diff, every site's change its own: the comment is cut with a note,
+    never over GitHub's limit."""
     sites = [
         SiteDiff(
-            f"site-{n:03d}", "changed", [FileDiff(f"node/file-{k}.yaml", "changed", big) for k in range(3)]
+            f"site-{n:03d}",
+            "changed",
+            [
+                FileDiff(
+                    f"node/file-{k}.yaml",
+                    "changed",
+                    "".join(f"+line {i} {n} {'x' * 80}\n" for i in range(400)),
+                )
+                for k in range(3)
+            ],
         )
         for n in range(100)
     ]
@@ -145,17 +154,67 @@ def test_markdown_stays_under_the_comment_limit() -> None:
     assert len(text) <= 65_536
     assert "Cut to stay under GitHub's 65,536-character comment limit" in text
     assert text.count("<details>") == text.count("</details>")
-    assert "| `site-099` | changed | 3 |" in text, "the summary table lists every site"
+    assert "| `site-099` | changed | 3 |" in text, "the summary table lists every distinct change"
 
 
 def test_markdown_counts_the_summary_and_risks_against_the_limit() -> None:
     from compiler.diff.review import Risk
 
-    risks = [Risk("introduced", "AUD006", "warning", "spec.audit.log.maxAge", "x" * 300) for _ in range(3)]
-    sites = [SiteDiff(f"site-{n:04d}", "changed", [], risks) for n in range(2000)]
+    sites = [
+        SiteDiff(
+            f"site-{n:04d}",
+            "changed",
+            [],
+            [Risk("introduced", "AUD006", "warning", "f", f"{n} " + "x" * 300)],
+        )
+        for n in range(2000)
+    ]
     text = markdown(Review("origin/main", sites))
     assert len(text) <= 65_536
     assert "summary or risk line(s)" in text
+
+
+def test_a_change_made_in_many_sites_alike_reads_as_one() -> None:
+    """412 sites whose diffs differ only in their own names (a shared value edited): one
+    group, one diff shown, the risk counted per site, the comment small."""
+    from compiler.diff.formats import as_json, text
+    from compiler.diff.review import Risk
+
+    def site(name: str) -> SiteDiff:
+        head = "--- a/node/kubeadm-config.yaml\n+++ b/node/kubeadm-config.yaml\n"
+        diff = f"{head}-# site {name}\n+# site {name} v2\n"
+        risk = Risk(
+            "introduced", "AUD006", "warning", "spec.audit.log.maxAge", f"{name}: maxAge 7 is below 30"
+        )
+        return SiteDiff(name, "changed", [FileDiff("node/kubeadm-config.yaml", "changed", diff)], [risk])
+
+    names = [f"edge-{n:03d}" for n in range(412)]
+    review_ = Review(
+        "origin/main", [*map(site, names), SiteDiff("core", "changed", [FileDiff("x", "changed", "+y\n")])]
+    )
+    assert [len(g.sites) for g in review_.groups] == [1, 412]
+    shown = markdown(review_)
+    assert len(shown) < 5_000 and "413 site(s) changed, 2 distinct change(s)." in shown
+    assert "| `edge-000`, `edge-001`, `edge-002` and 409 more | changed | 1 |" in shown
+    assert "in 412 sites (`edge-000`, `edge-001`, `edge-002` and 409 more)" in shown
+    assert shown.count("<details>") == 2
+    assert "== 412 sites: the same change (changed since origin/main; shown for edge-000" in text(review_)
+    groups = json.loads(as_json(review_))["groups"]
+    assert [g["shown"] for g in groups] == ["core", "edge-000"] and len(groups[1]["sites"]) == 412
+
+
+def test_a_shared_edit_across_sites_groups_end_to_end(repo: Path) -> None:
+    for n in range(3):
+        text = (repo / "specs/prod-east.yaml").read_text().replace("name: prod-east", f"name: east-{n}")
+        (repo / f"specs/east-{n}.yaml").write_text(text)
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "three more sites")
+    for n in range(3):
+        _edit(repo, f"east-{n}.yaml", "maxAge: 30", "maxAge: 7")
+    _git(repo, "commit", "-qam", "shorter retention")
+    result = review([repo / "specs"], "HEAD~1")
+    assert [g.sites for g in result.groups] == [["east-0", "east-1", "east-2"]]
+    assert {r.id for r in result.groups[0].change.risks} == {"AUD006"}
 
 
 def test_files_outside_the_spec_dir_and_invalid_specs(repo: Path) -> None:
