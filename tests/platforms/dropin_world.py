@@ -223,7 +223,7 @@ def apiserver_flags(root: Path) -> list[str]:
 
 def ssh_site(
     tmp_path: Path,
-    sshd: tuple[int, Path],
+    sshd: tuple[int, Path] | None,
     monkeypatch: Any,
     flavor: Flavor,
     example: Path,
@@ -232,7 +232,8 @@ def ssh_site(
     """The example's servers as directories behind the suite's sshd (every host name
     reaches it through a ProxyCommand relay), the stand-in cluster for the cluster layer
     (its probe alert arrives when the servers' drop-ins dial Falco); the spec (the example
-    with the sshd's port), the nodes' directory and the node options for auditc."""
+    with the sshd's port), the nodes' directory and the node options for auditc. Without
+    ``sshd``: the nodes read and changed in place (--local), as on a node itself."""
     import os
     import shutil
 
@@ -244,7 +245,6 @@ def ssh_site(
     real_kubectl = shutil.which("kubectl")
     if real_kubectl is None:
         pytest.skip("kubectl is not installed (make test installs it)")
-    port, key = sshd
     bin_dir = tmp_path / "bin"
     standins.install_cluster(bin_dir)
     nodes = tmp_path / "nodes"
@@ -263,9 +263,13 @@ def ssh_site(
     }.items():
         monkeypatch.setenv(name, value)
     text = example.read_text()
+    spec = tmp_path / example.name
+    if sshd is None:
+        spec.write_text(text)
+        return {"spec": spec, "nodes": nodes, "args": ["--local", "--node-root", f"{nodes}/{{host}}"]}
+    port, key = sshd
     for host in hosts:
         text = text.replace(f"- host: {host}\n", f"- host: {host}\n          port: {port}\n")
-    spec = tmp_path / example.name
     spec.write_text(text)
     relay = tmp_path / "relay.py"
     relay.write_text(RELAY)

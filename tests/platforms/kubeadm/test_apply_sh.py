@@ -111,9 +111,9 @@ def test_gitops_sites_wait_for_the_controller(tmp_path: Path) -> None:
     appear (bounded) and touches no node when it never does."""
     out, env = _setup(tmp_path, ROOT / "specs" / "prod-east.yaml")
     env["FAKE_FALCO"] = "absent"
-    result = _apply(out, env, "--wait-timeout", "2")
+    result = _apply(out, env, "--wait-timeout", "1")
     assert result.returncode == 1
-    assert "deployment/falco does not exist in namespace falco after 2s; no node was touched" in result.stderr
+    assert "deployment/falco does not exist in namespace falco after 1s; no node was touched" in result.stderr
     log = _log(tmp_path)
     assert not any(line.startswith(("helm", "ssh", "scp")) or " apply " in line for line in log)
     assert "Flux deploys Falco from output/prod-east/cluster" in result.stdout

@@ -3,7 +3,7 @@ directories holding stand-in systemctl and RKE2's kubectl (tests/platforms/dropi
 a restart merges the config files as RKE2 does, adds its audit defaults for the top-level
 audit-policy-file, writes the kube-apiserver static pod with every existing file a flag
 names mounted, and starts an apiserver that is ready only with files it can read in its
-pod), then auditc plan / apply over the suite's real sshd."""
+pod), then auditc apply / plan with the servers changed in place (--local)."""
 
 from __future__ import annotations
 
@@ -147,11 +147,12 @@ def test_spec_errors_point_at_the_field(
 
 
 @pytest.fixture
-def plant(tmp_path: Path, sshd: tuple[int, Path], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    return world.ssh_site(tmp_path, sshd, monkeypatch, world.RKE2, EXAMPLE, SERVERS)
+def plant(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    # --local: the rollout over ssh is the same code, tested with the real sshd for k3s
+    return world.ssh_site(tmp_path, None, monkeypatch, world.RKE2, EXAMPLE, SERVERS)
 
 
-def test_plan_apply_over_ssh_then_an_empty_plan(plant: dict[str, Any]) -> None:
+def test_plan_apply_then_an_empty_plan(plant: dict[str, Any]) -> None:
     spec, nodes, args = plant["spec"], plant["nodes"], plant["args"]
     applied = CliRunner().invoke(app, ["apply", str(spec), "--yes", "--verify-timeout", "2", *args])
     assert applied.exit_code == 0, applied.output
