@@ -6,6 +6,7 @@ diagnostics are returned, errors raised as ``UserError``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -96,12 +97,21 @@ def _falco_manifest(resolved: Any) -> dict[str, object]:
     }
 
 
-def compile_all(inputs: list[Path], roots: tuple[Path, ...] = ()) -> list[CompiledSite]:
-    """Compile every spec; report every broken one at once, and nothing is written if any is."""
+Progress = Callable[[int, int, Path], None]  # (specs done, specs in all, the one being compiled)
+
+
+def compile_all(
+    inputs: list[Path], roots: tuple[Path, ...] = (), progress: Progress | None = None
+) -> list[CompiledSite]:
+    """Compile every spec; report every broken one at once, and nothing is written if any is.
+    ``progress`` is told of each spec before it is compiled."""
     sites: list[CompiledSite] = []
     problems: list[Diagnostic] = []
     names: dict[str, Path] = {}
-    for path in find_specs(inputs):
+    specs = find_specs(inputs)
+    for index, path in enumerate(specs):
+        if progress is not None:
+            progress(index, len(specs), path)
         try:
             compiled = compile_site(path, roots)
         except UserError as exc:
@@ -118,19 +128,26 @@ def compile_all(inputs: list[Path], roots: tuple[Path, ...] = ()) -> list[Compil
             continue
         names[compiled.name] = path
         sites.append(compiled)
+    if progress is not None:
+        progress(len(specs), len(specs), Path())
     if problems:
         raise UserError(problems)
     return sites
 
 
 def render(
-    inputs: list[Path], output: Path, *, check: bool = False, roots: tuple[Path, ...] = ()
+    inputs: list[Path],
+    output: Path,
+    *,
+    check: bool = False,
+    roots: tuple[Path, ...] = (),
+    progress: Progress | None = None,
 ) -> RenderResult:
     """Render every site. When a directory of specs is given, it is the whole fleet for
     ``output``: site directories auditc rendered before and no spec produces now are stale."""
     from compiler.write import compare, not_ours, orphans, remove_site, write_site
 
-    sites = compile_all(inputs, roots)
+    sites = compile_all(inputs, roots, progress)
     foreign = [(s, why) for s in sites if (why := not_ours(output / s.name))]
     if foreign:  # nothing is replaced that auditc did not write
         raise UserError(

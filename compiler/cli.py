@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -118,7 +118,8 @@ def render(
     global _writes
     _writes = not check
     roots = _roots(files_root)
-    result = _guard(lambda: api.render(specs, output, check=check, roots=roots))
+    progress = None if quiet else _progress(sys.stderr)
+    result = _guard(lambda: api.render(specs, output, check=check, roots=roots, progress=progress))
     warnings = [w for site in result.sites for w in site.warnings]
     if not quiet:
         for line in _warning_lines(result.sites):
@@ -140,6 +141,25 @@ def render(
     if check and stale:
         _err("auditc: output is stale; run `auditc render` and commit the result")
         raise typer.Exit(ExitCode.CHANGED)
+
+
+PROGRESS_FROM = 20  # specs: fewer render before a progress line would be read
+
+
+def _progress(stream: Any) -> Callable[[int, int, Path], None] | None:
+    """A progress line on a terminal for long runs (nothing when ``stream`` is not one, so
+    logs and CI output stay clean), rewritten in place and cleared at the end."""
+    if not stream.isatty():
+        return None
+
+    def show(done: int, total: int, spec: Path) -> None:
+        if total < PROGRESS_FROM:
+            return
+        line = f"\r\033[K[{done}/{total}] {spec.name}" if done < total else "\r\033[K"
+        stream.write(line[:200])
+        stream.flush()
+
+    return show
 
 
 def _warning_lines(sites: list[CompiledSite]) -> list[str]:

@@ -196,3 +196,46 @@ def test_timeouts_take_kubectl_durations() -> None:
         result = runner.invoke(app, ["verify", "site.yaml", "--timeout", bad])
         assert result.exit_code == 2, bad
         assert "--timeout" in result.output and "duration" in result.output, bad
+
+
+def test_a_long_render_shows_progress_on_a_terminal_only(tmp_path: Path) -> None:
+    """A progress line for long runs, rewritten in place and cleared at the end; none when
+    stderr is not a terminal (CliRunner's is not)."""
+    import io
+
+    from compiler.cli import PROGRESS_FROM, _progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert _progress(io.StringIO()) is None
+    terminal = Terminal()
+    show = _progress(terminal)
+    assert show is not None
+    for done in range(PROGRESS_FROM + 1):
+        show(done, PROGRESS_FROM, Path(f"site-{done}.yaml"))
+    text = terminal.getvalue()
+    assert "\r\033[K[0/20] site-0.yaml" in text and "[19/20] site-19.yaml" in text
+    assert text.endswith("\r\033[K"), "cleared at the end"
+    short = Terminal()
+    small = _progress(short)
+    assert small is not None
+    small(0, 3, Path("a.yaml"))
+    assert short.getvalue() == "", "a short run shows none"
+
+    result = runner.invoke(
+        app, ["render", str(ROOT / "specs" / "eks-prod.yaml"), "-o", str(tmp_path / "out")]
+    )
+    assert result.exit_code == 0 and "\r" not in result.stderr
+
+
+def test_render_tells_progress_of_each_spec_then_the_end(tmp_path: Path) -> None:
+    from compiler import api
+
+    seen: list[tuple[int, int, str]] = []
+    specs = [ROOT / "specs" / "eks-prod.yaml", ROOT / "specs" / "gke-prod.yaml"]
+    api.render(
+        specs, tmp_path / "out", progress=lambda done, total, spec: seen.append((done, total, spec.name))
+    )
+    assert seen == [(0, 2, "eks-prod.yaml"), (1, 2, "gke-prod.yaml"), (2, 2, "")]
