@@ -190,6 +190,17 @@ def validate(inputs: list[Path], roots: tuple[Path, ...] = ()) -> list[Analysis]
     return analyses
 
 
+def fleet_gitops(inputs: list[Path], engine: str, roots: tuple[Path, ...] = ()) -> bytes:
+    """The fleet's objects for one GitOps engine (compiler/artifacts/gitops.fleet), as YAML:
+    every spec compiled as render would (an invalid one stops it)."""
+    from compiler.artifacts import gitops
+    from compiler.emit import yaml_documents_bytes
+    from compiler.pipeline import compile_spec
+
+    resolved = [compile_spec(path, roots).built.resolved for path in find_specs(inputs)]
+    return yaml_documents_bytes(gitops.fleet(resolved, engine))
+
+
 def schema() -> dict[str, Any]:
     from compiler.platforms import site_schema
 

@@ -633,6 +633,26 @@ def verify(
         raise typer.Exit(ExitCode.CHANGED)
 
 
+class Engine(StrEnum):
+    argocd = "argocd"
+    flux = "flux"
+
+
+@app.command()
+def fleet(
+    specs: Annotated[list[Path], typer.Argument(help="Site spec files or directories of them.")],
+    engine: Annotated[Engine, typer.Option("--engine", help="argocd or flux.")],
+    files_root: FilesRoot = None,
+) -> None:
+    """Print one GitOps engine's objects for the whole fleet, for a management cluster: an
+    Argo CD ApplicationSet over output/*/cluster, or a Flux GitRepository and a
+    Kustomization per site (README: GitOps at fleet scale)."""
+    from compiler import api
+
+    roots = _roots(files_root)
+    sys.stdout.write(_guard(lambda: api.fleet_gitops(specs, engine.value, roots)).decode("utf-8"))
+
+
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of the site spec (for editors)."""

@@ -110,3 +110,67 @@ def test_the_engine_deploys_falco_on_its_own(tmp_path: Path, engine: str) -> Non
         assert values["falco"]["plugins"][0]["name"] == "k8saudit"
     else:
         assert release["spec"]["interval"] and release["spec"]["chart"]["spec"]["version"] == "9.1.0"
+
+
+# ---- auditc fleet: one engine's objects for the whole fleet ----------------------------------
+
+
+def _fleet(engine: str, *specs: Path) -> list[dict[str, Any]]:
+    from compiler import api
+
+    return [d for d in yaml.load_all(api.fleet_gitops(list(specs), engine).decode()) if d]
+
+
+@pytest.mark.parametrize("version", ARGO_VERSIONS)
+def test_the_fleet_applicationset_validates_and_makes_each_sites_application(version: str) -> None:
+    """One ApplicationSet for the Argo CD sites; its git generator lists their cluster/
+    directories, and the go template gives each the Application name its own bootstrap
+    would have, deployed to the Argo CD cluster named after the site."""
+    from tests.sites import ROOT
+
+    (appset,) = _fleet("argocd", ROOT / "specs")
+    assert crd_errors(appset, f"argocd-{version}-applicationset-crd.yaml") == []
+    argocd_sites = sorted(
+        s.stem
+        for s in example_specs()
+        if (yaml.load(s.read_text())["spec"].get("gitops") or {}).get("engine") == "argocd"
+    )
+    directories = [d["path"] for d in appset["spec"]["generators"][0]["git"]["directories"]]
+    assert directories == [f"output/{site}/cluster" for site in argocd_sites]
+    template = appset["spec"]["template"]
+    for path in directories:  # what Argo CD's go template makes of each directory
+        segments = path.split("/")
+        name = template["metadata"]["name"].replace("{{index .path.segments 1}}", segments[1])
+        assert name == f"auditc-{segments[1]}"
+        assert template["spec"]["destination"]["name"] == "{{index .path.segments 1}}"
+        assert template["spec"]["source"]["path"] == "{{.path.path}}"
+
+
+def test_the_fleet_flux_objects_share_one_source() -> None:
+    from tests.sites import ROOT
+
+    objects = _fleet("flux", ROOT / "specs")
+    source, *syncs = objects
+    assert source["kind"] == "GitRepository" and crd_errors(source, CRD_FILES["GitRepository"]) == []
+    assert syncs and all(crd_errors(s, CRD_FILES["Kustomization"]) == [] for s in syncs)
+    assert {s["spec"]["sourceRef"]["name"] for s in syncs} == {source["metadata"]["name"]}
+    for sync in syncs:
+        site = sync["metadata"]["name"].removeprefix("auditc-")
+        assert sync["spec"]["path"] == f"./output/{site}/cluster"
+        assert sync["spec"]["kubeConfig"]["secretRef"]["name"] == f"auditc-{site}-kubeconfig"
+
+
+def test_sites_that_cannot_share_a_fleet_object_are_named(tmp_path: Path) -> None:
+    from compiler import api
+    from compiler.errors import UserError
+
+    gitops = {"engine": "flux", "repoURL": "https://git.example.com/a.git"}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = write_spec(tmp_path / "a", {"gitops": gitops}, metadata={"name": "a"})
+    other = {**gitops, "repoURL": "https://git.example.com/b.git"}
+    second = write_spec(tmp_path / "b", {"gitops": other}, metadata={"name": "b"})
+    with pytest.raises(UserError, match="these differ from a: b"):
+        api.fleet_gitops([first, second], "flux")
+    with pytest.raises(UserError, match=r"no site deploys with gitops\.engine argocd"):
+        api.fleet_gitops([first], "argocd")

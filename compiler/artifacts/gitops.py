@@ -7,6 +7,7 @@ from typing import Any
 
 from compiler.artifacts.cluster import labels
 from compiler.emit import yaml_bytes
+from compiler.errors import UserError
 from compiler.resolve import Resolved
 
 # Flux HelmRepository names for the chart repositories auditc knows; a mirror gets the last
@@ -138,3 +139,100 @@ def bootstrap(resolved: Resolved) -> list[dict[str, Any]]:
         }
         return [source, sync]
     return []
+
+
+FLEET_NAME = "auditc-fleet"
+
+
+def fleet(sites: list[Resolved], engine: str) -> list[dict[str, Any]]:
+    """One engine's objects for a whole fleet, run from a management cluster, instead of one
+    bootstrap per site. Argo CD: one ApplicationSet whose git generator lists the Argo CD
+    sites' output/<site>/cluster directories and makes an Application per site, deployed
+    to the Argo CD cluster registered under the site's name. Flux: one GitRepository for all the sites and
+    a Kustomization per site, applied through the kubeconfig in the Secret
+    auditc-<site>-kubeconfig. The sites must agree on the repository and revision (and, for
+    Argo CD, the namespace and project); UserError says which do not."""
+    chosen = [r for r in sites if r.site.spec.gitops.engine == engine]
+    if not chosen:
+        raise UserError(f"no site deploys with gitops.engine {engine}")
+    first = chosen[0].site.spec.gitops
+
+    def shared(resolved: Resolved) -> tuple[object, ...]:
+        g = resolved.site.spec.gitops
+        if engine == "argocd":
+            return (g.repo_url, g.target_revision, g.argocd.namespace, g.argocd.project)
+        return (g.repo_url, g.target_revision, g.flux.namespace, g.flux.interval)
+
+    odd = [r.name for r in chosen if shared(r) != shared(chosen[0])]
+    if odd:
+        raise UserError(
+            f"the {engine} sites must share repoURL, targetRevision and the {engine} settings for one "
+            f"fleet object; these differ from {chosen[0].name}: {', '.join(odd)}"
+        )
+    custom = [r.name for r in chosen if r.site.spec.gitops.path]
+    if custom:
+        raise UserError(
+            f"gitops.path is set for {', '.join(custom)}: the fleet objects sync output/<site>/cluster"
+        )
+    if engine == "argocd":
+        site = "{{index .path.segments 1}}"  # output/<site>/cluster
+        return [
+            {
+                "apiVersion": "argoproj.io/v1alpha1",
+                "kind": "ApplicationSet",
+                "metadata": {"name": FLEET_NAME, "namespace": first.argocd.namespace},
+                "spec": {
+                    "goTemplate": True,
+                    "goTemplateOptions": ["missingkey=error"],
+                    "generators": [
+                        {
+                            "git": {
+                                "repoURL": first.repo_url,
+                                "revision": first.target_revision,
+                                # the Argo CD sites' directories, not output/*/cluster: a
+                                # site of another engine (or none) is not Argo CD's to sync
+                                "directories": [
+                                    {"path": sync_path(r)} for r in sorted(chosen, key=lambda r: r.name)
+                                ],
+                            }
+                        }
+                    ],
+                    "template": {
+                        "metadata": {"name": f"auditc-{site}"},
+                        "spec": {
+                            "project": first.argocd.project,
+                            "source": {
+                                "repoURL": first.repo_url,
+                                "targetRevision": first.target_revision,
+                                "path": "{{.path.path}}",
+                            },
+                            "destination": {"name": site},
+                            "syncPolicy": {"automated": {"prune": True, "selfHeal": True}},
+                        },
+                    },
+                },
+            }
+        ]
+    namespace, interval = first.flux.namespace, first.flux.interval
+    source = {
+        "apiVersion": "source.toolkit.fluxcd.io/v1",
+        "kind": "GitRepository",
+        "metadata": {"name": FLEET_NAME, "namespace": namespace},
+        "spec": {"url": first.repo_url, "interval": interval, "ref": {"branch": first.target_revision}},
+    }
+    syncs = [
+        {
+            "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+            "kind": "Kustomization",
+            "metadata": {"name": f"auditc-{r.name}", "namespace": namespace},
+            "spec": {
+                "interval": interval,
+                "path": f"./{sync_path(r)}",
+                "prune": True,
+                "sourceRef": {"kind": "GitRepository", "name": FLEET_NAME},
+                "kubeConfig": {"secretRef": {"name": f"auditc-{r.name}-kubeconfig"}},
+            },
+        }
+        for r in sorted(chosen, key=lambda r: r.name)
+    ]
+    return [source, *syncs]
