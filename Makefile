@@ -79,6 +79,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python -m compileall -q compiler >/dev/null
 	$(BIN)/python bench/render.py
 	$(BIN)/python bench/diff.py
+	$(BIN)/python bench/fleet.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist

@@ -1,0 +1,91 @@
+"""Fleet render speed (issue 13). Prints figures and ratios; asserts nothing.
+
+For N copies of a plain kubeadm site (prod-east's shape under N names), each as a user
+runs it (a new process): a full render into an empty output root, a render with nothing
+changed, `cp -r` of the same output (the floor: writing the bytes), and, when `kapitan`
+is installed (the optional `bench` extra), Kapitan compiling the same artifacts as bare
+templates. Peak RSS from the child's rusage.
+
+    python bench/fleet.py [N ...]        (default: 1 100 1000)
+
+Targets (issue 13, the 2-core reference machine): 1,000 sites <= 2.5 s and <= 5x cp -r,
+<= 150 MB; nothing changed <= 0.5 s; one site <= 0.3 s.
+"""
+
+from __future__ import annotations
+
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+AUDITC = [sys.executable, "-m", "compiler"]
+TEMPLATE = ROOT / "specs" / "prod-east.yaml"
+
+
+def _timed(argv: list[str], cwd: Path | None = None) -> tuple[float, float]:
+    """Seconds and the child's peak RSS in MB (the largest child so far: run in order)."""
+    started = time.perf_counter()
+    subprocess.run(argv, check=True, capture_output=True, cwd=cwd)
+    elapsed = time.perf_counter() - started
+    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return elapsed, rss
+
+
+def _fleet(directory: Path, count: int) -> Path:
+    specs = directory / "specs"
+    shutil.copytree(ROOT / "specs" / "files", specs / "files")
+    text = TEMPLATE.read_text()
+    for index in range(count):
+        name = f"site-{index:04d}"
+        (specs / f"{name}.yaml").write_text(text.replace("name: prod-east", f"name: {name}", 1))
+    return specs
+
+
+def _kapitan(directory: Path, output: Path) -> float | None:
+    """Kapitan compiling the rendered files as bare templates (no validation at all), when
+    it is installed: what a template compiler costs for the same bytes."""
+    kapitan = shutil.which("kapitan")
+    if kapitan is None:
+        return None
+    inventory = directory / "kapitan"
+    (inventory / "inventory" / "targets").mkdir(parents=True)
+    (inventory / "templates").mkdir()
+    for site in sorted(p for p in output.iterdir() if p.is_dir()):
+        for path in sorted(site.rglob("*")):
+            if path.is_file():
+                target = inventory / "templates" / path.relative_to(output).as_posix().replace("/", "__")
+                target.write_bytes(path.read_bytes())
+        (inventory / "inventory" / "targets" / f"{site.name}.yml").write_text(
+            "parameters:\n  kapitan:\n    compile:\n      - output_path: .\n        input_type: jinja2\n"
+            f"        input_paths: [templates/{site.name}__*]\n"
+        )
+    started = time.perf_counter()
+    subprocess.run([kapitan, "compile"], check=True, capture_output=True, cwd=inventory)
+    return time.perf_counter() - started
+
+
+def main(counts: list[int]) -> None:
+    columns = [("sites", 6), ("render", 9), ("unchanged", 10), ("cp -r", 8), ("ratio", 7)]
+    columns += [("peak RSS", 9), ("kapitan", 9)]
+    print(" ".join(f"{name:>{width}}" for name, width in columns))
+    for count in counts:
+        with tempfile.TemporaryDirectory(prefix="auditc-fleet-") as tmp:
+            directory = Path(tmp)
+            specs = _fleet(directory, count)
+            output = directory / "output"
+            full, rss = _timed([*AUDITC, "render", str(specs), "-o", str(output), "-q"])
+            again, _ = _timed([*AUDITC, "render", str(specs), "-o", str(output), "-q"])
+            copy, _ = _timed(["cp", "-r", str(output), str(directory / "copy")])
+            kapitan = _kapitan(directory, output)
+            shown = f"{kapitan:8.2f}s" if kapitan is not None else "  (none)"
+            ratio = full / copy if copy else float("inf")
+            print(f"{count:>6} {full:8.2f}s {again:9.2f}s {copy:7.2f}s {ratio:6.0f}x {rss:7.0f}MB {shown}")
+
+
+if __name__ == "__main__":
+    main([int(a) for a in sys.argv[1:]] or [1, 100, 1000])
