@@ -694,20 +694,20 @@ def test_old_apiserver_does_not_count_as_ready(tmp_path: Path, readyz_server: in
     flags = [f"--{f['name']}={f['value']}" for f in node.context["flags"]]
     original = manifest_on_port(readyz_server)
 
-    def apiserver_process(delay: int) -> subprocess.Popen[bytes]:
+    def apiserver_process(delay: float) -> subprocess.Popen[bytes]:
         command = f"sleep {delay}; exec {shlex.join([str(fake), *flags])}"
         return subprocess.Popen(["sh", "-c", command], start_new_session=True)
 
     processes = [apiserver_process(0)]  # already running before the change: the old apiserver
     try:
-        time.sleep(0.5)
+        time.sleep(0.2)
         node.put_manifest(original)
         result = node.run("--wait-timeout", "1")
         assert result.returncode == 1, result.stdout + result.stderr
         assert "no kube-apiserver process was visible" not in result.stderr
         assert node.manifest.read_bytes() == original
 
-        processes.append(apiserver_process(1))  # the kubelet starts a new one after the change
+        processes.append(apiserver_process(0.3))  # the kubelet starts a new one after the change
         result = node.run("--wait-timeout", "20")
         assert_applied(node, original, result)
     finally:
