@@ -100,7 +100,7 @@ def test_falco_is_installed_and_up_before_any_host(tmp_path: Path) -> None:
 def test_a_receiver_that_never_comes_up_stops_before_any_host(tmp_path: Path) -> None:
     out, env = _setup(tmp_path)
     env["FAKE_FALCO"] = "unavailable"
-    result = _apply(out, env, "--wait-timeout", "2")
+    result = _apply(out, env, "--wait-timeout", "1")
     assert result.returncode == 1
     assert "deployment/falco in namespace falco is not available; no node was touched" in result.stderr
     assert not any(line.startswith(("ssh", "scp")) for line in _log(tmp_path))
