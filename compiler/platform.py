@@ -230,6 +230,40 @@ def default_node_paths(
     )
 
 
+# ---- the node layer of a managed control plane ---------------------------------------------
+
+
+class NoNodes:
+    """What a managed platform (the cloud runs the apiservers) answers for the node layer of
+    the Protocol: no node paths, hosts, transports or shells, nothing to restart."""
+
+    has_sinks = False
+
+    def node_paths(self, site: Site, written_log: bool) -> NodePaths | None:
+        return None
+
+    def cluster_objects(self, resolved: Resolved) -> list[tuple[str, list[dict[str, Any]]]]:
+        return []
+
+    def hosts(self, resolved: Resolved) -> list[str] | None:
+        return []
+
+    def transports(self, resolved: Resolved, access: NodeAccess) -> list[Transport]:
+        return []
+
+    def shells(self, resolved: Resolved, access: NodeAccess) -> list[NodeShell] | None:
+        return None  # no node: plan/apply.sh holds the cloud's steps
+
+    def patch_arguments(self, resolved: Resolved) -> tuple[str, ...]:
+        return ()
+
+    def restart_host(self, resolved: Resolved, restart: Restart) -> tuple[bool, bool, str] | None:
+        return None
+
+    def step_values(self, shells: list[NodeShell]) -> dict[str, str]:
+        return {}
+
+
 # ---- the Protocol --------------------------------------------------------------------------
 
 

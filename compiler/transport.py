@@ -17,7 +17,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -323,3 +323,24 @@ def run_json(argv: list[str], what: str) -> Any:
         return json.loads(result.stdout)
     except ValueError:
         raise UserError(f"{' '.join(argv[:4])}: the output is not JSON") from None
+
+
+class SshHost(Protocol):
+    """A control-plane host as a platform's spec block names it (host, ssh port, user)."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def user(self) -> str: ...
+
+
+def host_shells(hosts: Sequence[SshHost], access: NodeAccess) -> list[NodeShell]:
+    """A shell per host: ssh, or the host's files in place (--local, under --node-root)."""
+    if access.local:
+        return [Local(h.host, access.root_of(h.host)) for h in hosts]
+    return [
+        Ssh(h.host, h.port, h.user, access.root_of(h.host), access.identity, access.ssh_options)
+        for h in hosts
+    ]

@@ -23,6 +23,7 @@ from compiler.platform import (
     DataModel,
     LintCheck,
     NodePaths,
+    NoNodes,
     PlatformData,
     PullPlugin,
     PullSource,
@@ -39,10 +40,8 @@ if TYPE_CHECKING:
     from compiler.checks import Checks
     from compiler.falco_target import FalcoTarget
     from compiler.lint.checks import Context
-    from compiler.platform import Restart
     from compiler.resolve import Resolved
     from compiler.spec.model import Site
-    from compiler.transport import NodeAccess, NodeShell, Transport
 
 
 # a diagnostic setting's other destinations (the Azure Monitor diagnostic settings API)
@@ -114,18 +113,14 @@ def _setting_live(found: Any) -> str:
     return shown + (f", also {', '.join(also)}" if also else "")
 
 
-class Aks:
+class Aks(NoNodes):
     name = "aks"
     block = AksPlatform
-    has_sinks = False
     lint_checks: Mapping[str, LintCheck] = {"AUD034": _replicas}
 
     @property
     def data(self) -> PlatformData:
         return data()
-
-    def node_paths(self, site: Site, written_log: bool) -> NodePaths | None:
-        return None  # Azure runs the control plane
 
     def pull_source(self, site: Site, target: FalcoTarget, checks: Checks) -> PullSource | None:
         own = settings(site)
@@ -206,29 +201,8 @@ class Aks:
             ),
         ]
 
-    def cluster_objects(self, resolved: Resolved) -> list[tuple[str, list[dict[str, Any]]]]:
-        return []
-
     def lower(self, built: Build) -> list[Artifact]:
         return lower.lower(built)
-
-    def hosts(self, resolved: Resolved) -> list[str] | None:
-        return []
-
-    def transports(self, resolved: Resolved, access: NodeAccess) -> list[Transport]:
-        return []
-
-    def shells(self, resolved: Resolved, access: NodeAccess) -> list[NodeShell] | None:
-        return None  # no node: plan/apply.sh holds the az steps
-
-    def patch_arguments(self, resolved: Resolved) -> tuple[str, ...]:
-        return ()
-
-    def restart_host(self, resolved: Resolved, restart: Restart) -> tuple[bool, bool, str] | None:
-        return None
-
-    def step_values(self, shells: list[NodeShell]) -> dict[str, str]:
-        return {}
 
 
 AKS = Aks()

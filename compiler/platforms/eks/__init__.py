@@ -12,13 +12,14 @@ import re
 from collections.abc import Iterator, Mapping
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from compiler.platform import (
     CloudRead,
     CloudSetting,
     LintCheck,
     NodePaths,
+    NoNodes,
     PlatformData,
     PullPlugin,
     PullSource,
@@ -35,10 +36,8 @@ if TYPE_CHECKING:
     from compiler.checks import Checks
     from compiler.falco_target import FalcoTarget
     from compiler.lint.checks import Context
-    from compiler.platform import Restart
     from compiler.resolve import Resolved
     from compiler.spec.model import Site
-    from compiler.transport import NodeAccess, NodeShell, Transport
 
 IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"  # AWS EKS user guide, IAM roles for service accounts
 ASSOCIATION = re.compile(r"\ba-[0-9a-z]+\b")  # a Pod Identity association id (EKS API reference)
@@ -81,18 +80,14 @@ def _replicas(ctx: Context) -> Iterator[tuple[tuple[str | int, ...], str]]:
         )
 
 
-class Eks:
+class Eks(NoNodes):
     name = "eks"
     block = EksPlatform
-    has_sinks = False
     lint_checks: Mapping[str, LintCheck] = {"AUD031": _replicas}
 
     @property
     def data(self) -> PlatformData:
         return data()
-
-    def node_paths(self, site: Site, written_log: bool) -> NodePaths | None:
-        return None  # AWS runs the control plane
 
     def pull_source(self, site: Site, target: FalcoTarget, checks: Checks) -> PullSource | None:
         own = settings(site)
@@ -144,29 +139,8 @@ class Eks:
             out.append(_pod_identity(read, steps, where, own.identity.role_arn))
         return out
 
-    def cluster_objects(self, resolved: Resolved) -> list[tuple[str, list[dict[str, Any]]]]:
-        return []
-
     def lower(self, built: Build) -> list[Artifact]:
         return lower.lower(built)
-
-    def hosts(self, resolved: Resolved) -> list[str] | None:
-        return []
-
-    def transports(self, resolved: Resolved, access: NodeAccess) -> list[Transport]:
-        return []
-
-    def shells(self, resolved: Resolved, access: NodeAccess) -> list[NodeShell] | None:
-        return None  # no node: plan/apply.sh holds the AWS steps
-
-    def patch_arguments(self, resolved: Resolved) -> tuple[str, ...]:
-        return ()
-
-    def restart_host(self, resolved: Resolved, restart: Restart) -> tuple[bool, bool, str] | None:
-        return None
-
-    def step_values(self, shells: list[NodeShell]) -> dict[str, str]:
-        return {}
 
 
 EKS = Eks()

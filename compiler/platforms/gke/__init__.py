@@ -21,6 +21,7 @@ from compiler.platform import (
     CloudSetting,
     LintCheck,
     NodePaths,
+    NoNodes,
     PlatformData,
     PullPlugin,
     PullSource,
@@ -37,10 +38,8 @@ if TYPE_CHECKING:
     from compiler.checks import Checks
     from compiler.falco_target import FalcoTarget
     from compiler.lint.checks import Context
-    from compiler.platform import Restart
     from compiler.resolve import Resolved
     from compiler.spec.model import Site
-    from compiler.transport import NodeAccess, NodeShell, Transport
 
 WORKLOAD_IDENTITY_ANNOTATION = "iam.gke.io/gcp-service-account"  # GKE docs, Workload Identity
 
@@ -83,18 +82,14 @@ def _replicas(ctx: Context) -> Iterator[tuple[tuple[str | int, ...], str]]:
         yield ("spec", "falco", "values", "controller"), f"{pods} pulling one Pub/Sub subscription: {effect}"
 
 
-class Gke:
+class Gke(NoNodes):
     name = "gke"
     block = GkePlatform
-    has_sinks = False
     lint_checks: Mapping[str, LintCheck] = {"AUD033": _replicas}
 
     @property
     def data(self) -> PlatformData:
         return data()
-
-    def node_paths(self, site: Site, written_log: bool) -> NodePaths | None:
-        return None  # Google runs the control plane
 
     def pull_source(self, site: Site, target: FalcoTarget, checks: Checks) -> PullSource | None:
         own = settings(site)
@@ -206,29 +201,8 @@ class Gke:
         )
         return out
 
-    def cluster_objects(self, resolved: Resolved) -> list[tuple[str, list[dict[str, Any]]]]:
-        return []
-
     def lower(self, built: Build) -> list[Artifact]:
         return lower.lower(built, data().plugin.filter)
-
-    def hosts(self, resolved: Resolved) -> list[str] | None:
-        return []
-
-    def transports(self, resolved: Resolved, access: NodeAccess) -> list[Transport]:
-        return []
-
-    def shells(self, resolved: Resolved, access: NodeAccess) -> list[NodeShell] | None:
-        return None  # no node: plan/apply.sh holds the gcloud steps
-
-    def patch_arguments(self, resolved: Resolved) -> tuple[str, ...]:
-        return ()
-
-    def restart_host(self, resolved: Resolved, restart: Restart) -> tuple[bool, bool, str] | None:
-        return None
-
-    def step_values(self, shells: list[NodeShell]) -> dict[str, str]:
-        return {}
 
 
 GKE = Gke()

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from compiler.platform import LintCheck, NodePaths, PlatformData, load_data
 from compiler.platforms.k3s import lower
 from compiler.platforms.k3s.settings import K3sPlatform, settings
-from compiler.transport import Local, NodeAccess, NodeShell, Ssh, Transport
+from compiler.transport import NodeAccess, NodeShell, Transport, host_shells
 from compiler.versions import Version
 
 if TYPE_CHECKING:
@@ -97,13 +97,7 @@ class K3s:
         return list(self.shells(resolved, access))
 
     def shells(self, resolved: Resolved, access: NodeAccess) -> list[NodeShell]:
-        servers = settings(resolved.site).servers
-        if access.local:
-            return [Local(s.host, access.root_of(s.host)) for s in servers]
-        return [
-            Ssh(s.host, s.port, s.user, access.root_of(s.host), access.identity, access.ssh_options)
-            for s in servers
-        ]
+        return host_shells(settings(resolved.site).servers, access)
 
     def patch_arguments(self, resolved: Resolved) -> tuple[str, ...]:
         return ()

@@ -14,7 +14,7 @@ from compiler.platform import LintCheck, NodePaths, default_node_paths
 from compiler.platforms.kubeadm import lower
 from compiler.platforms.kubeadm.data import KubeadmData, data
 from compiler.platforms.kubeadm.settings import KubeadmPlatform, settings
-from compiler.transport import Local, NodeAccess, NodeShell, Ssh, Transport
+from compiler.transport import NodeAccess, NodeShell, Transport, host_shells
 
 if TYPE_CHECKING:
     from compiler.build import Build
@@ -63,13 +63,7 @@ class Kubeadm:
         return list(self.shells(resolved, access))
 
     def shells(self, resolved: Resolved, access: NodeAccess) -> list[NodeShell]:
-        hosts = settings(resolved.site).control_planes
-        if access.local:
-            return [Local(cp.host, access.root_of(cp.host)) for cp in hosts]
-        return [
-            Ssh(cp.host, cp.port, cp.user, access.root_of(cp.host), access.identity, access.ssh_options)
-            for cp in hosts
-        ]
+        return host_shells(settings(resolved.site).control_planes, access)
 
     def patch_arguments(self, resolved: Resolved) -> tuple[str, ...]:
         return ()

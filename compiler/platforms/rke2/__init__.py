@@ -17,7 +17,7 @@ from compiler.platform import LintCheck, NodePaths, PlatformData
 from compiler.platforms.rke2 import lower
 from compiler.platforms.rke2.data import data
 from compiler.platforms.rke2.settings import Rke2Platform, settings
-from compiler.transport import Local, NodeAccess, NodeShell, Ssh, Transport
+from compiler.transport import NodeAccess, NodeShell, Transport, host_shells
 from compiler.versions import Version
 
 if TYPE_CHECKING:
@@ -101,13 +101,7 @@ class Rke2:
         return list(self.shells(resolved, access))
 
     def shells(self, resolved: Resolved, access: NodeAccess) -> list[NodeShell]:
-        servers = settings(resolved.site).servers
-        if access.local:
-            return [Local(s.host, access.root_of(s.host)) for s in servers]
-        return [
-            Ssh(s.host, s.port, s.user, access.root_of(s.host), access.identity, access.ssh_options)
-            for s in servers
-        ]
+        return host_shells(settings(resolved.site).servers, access)
 
     def patch_arguments(self, resolved: Resolved) -> tuple[str, ...]:
         return ()
