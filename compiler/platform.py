@@ -181,6 +181,18 @@ class PullPlugin(DataModel):
     def oldest(self) -> str:
         return min((r.from_ for r in self.releases), key=_minor)
 
+    def required(self, falco: Version, platform: str, checks: Checks) -> PluginRelease | None:
+        """The row for ``falco``; None, with the error at spec.falco.version, for a Falco
+        older than every row. ``platform``: how the message names the platform."""
+        row = self.pinned(falco)
+        if row is None:
+            checks.error(
+                ("spec", "falco", "version"),
+                f"{platform} needs Falco {self.oldest()} or later here: the {self.name} plugin auditc "
+                f"pins loads from that release on (this site runs {falco})",
+            )
+        return row
+
 
 def _minor(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split(".")[:2])

@@ -82,14 +82,9 @@ def cloud_cli(argv: list[str], what: str) -> str:
     CLI or a refusal is the user's to fix (UserError with the last line the CLI wrote on
     stderr, where the three put the cause). ``what``: what the read is for, in the message.
     stderr is never parsed as an answer (warnings there would read as values)."""
-    from compiler.errors import UserError, printable
+    from compiler.errors import printable
 
-    try:
-        result = subprocess.run(argv, capture_output=True, check=False, timeout=120, stdin=subprocess.DEVNULL)
-    except FileNotFoundError:
-        raise UserError(f"{argv[0]} is not installed: it reads {what}") from None
-    except subprocess.TimeoutExpired:
-        raise UserError(f"{' '.join(argv[:3])}: no answer within 120 s (it reads {what})") from None
+    result = run(argv, what)
     if result.returncode != 0:
         errors = result.stderr.decode("utf-8", "replace").strip().splitlines()
         last = errors[-1] if errors else f"exit {result.returncode}"
@@ -128,8 +123,9 @@ def run_interruptible(argv: list[str], timeout: float, stdin: bytes | None = Non
 
 
 def run(argv: list[str], what: str) -> subprocess.CompletedProcess[bytes]:
+    """A read: output captured, stdin closed (nothing may stop to ask), 120 s at most."""
     try:
-        return subprocess.run(argv, capture_output=True, check=False, timeout=120)
+        return subprocess.run(argv, capture_output=True, check=False, timeout=120, stdin=subprocess.DEVNULL)
     except FileNotFoundError:
         raise UserError(f"{argv[0]} is not installed; it is needed to read {what}") from None
     except subprocess.TimeoutExpired:

@@ -15,8 +15,6 @@ from compiler.emit import yaml_bytes, yaml_documents_bytes
 from compiler.resolve import Resolved
 from compiler.templates import render_template
 
-NODE_SCRIPT = "apiserver-config.patch.sh"  # what plan/apply.sh runs on each host (nodepatch.PATCH_SCRIPT)
-
 VALUES_FILE = "helm/falco-values.yaml"
 BOOTSTRAP_FILE = "plan/gitops-bootstrap.yaml"
 AUDIT_SINK_FILE = "plan/audit-sink.yaml"  # dynamic auditing: applied after the nodes
@@ -226,11 +224,11 @@ class SshHost:
 
 
 def ssh_plan_artifacts(
-    built: Build, hosts: list[SshHost], patch: str, template: str, extra: dict[str, Any]
+    built: Build, hosts: list[SshHost], script: str, patch: str, template: str, extra: dict[str, Any]
 ) -> list[Artifact]:
-    """plan/ of a platform whose servers auditc reaches over ssh and changes with the node
-    script (node/apiserver-config.patch.sh): ``patch`` says what the patch step does,
-    ``template`` is the platform's apply.sh (it includes lower/ssh-rollout.sh.j2)."""
+    """plan/ of a platform whose hosts auditc reaches over ssh and changes with its node
+    script (``script``, in node/): ``patch`` says what the patch step does, ``template``
+    is the platform's apply.sh (it includes lower/ssh-rollout.sh.j2)."""
     resolved = built.resolved
     rows = [
         {
@@ -244,7 +242,7 @@ def ssh_plan_artifacts(
         }
         for h in hosts
     ]
-    files = [NODE_SCRIPT, *sorted(built.node_files)]
+    files = [script, *sorted(built.node_files)]
     spec = {
         "platform": resolved.platform.name,
         "transport": resolved.platform.data.transport,
@@ -252,7 +250,7 @@ def ssh_plan_artifacts(
         "files": [f"node/{name}" for name in files],
         "hosts": [{k: row[k] for k in ("host", "port", "user")} for row in rows],
         "steps": [
-            {"action": "stage", "does": "make a fresh temp dir on the server and copy the files there"},
+            {"action": "stage", "does": "make a fresh temp dir on the host and copy the files there"},
             {"action": "patch", "does": patch},
             {"action": "cleanup", "does": "remove the temp dir"},
             {"action": "gate", "does": "stop the rollout when the patch step failed"},

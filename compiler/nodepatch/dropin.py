@@ -13,6 +13,7 @@ from typing import Any
 from compiler import __version__
 from compiler.build import Build
 from compiler.emit import yaml_bytes
+from compiler.nodepatch import PATCH_SCRIPT
 from compiler.templates import render_template
 
 TEMPLATE = "nodepatch/drop-in.sh.j2"
@@ -95,3 +96,13 @@ def _mark(built: Build) -> str:
         if name in flags:
             return f"--{name}={flags[name]}"
     return ""
+
+
+def patch_does(built: Build, service: str) -> str:
+    """What plan.yaml's patch step says the node script does."""
+    paths = built.resolved.paths
+    return (
+        f"run {PATCH_SCRIPT} as root: install the policy and webhook kubeconfig into {paths.config_dir}, "
+        f"write the drop-in {paths.manifest}, restart {service}, wait until kube-apiserver answers "
+        "/readyz, put the previous drop-in and files back and restart again if it does not"
+    )

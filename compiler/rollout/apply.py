@@ -41,6 +41,7 @@ from compiler.errors import Refusal, UserError
 from compiler.live.cluster import Kubectl, call, has_endpoints, helm, helm_release, kubectl, object_key
 from compiler.live.compare import Change, compare, expected_hosts, project
 from compiler.live.snapshot import Snapshot, gather, node_files, read_cloud
+from compiler.nodepatch import PATCH_SCRIPT
 from compiler.platform import CloudSetting, Restart
 from compiler.rollout import plan as plans
 from compiler.rollout.lock import Lock, holder_identity
@@ -58,7 +59,6 @@ CLUSTER_ACTIONS = {"cluster-objects", "install-falco", "wait-for-falco", "gitops
 # start a stopped cluster): auditc apply runs in the operator's session (logged-in CLIs,
 # the kubectl context), as plan does, and finds the hosts when it reads them
 SESSION_ACTIONS = {"check", "login", "credentials", "deployment", "masters", "start-cluster"}
-PATCH_SCRIPT = "apiserver-config.patch.sh"
 
 
 @dataclass(frozen=True)

@@ -125,13 +125,8 @@ class Aks(NoNodes):
     def pull_source(self, site: Site, target: FalcoTarget, checks: Checks) -> PullSource | None:
         own = settings(site)
         plugin = data().plugin
-        row = plugin.pinned(target.version)
+        row = plugin.required(target.version, "AKS", checks)
         if row is None:
-            checks.error(
-                ("spec", "falco", "version"),
-                f"AKS needs Falco {plugin.oldest()} or later here: the k8saudit-aks plugin auditc pins "
-                f"loads from that release on (this site runs {target.version})",
-            )
             return None
         env = plugin.env
         hub, checkpoint = own.event_hub, own.checkpoint

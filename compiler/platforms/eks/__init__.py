@@ -91,16 +91,10 @@ class Eks(NoNodes):
 
     def pull_source(self, site: Site, target: FalcoTarget, checks: Checks) -> PullSource | None:
         own = settings(site)
-        row = data().plugin.pinned(target.version)
-        if row is None:
-            oldest = data().plugin.oldest()
-            checks.error(
-                ("spec", "falco", "version"),
-                f"EKS needs Falco {oldest} or later here: the k8saudit-eks plugin auditc pins "
-                f"loads from that release on (this site runs {target.version})",
-            )
-            return None
         plugin = data().plugin
+        row = plugin.required(target.version, "EKS", checks)
+        if row is None:
+            return None
         annotations = {IRSA_ANNOTATION: own.identity.role_arn} if own.identity.mode == "irsa" else {}
         return PullSource(
             plugin=plugin.name,

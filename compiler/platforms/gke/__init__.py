@@ -94,13 +94,8 @@ class Gke(NoNodes):
     def pull_source(self, site: Site, target: FalcoTarget, checks: Checks) -> PullSource | None:
         own = settings(site)
         plugin = data().plugin
-        row = plugin.pinned(target.version)
+        row = plugin.required(target.version, "GKE", checks)
         if row is None:
-            checks.error(
-                ("spec", "falco", "version"),
-                f"GKE needs Falco {plugin.oldest()} or later here: the k8saudit-gke plugin auditc pins "
-                f"loads from that release on (this site runs {target.version})",
-            )
             return None
         _, subscription, _ = names(own)
         return PullSource(

@@ -65,14 +65,10 @@ def node_artifacts(built: Build) -> list[Artifact]:
 
 
 def plan_artifacts(built: Build) -> list[Artifact]:
-    resolved = built.resolved
-    own = settings(resolved.site)
-    paths = resolved.paths
-    patch = (
-        f"run {PATCH_SCRIPT} as root: install the policy and webhook kubeconfig into {paths.config_dir}, "
-        f"write the drop-in {paths.manifest}, restart {own.service}, wait until kube-apiserver answers "
-        "/readyz, put the previous drop-in and files back and restart again if it does not"
-    )
+    own = settings(built.resolved.site)
     hosts = [common.SshHost(s.host, s.port, s.user) for s in own.servers]
+    template = "platforms/rke2/templates/apply.sh.j2"
     extra = {"patched_file": "drop-in"}  # a constant word, in the script's own message
-    return common.ssh_plan_artifacts(built, hosts, patch, "platforms/rke2/templates/apply.sh.j2", extra)
+    return common.ssh_plan_artifacts(
+        built, hosts, PATCH_SCRIPT, dropin.patch_does(built, own.service), template, extra
+    )
