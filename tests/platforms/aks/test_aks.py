@@ -120,6 +120,16 @@ stringData:
 """
 
 
+def _operator_applies(manifest: Path) -> None:
+    """Create the operator's Secret in the stand-in cluster, as the operator would."""
+    made = subprocess.run(
+        ["kubectl", "apply", "--server-side", "--field-manager=operator", "-f", str(manifest)],
+        capture_output=True,
+        text=True,
+    )
+    assert made.returncode == 0, made.stderr
+
+
 @pytest.fixture
 def azure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The stand-in az, kubectl and helm on PATH, the operator's Secret in the stand-in
@@ -144,19 +154,7 @@ def azure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     }.items():
         monkeypatch.setenv(name, value)
     (tmp_path / "secret.yaml").write_text(SECRET_YAML)
-    made = subprocess.run(
-        [
-            "kubectl",
-            "apply",
-            "--server-side",
-            "--field-manager=operator",
-            "-f",
-            str(tmp_path / "secret.yaml"),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert made.returncode == 0, made.stderr
+    _operator_applies(tmp_path / "secret.yaml")
     (tmp_path / "log").unlink()
     return state
 
@@ -248,19 +246,7 @@ def test_a_missing_secret_stops_before_anything(azure: Path, tmp_path: Path) -> 
 def test_a_secret_without_the_key_stops_before_anything(azure: Path, tmp_path: Path) -> None:
     (tmp_path / "secret.yaml").write_text(SECRET_YAML.split("  storage-connection-string")[0])
     subprocess.run(["kubectl", "-n", "falco", "delete", "secret", SECRET], check=True, capture_output=True)
-    made = subprocess.run(
-        [
-            "kubectl",
-            "apply",
-            "--server-side",
-            "--field-manager=operator",
-            "-f",
-            str(tmp_path / "secret.yaml"),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert made.returncode == 0, made.stderr
+    _operator_applies(tmp_path / "secret.yaml")
     out = write_tree(compiled(EXAMPLE), tmp_path / "out")
     result = _script(out, "--execute")
     assert result.returncode == 1
