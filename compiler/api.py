@@ -6,6 +6,9 @@ diagnostics are returned, errors raised as ``UserError``.
 
 from __future__ import annotations
 
+import os
+import re
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,16 +47,23 @@ class RenderResult:
 
 
 def find_specs(inputs: list[Path]) -> list[Path]:
-    """Spec files named directly, plus the *.yaml / *.yml files directly inside named directories."""
+    """Spec files named directly, plus the *.yaml / *.yml files directly inside named
+    directories that are not bases (``kind: SiteDefaults``: sites name them)."""
     found: list[Path] = []
     for item in inputs:
         if item.is_dir():
             found += sorted(
                 p
                 for p in item.iterdir()
-                if p.suffix in (".yaml", ".yml") and not p.name.startswith(".") and p.is_file()
+                if p.suffix in (".yaml", ".yml")
+                and not p.name.startswith(".")
+                and p.is_file()
+                and not _is_base(p)
             )
         elif item.exists():
+            if item.is_file() and _is_base(item):
+                message = "is a base (kind: SiteDefaults), not a site: a site names it in its bases"
+                raise UserError(Diagnostic(message, Location(str(item))))
             found.append(item)
         else:
             raise UserError(Diagnostic("no such file or directory", Location(str(item))))
@@ -64,6 +74,25 @@ def find_specs(inputs: list[Path]) -> list[Path]:
     if not found:
         raise UserError(Diagnostic("no site specs (*.yaml) found", Location(", ".join(map(str, inputs)))))
     return found
+
+
+_BASE_KIND = re.compile(rb"^kind:[ \t]*([\"']?)SiteDefaults\1[ \t]*(#.*)?\r?$", re.M)
+
+
+def _is_base(path: Path) -> bool:
+    """A top-level ``kind: SiteDefaults`` line (block style, as bases are written); anything
+    else is read as a site, and a flow-style base is refused there by its kind."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return False  # the reader reports it, with the spec's name
+    try:
+        head = os.read(fd, 1024 * 1024) if stat.S_ISREG(os.fstat(fd).st_mode) else b""
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return _BASE_KIND.search(head) is not None
 
 
 def analyse(path: Path, roots: tuple[Path, ...] = ()) -> Analysis:

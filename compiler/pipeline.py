@@ -35,14 +35,15 @@ class Compiled(Checked):
 
 
 def load(path: Path, roots: tuple[Path, ...] = ()) -> Resolved:
-    """Read, validate and resolve one spec; ``roots`` are directories besides the spec's
-    own that the files it names may be in (--files-root)."""
+    """Read (its bases merged in), validate and resolve one spec; ``roots`` are directories
+    besides the spec's own that the files it names may be in (--files-root)."""
     from compiler.platforms import PLATFORMS, site_schema
     from compiler.resolve import resolve
+    from compiler.spec.bases import with_bases
     from compiler.spec.source import read_yaml
     from compiler.spec.validate import parse_site
 
-    doc = read_yaml(path, str(path), what="spec")
+    doc = with_bases(read_yaml(path, str(path), what="spec"), roots)
     return resolve(parse_site(doc, site_schema(), list(PLATFORMS)), doc, PLATFORMS, roots)
 
 

@@ -131,7 +131,7 @@ def resolve(site: Site, doc: SourceDoc, platforms: Registry, roots: tuple[Path, 
         platform=platform,
         node_paths=paths,
         files=files,
-        spec_digest=_digest(doc.raw, files),
+        spec_digest=_digest(doc, files),
         warnings=warnings,
         pull=pull,
     )
@@ -270,10 +270,11 @@ def _receiver(
 
 
 def _named_files(site: Site, doc: SourceDoc, checks: Checks, roots: tuple[Path, ...]) -> dict[str, bytes]:
-    """Read every file the spec names, relative to the spec file. Each must stay inside the
-    spec's directory or one the user allowed (``--files-root``), symlinks resolved, and be
-    a regular text file of at most 1 MiB: a spec never makes auditc read (or echo) a file
-    elsewhere on the machine, or block on a FIFO or a device."""
+    """Read every file the spec names, relative to the file that names it (the spec, or the
+    base that wrote the field). Each must stay inside the spec's directory or one the user
+    allowed (``--files-root``), symlinks resolved, and be a regular text file of at most
+    1 MiB: a spec never makes auditc read (or echo) a file elsewhere on the machine, or
+    block on a FIFO or a device."""
     wanted: list[tuple[tuple[str | int, ...], str]] = []
     tls = site.spec.falco.receiver.tls
     if tls.ca_file:
@@ -282,11 +283,17 @@ def _named_files(site: Site, doc: SourceDoc, checks: Checks, roots: tuple[Path, 
         wanted.append((("spec", "falco", "rules", "custom", index), name))
     if site.spec.audit.policy.file:
         wanted.append((("spec", "audit", "policy", "file"), site.spec.audit.policy.file))
-    base = Path(os.path.realpath(doc.path.parent))
-    allowed = [base, *(Path(os.path.realpath(root)) for root in roots)]
+    allowed = [Path(os.path.realpath(p)) for p in (doc.path.parent, *roots)]
     files: dict[str, bytes] = {}
+    read_from: dict[str, Path] = {}
     for path, name in wanted:
+        base = Path(os.path.realpath(doc.file_of(path).parent))
         target = Path(os.path.realpath(base / name))
+        if read_from.setdefault(name, target) != target:
+            checks.error(
+                path, f"{name} names two files (relative to two bases): give one of them another name"
+            )
+            continue
         if not any(target == root or target.is_relative_to(root) for root in allowed):
             checks.error(
                 path,
@@ -297,7 +304,8 @@ def _named_files(site: Site, doc: SourceDoc, checks: Checks, roots: tuple[Path, 
         try:
             data = read_limited(base / name, name, "the file")
         except UserError as exc:
-            checks.error(path, f"{name}: {exc.diagnostics[0].message} (relative to the spec file)")
+            relative = "the base that names it" if tuple(path) in doc.origins else "the spec file"
+            checks.error(path, f"{name}: {exc.diagnostics[0].message} (relative to {relative})")
             continue
         if b"\0" in data:
             checks.error(path, f"{name} is binary, expected text")
@@ -338,9 +346,13 @@ def _certificates(pem: bytes) -> tuple[bytes, str]:
     return b"".join(m.group(0).rstrip(b"\r\n") + b"\n" for m in blocks), ""
 
 
-def _digest(raw: bytes, files: dict[str, bytes]) -> str:
+def _digest(doc: SourceDoc, files: dict[str, bytes]) -> str:
+    """The spec, its bases (none: the digest of a spec alone, as before bases) and the
+    files it names."""
     sha = hashlib.sha256()
-    sha.update(b"spec\0" + raw)
+    sha.update(b"spec\0" + doc.raw)
+    for base in doc.bases:
+        sha.update(b"\0base\0" + base.name.encode() + b"\0" + base.raw)
     for name in sorted(files):
         sha.update(b"\0file\0" + name.encode() + b"\0" + files[name])
     return sha.hexdigest()

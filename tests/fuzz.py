@@ -179,9 +179,8 @@ def _dump(data: Any) -> str:
 
 def _example_files(spec: Path) -> dict[str, bytes]:
     out = {}
-    files = spec.parent / "files"
-    if files.is_dir():
-        for path in sorted(files.rglob("*")):
+    for named in ("files", "bases"):
+        for path in sorted((spec.parent / named).rglob("*")):
             if path.is_file():
                 out[str(path.relative_to(spec.parent))] = path.read_bytes()
     return out

@@ -18,8 +18,17 @@ def example_specs() -> list[Path]:
     return sorted(p for d in SPEC_DIRS for p in d.glob("*.yaml"))
 
 
+def spec_data(spec: Path) -> dict[str, Any]:
+    """A spec's document as the compiler reads it: its bases merged in."""
+    from compiler.spec.bases import with_bases
+    from compiler.spec.source import read_yaml
+
+    data: dict[str, Any] = with_bases(read_yaml(spec)).data
+    return data
+
+
 def platform_of(spec: Path) -> str:
-    return str(YAML(typ="safe", pure=True).load(spec.read_text())["spec"]["platform"]["type"])
+    return str(spec_data(spec)["spec"]["platform"]["type"])
 
 
 def kubeadm_specs() -> list[Path]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from compiler.api import CompiledSite
-from tests.sites import compiled, example_specs, kubeadm_specs, platform_of, write_tree
+from tests.sites import compiled, example_specs, kubeadm_specs, platform_of, spec_data, write_tree
 from tests.tools import dump_all, load_all_strict, shellcheck, validate_strict, yaml12
 
 # kinds kubernetes-validate has schemas for (built into Kubernetes); custom resources
@@ -53,8 +53,7 @@ def _schema_version(site_version: str) -> str:
 @pytest.mark.parametrize("spec", example_specs(), ids=lambda p: p.stem)
 def test_built_in_objects_pass_kubernetes_validate_strict(spec: Path, tmp_path: Path) -> None:
     _, root = _site(spec, tmp_path)
-    yaml = yaml12
-    version = _schema_version(yaml.load(spec.read_text())["spec"]["kubernetes"]["version"])
+    version = _schema_version(spec_data(spec)["spec"]["kubernetes"]["version"])
     checked = [
         doc
         for path in sorted((root / "cluster").glob("*.yaml"))

@@ -47,8 +47,9 @@ def test_shuffled_mapping_keys_give_identical_bytes(seed: int, index: int) -> No
     data = yaml.load(spec.read_text())
     shuffled = _shuffled(data, random.Random(seed))
     with tempfile.TemporaryDirectory() as tmp:
-        if (spec.parent / "files").is_dir():
-            shutil.copytree(spec.parent / "files", Path(tmp) / "files")
+        for named in ("files", "bases"):
+            if (spec.parent / named).is_dir():
+                shutil.copytree(spec.parent / named, Path(tmp) / named)
         copy = Path(tmp) / spec.name
         with copy.open("w") as handle:
             yaml.dump(shuffled, handle)

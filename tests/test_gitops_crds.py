@@ -13,7 +13,7 @@ import jsonschema
 import pytest
 
 from compiler.api import compile_site
-from tests.sites import example_specs, write_spec
+from tests.sites import example_specs, spec_data, write_spec
 from tests.tools import yaml12
 
 yaml = yaml12
@@ -133,7 +133,7 @@ def test_the_fleet_applicationset_validates_and_makes_each_sites_application(ver
     argocd_sites = sorted(
         s.stem
         for s in example_specs()
-        if (yaml.load(s.read_text())["spec"].get("gitops") or {}).get("engine") == "argocd"
+        if (spec_data(s)["spec"].get("gitops") or {}).get("engine") == "argocd"
     )
     directories = [d["path"] for d in appset["spec"]["generators"][0]["git"]["directories"]]
     assert directories == [f"output/{site}/cluster" for site in argocd_sites]

@@ -302,6 +302,10 @@ class Site(Model):
 
     api_version: Literal["auditc.dev/v1alpha1"]
     kind: Literal["Site"]
+    bases: list[str] = Field(
+        default_factory=list,
+        description="kind: SiteDefaults files merged under this site, lowest first, relative to this file",
+    )
     metadata: Metadata
     spec: SiteSpec
 

@@ -28,8 +28,20 @@ Path_ = tuple[str | int, ...]
 
 
 @dataclass(frozen=True)
+class Source:
+    """A file read into a document: a base a site inherits from (compiler.spec.bases)."""
+
+    path: Path
+    display: str
+    raw: bytes
+    name: str  # relative to the site's spec, however the spec was named: what the digest covers
+
+
+@dataclass(frozen=True)
 class SourceDoc:
-    """One parsed YAML file: plain data plus where each node came from."""
+    """One parsed YAML file: plain data plus where each node came from. A site with bases
+    is one document too: ``data`` merged, and ``origins`` naming the base that wrote each
+    node that did not come from the site's own file."""
 
     path: Path
     display: str  # the name used in messages (as the user gave it)
@@ -37,6 +49,13 @@ class SourceDoc:
     raw: bytes
     value_pos: dict[Path_, tuple[int, int]] = field(default_factory=dict)
     key_pos: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    origins: dict[Path_, Source] = field(default_factory=dict)
+    bases: tuple[Source, ...] = ()  # every base merged in, lowest first
+
+    def file_of(self, path: Path_) -> Path:
+        """The file that wrote ``path``: names in it are relative to that file."""
+        origin = self.origins.get(tuple(path))
+        return origin.path if origin is not None else self.path
 
     def location(self, path: Path_, *, key: bool = False) -> Location:
         """Where to point for ``path``: a scalar's value, a mapping's or list's key (its value
@@ -52,7 +71,8 @@ class SourceDoc:
             for table in order:
                 if probe in table:
                     line, col = table[probe]
-                    return Location(self.display, line, col)
+                    origin = self.origins.get(probe)
+                    return Location(origin.display if origin else self.display, line, col)
             probe = probe[:-1]
             exact = False
         return Location(self.display, 1, 1)

@@ -24,7 +24,7 @@ from compiler.pipeline import compile_spec
 from compiler.probe import FIELDS, PROBE_FILE, shown_at
 from compiler.versions import Version
 from tests import falco_chart as fc
-from tests.sites import example_specs, write_spec, write_tree
+from tests.sites import example_specs, spec_data, write_spec, write_tree
 from tests.tools import yaml12
 
 yaml = yaml12
@@ -112,8 +112,8 @@ def _check_pipeline(site: CompiledSite, tmp_path: Path) -> None:
     manifest = json.loads((root / "MANIFEST.json").read_text())
     chart = manifest["falco"]["chart"]["version"]
     falco_version = Version.parse(manifest["falco"]["version"])
-    spec = yaml.load(site.spec.read_text())["spec"]
-    site_labels = yaml.load(site.spec.read_text())["metadata"].get("labels", {})
+    spec = spec_data(site.spec)["spec"]
+    site_labels = spec_data(site.spec)["metadata"].get("labels", {})
     falco_spec = spec.get("falco") or {}
     namespace = falco_spec.get("namespace", "falco")
     kube = fc.kube_version(spec["kubernetes"]["version"])
@@ -260,7 +260,7 @@ def _check_pipeline(site: CompiledSite, tmp_path: Path) -> None:
 
     # every k8s audit alert names its site (falco.yaml append_output, Falco 0.39 and later)
     if falco_version >= Version.parse("0.39.0"):
-        site_name = yaml.load(site.spec.read_text())["metadata"]["name"]
+        site_name = spec_data(site.spec)["metadata"]["name"]
         stamps = [e for e in falco.get("append_output") or [] if e.get("match") == {"source": "k8s_audit"}]
         assert [s["extra_output"] for s in stamps] == [f"site={site_name}"]
         assert {"auditc.site": site_name} in stamps[0]["extra_fields"]
