@@ -6,15 +6,18 @@ diagnostics are returned, errors raised as ``UserError``.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from compiler.bundle import Artifact
+from compiler.current import Input
 from compiler.errors import Diagnostic, Location, UserError
 from compiler.write import Changes
 
@@ -26,8 +29,10 @@ if TYPE_CHECKING:
 class CompiledSite:
     name: str
     spec: Path
-    artifacts: list[Artifact]
+    artifacts: list[Artifact]  # empty when ``current``
     warnings: tuple[Diagnostic, ...] = ()
+    inputs: tuple[Input, ...] = ()  # every file it was compiled from (compiler.current)
+    current: bool = False  # the render cache found its output current: not compiled
 
 
 @dataclass(frozen=True)
@@ -114,7 +119,8 @@ def compile_site(path: Path, roots: tuple[Path, ...] = ()) -> CompiledSite:
         resolved.name, resolved.spec_digest, compiled.artifacts, _falco_manifest(resolved)
     )
     warnings = [f for f in compiled.findings if f.severity == "warning" and not f.accepted]
-    return CompiledSite(resolved.name, path, artifacts, tuple(warnings))
+    inputs = tuple(Input.of(opened, data) for opened, data in resolved.sources)
+    return CompiledSite(resolved.name, path, artifacts, tuple(warnings), inputs)
 
 
 def _falco_manifest(resolved: Any) -> dict[str, object]:
@@ -127,41 +133,96 @@ def _falco_manifest(resolved: Any) -> dict[str, object]:
 
 
 Progress = Callable[[int, int, Path], None]  # (specs done, specs in all, the one being compiled)
+Known = Callable[[Path], "CompiledSite | None"]  # a site already current: not compiled again
 
 
 def compile_all(
-    inputs: list[Path], roots: tuple[Path, ...] = (), progress: Progress | None = None
+    inputs: list[Path],
+    roots: tuple[Path, ...] = (),
+    progress: Progress | None = None,
+    *,
+    jobs: int = 1,
+    known: Known | None = None,
 ) -> list[CompiledSite]:
-    """Compile every spec; report every broken one at once, and nothing is written if any is.
-    ``progress`` is told of each spec before it is compiled."""
+    """Compile every spec (``jobs`` at a time; the sites come back in spec order, whatever
+    finished first), except those ``known`` returns as current; report every broken one at
+    once, and nothing is written if any is. ``progress`` is told as specs are compiled."""
+    specs = find_specs(inputs)
+    outcomes: dict[Path, CompiledSite | list[Diagnostic]] = {}
+    for path in specs:
+        if known is not None and (site := known(path)) is not None:
+            outcomes[path] = site
+    todo = [path for path in specs if path not in outcomes]
+    for done, (path, outcome) in enumerate(_compile_many(todo, roots, jobs)):
+        if progress is not None:
+            progress(done, len(todo), path)
+        outcomes[path] = outcome
+    if progress is not None:
+        progress(len(todo), len(todo), Path())
     sites: list[CompiledSite] = []
     problems: list[Diagnostic] = []
     names: dict[str, Path] = {}
-    specs = find_specs(inputs)
-    for index, path in enumerate(specs):
-        if progress is not None:
-            progress(index, len(specs), path)
-        try:
-            compiled = compile_site(path, roots)
-        except UserError as exc:
-            problems += exc.diagnostics
+    for path in specs:
+        outcome = outcomes[path]
+        if isinstance(outcome, list):
+            problems += outcome
             continue
-        if compiled.name in names:
+        if outcome.name in names:
             problems.append(
                 Diagnostic(
-                    f"site name {compiled.name!r} is already used by {names[compiled.name]}",
+                    f"site name {outcome.name!r} is already used by {names[outcome.name]}",
                     Location(str(path)),
                     "metadata.name",
                 )
             )
             continue
-        names[compiled.name] = path
-        sites.append(compiled)
-    if progress is not None:
-        progress(len(specs), len(specs), Path())
+        names[outcome.name] = path
+        sites.append(outcome)
     if problems:
         raise UserError(problems)
     return sites
+
+
+def _compile_one(job: tuple[Path, tuple[Path, ...]]) -> tuple[Path, CompiledSite | list[Diagnostic]]:
+    path, roots = job
+    try:
+        return path, compile_site(path, roots)
+    except UserError as exc:
+        return path, exc.diagnostics
+
+
+PARALLEL_FROM = 8  # specs to compile: fewer are done in this process (a worker costs more)
+
+
+def _compile_many(
+    specs: list[Path], roots: tuple[Path, ...], jobs: int
+) -> Iterator[tuple[Path, CompiledSite | list[Diagnostic]]]:
+    """Each spec's site or its problems, in spec order. With ``jobs`` > 1 the first spec is
+    compiled here (its imports and data loaded once) and the rest by ``jobs`` forked
+    workers that inherit all of it."""
+    if jobs <= 1 or len(specs) < PARALLEL_FROM or not _can_fork():
+        yield from map(_compile_one, ((path, roots) for path in specs))
+        return
+    import multiprocessing
+
+    yield _compile_one((specs[0], roots))
+    chunk = max(1, min(16, len(specs) // (jobs * 4)))
+    with multiprocessing.get_context("fork").Pool(jobs) as pool:
+        yield from pool.imap(_compile_one, ((path, roots) for path in specs[1:]), chunksize=chunk)
+
+
+def _can_fork() -> bool:
+    import multiprocessing
+
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
+def default_jobs() -> int:
+    """The cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def render(
@@ -171,13 +232,25 @@ def render(
     check: bool = False,
     roots: tuple[Path, ...] = (),
     progress: Progress | None = None,
+    jobs: int = 1,
+    cache: bool = True,
 ) -> RenderResult:
     """Render every site. When a directory of specs is given, it is the whole fleet for
-    ``output``: site directories auditc rendered before and no spec produces now are stale."""
+    ``output``: site directories auditc rendered before and no spec produces now are stale.
+    A site the render cache (compiler.current) finds current is not compiled again;
+    ``check`` reads the cache and writes nothing, ``cache=False`` compiles every site."""
+    from compiler.current import Cache
     from compiler.write import compare, not_ours, orphans, remove_site, write_site
 
-    sites = compile_all(inputs, roots, progress)
-    foreign = [(s, why) for s in sites if (why := not_ours(output / s.name))]
+    recorded = Cache(output) if cache else None
+
+    def known(spec: Path) -> CompiledSite | None:
+        entry = recorded.current(spec, roots) if recorded is not None else None
+        return None if entry is None else CompiledSite(entry.site, spec, [], entry.warnings, current=True)
+
+    sites = compile_all(inputs, roots, progress, jobs=jobs, known=known)
+    compiled = [s for s in sites if not s.current]
+    foreign = [(s, why) for s in compiled if (why := not_ours(output / s.name))]
     if foreign:  # nothing is replaced that auditc did not write
         raise UserError(
             [
@@ -193,10 +266,10 @@ def render(
         stale = orphans(output, {s.name for s in sites})
     try:
         if check:
-            changes = [compare(output / s.name, s.artifacts, s.name) for s in sites]
+            changes = [compare(output / s.name, s.artifacts, s.name) for s in compiled]
             changes += [compare(output / name, [], name) for name in stale]
         else:
-            changes = [write_site(output / s.name, s.artifacts, s.name) for s in sites]
+            changes = [write_site(output / s.name, s.artifacts, s.name) for s in compiled]
             for name in stale:
                 changes.append(compare(output / name, [], name))
                 remove_site(output / name)
@@ -205,7 +278,22 @@ def render(
         raise UserError(
             Diagnostic(f"cannot write output: {exc.strerror or exc}", Location(str(where)))
         ) from None
+    if recorded is not None and not check:
+        for site in compiled:
+            recorded.record(site.spec, site.name, roots, site.inputs, _digests(site), site.warnings)
+        recorded.forget_sites(set(stale))
+        recorded.save()
     return RenderResult(sites, changes)
+
+
+def _digests(site: CompiledSite) -> dict[str, str]:
+    """The sha256 of each file of ``site``: MANIFEST.json lists every other file's."""
+    from compiler.write import MANIFEST
+
+    (manifest,) = [a for a in site.artifacts if a.path == MANIFEST]
+    listed = json.loads(manifest.content)["files"]
+    digests = {path: str(digest).removeprefix("sha256:") for path, digest in listed.items()}
+    return {**digests, MANIFEST: hashlib.sha256(manifest.content).hexdigest()}
 
 
 def validate(inputs: list[Path], roots: tuple[Path, ...] = ()) -> list[Analysis]:

@@ -111,6 +111,13 @@ def render(
         bool, typer.Option("-v", "--verbose", help="Also list every file created, updated or deleted.")
     ] = False,
     files_root: FilesRoot = None,
+    jobs: Annotated[
+        int | None, typer.Option("-j", "--jobs", min=1, help="Sites compiled at once [default: the cores].")
+    ] = None,
+    no_cache: Annotated[
+        bool,
+        typer.Option("--no-cache", help="Compile every site, even those the render cache finds current."),
+    ] = False,
 ) -> None:
     """Render each site into OUTPUT/<site>/: one line per warning, then a summary."""
     from compiler import api
@@ -119,7 +126,12 @@ def render(
     _writes = not check
     roots = _roots(files_root)
     progress = None if quiet else _progress(sys.stderr)
-    result = _guard(lambda: api.render(specs, output, check=check, roots=roots, progress=progress))
+    workers = jobs or api.default_jobs()
+    result = _guard(
+        lambda: api.render(
+            specs, output, check=check, roots=roots, progress=progress, jobs=workers, cache=not no_cache
+        )
+    )
     warnings = [w for site in result.sites for w in site.warnings]
     if not quiet:
         for line in _warning_lines(result.sites):
@@ -192,6 +204,8 @@ def _render_summary(result: object, output: Path, check: bool, warnings: list[Di
     text += f"{len(changed)} {state} ({files} file(s)), {len(result.sites) - len(changed)} up to date"
     if removed:
         text += f", {len(removed)} {'to remove' if check else 'removed'}"
+    if current := sum(s.current for s in result.sites):
+        text += f" ({current} not compiled: inputs and output as the render cache recorded)"
     if warnings:
         counts = Counter(w.code or w.severity for w in warnings)
         listed = ", ".join(f"{code} x{n}" if n > 1 else code for code, n in sorted(counts.items()))

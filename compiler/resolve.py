@@ -55,6 +55,7 @@ class Resolved:
     node_paths: NodePaths | None  # None: a managed control plane (the cloud runs the apiservers)
     files: dict[str, bytes]  # files the spec names, by the name written in the spec
     spec_digest: str
+    sources: tuple[tuple[Path, bytes], ...]  # every file read (spec, bases, named files) as read
     warnings: tuple[Diagnostic, ...] = field(default=())
     pull: PullSource | None = None  # a managed control plane's audit log, pulled by a plugin
 
@@ -117,7 +118,7 @@ def resolve(site: Site, doc: SourceDoc, platforms: Registry, roots: tuple[Path, 
     consistency.chart_values(site, target, checks)
     consistency.falco_matrix(site, target, checks)
     consistency.chart_labels(site, target, checks)
-    files = _named_files(site, doc, checks, roots)
+    files, read = _named_files(site, doc, checks, roots)
     warnings = checks.finish()  # raises on errors (a pull source refused among them)
     # a platform's contract: no nodes only where the cloud writes the log Falco pulls (a
     # site with nodes may pull too: falco.receiver.mode logfile)
@@ -132,6 +133,7 @@ def resolve(site: Site, doc: SourceDoc, platforms: Registry, roots: tuple[Path, 
         node_paths=paths,
         files=files,
         spec_digest=_digest(doc, files),
+        sources=((doc.path, doc.raw), *((b.path, b.raw) for b in doc.bases), *read),
         warnings=warnings,
         pull=pull,
     )
@@ -269,12 +271,14 @@ def _receiver(
     return Receiver(scheme, port, path, service.type, node_port, service.cluster_ip, address_text, dial_port)
 
 
-def _named_files(site: Site, doc: SourceDoc, checks: Checks, roots: tuple[Path, ...]) -> dict[str, bytes]:
+def _named_files(
+    site: Site, doc: SourceDoc, checks: Checks, roots: tuple[Path, ...]
+) -> tuple[dict[str, bytes], list[tuple[Path, bytes]]]:
     """Read every file the spec names, relative to the file that names it (the spec, or the
-    base that wrote the field). Each must stay inside the spec's directory or one the user
-    allowed (``--files-root``), symlinks resolved, and be a regular text file of at most
-    1 MiB: a spec never makes auditc read (or echo) a file elsewhere on the machine, or
-    block on a FIFO or a device."""
+    base that wrote the field); also returned as opened and read. Each must stay inside
+    the spec's directory or one the user allowed (``--files-root``), symlinks resolved, and
+    be a regular text file of at most 1 MiB: a spec never makes auditc read (or echo) a
+    file elsewhere on the machine, or block on a FIFO or a device."""
     wanted: list[tuple[tuple[str | int, ...], str]] = []
     tls = site.spec.falco.receiver.tls
     if tls.ca_file:
@@ -285,6 +289,7 @@ def _named_files(site: Site, doc: SourceDoc, checks: Checks, roots: tuple[Path, 
         wanted.append((("spec", "audit", "policy", "file"), site.spec.audit.policy.file))
     allowed = [Path(os.path.realpath(p)) for p in (doc.path.parent, *roots)]
     files: dict[str, bytes] = {}
+    read: list[tuple[Path, bytes]] = []  # as read, for the render cache (compiler.current)
     read_from: dict[str, Path] = {}
     for path, name in wanted:
         base = Path(os.path.realpath(doc.file_of(path).parent))
@@ -316,6 +321,7 @@ def _named_files(site: Site, doc: SourceDoc, checks: Checks, roots: tuple[Path, 
             checks.error(path, f"{name} is not UTF-8 text (bad byte at offset {exc.start})")
             continue
         files[name] = data
+        read.append((base / name, data))
     if tls.ca_file and tls.ca_file in files:
         field = ("spec", "falco", "receiver", "tls", "caFile")
         certificates, problem = _certificates(files[tls.ca_file])
@@ -326,7 +332,7 @@ def _named_files(site: Site, doc: SourceDoc, checks: Checks, roots: tuple[Path, 
         else:
             # what reaches the webhook kubeconfig on every control plane: the certificates only
             files[tls.ca_file] = certificates
-    return files
+    return files, read
 
 
 _PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.*?-----END \1-----\r?\n?", re.S)

@@ -149,7 +149,7 @@ def test_render_verbose_lists_every_file(tmp_path: Path) -> None:
     created = [line for line in result.stderr.splitlines() if line.startswith("create: ")]
     assert len(created) == len(list((tmp_path / "edge-tls").rglob("*.*")))
     quiet = runner.invoke(app, ["render", str(spec), "-o", str(tmp_path)])
-    assert quiet.stderr.splitlines()[-1].endswith("0 changed (0 file(s)), 1 up to date")
+    assert "0 changed (0 file(s)), 1 up to date" in quiet.stderr.splitlines()[-1]
 
 
 def test_render_of_a_spec_dir_removes_sites_no_spec_produces(tmp_path: Path) -> None:
@@ -164,7 +164,7 @@ def test_render_of_a_spec_dir_removes_sites_no_spec_produces(tmp_path: Path) -> 
     assert "legacy-lab/MANIFEST.json (delete)" in check.stderr
     assert runner.invoke(app, ["render", str(specs), "-o", str(out)]).exit_code == 0
     expected = sorted([*(p.stem for p in specs.glob("*.yaml")), "not-auditc"])
-    assert sorted(p.name for p in out.iterdir()) == expected
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == expected
     assert "legacy-lab" not in expected
     # naming one spec file renders just that site and touches no other
     assert runner.invoke(app, ["render", str(specs / "edge-tls.yaml"), "-o", str(out)]).exit_code == 0

@@ -60,15 +60,15 @@ def test_a_failure_while_writing_leaves_the_previous_output(
     write_site(target, [Artifact("a.yaml", b"1\n"), Artifact(MANIFEST, b"{}\n")], "s")
     before = _tree(target)
     calls = {"n": 0}
-    real = Path.write_bytes
+    real = write._write_file
 
-    def failing(self: Path, data: bytes) -> int:
+    def failing(path: Path, content: bytes, mode: int, umask: int) -> None:
         calls["n"] += 1
         if calls["n"] == 2:
             raise OSError(28, "No space left on device")
-        return real(self, data)
+        real(path, content, mode, umask)
 
-    monkeypatch.setattr(Path, "write_bytes", failing)
+    monkeypatch.setattr(write, "_write_file", failing)
     with pytest.raises(OSError):
         write.write_site(target, [Artifact("a.yaml", b"2\n"), Artifact("b.yaml", b"3\n")], "s")
     monkeypatch.undo()

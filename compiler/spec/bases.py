@@ -89,8 +89,9 @@ def _layers(
             continue
         if _defaults_problems(base, problems):
             continue
-        named = os.path.normpath(Path(source.name).parent / name) if source else os.path.normpath(name)
-        layers += _layers(base, Source(target, display, base.raw, named), allowed, (*chain, target), problems)
+        named = os.path.normpath(Path(source.name).parent / name if source else name)
+        below = Source(doc.path.parent / name, display, base.raw, named)
+        layers += _layers(base, below, allowed, (*chain, target), problems)
     layers.append((source, doc))
     return layers
 

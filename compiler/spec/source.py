@@ -31,7 +31,7 @@ Path_ = tuple[str | int, ...]
 class Source:
     """A file read into a document: a base a site inherits from (compiler.spec.bases)."""
 
-    path: Path
+    path: Path  # as opened: relative to the file that names it, symlinks not resolved
     display: str
     raw: bytes
     name: str  # relative to the site's spec, however the spec was named: what the digest covers

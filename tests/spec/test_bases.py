@@ -244,7 +244,7 @@ def test_bases_in_the_specs_directory_are_not_sites(tmp_path: Path) -> None:
     specs = _fleet(tmp_path, {"a": "[defaults.yaml]"}, {})
     (specs / "defaults.yaml").write_text(CORP)
     assert _render(str(specs), "-o", str(tmp_path / "out"), "-q")[0] == 0
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir() if not p.name.startswith(".")) == ["a"]
     code, output = _render(str(specs / "defaults.yaml"), "-o", str(tmp_path / "out"))
     assert code == 2 and "is a base (kind: SiteDefaults), not a site" in output
 
@@ -272,7 +272,7 @@ def test_a_base_change_rerenders_exactly_the_sites_that_use_it(tmp_path: Path) -
     specs = _fleet(tmp_path, sites, {"corp.yaml": CORP, "prod.yaml": PROD, "other.yaml": CORP})
     out = tmp_path / "out"
     assert _render(str(specs), "-o", str(out), "-q")[0] == 0
-    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    before = {p: p.read_bytes() for p in out.glob("[!.]*/**/*") if p.is_file()}
     prod = specs / "bases" / "prod.yaml"
     prod.write_text(prod.read_text().replace("clusterIP: 10.96.0.50", "clusterIP: 10.96.0.51"))
     code, output = _render(str(specs), "-o", str(out), "--check")

@@ -1,0 +1,310 @@
+"""Which sites are current: what lets ``render`` skip compiling a site that nothing touched.
+
+After a render, ``OUTPUT/.auditc-cache/sites.json`` records for each spec what its output
+was made from and what it is: the compiler (a digest of the package's own files and the
+versions of the libraries that shape its bytes), every file read (the spec, its bases and
+the files it names: path, resolved path and sha256) and every file written (size, mtime,
+ctime, inode, mode). A later run takes a site as current only when all of it still holds:
+the same compiler, each input re-read and hashed to the same digest, the same
+``--files-root`` directories, and the output directory holding exactly the recorded files
+with the recorded stat (a hand edit, a checkout or a deleted file changes ctime or the
+listing; a file written within ``RACY_NS`` of being recorded, whose timestamps could not
+show an edit made in the same clock tick, is read and hashed instead, as git does).
+Anything else, or any doubt, compiles the site as before: the cache can make a render
+slower, never wrong.
+
+The cache is local: its directory holds a ``.gitignore`` of ``*`` (git never sees it) and
+a ``CACHEDIR.TAG``. ``render --check`` reads it and writes nothing. This module imports
+neither pydantic nor jinja2, so a render with nothing changed never loads them.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import stat
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from compiler.errors import Diagnostic, Location
+
+DIRECTORY = ".auditc-cache"
+FILE = "sites.json"
+FORMAT = 1
+_TAG = b"Signature: 8a477f597d28d172789f06886806bc55\n# auditc's render cache: safe to delete\n"
+# the libraries whose versions shape auditc's output bytes
+_LIBRARIES = ("yaml", "ruamel", "jinja2", "markupsafe", "pydantic", "pydantic_core")
+_DISTRIBUTIONS = {"pyyaml", "ruamel_yaml", "jinja2", "markupsafe", "pydantic", "pydantic_core"}
+
+
+@dataclass(frozen=True)
+class Input:
+    """A file a site was compiled from: as opened, as it resolved, and its digest."""
+
+    path: str
+    real: str
+    sha256: str
+
+    @staticmethod
+    def of(path: Path, data: bytes) -> Input:
+        return Input(str(path.absolute()), os.path.realpath(path), hashlib.sha256(data).hexdigest())
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What one spec's output was made from and what it is."""
+
+    site: str
+    display: str  # the spec as it was named: the warnings' file names follow it
+    roots: tuple[str, ...]
+    inputs: tuple[Input, ...]
+    outputs: dict[str, tuple[int, ...]]  # file: size, mtime, ctime, inode, mode ("dir/": mode, inode)
+    digests: dict[str, str]  # file: sha256, for files too new for their stat to prove anything
+    recorded: int  # when the outputs were stat'ed (ns since the epoch)
+    warnings: tuple[Diagnostic, ...]
+
+
+@functools.cache
+def compiler_id() -> str:
+    """A digest of everything that decides the output's bytes besides the inputs: the
+    package's files (code and data), Python's version and the installed versions of the
+    libraries that read specs and write YAML."""
+    sha = hashlib.sha256(sys.version.encode())
+    package = Path(__file__).resolve().parent
+    for directory, dirs, files in os.walk(package):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for name in sorted(files):
+            if name.endswith((".pyc", ".pyo")):
+                continue
+            path = Path(directory) / name
+            sha.update(b"\0" + path.relative_to(package).as_posix().encode() + b"\0")
+            sha.update(path.read_bytes())
+    for found in sorted(_distributions()):
+        sha.update(b"\0dist\0" + found.encode())
+    return sha.hexdigest()
+
+
+def _distributions() -> set[str]:
+    """The dist-info names (name and version) of the libraries, where they are installed."""
+    from importlib.util import find_spec
+
+    folders: set[Path] = set()
+    for module in _LIBRARIES:
+        spec = find_spec(module)
+        if spec is not None and spec.submodule_search_locations:
+            folders.update(Path(p).parent for p in spec.submodule_search_locations)
+    return {
+        entry.name.lower()
+        for folder in folders
+        for entry in folder.iterdir()
+        if entry.name.endswith(".dist-info")
+        and entry.name.split("-")[0].lower().replace(".", "_") in _DISTRIBUTIONS
+    }
+
+
+class Cache:
+    """The entries of one output root, keyed by the spec's absolute path."""
+
+    def __init__(self, output: Path) -> None:
+        self.output = output
+        self.entries: dict[str, Entry] = {}
+        self.dirty = False
+        try:
+            document = json.loads((output / DIRECTORY / FILE).read_bytes())
+        except (OSError, ValueError):
+            return
+        if not isinstance(document, dict) or document.get("format") != FORMAT:
+            return
+        if document.get("compiler") != compiler_id():
+            return
+        try:
+            self.entries = {key: _entry(value) for key, value in document["sites"].items()}
+        except (KeyError, TypeError, ValueError):
+            self.entries = {}
+
+    def current(self, spec: Path, roots: tuple[Path, ...]) -> Entry | None:
+        """The entry of ``spec`` when its output is exactly what compiling it would write."""
+        key = str(spec.absolute())
+        entry = self.entries.get(key)
+        if entry is None or entry.display != str(spec) or entry.roots != _roots(roots):
+            return None
+        for recorded in entry.inputs:
+            if os.path.realpath(recorded.path) != recorded.real or _digest(recorded.path) != recorded.sha256:
+                return None
+        site = self.output / entry.site
+        if _outputs(site) != entry.outputs:
+            return None
+        racy = _racy(entry.outputs, entry.recorded)
+        if racy:  # written too recently for their stat to show a later edit: read them
+            if any(_digest(str(site / name)) != entry.digests.get(name) for name in racy):
+                return None
+            now = time.time_ns()
+            if not _racy(entry.outputs, now):  # proven now: later runs need not read them again
+                self.entries[key] = replace(entry, recorded=now)
+                self.dirty = True
+        return entry
+
+    def record(
+        self,
+        spec: Path,
+        site: str,
+        roots: tuple[Path, ...],
+        inputs: tuple[Input, ...],
+        digests: dict[str, str],
+        warnings: tuple[Diagnostic, ...],
+    ) -> None:
+        """After ``site`` was written (or found up to date) from ``inputs``; ``digests``:
+        the sha256 of each file written."""
+        recorded = time.time_ns()
+        outputs = _outputs(self.output / site)
+        if outputs is None or {n for n in outputs if not n.endswith("/")} != set(digests):
+            return
+        entry = Entry(site, str(spec), _roots(roots), inputs, outputs, digests, recorded, warnings)
+        self.entries[str(spec.absolute())] = entry
+        self.dirty = True
+
+    def forget_sites(self, removed: set[str]) -> None:
+        for key in [k for k, e in self.entries.items() if e.site in removed]:
+            del self.entries[key]
+            self.dirty = True
+
+    def save(self) -> None:
+        """Write the entries (atomically; a cache that cannot be written is no error)."""
+        if not self.dirty:
+            return
+        folder = self.output / DIRECTORY
+        document = {
+            "format": FORMAT,
+            "compiler": compiler_id(),
+            "sites": {key: _document(self.entries[key]) for key in sorted(self.entries)},
+        }
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            for name, data in ((".gitignore", b"*\n"), ("CACHEDIR.TAG", _TAG)):
+                if not (folder / name).exists():
+                    (folder / name).write_bytes(data)
+            fd, temp = tempfile.mkstemp(prefix=".sites-", dir=folder)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(json.dumps(document, separators=(",", ":")).encode())
+            Path(temp).replace(folder / FILE)
+        except OSError:
+            pass
+
+
+# how far a file's timestamps may lag the clock: the file system's granularity (a kernel
+# tick on ext4 and tmpfs, up to 2 s elsewhere)
+RACY_NS = 2_000_000_000
+
+
+def _racy(outputs: dict[str, tuple[int, ...]], recorded: int) -> list[str]:
+    """Files whose mtime or ctime is so close to ``recorded`` that an edit made just after
+    could carry the same timestamps: their content is checked instead."""
+    return [
+        name
+        for name, stats in outputs.items()
+        if not name.endswith("/") and max(stats[1], stats[2]) >= recorded - RACY_NS
+    ]
+
+
+def _roots(roots: tuple[Path, ...]) -> tuple[str, ...]:
+    return tuple(f"{r.absolute()}\0{os.path.realpath(r)}" for r in roots)
+
+
+def _digest(path: str) -> str | None:
+    try:
+        with open(path, "rb") as handle:  # noqa: PTH123 (a str path, as recorded)
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                return None
+            return hashlib.sha256(handle.read()).hexdigest()
+    except OSError:
+        return None
+
+
+def _outputs(site: Path) -> dict[str, tuple[int, ...]] | None:
+    """Every file under ``site`` with what a change to it would change; None when ``site``
+    is not a plain directory."""
+    if site.is_symlink() or not site.is_dir():
+        return None
+    found: dict[str, tuple[int, ...]] = {}
+    pending = [("", str(site))]
+    while pending:
+        prefix, directory = pending.pop()
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                name = prefix + entry.name
+                info = entry.stat(follow_symlinks=False)
+                if stat.S_ISDIR(info.st_mode):
+                    pending.append((name + "/", entry.path))
+                    found[name + "/"] = (info.st_mode, info.st_ino)
+                else:
+                    found[name] = (
+                        info.st_size,
+                        info.st_mtime_ns,
+                        info.st_ctime_ns,
+                        info.st_ino,
+                        info.st_mode,
+                    )
+    return found
+
+
+def _document(entry: Entry) -> dict[str, Any]:
+    return {
+        "site": entry.site,
+        "display": entry.display,
+        "roots": list(entry.roots),
+        "inputs": [[i.path, i.real, i.sha256] for i in entry.inputs],
+        "outputs": {name: list(value) for name, value in sorted(entry.outputs.items())},
+        "digests": dict(sorted(entry.digests.items())),
+        "recorded": entry.recorded,
+        "warnings": [_diagnostic(d) for d in entry.warnings],
+    }
+
+
+def _entry(value: dict[str, Any]) -> Entry:
+    return Entry(
+        str(value["site"]),
+        str(value["display"]),
+        tuple(str(r) for r in value["roots"]),
+        tuple(Input(str(p), str(r), str(s)) for p, r, s in value["inputs"]),
+        {str(name): tuple(int(n) for n in stats) for name, stats in value["outputs"].items()},
+        {str(name): str(digest) for name, digest in value["digests"].items()},
+        int(value["recorded"]),
+        tuple(_undiagnostic(d) for d in value["warnings"]),
+    )
+
+
+def _diagnostic(d: Diagnostic) -> dict[str, Any]:
+    where = d.location
+    return {
+        "message": d.message,
+        "location": [where.file, where.line, where.col] if where else None,
+        "field": d.field,
+        "severity": d.severity,
+        "code": d.code,
+        "accepted": d.accepted,
+        "why": d.why,
+        "fix": d.fix,
+    }
+
+
+def _undiagnostic(value: dict[str, Any]) -> Diagnostic:
+    where = value["location"]
+    severity = value["severity"]
+    if severity not in ("error", "warning"):
+        raise ValueError(severity)
+    return Diagnostic(
+        str(value["message"]),
+        Location(str(where[0]), where[1], where[2]) if where else None,
+        str(value["field"]),
+        severity,
+        str(value["code"]),
+        bool(value["accepted"]),
+        str(value["why"]),
+        str(value["fix"]),
+    )

@@ -1,0 +1,238 @@
+"""The render cache (compiler.current): a site is skipped only when nothing that decides
+its output changed, and every input that must invalidate it does."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from compiler import api, current
+from compiler.cli import app
+from tests.sites import ROOT
+
+ALL = {p.stem for p in (ROOT / "specs").glob("*.yaml")}
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Path:
+    """A copy of the example specs (with their bases and files), rendered once."""
+    shutil.copytree(ROOT / "specs", tmp_path / "specs")
+    _render(tmp_path)
+    return tmp_path
+
+
+def _render(root: Path, specs: Path | None = None, **options: object) -> set[str]:
+    """Render ``specs`` (default root/specs) into root/out; the sites that were compiled."""
+    result = api.render([specs or root / "specs"], root / "out", **options)  # type: ignore[arg-type]
+    return {site.name for site in result.sites if not site.current}
+
+
+def _tree(out: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(out).as_posix(): p.read_bytes()
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and ".auditc-cache" not in p.parts
+    }
+
+
+def _fresh(root: Path) -> dict[str, bytes]:
+    """What a render without the cache writes, into a new directory."""
+    api.render([root / "specs"], root / "fresh", cache=False)
+    return _tree(root / "fresh")
+
+
+def test_nothing_changed_compiles_nothing_and_writes_nothing(fleet: Path) -> None:
+    before = {p: p.stat().st_mtime_ns for p in (fleet / "out").glob("[!.]*/**/*")}
+    assert _render(fleet) == set()
+    assert {p: p.stat().st_mtime_ns for p in (fleet / "out").glob("[!.]*/**/*")} == before
+    assert (fleet / "out" / ".auditc-cache" / ".gitignore").read_text() == "*\n"
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, (path, old)
+    path.write_text(text.replace(old, new, 1))
+
+
+def _same_size_edit(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[-2] = ord("#") if data[-2] != ord("#") else ord("!")
+    path.write_bytes(bytes(data))
+
+
+RETARGET = "retarget"
+
+
+# (what changes, how, the sites that must be compiled again)
+CASES: list[tuple[str, Callable[[Path], None], set[str]]] = [
+    ("the spec", lambda r: _edit(r / "specs/prod-east.yaml", "# A modern", "# A new"), {"prod-east"}),
+    (
+        "a named file (through a base, too)",
+        lambda r: _edit(r / "specs/files/prod-rules.yaml", "\n", "\n# edited\n"),
+        {"prod-east", "branch-office"},
+    ),
+    (
+        "a base",
+        lambda r: _edit(r / "specs/bases/corp-kubeadm.yaml", "org: corp", "org: corp2"),
+        {"branch-office"},
+    ),
+    (
+        "an output file edited, same size, at once",
+        lambda r: _same_size_edit(r / "out/edge-tls/cluster/namespace.yaml"),
+        {"edge-tls"},
+    ),
+    ("an output file deleted", lambda r: (r / "out/eks-prod/helm/falco-values.yaml").unlink(), {"eks-prod"}),
+    (
+        "a file added to an output",
+        lambda r: (r / "out/gke-prod/cluster/extra.yaml").write_text("x: 1\n"),
+        {"gke-prod"},
+    ),
+    ("an output folder replaced", lambda r: shutil.rmtree(r / "out/k3s-edge/node"), {"k3s-edge"}),
+    (RETARGET, lambda r: None, {"prod-east", "branch-office"}),
+]
+
+
+@pytest.mark.parametrize(("what", "change", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_each_input_that_decides_the_output_invalidates_its_sites(
+    tmp_path: Path, what: str, change: Callable[[Path], None], expected: set[str]
+) -> None:
+    shutil.copytree(ROOT / "specs", tmp_path / "specs")
+    rules = tmp_path / "specs/files/prod-rules.yaml"
+    if what == RETARGET:  # the named file is a symlink; it comes to point at an identical copy
+        for name in ("a", "b"):
+            shutil.copy(rules, rules.with_name(f"rules-{name}.yaml"))
+        rules.unlink()
+        rules.symlink_to("rules-a.yaml")
+    _render(tmp_path)
+    if what == RETARGET:
+        rules.unlink()
+        rules.symlink_to("rules-b.yaml")
+    change(tmp_path)
+    assert _render(tmp_path) == expected
+    assert _tree(tmp_path / "out") == _fresh(tmp_path)
+    assert _render(tmp_path) == set(), "and then it is current"
+
+
+def test_an_edit_that_keeps_the_timestamps_is_found_while_they_are_recent(fleet: Path) -> None:
+    """A same-size edit whose mtime is put back: within RACY_NS of the record the content is
+    read (it is found); later the ctime, which no one can put back, still shows it."""
+    path = fleet / "out/prod-east/helm/falco-values.yaml"
+    stamp = path.stat()
+    _same_size_edit(path)
+    os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    assert _render(fleet) == {"prod-east"}
+
+
+def test_a_ctime_change_alone_invalidates(fleet: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(current, "RACY_NS", 0)  # no content reading: the stat decides
+    path = fleet / "out/prod-east/helm/falco-values.yaml"
+    stamp = path.stat()
+    _same_size_edit(path)
+    os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    assert path.stat().st_mtime_ns == stamp.st_mtime_ns and path.stat().st_size == stamp.st_size
+    assert _render(fleet) == {"prod-east"}
+
+
+def test_another_compiler_invalidates_every_site(fleet: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(current, "compiler_id", lambda: "another build")
+    assert _render(fleet) == ALL
+
+
+def test_the_compiler_id_follows_the_package_files(tmp_path: Path) -> None:
+    """A copy of the package with one byte changed has another id (a new process each)."""
+    package = tmp_path / "compiler"
+    shutil.copytree(ROOT / "compiler", package, ignore=shutil.ignore_patterns("__pycache__"))
+    program = "from compiler import current; print(current.compiler_id())"
+
+    def compiler_id() -> str:
+        env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+        return subprocess.run(
+            [sys.executable, "-c", program], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
+        ).stdout
+
+    first = compiler_id()
+    assert compiler_id() == first
+    _edit(package / "data" / "live-ignore.yaml", "\n", "\n# edited\n")
+    assert compiler_id() != first
+
+
+def test_other_files_roots_or_another_name_for_the_specs_invalidate(fleet: Path) -> None:
+    assert _render(fleet, roots=(fleet,)) == ALL
+    assert _render(fleet, roots=(fleet,)) == set()
+    assert _render(fleet, fleet / "." / "specs") == ALL  # the warnings name the spec as given
+
+
+def test_check_reads_the_cache_and_writes_none(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "specs", tmp_path / "specs")
+    shutil.copytree(ROOT / "output", tmp_path / "out")
+    assert _render(tmp_path, check=True) == ALL
+    assert not (tmp_path / "out" / ".auditc-cache").exists()
+    _render(tmp_path)
+    assert _render(tmp_path, check=True) == set()
+    _same_size_edit(tmp_path / "out/legacy-lab/node/audit-policy.yaml")
+    result = api.render([tmp_path / "specs"], tmp_path / "out", check=True)
+    assert [c.site for c in result.changes if c.any] == ["legacy-lab"]
+
+
+def test_a_damaged_cache_is_ignored(fleet: Path) -> None:
+    (fleet / "out" / ".auditc-cache" / "sites.json").write_text('{"format": 1, "compiler": 3, "sites": [')
+    assert _render(fleet) == ALL
+    (fleet / "out" / ".auditc-cache" / "sites.json").write_text('{"format": 1, "sites": {"x": 1}}')
+    assert _render(fleet) == ALL
+
+
+def test_warnings_from_the_cache_read_as_when_compiled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copytree(ROOT / "specs", tmp_path / "specs")
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    compiled = runner.invoke(app, ["render", "specs", "-o", "out"])
+    cached = runner.invoke(app, ["render", "specs", "-o", "out"])
+    assert compiled.exit_code == cached.exit_code == 0
+    assert "(13 not compiled: inputs and output as the render cache recorded)" in cached.stderr
+    assert compiled.stderr.splitlines()[:-1] == cached.stderr.splitlines()[:-1]
+    assert "warning[AUD005]" in cached.stderr
+
+
+def test_nothing_changed_imports_neither_pydantic_nor_jinja2(fleet: Path) -> None:
+    program = (
+        "import sys; from pathlib import Path; from compiler import api\n"
+        f"result = api.render([Path({str(fleet / 'specs')!r})], Path({str(fleet / 'out')!r}))\n"
+        "assert all(site.current for site in result.sites), result\n"
+        "print(sorted(m for m in ('pydantic', 'jinja2', 'ruamel.yaml') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"
+
+
+def test_parallel_and_serial_renders_write_the_same_bytes(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "specs", tmp_path / "specs")
+    assert len(ALL) >= api.PARALLEL_FROM, "enough sites for the workers to run"
+    serial = api.render([tmp_path / "specs"], tmp_path / "one", jobs=1, cache=False)
+    parallel = api.render([tmp_path / "specs"], tmp_path / "three", jobs=3, cache=False)
+    assert [s.name for s in serial.sites] == [s.name for s in parallel.sites]
+    assert [s.warnings for s in serial.sites] == [s.warnings for s in parallel.sites]
+    assert _tree(tmp_path / "one") == _tree(tmp_path / "three") == _tree(ROOT / "output")
+
+
+def test_a_broken_spec_among_parallel_ones_writes_nothing(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "specs", tmp_path / "specs")
+    _edit(tmp_path / "specs/rke2-plant.yaml", "kind: Site", "kind: Sight")
+    _edit(tmp_path / "specs/edge-tls.yaml", "kind: Site", "kind: Sight")
+    result = CliRunner().invoke(
+        app, ["render", str(tmp_path / "specs"), "-o", str(tmp_path / "out"), "-j", "2"]
+    )
+    assert result.exit_code == 2
+    lines = [line for line in result.stderr.splitlines() if "kind:" in line]
+    assert [line.split(":")[0].rsplit("/", 1)[1] for line in lines] == ["edge-tls.yaml", "rke2-plant.yaml"]
+    assert not (tmp_path / "out").exists()
