@@ -1,10 +1,12 @@
 """Fleet render speed (issue 13). Prints figures and ratios; asserts nothing.
 
 For N copies of a plain kubeadm site (prod-east's shape under N names), each as a user
-runs it (a new process): a full render into an empty output root, a render with nothing
-changed, `cp -r` of the same output (the floor: writing the bytes), and, when `kapitan`
-is installed (the optional `bench` extra), Kapitan compiling the same artifacts as bare
-templates. Peak RSS from the child's rusage.
+runs it (a new process): a full render into an empty output root (default --jobs, and
+with -j 1), a render with nothing changed (the render cache), one with one spec changed,
+`cp -r` of the same output (the floor: writing the bytes), and, when `kapitan` is
+installed (the optional `bench` extra), Kapitan compiling the same artifacts as bare
+templates. Then one site into a new output root, the median of 5. Peak RSS is the
+largest single process (rusage of the children: the render or one of its workers).
 
     python bench/fleet.py [N ...]        (default: 1 100 1000)
 
@@ -14,6 +16,7 @@ Targets (issue 13, the 2-core reference machine): 1,000 sites <= 2.5 s and <= 5x
 
 from __future__ import annotations
 
+import os
 import resource
 import shutil
 import subprocess
@@ -70,21 +73,40 @@ def _kapitan(directory: Path, output: Path) -> float | None:
 
 
 def main(counts: list[int]) -> None:
-    columns = [("sites", 6), ("render", 9), ("unchanged", 10), ("cp -r", 8), ("ratio", 7)]
-    columns += [("peak RSS", 9), ("kapitan", 9)]
+    columns = [("sites", 6), ("render", 9), ("-j 1", 8), ("unchanged", 10), ("1 changed", 10)]
+    columns += [("cp -r", 8), ("ratio", 7), ("peak RSS", 9), ("kapitan", 9)]
     print(" ".join(f"{name:>{width}}" for name, width in columns))
     for count in counts:
         with tempfile.TemporaryDirectory(prefix="auditc-fleet-") as tmp:
             directory = Path(tmp)
             specs = _fleet(directory, count)
             output = directory / "output"
-            full, rss = _timed([*AUDITC, "render", str(specs), "-o", str(output), "-q"])
-            again, _ = _timed([*AUDITC, "render", str(specs), "-o", str(output), "-q"])
+            render = [*AUDITC, "render", str(specs), "-o", str(output), "-q"]
+            os.sync()  # writes still in flight from setting up slow the next ones down
+            full, rss = _timed(render)
+            shutil.rmtree(output)
+            os.sync()
+            serial, _ = _timed([*render, "-j", "1"])
+            os.sync()
+            again, _ = _timed(render)
+            first = specs / "site-0000.yaml"
+            first.write_text(first.read_text().replace("env: prod", "env: production", 1))
+            one, _ = _timed(render)
+            os.sync()
             copy, _ = _timed(["cp", "-r", str(output), str(directory / "copy")])
             kapitan = _kapitan(directory, output)
             shown = f"{kapitan:8.2f}s" if kapitan is not None else "  (none)"
             ratio = full / copy if copy else float("inf")
-            print(f"{count:>6} {full:8.2f}s {again:9.2f}s {copy:7.2f}s {ratio:6.0f}x {rss:7.0f}MB {shown}")
+            print(
+                f"{count:>6} {full:8.2f}s {serial:7.2f}s {again:9.2f}s {one:9.2f}s {copy:7.2f}s"
+                f" {ratio:6.1f}x {rss:7.0f}MB {shown}"
+            )
+    with tempfile.TemporaryDirectory(prefix="auditc-one-") as tmp:
+        times = sorted(
+            _timed([*AUDITC, "render", str(TEMPLATE), "-o", str(Path(tmp) / str(n)), "-q"])[0]
+            for n in range(5)
+        )
+        print(f"one site, a new process and a new output root: median {times[2]:.2f}s of 5")
 
 
 if __name__ == "__main__":

@@ -6,20 +6,21 @@ diagnostics are returned, errors raised as ``UserError``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
 import stat
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from compiler.bundle import Artifact
-from compiler.current import Input
+from compiler.current import Input, realpath
 from compiler.errors import Diagnostic, Location, UserError
-from compiler.write import Changes
+from compiler.write import Changes, Staged
 
 if TYPE_CHECKING:
     from compiler.build import Build
@@ -57,14 +58,13 @@ def find_specs(inputs: list[Path]) -> list[Path]:
     found: list[Path] = []
     for item in inputs:
         if item.is_dir():
-            found += sorted(
-                p
-                for p in item.iterdir()
-                if p.suffix in (".yaml", ".yml")
-                and not p.name.startswith(".")
-                and p.is_file()
-                and not _is_base(p)
-            )
+            with os.scandir(item) as entries:
+                names = sorted(
+                    e.name
+                    for e in entries
+                    if e.name.endswith((".yaml", ".yml")) and not e.name.startswith(".") and e.is_file()
+                )
+            found += [item / name for name in names if not _is_base(item / name)]
         elif item.exists():
             if item.is_file() and _is_base(item):
                 message = "is a base (kind: SiteDefaults), not a site: a site names it in its bases"
@@ -72,9 +72,9 @@ def find_specs(inputs: list[Path]) -> list[Path]:
             found.append(item)
         else:
             raise UserError(Diagnostic("no such file or directory", Location(str(item))))
-    unique: dict[Path, Path] = {}
+    unique: dict[str, Path] = {}
     for path in found:  # each spec once, however often it is named
-        unique.setdefault(path.resolve(), path)
+        unique.setdefault(realpath(path), path)
     found = list(unique.values())
     if not found:
         raise UserError(Diagnostic("no site specs (*.yaml) found", Location(", ".join(map(str, inputs)))))
@@ -144,43 +144,61 @@ def compile_all(
     jobs: int = 1,
     known: Known | None = None,
 ) -> list[CompiledSite]:
-    """Compile every spec (``jobs`` at a time; the sites come back in spec order, whatever
-    finished first), except those ``known`` returns as current; report every broken one at
-    once, and nothing is written if any is. ``progress`` is told as specs are compiled."""
-    specs = find_specs(inputs)
-    outcomes: dict[Path, CompiledSite | list[Diagnostic]] = {}
-    for path in specs:
-        if known is not None and (site := known(path)) is not None:
-            outcomes[path] = site
-    todo = [path for path in specs if path not in outcomes]
-    for done, (path, outcome) in enumerate(_compile_many(todo, roots, jobs)):
-        if progress is not None:
-            progress(done, len(todo), path)
-        outcomes[path] = outcome
-    if progress is not None:
-        progress(len(todo), len(todo), Path())
+    """Every site (see ``each_site``); every broken spec is reported at once."""
     sites: list[CompiledSite] = []
     problems: list[Diagnostic] = []
-    names: dict[str, Path] = {}
-    for path in specs:
-        outcome = outcomes[path]
+    for outcome in each_site(inputs, roots, progress, jobs=jobs, known=known):
         if isinstance(outcome, list):
             problems += outcome
-            continue
-        if outcome.name in names:
-            problems.append(
-                Diagnostic(
-                    f"site name {outcome.name!r} is already used by {names[outcome.name]}",
-                    Location(str(path)),
-                    "metadata.name",
-                )
-            )
-            continue
-        names[outcome.name] = path
-        sites.append(outcome)
+        else:
+            sites.append(outcome)
     if problems:
         raise UserError(problems)
     return sites
+
+
+def each_site(
+    inputs: list[Path],
+    roots: tuple[Path, ...] = (),
+    progress: Progress | None = None,
+    *,
+    jobs: int = 1,
+    known: Known | None = None,
+) -> Iterator[CompiledSite | list[Diagnostic]]:
+    """Each spec's site, or why it cannot be one, in spec order as each is ready: compiled
+    ``jobs`` at a time, except those ``known`` returns as current (not compiled again).
+    ``progress`` is told as specs are compiled."""
+    specs = find_specs(inputs)
+    cached = {path: site for path in specs if known is not None and (site := known(path)) is not None}
+    todo = [path for path in specs if path not in cached]
+    compiled = _compile_many(todo, roots, jobs)
+    names: dict[str, Path] = {}
+    done = 0
+    with contextlib.closing(compiled):  # the workers stop with the caller
+        for path in specs:
+            outcome: CompiledSite | list[Diagnostic]
+            if path in cached:
+                outcome = cached[path]
+            else:
+                compiled_path, outcome = next(compiled)
+                assert compiled_path == path
+                if progress is not None:
+                    progress(done, len(todo), path)
+                done += 1
+            if isinstance(outcome, CompiledSite) and outcome.name in names:
+                where = Location(str(path))
+                outcome = [
+                    Diagnostic(
+                        f"site name {outcome.name!r} is already used by {names[outcome.name]}",
+                        where,
+                        "metadata.name",
+                    )
+                ]
+            elif isinstance(outcome, CompiledSite):
+                names[outcome.name] = path
+            yield outcome
+    if progress is not None:
+        progress(len(todo), len(todo), Path())
 
 
 def _compile_one(job: tuple[Path, tuple[Path, ...]]) -> tuple[Path, CompiledSite | list[Diagnostic]]:
@@ -196,7 +214,7 @@ PARALLEL_FROM = 8  # specs to compile: fewer are done in this process (a worker 
 
 def _compile_many(
     specs: list[Path], roots: tuple[Path, ...], jobs: int
-) -> Iterator[tuple[Path, CompiledSite | list[Diagnostic]]]:
+) -> Generator[tuple[Path, CompiledSite | list[Diagnostic]], None, None]:
     """Each spec's site or its problems, in spec order. With ``jobs`` > 1 the first spec is
     compiled here (its imports and data loaded once) and the rest by ``jobs`` forked
     workers that inherit all of it."""
@@ -238,9 +256,14 @@ def render(
     """Render every site. When a directory of specs is given, it is the whole fleet for
     ``output``: site directories auditc rendered before and no spec produces now are stale.
     A site the render cache (compiler.current) finds current is not compiled again;
-    ``check`` reads the cache and writes nothing, ``cache=False`` compiles every site."""
+    ``check`` reads the cache and writes nothing, ``cache=False`` compiles every site.
+
+    Each site is written beside its target as soon as it is compiled (so a fleet's output
+    is never all in memory, and writing overlaps compiling) and the sites are put in place
+    only once every spec compiled: a broken spec leaves the output as it was. The sites
+    returned carry no artifacts (they are written)."""
     from compiler.current import Cache
-    from compiler.write import compare, not_ours, orphans, remove_site, write_site
+    from compiler.write import commit, compare, discard, not_ours, orphans, remove_site, stage_site
 
     recorded = Cache(output) if cache else None
 
@@ -248,42 +271,57 @@ def render(
         entry = recorded.current(spec, roots) if recorded is not None else None
         return None if entry is None else CompiledSite(entry.site, spec, [], entry.warnings, current=True)
 
-    sites = compile_all(inputs, roots, progress, jobs=jobs, known=known)
-    compiled = [s for s in sites if not s.current]
-    foreign = [(s, why) for s in compiled if (why := not_ours(output / s.name))]
-    if foreign:  # nothing is replaced that auditc did not write
-        raise UserError(
-            [
-                Diagnostic(
-                    f"{why}: move it away or render into another output directory (-o)",
-                    Location(str(output / s.name)),
-                )
-                for s, why in foreign
-            ]
-        )
-    stale: list[str] = []
-    if any(item.is_dir() for item in inputs):
-        stale = orphans(output, {s.name for s in sites})
+    existed = output.exists()
+    sites: list[CompiledSite] = []
+    problems: list[Diagnostic] = []
+    staged: list[Staged] = []
+    changes: list[Changes] = []
+    digests: dict[str, dict[str, str]] = {}
     try:
-        if check:
-            changes = [compare(output / s.name, s.artifacts, s.name) for s in compiled]
-            changes += [compare(output / name, [], name) for name in stale]
-        else:
-            changes = [write_site(output / s.name, s.artifacts, s.name) for s in compiled]
+        for outcome in each_site(inputs, roots, progress, jobs=jobs, known=known):
+            if isinstance(outcome, list):
+                problems += outcome
+                continue
+            sites.append(replace(outcome, artifacts=[]))
+            if outcome.current:
+                continue
+            why = not_ours(output / outcome.name)
+            if why:  # nothing is replaced that auditc did not write
+                message = f"{why}: move it away or render into another output directory (-o)"
+                problems.append(Diagnostic(message, Location(str(output / outcome.name))))
+            if problems:
+                continue  # nothing more is written: it would all be discarded
+            digests[outcome.name] = _digests(outcome)
+            if check:
+                changes.append(compare(output / outcome.name, outcome.artifacts, outcome.name))
+            else:
+                staged.append(stage_site(output / outcome.name, outcome.artifacts, outcome.name))
+        if problems:
+            raise UserError(problems)
+        stale = orphans(output, {s.name for s in sites}) if any(item.is_dir() for item in inputs) else []
+        changes += [compare(output / name, [], name) for name in stale]
+        if not check:
+            for each in staged:
+                commit(each)
             for name in stale:
-                changes.append(compare(output / name, [], name))
                 remove_site(output / name)
     except OSError as exc:
         where = exc.filename or output
         raise UserError(
             Diagnostic(f"cannot write output: {exc.strerror or exc}", Location(str(where)))
         ) from None
+    finally:
+        for each in staged:
+            discard(each)  # nothing once committed
+        if not existed and output.is_dir() and not any(output.iterdir()):
+            output.rmdir()  # made only to stage in, and nothing was put in place
     if recorded is not None and not check:
-        for site in compiled:
-            recorded.record(site.spec, site.name, roots, site.inputs, _digests(site), site.warnings)
+        for site in sites:
+            if not site.current:
+                recorded.record(site.spec, site.name, roots, site.inputs, digests[site.name], site.warnings)
         recorded.forget_sites(set(stale))
         recorded.save()
-    return RenderResult(sites, changes)
+    return RenderResult(sites, [s.changes for s in staged] + changes)
 
 
 def _digests(site: CompiledSite) -> dict[str, str]:

@@ -64,7 +64,7 @@ class Entry:
     display: str  # the spec as it was named: the warnings' file names follow it
     roots: tuple[str, ...]
     inputs: tuple[Input, ...]
-    outputs: dict[str, tuple[int, ...]]  # file: size, mtime, ctime, inode, mode ("dir/": mode, inode)
+    outputs: dict[str, list[int]]  # file: size, mtime, ctime, inode, mode ("dir/": mode, inode)
     digests: dict[str, str]  # file: sha256, for files too new for their stat to prove anything
     recorded: int  # when the outputs were stat'ed (ns since the epoch)
     warnings: tuple[Diagnostic, ...]
@@ -135,7 +135,7 @@ class Cache:
         if entry is None or entry.display != str(spec) or entry.roots != _roots(roots):
             return None
         for recorded in entry.inputs:
-            if os.path.realpath(recorded.path) != recorded.real or _digest(recorded.path) != recorded.sha256:
+            if realpath(recorded.path) != recorded.real or _digest(recorded.path) != recorded.sha256:
                 return None
         site = self.output / entry.site
         if _outputs(site) != entry.outputs:
@@ -202,7 +202,7 @@ class Cache:
 RACY_NS = 2_000_000_000
 
 
-def _racy(outputs: dict[str, tuple[int, ...]], recorded: int) -> list[str]:
+def _racy(outputs: dict[str, list[int]], recorded: int) -> list[str]:
     """Files whose mtime or ctime is so close to ``recorded`` that an edit made just after
     could carry the same timestamps: their content is checked instead."""
     return [
@@ -210,6 +210,19 @@ def _racy(outputs: dict[str, tuple[int, ...]], recorded: int) -> list[str]:
         for name, stats in outputs.items()
         if not name.endswith("/") and max(stats[1], stats[2]) >= recorded - RACY_NS
     ]
+
+
+def realpath(path: str | Path) -> str:
+    """``os.path.realpath``, each folder resolved once per run (a fleet's files share a few)."""
+    folder, name = os.path.split(path)
+    if Path(path).is_symlink() or name in ("", ".", ".."):
+        return os.path.realpath(path)
+    return f"{_real_folder(folder).rstrip('/')}/{name}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _real_folder(folder: str) -> str:
+    return os.path.realpath(folder)
 
 
 def _roots(roots: tuple[Path, ...]) -> tuple[str, ...]:
@@ -226,12 +239,12 @@ def _digest(path: str) -> str | None:
         return None
 
 
-def _outputs(site: Path) -> dict[str, tuple[int, ...]] | None:
+def _outputs(site: Path) -> dict[str, list[int]] | None:
     """Every file under ``site`` with what a change to it would change; None when ``site``
     is not a plain directory."""
     if site.is_symlink() or not site.is_dir():
         return None
-    found: dict[str, tuple[int, ...]] = {}
+    found: dict[str, list[int]] = {}
     pending = [("", str(site))]
     while pending:
         prefix, directory = pending.pop()
@@ -241,15 +254,10 @@ def _outputs(site: Path) -> dict[str, tuple[int, ...]] | None:
                 info = entry.stat(follow_symlinks=False)
                 if stat.S_ISDIR(info.st_mode):
                     pending.append((name + "/", entry.path))
-                    found[name + "/"] = (info.st_mode, info.st_ino)
+                    found[name + "/"] = [info.st_mode, info.st_ino]
                 else:
-                    found[name] = (
-                        info.st_size,
-                        info.st_mtime_ns,
-                        info.st_ctime_ns,
-                        info.st_ino,
-                        info.st_mode,
-                    )
+                    stats = [info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, info.st_mode]
+                    found[name] = stats
     return found
 
 
@@ -259,7 +267,7 @@ def _document(entry: Entry) -> dict[str, Any]:
         "display": entry.display,
         "roots": list(entry.roots),
         "inputs": [[i.path, i.real, i.sha256] for i in entry.inputs],
-        "outputs": {name: list(value) for name, value in sorted(entry.outputs.items())},
+        "outputs": dict(sorted(entry.outputs.items())),
         "digests": dict(sorted(entry.digests.items())),
         "recorded": entry.recorded,
         "warnings": [_diagnostic(d) for d in entry.warnings],
@@ -272,7 +280,7 @@ def _entry(value: dict[str, Any]) -> Entry:
         str(value["display"]),
         tuple(str(r) for r in value["roots"]),
         tuple(Input(str(p), str(r), str(s)) for p, r, s in value["inputs"]),
-        {str(name): tuple(int(n) for n in stats) for name, stats in value["outputs"].items()},
+        dict(value["outputs"]),  # compared with a new listing as it is: nothing to convert
         {str(name): str(digest) for name, digest in value["digests"].items()},
         int(value["recorded"]),
         tuple(_undiagnostic(d) for d in value["warnings"]),

@@ -64,10 +64,52 @@ def _dumper() -> Any:
 
 
 def _dump(document: Any) -> str:
+    """The YAML of ``document``; a document a fleet's sites share (the same namespace, RBAC
+    and policy on every site) is emitted once per process."""
+    try:
+        ordered = _plain_canonical(document)
+    except _NotPlain:
+        return _emit(canonical(document))
+    key = repr(ordered)  # for these types, equal text means equal data and equal YAML
+    text = _MEMO.get(key)
+    if text is None:
+        text = _emit(ordered)
+        if len(_MEMO) >= _MEMO_LIMIT:
+            _MEMO.clear()
+        _MEMO[key] = text
+    return text
+
+
+class _NotPlain(Exception):
+    pass
+
+
+_PLAIN = (str, int, float, bool, type(None))
+_MEMO: dict[str, str] = {}
+_MEMO_LIMIT = 512  # distinct documents kept; a fleet's sites share far fewer
+
+
+def _plain_canonical(value: Any) -> Any:
+    """``canonical(value)``, refusing (``_NotPlain``) anything but plain data of exactly the
+    built-in types, whose repr tells every value apart."""
+    kind = type(value)
+    if kind is dict:
+        if any(type(k) is not str for k in value):
+            raise _NotPlain
+        return {k: _plain_canonical(value[k]) for k in sorted(value, key=_rank)}
+    if kind is list or kind is tuple:
+        return [_plain_canonical(v) for v in value]
+    if kind in _PLAIN:
+        return value
+    raise _NotPlain
+
+
+def _emit(document: Any) -> str:
+    """``document`` (keys already in canonical order) as YAML."""
     import yaml
 
     text: str = yaml.dump(
-        canonical(document),
+        document,
         Dumper=_dumper(),
         sort_keys=False,
         default_flow_style=False,

@@ -108,29 +108,63 @@ def remove_site(target: Path) -> None:
     shutil.rmtree(target)
 
 
-def write_site(target: Path, artifacts: list[Artifact], site: str) -> Changes:
+@dataclass(frozen=True)
+class Staged:
+    """A site's new output written beside its target, not yet in place (``staging`` is
+    None when nothing changes)."""
+
+    target: Path
+    staging: Path | None
+    changes: Changes
+
+
+def stage_site(target: Path, artifacts: list[Artifact], site: str) -> Staged:
+    """Write ``artifacts`` into a hidden directory next to ``target`` when they differ from
+    what is there; ``commit`` swaps it in, ``discard`` removes it."""
     changes = compare(target, artifacts, site)
     if not changes.any:
-        return changes
+        return Staged(target, None, changes)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{site}.new-", dir=target.parent))
     try:
         _write_tree(staging, artifacts)
         staging.chmod(0o755)
-        old = target.parent / f".{site}.old-{os.getpid()}"
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return Staged(target, staging, changes)
+
+
+def commit(staged: Staged) -> None:
+    """Put a staged site in place with two renames (the previous output back on failure)."""
+    if staged.staging is None:
+        return
+    target = staged.target
+    try:
+        old = target.parent / f".{target.name}.old-{os.getpid()}"
         if target.exists():
             target.rename(old)
         try:
-            staging.rename(target)
+            staged.staging.rename(target)
         except BaseException:
             if old.exists():
                 old.rename(target)  # put the previous output back
             raise
         shutil.rmtree(old, ignore_errors=True)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        discard(staged)
         raise
-    return changes
+
+
+def discard(staged: Staged) -> None:
+    if staged.staging is not None:
+        shutil.rmtree(staged.staging, ignore_errors=True)
+
+
+def write_site(target: Path, artifacts: list[Artifact], site: str) -> Changes:
+    staged = stage_site(target, artifacts, site)
+    commit(staged)
+    return staged.changes
 
 
 def _write_tree(root: Path, artifacts: list[Artifact]) -> None:
