@@ -176,16 +176,18 @@ def _progress(stream: Any) -> Callable[[int, int, Path], None] | None:
 
 def _warning_lines(sites: list[CompiledSite]) -> list[str]:
     """One line per finding id and field of a site: further findings of the same kind are
-    counted on that line (``auditc validate`` lists each)."""
-    lines = []
+    counted on that line (``auditc validate`` lists each). A line that several sites share
+    word for word (a value their base wrote) is printed once, with the count of sites."""
+    lines: dict[str, int] = {}
     for site in sites:
         groups: dict[tuple[str, str], list[Diagnostic]] = {}
         for warning in site.warnings:
             groups.setdefault((warning.code, warning.field), []).append(warning)
         for group in groups.values():
             more = f" (+{len(group) - 1} more like it: auditc validate)" if len(group) > 1 else ""
-            lines.append(group[0].short(160 - len(more)) + more)
-    return lines
+            line = group[0].short(160 - len(more)) + more
+            lines[line] = lines.get(line, 0) + 1
+    return [line if count == 1 else f"{line} ({count} sites)" for line, count in lines.items()]
 
 
 def _render_summary(result: object, output: Path, check: bool, warnings: list[Diagnostic]) -> str:

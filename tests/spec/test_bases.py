@@ -284,3 +284,16 @@ def test_a_base_change_rerenders_exactly_the_sites_that_use_it(tmp_path: Path) -
     assert _render(str(specs), "-o", str(out), "-q")[0] == 0
     changed = {p.relative_to(out).parts[0] for p in before if p.read_bytes() != before[p]}
     assert changed == {"a", "b"}, "prod inherits from corp; c has a copy of corp"
+
+
+def test_a_finding_about_a_base_value_is_printed_once_for_all_its_sites(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    corp = CORP + "  audit:\n    policy:\n      preset: falco\n"
+    _fleet(tmp_path, dict.fromkeys(("a", "b", "c"), "[bases/corp.yaml]"), {"corp.yaml": corp})
+    monkeypatch.chdir(tmp_path)
+    code, output = _render("specs", "-o", "out")
+    assert code == 0
+    from_base = [line for line in output.splitlines() if line.startswith("specs/bases/corp.yaml:22:15:")]
+    assert len(from_base) == 1 and from_base[0].endswith(" (3 sites)"), output
+    assert len([line for line in output.splitlines() if "warning[AUD003]" in line]) == 3, "each site's own"
