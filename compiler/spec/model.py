@@ -44,6 +44,7 @@ class Model(BaseModel):
         strict=True,
         populate_by_name=True,
         alias_generator=to_camel,
+        defer_build=True,
     )
 
 

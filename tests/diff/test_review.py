@@ -200,6 +200,8 @@ def test_a_change_made_in_many_sites_alike_reads_as_one() -> None:
     assert len(shown) < 5_000 and "413 site(s) changed, 2 distinct change(s)." in shown
     assert "| `edge-000`, `edge-001`, `edge-002` and 409 more | changed | 1 |" in shown
     assert "in 412 sites (`edge-000`, `edge-001`, `edge-002` and 409 more)" in shown
+    assert "Risks: AUD006 introduced in 412 site(s)." in shown.splitlines()[2]
+    assert text(review_).splitlines()[-1] == "risks: AUD006 introduced in 412 site(s)"
     assert shown.count("<details>") == 2
     assert "== 412 sites: the same change (changed since origin/main; shown for edge-000" in text(review_)
     groups = json.loads(as_json(review_))["groups"]
@@ -315,3 +317,20 @@ def test_a_site_moved_to_a_managed_control_plane_is_not_webhook_off(repo: Path) 
     files = {f.path: f.status for f in east.files}
     assert files["node/audit-webhook.kubeconfig"] == "removed" and files["plan/plan.yaml"] == "changed"
     assert "webhook-off" not in {r.id for r in east.risks}
+
+
+def test_the_risk_tally_counts_sites_across_groups() -> None:
+    """One risk in two different changes is counted once per site, most sites first."""
+    from compiler.diff.formats import risk_tally
+    from compiler.diff.review import Risk
+
+    def site(name: str, body: str, *risks: Risk) -> SiteDiff:
+        return SiteDiff(name, "changed", [FileDiff("x", "changed", f"+{body}\n")], list(risks))
+
+    nodeport = Risk("introduced", "AUD005", "warning", "f", "m")
+    plain = Risk("resolved", "AUD003", "warning", "f", "m")
+    sites = [site(f"a{n}", "one", nodeport) for n in range(3)] + [site("b", "two", nodeport, plain)]
+    review_ = Review("main", sites)
+    assert len(review_.groups) == 2
+    assert risk_tally(review_) == "AUD005 introduced in 4 site(s), AUD003 resolved in 1 site(s)"
+    assert risk_tally(Review("main", [site("c", "three")])) == ""
