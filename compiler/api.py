@@ -12,6 +12,7 @@ import json
 import os
 import re
 import stat
+import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -81,11 +82,12 @@ def find_specs(inputs: list[Path]) -> list[Path]:
     return found
 
 
-_BASE_KIND = re.compile(rb"^kind:[ \t]*([\"']?)SiteDefaults\1[ \t]*(#.*)?\r?$", re.M)
+_BASE_KIND = re.compile(rb"^(?:\xef\xbb\xbf)?kind:[ \t]*([\"']?)SiteDefaults\1[ \t]*(#.*)?\r?$", re.M)
 
 
 def _is_base(path: Path) -> bool:
-    """A top-level ``kind: SiteDefaults`` line (block style, as bases are written); anything
+    """A document whose top-level ``kind`` is SiteDefaults: a file with a ``kind:
+    SiteDefaults`` line (block style, as bases are written) is parsed to be sure; anything
     else is read as a site, and a flow-style base is refused there by its kind."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
@@ -97,7 +99,15 @@ def _is_base(path: Path) -> bool:
         return False
     finally:
         os.close(fd)
-    return _BASE_KIND.search(head) is not None
+    if _BASE_KIND.search(head) is None:
+        return False
+    from compiler.spec.source import read_yaml
+
+    try:
+        data = read_yaml(path, str(path)).data
+    except UserError:
+        return False  # read as a site: its problem is reported there
+    return isinstance(data, dict) and data.get("kind") == "SiteDefaults"
 
 
 def analyse(path: Path, roots: tuple[Path, ...] = ()) -> Analysis:
@@ -272,6 +282,7 @@ def render(
         return None if entry is None else CompiledSite(entry.site, spec, [], entry.warnings, current=True)
 
     existed = output.exists()
+    started = time.time_ns()  # every file a site's record trusts by its stat is older than this
     sites: list[CompiledSite] = []
     problems: list[Diagnostic] = []
     staged: list[Staged] = []
@@ -318,7 +329,9 @@ def render(
     if recorded is not None and not check:
         for site in sites:
             if not site.current:
-                recorded.record(site.spec, site.name, roots, site.inputs, digests[site.name], site.warnings)
+                recorded.record(
+                    site.spec, site.name, roots, site.inputs, digests[site.name], site.warnings, started
+                )
         recorded.forget_sites(set(stale))
         recorded.save()
     return RenderResult(sites, [s.changes for s in staged] + changes)

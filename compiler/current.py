@@ -64,7 +64,9 @@ class Entry:
     display: str  # the spec as it was named: the warnings' file names follow it
     roots: tuple[str, ...]
     inputs: tuple[Input, ...]
-    outputs: dict[str, list[int]]  # file: size, mtime, ctime, inode, mode ("dir/": mode, inode)
+    outputs: dict[
+        str, list[int]
+    ]  # file: size, mtime, ctime, inode, mode, device ("dir/": mode, inode, device)
     digests: dict[str, str]  # file: sha256, for files too new for their stat to prove anything
     recorded: int  # when the outputs were stat'ed (ns since the epoch)
     warnings: tuple[Diagnostic, ...]
@@ -103,7 +105,7 @@ def _distributions() -> set[str]:
         entry.name.lower()
         for folder in folders
         for entry in folder.iterdir()
-        if entry.name.endswith(".dist-info")
+        if entry.name.endswith((".dist-info", ".egg-info"))
         and entry.name.split("-")[0].lower().replace(".", "_") in _DISTRIBUTIONS
     }
 
@@ -132,7 +134,7 @@ class Cache:
         """The entry of ``spec`` when its output is exactly what compiling it would write."""
         key = str(spec.absolute())
         entry = self.entries.get(key)
-        if entry is None or entry.display != str(spec) or entry.roots != _roots(roots):
+        if entry is None or entry.display != str(spec) or entry.roots != _places(spec, roots):
             return None
         for recorded in entry.inputs:
             if realpath(recorded.path) != recorded.real or _digest(recorded.path) != recorded.sha256:
@@ -158,14 +160,16 @@ class Cache:
         inputs: tuple[Input, ...],
         digests: dict[str, str],
         warnings: tuple[Diagnostic, ...],
+        started: int,
     ) -> None:
         """After ``site`` was written (or found up to date) from ``inputs``; ``digests``:
-        the sha256 of each file written."""
-        recorded = time.time_ns()
+        the sha256 of each file written; ``started``: when the render began (``time_ns``),
+        so a file touched at any time during it is read, not trusted, next time."""
+        recorded = started
         outputs = _outputs(self.output / site)
         if outputs is None or {n for n in outputs if not n.endswith("/")} != set(digests):
             return
-        entry = Entry(site, str(spec), _roots(roots), inputs, outputs, digests, recorded, warnings)
+        entry = Entry(site, str(spec), _places(spec, roots), inputs, outputs, digests, recorded, warnings)
         self.entries[str(spec.absolute())] = entry
         self.dirty = True
 
@@ -225,8 +229,10 @@ def _real_folder(folder: str) -> str:
     return os.path.realpath(folder)
 
 
-def _roots(roots: tuple[Path, ...]) -> tuple[str, ...]:
-    return tuple(f"{r.absolute()}\0{os.path.realpath(r)}" for r in roots)
+def _places(spec: Path, roots: tuple[Path, ...]) -> tuple[str, ...]:
+    """The folders named files may be in (the spec's and each --files-root), as named and
+    as they resolve: a retargeted folder link changes what a name reads and what is allowed."""
+    return tuple(f"{r.absolute()}\0{os.path.realpath(r)}" for r in (spec.parent, *roots))
 
 
 def _digest(path: str) -> str | None:
@@ -254,9 +260,16 @@ def _outputs(site: Path) -> dict[str, list[int]] | None:
                 info = entry.stat(follow_symlinks=False)
                 if stat.S_ISDIR(info.st_mode):
                     pending.append((name + "/", entry.path))
-                    found[name + "/"] = [info.st_mode, info.st_ino]
+                    found[name + "/"] = [info.st_mode, info.st_ino, info.st_dev]
                 else:
-                    stats = [info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, info.st_mode]
+                    stats = [
+                        info.st_size,
+                        info.st_mtime_ns,
+                        info.st_ctime_ns,
+                        info.st_ino,
+                        info.st_mode,
+                        info.st_dev,
+                    ]
                     found[name] = stats
     return found
 

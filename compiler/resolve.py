@@ -321,7 +321,7 @@ def _named_files(
             checks.error(path, f"{name} is not UTF-8 text (bad byte at offset {exc.start})")
             continue
         files[name] = data
-        read.append((base / name, data))
+        read.append((doc.file_of(path).parent / name, data))  # as named: a folder link retargeted shows
     if tls.ca_file and tls.ca_file in files:
         field = ("spec", "falco", "receiver", "tls", "caFile")
         certificates, problem = _certificates(files[tls.ca_file])

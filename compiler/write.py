@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -141,7 +142,7 @@ def commit(staged: Staged) -> None:
         return
     target = staged.target
     try:
-        old = target.parent / f".{target.name}.old-{os.getpid()}"
+        old = target.parent / f".{target.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
         if target.exists():
             target.rename(old)
         try:

@@ -237,3 +237,54 @@ def test_a_broken_spec_among_parallel_ones_writes_nothing(tmp_path: Path) -> Non
     lines = [line for line in result.stderr.splitlines() if "kind:" in line]
     assert [line.split(":")[0].rsplit("/", 1)[1] for line in lines] == ["edge-tls.yaml", "rke2-plant.yaml"]
     assert not (tmp_path / "out").exists()
+
+
+def test_a_retargeted_folder_link_invalidates_what_names_resolve_to(tmp_path: Path) -> None:
+    """The spec (a symlink) and its bytes stay; the folder link it is named through moves:
+    its named files and what is allowed move with it."""
+    spec = (
+        (ROOT / "specs/k3s-edge.yaml")
+        .read_text()
+        .replace("  falco:\n", "  falco:\n    rules: {custom: [RULES]}\n", 1)
+    )
+    for folder in ("d1", "d2"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "rules.yaml").write_text(f"- list: from_{folder}\n  items: [a]\n")
+    (tmp_path / "abs").mkdir()
+    for rules, expected in (("rules.yaml", 0), ("../d1/rules.yaml", 2)):
+        (tmp_path / "abs/site.yaml").write_text(spec.replace("RULES", rules))
+        for folder in ("d1", "d2"):
+            (tmp_path / folder / "site.yaml").unlink(missing_ok=True)
+            (tmp_path / folder / "site.yaml").symlink_to(tmp_path / "abs/site.yaml")
+        link = tmp_path / "d"
+        link.unlink(missing_ok=True)
+        link.symlink_to("d1")
+        out = tmp_path / f"out-{expected}"
+        assert (
+            CliRunner().invoke(app, ["render", str(link / "site.yaml"), "-o", str(out), "-q"]).exit_code == 0
+        )
+        link.unlink()
+        link.symlink_to("d2")
+        again = CliRunner().invoke(app, ["render", str(link / "site.yaml"), "-o", str(out), "-q"])
+        assert again.exit_code == expected, again.output
+        if expected == 0:
+            assert "from_d2" in (out / "k3s-edge/helm/falco-values.yaml").read_text()
+
+
+def test_an_edit_during_a_render_is_not_trusted_later(fleet: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file edited while the render runs (after it was compared, before the record) is
+    read again next time, however long ago that was."""
+    import time
+
+    monkeypatch.setattr(current, "RACY_NS", 100_000_000)
+    edited = fleet / "out/aks-prod/plan/plan.yaml"
+
+    def progress(done: int, total: int, spec: Path) -> None:
+        if done == 2:
+            _same_size_edit(edited)
+            time.sleep(0.2)  # longer than RACY_NS ago by the time of the record
+
+    api.render([fleet / "specs"], fleet / "out", roots=(fleet,), progress=progress)  # compiles all
+    time.sleep(0.2)
+    check = api.render([fleet / "specs"], fleet / "out", roots=(fleet,), check=True)
+    assert [c.site for c in check.changes if c.any] == ["aks-prod"]

@@ -8,8 +8,9 @@ Each is a ``SiteDefaults`` document (``metadata.labels`` and ``spec`` only, and 
 of its own). The site is the merge of its bases in order, then itself on top: mappings
 merge key by key, at any depth; anything else (a scalar, a list) is replaced whole by the
 layer above, so a site that writes ``controlPlanes:`` or ``lint.accept:`` says the whole
-list. The merged site is one ``SourceDoc`` whose ``origins`` name the base that wrote each
-node, so every message points at the file and line a value came from.
+list. A base named by several others (a diamond) is merged once, at its first mention.
+The merged site is one ``SourceDoc`` whose ``origins`` name the base that wrote each node,
+so every message points at the file and line a value came from.
 
 Base files follow the rule of every file a spec names: relative to the file that names
 them, inside the spec's directory or a ``--files-root``, regular files of at most 1 MiB.
@@ -18,6 +19,7 @@ them, inside the spec's directory or a ``--files-root``, regular files of at mos
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ KIND = "SiteDefaults"
 API_VERSION = "auditc.dev/v1alpha1"
 MAX_BASES = 32  # in one list
 MAX_DEPTH = 8  # bases of bases
+MAX_FILES = 64  # distinct bases of one site, however they nest
 _TOP = ("apiVersion", "kind", "metadata", "bases", "spec")
 
 
@@ -37,7 +40,7 @@ def with_bases(doc: SourceDoc, roots: tuple[Path, ...] = ()) -> SourceDoc:
         return doc
     allowed = [Path(os.path.realpath(p)) for p in (doc.path.parent, *roots)]
     problems: list[Diagnostic] = []
-    layers = _layers(doc, None, allowed, (Path(os.path.realpath(doc.path)),), problems)
+    layers = _layers(doc, None, allowed, (Path(os.path.realpath(doc.path)),), problems, set())
     if problems:
         raise UserError(problems)
     return _merge(doc, layers)
@@ -49,14 +52,17 @@ def _layers(
     allowed: list[Path],
     chain: tuple[Path, ...],
     problems: list[Diagnostic],
+    merged: set[Path],
 ) -> list[tuple[Source | None, SourceDoc]]:
-    """``doc``'s bases (theirs first, depth first) and then ``doc``: lowest layer first."""
+    """``doc``'s bases (theirs first, depth first) and then ``doc``: lowest layer first. A
+    base that several others name is merged once, where it first appears (``merged``: the
+    files taken so far), as Kapitan merges a class once."""
     layers: list[tuple[Source | None, SourceDoc]] = []
-    names = _names(doc, problems)
-    for index, name in names:
+    for index, name in _names(doc, problems):
         at = ("bases", index)
         where = doc.location(at)
-        target = Path(os.path.realpath(doc.path.parent / name))
+        opened = doc.path.parent / name
+        target = Path(os.path.realpath(opened))
         if not any(target == root or target.is_relative_to(root) for root in allowed):
             problems.append(
                 Diagnostic(
@@ -71,14 +77,20 @@ def _layers(
             cycle = " -> ".join(p.name for p in (*chain[chain.index(target) :], target))
             problems.append(Diagnostic(f"bases form a cycle: {cycle}", where, format_path(at)))
             continue
-        if len(chain) > MAX_DEPTH:
-            problems.append(
-                Diagnostic(f"bases nest more than {MAX_DEPTH} levels deep", where, format_path(at))
-            )
+        if target in merged:
             continue
-        display = os.path.normpath(Path(doc.display).parent / name)
-        try:
-            base = read_yaml(target, display, what="base")
+        if len(chain) > MAX_DEPTH or len(merged) >= MAX_FILES:
+            limit = (
+                f"nest more than {MAX_DEPTH} levels deep"
+                if len(chain) > MAX_DEPTH
+                else f"exceed {MAX_FILES} files"
+            )
+            problems.append(Diagnostic(f"bases {limit}", where, format_path(at)))
+            continue
+        merged.add(target)
+        display = _shown_path(Path(doc.display).parent / name, target)
+        try:  # read where it resolved (checked above); names in it are relative to where it was named
+            base = replace(read_yaml(target, display, what="base"), path=opened)
         except UserError as exc:  # a file that cannot be read is named at the line naming it
             problems += [
                 Diagnostic(f"{name}: {d.message}", where, format_path(at))
@@ -89,11 +101,18 @@ def _layers(
             continue
         if _defaults_problems(base, problems):
             continue
-        named = os.path.normpath(Path(source.name).parent / name if source else name)
-        below = Source(doc.path.parent / name, display, base.raw, named)
-        layers += _layers(base, below, allowed, (*chain, target), problems)
+        named = _shown_path(Path(source.name).parent / name if source else Path(name), target)
+        below = Source(opened, display, base.raw, named)
+        layers += _layers(base, below, allowed, (*chain, target), problems, merged)
     layers.append((source, doc))
     return layers
+
+
+def _shown_path(path: Path, target: Path) -> str:
+    """``path`` tidied (``a/b/../c`` is ``a/c``) unless that names another file (a symlinked
+    folder before the ``..``): messages and the digest never name a file that was not read."""
+    tidy = os.path.normpath(path)
+    return tidy if Path(os.path.realpath(tidy)) == target else str(path)
 
 
 def _names(doc: SourceDoc, problems: list[Diagnostic]) -> list[tuple[int, str]]:

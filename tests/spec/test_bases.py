@@ -297,3 +297,74 @@ def test_a_finding_about_a_base_value_is_printed_once_for_all_its_sites(
     from_base = [line for line in output.splitlines() if line.startswith("specs/bases/corp.yaml:22:15:")]
     assert len(from_base) == 1 and from_base[0].endswith(" (3 sites)"), output
     assert len([line for line in output.splitlines() if "warning[AUD003]" in line]) == 3, "each site's own"
+
+
+def test_a_base_named_by_several_is_merged_once_and_the_total_is_bounded(tmp_path: Path) -> None:
+    """Four bases naming the same four, eight levels deep: 32 files and corp, each merged
+    once (a diamond costs nothing more); more distinct files than MAX_FILES are refused."""
+    from compiler.spec import bases
+
+    header = "apiVersion: auditc.dev/v1alpha1\nkind: SiteDefaults\n"
+    specs = _fleet(
+        tmp_path, {"a": "[bases/corp.yaml, " + ", ".join(f"bases/l1-{i}.yaml" for i in range(4)) + "]"}
+    )
+    for level in range(1, 9):
+        below = ", ".join(f"l{level + 1}-{i}.yaml" for i in range(4)) if level < 8 else ""
+        for i in range(4):
+            text = (
+                header
+                + (f"bases: [{below}]\n" if below else "")
+                + f"metadata: {{labels: {{l{level}: x{i}}}}}\n"
+            )
+            (specs / "bases" / f"l{level}-{i}.yaml").write_text(text)
+    doc = load(specs / "a.yaml").doc
+    assert len(doc.bases) == 1 + 32 and len({b.path for b in doc.bases}) == len(doc.bases)
+    # each file once, where first named: the four l8 bases all under l7-0, in their order
+    assert load(specs / "a.yaml").site.metadata.labels["l8"] == "x3"
+    for i in range(30):  # 30 bases of two bases each: 90 distinct files
+        (specs / "bases" / f"many-{i}.yaml").write_text(
+            header + f"bases: [more-{i}-a.yaml, more-{i}-b.yaml]\n"
+        )
+        for end in "ab":
+            (specs / "bases" / f"more-{i}-{end}.yaml").write_text(header)
+    listed = ", ".join(f"bases/many-{i}.yaml" for i in range(30))
+    (specs / "a.yaml").write_text(SITE.format(name="a", bases=f"[{listed}]"))
+    code, output = _render(str(specs), "-o", str(tmp_path / "out"))
+    assert code == 2 and f"bases exceed {bases.MAX_FILES} files" in output, output
+
+
+def test_a_symlinked_base_reads_names_relative_to_where_it_is_named(tmp_path: Path) -> None:
+    """Its own bases and its named files alike; and a message never names a file that
+    was not read (a `..` after a folder link is kept as written)."""
+    specs = _fleet(
+        tmp_path, {"a": "[bases/corp.yaml]"}, {"extra.yaml": PROD.replace("bases: [corp.yaml]\n", "")}
+    )
+    shared = tmp_path / "specs" / "shared" / "inner"
+    shared.mkdir(parents=True)
+    (shared / "corp.yaml").write_text(
+        CORP.replace("kind: SiteDefaults\n", "kind: SiteDefaults\nbases: [extra.yaml]\n")
+    )
+    (specs / "bases" / "corp.yaml").symlink_to("../shared/inner/corp.yaml")
+    site = load(specs / "a.yaml").site
+    assert site.spec.falco.receiver.service.type == "ClusterIP", "extra.yaml beside the link, not the target"
+    (specs / "link").symlink_to("shared/inner")
+    (specs / "a.yaml").write_text(SITE.format(name="a", bases="[link/../b.yaml]"))
+    (specs / "shared" / "b.yaml").write_text(CORP.replace("port: 9765", "port: 97650"))
+    code, output = _render(str(specs), "-o", str(tmp_path / "out"))
+    assert code == 2 and "specs/link/../b.yaml:19:13: spec.falco.receiver.port" in output, output
+
+
+def test_only_a_document_of_kind_sitedefaults_is_a_base(tmp_path: Path) -> None:
+    """A site with a `kind: SiteDefaults` line inside a flow mapping is a site (its output
+    is rendered, never removed as an orphan); a base after a UTF-8 BOM is a base."""
+    specs = _fleet(tmp_path, {"a": "[bases/corp.yaml]"})
+    tricky = SITE.format(name="tricky", bases="[bases/corp.yaml]").replace(
+        "  labels:\n    env: lab\n", "  labels: {env: lab,\nkind: SiteDefaults\n  }\n"
+    )
+    (specs / "tricky.yaml").write_text(tricky)
+    (specs / "bom.yaml").write_bytes(b"\xef\xbb\xbf" + CORP.encode())
+    assert _render(str(specs), "-o", str(tmp_path / "out"), "-q")[0] == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir() if not p.name.startswith(".")) == [
+        "a",
+        "tricky",
+    ]
