@@ -64,12 +64,26 @@ def _dumper() -> Any:
 
 
 def _dump(document: Any) -> str:
-    """The YAML of ``document``; a document a fleet's sites share (the same namespace, RBAC
-    and policy on every site) is emitted once per process."""
+    """The YAML of ``document``. What a fleet's sites share is emitted once per process: a
+    whole document (the same namespace, RBAC and policy on every site) and, in a mapping
+    that differs from site to site, each top-level entry that does not (the chart values
+    differ in a label or two, not in their rules or settings)."""
     try:
         ordered = _plain_canonical(document)
     except _NotPlain:
         return _emit(canonical(document))
+    if type(ordered) is not dict or len(ordered) < 2:
+        return _emit_once(ordered)
+    # a block mapping at the top is its entries one after another, each as its own
+    # one-entry document; a piece that ends a document explicitly ("...", after a block
+    # scalar kept with its trailing newlines) would not join up: emit the whole instead
+    pieces = [_emit_once({key: value}) for key, value in ordered.items()]
+    if any(piece.endswith("...\n") or not piece.endswith("\n") for piece in pieces):
+        return _emit_once(ordered)
+    return "".join(pieces)
+
+
+def _emit_once(ordered: Any) -> str:
     key = repr(ordered)  # for these types, equal text means equal data and equal YAML
     text = _MEMO.get(key)
     if text is None:
@@ -86,7 +100,7 @@ class _NotPlain(Exception):
 
 _PLAIN = (str, int, float, bool, type(None))
 _MEMO: dict[str, str] = {}
-_MEMO_LIMIT = 512  # distinct documents kept; a fleet's sites share far fewer
+_MEMO_LIMIT = 4096  # distinct documents and entries kept; a fleet's sites share far fewer
 
 
 def _plain_canonical(value: Any) -> Any:

@@ -88,13 +88,42 @@ def test_pure_python_and_libyaml_emitters_write_the_same_bytes(monkeypatch: Any)
 
     with_c = {a.path: a.content for spec in example_specs() for a in compile_site(spec).artifacts}
     emit._dumper.cache_clear()
+    emit._MEMO.clear()  # what the C emitter wrote must not stand in for the pure one
     monkeypatch.delattr(yaml, "CSafeDumper")
     try:
         pure = {a.path: a.content for spec in example_specs() for a in compile_site(spec).artifacts}
     finally:
         monkeypatch.undo()
         emit._dumper.cache_clear()
+        emit._MEMO.clear()
     assert pure == with_c
+
+
+_TEXT = st.sampled_from(
+    ["a", "yes", "0o17", "1e3", "", " x", "a: b", "#c", "- d", "~", "x\n", "x\n\n", "l1\nl2"]
+)
+_SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=8), _TEXT
+)
+_DOCS = st.recursive(
+    _SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=6) | _TEXT, inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(document=st.dictionaries(st.text(max_size=6) | _TEXT, _DOCS, max_size=5))
+def test_a_mapping_written_entry_by_entry_is_the_mapping_written_whole(document: dict[str, Any]) -> None:
+    """emit writes a top-level mapping's entries one by one (to share them across sites):
+    the same bytes as writing it whole, whatever the entries hold."""
+    from compiler import emit
+
+    emit._MEMO.clear()
+    assert emit._dump(document) == emit._emit(emit.canonical(document))
+    assert emit._dump(document) == emit._emit(emit.canonical(document)), "and from the memo"
 
 
 def test_separate_processes_with_other_hash_seeds_and_locales_give_identical_trees(tmp_path: Path) -> None:
