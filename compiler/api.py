@@ -325,7 +325,8 @@ def render(
         for each in staged:
             discard(each)  # nothing once committed
         if not existed and output.is_dir() and not any(output.iterdir()):
-            output.rmdir()  # made only to stage in, and nothing was put in place
+            with contextlib.suppress(OSError):
+                output.rmdir()  # made only to stage in, and nothing was put in place
     if recorded is not None and not check:
         for site in sites:
             if not site.current:

@@ -183,6 +183,8 @@ class Cache:
         if not self.dirty:
             return
         folder = self.output / DIRECTORY
+        for key in [k for k in self.entries if not Path(k).exists()]:
+            del self.entries[key]  # a spec renamed or removed: its entry can never match again
         document = {
             "format": FORMAT,
             "compiler": compiler_id(),
