@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -14,7 +17,7 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from compiler.api import compile_site
-from tests.sites import example_specs
+from tests.sites import ROOT, example_specs
 
 
 def _shuffled(value: Any, rng: random.Random) -> Any:
@@ -129,11 +132,6 @@ def test_a_mapping_written_entry_by_entry_is_the_mapping_written_whole(document:
 def test_separate_processes_with_other_hash_seeds_and_locales_give_identical_trees(tmp_path: Path) -> None:
     """Same bytes from fresh interpreters whose set and dict-of-str orders differ (hash seed),
     with another locale, time zone and umask: nothing in the output may depend on them."""
-    import os
-    import subprocess
-    import sys
-
-    from tests.sites import ROOT
 
     def render(name: str, env: dict[str, str], umask: int) -> dict[str, tuple[bytes, int]]:
         out = tmp_path / name
@@ -164,3 +162,39 @@ def test_separate_processes_with_other_hash_seeds_and_locales_give_identical_tre
     third = render("c", {"PYTHONHASHSEED": "random", "TZ": "America/St_Johns"}, 0o002)
     assert len(first) > 50
     assert first == second == third
+
+
+def test_the_template_cache_changes_no_byte_and_a_damaged_one_is_ignored(tmp_path: Path) -> None:
+    """Rendered with no template cache, with one being filled, with it full, and with
+    every cached template damaged: the same bytes each time (new processes)."""
+    cache = tmp_path / "cache"
+
+    def render(name: str, where: str) -> dict[str, bytes]:
+        out = tmp_path / name
+        env = {**os.environ, "AUDITC_CACHE_DIR": where}
+        argv = [
+            sys.executable,
+            "-m",
+            "compiler",
+            "render",
+            "-q",
+            str(ROOT / "specs/prod-east.yaml"),
+            "-o",
+            str(out),
+        ]
+        subprocess.run(argv, env=env, check=True, capture_output=True)
+        return {
+            str(p.relative_to(out)): p.read_bytes()
+            for p in sorted(out.rglob("*"))
+            if p.is_file() and ".auditc-cache" not in p.parts
+        }
+
+    none = render("none", "")
+    assert not cache.exists()
+    assert render("filling", str(cache)) == none
+    cached = sorted(cache.rglob("*.cache"))
+    assert cached, "the templates were cached"
+    assert render("full", str(cache)) == none
+    for path in cached:
+        path.write_bytes(b"damaged")
+    assert render("damaged", str(cache)) == none
