@@ -65,22 +65,44 @@ def _dumper() -> Any:
 
 def _dump(document: Any) -> str:
     """The YAML of ``document``. What a fleet's sites share is emitted once per process: a
-    whole document (the same namespace, RBAC and policy on every site) and, in a mapping
-    that differs from site to site, each top-level entry that does not (the chart values
-    differ in a label or two, not in their rules or settings)."""
+    whole document (the same namespace, RBAC and policy on every site) and, in mappings
+    that differ from site to site, each entry that does not (the chart values differ in a
+    label or two, not in their rules or settings)."""
     try:
         ordered = _plain_canonical(document)
     except _NotPlain:
         return _emit(canonical(document))
     if type(ordered) is not dict or len(ordered) < 2:
         return _emit_once(ordered)
-    # a block mapping at the top is its entries one after another, each as its own
-    # one-entry document; a piece that ends a document explicitly ("...", after a block
-    # scalar kept with its trailing newlines) would not join up: emit the whole instead
-    pieces = [_emit_once({key: value}) for key, value in ordered.items()]
-    if any(piece.endswith("...\n") or not piece.endswith("\n") for piece in pieces):
-        return _emit_once(ordered)
+    text = _block(ordered)
+    return text if text is not None else _emit_once(ordered)
+
+
+def _block(mapping: dict[str, Any]) -> str | None:
+    """A block mapping written entry by entry, a nested mapping of two or more entries
+    likewise under its key line, indented: the bytes of writing it whole. None where that
+    would not hold: an entry that ends its document explicitly ("...", after a block
+    scalar kept with its trailing newlines) or a key written as a complex key ("? ")."""
+    pieces = []
+    for key, value in mapping.items():
+        if type(value) is dict and len(value) >= 2:
+            head = _emit_once({key: {}})  # "key: {}\n": the key as the emitter writes it
+            inner = _block(value)
+            if inner is None or not head.endswith(": {}\n") or "\n" in head[:-1] or head.startswith("?"):
+                return None
+            pieces.append(head[:-4] + "\n" + _indented(inner))
+        else:
+            piece = _emit_once({key: value})
+            if piece.endswith("...\n") or not piece.endswith("\n") or piece.startswith("?"):
+                return None
+            pieces.append(piece)
     return "".join(pieces)
+
+
+def _indented(text: str) -> str:
+    """Two spaces before every line but the empty ones (a literal block's blank lines are
+    written empty at any depth)."""
+    return "".join("  " + line if line != "\n" else line for line in text.splitlines(keepends=True))
 
 
 def _emit_once(ordered: Any) -> str:

@@ -103,7 +103,23 @@ def test_pure_python_and_libyaml_emitters_write_the_same_bytes(monkeypatch: Any)
 
 
 _TEXT = st.sampled_from(
-    ["a", "yes", "0o17", "1e3", "", " x", "a: b", "#c", "- d", "~", "x\n", "x\n\n", "l1\nl2"]
+    [
+        "a",
+        "yes",
+        "0o17",
+        "1e3",
+        "",
+        " x",
+        "a: b",
+        "#c",
+        "- d",
+        "~",
+        "x\n",
+        "x\n\n",
+        "l1\nl2",
+        "l1\n\nl2\n",
+        "k" * 130,
+    ]
 )
 _SCALARS = st.one_of(
     st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=8), _TEXT
@@ -117,11 +133,13 @@ _DOCS = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(document=st.dictionaries(st.text(max_size=6) | _TEXT, _DOCS, max_size=5))
 def test_a_mapping_written_entry_by_entry_is_the_mapping_written_whole(document: dict[str, Any]) -> None:
-    """emit writes a top-level mapping's entries one by one (to share them across sites):
-    the same bytes as writing it whole, whatever the entries hold."""
+    """emit writes a mapping's entries one by one, nested mappings indented under their key
+    lines (to share them across sites): the same bytes as writing it whole, whatever the
+    entries hold (block scalars with blank lines, keys that must be quoted or are too long
+    for a simple key)."""
     from compiler import emit
 
     emit._MEMO.clear()
