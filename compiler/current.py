@@ -114,6 +114,7 @@ class Cache:
     """The entries of one output root, keyed by the spec's absolute path."""
 
     def __init__(self, output: Path) -> None:
+        _real_folder.cache_clear()  # folders resolved once per render, not once per process
         self.output = output
         self.entries: dict[str, Entry] = {}
         self.dirty = False
@@ -234,7 +235,7 @@ def _real_folder(folder: str) -> str:
 def _places(spec: Path, roots: tuple[Path, ...]) -> tuple[str, ...]:
     """The folders named files may be in (the spec's and each --files-root), as named and
     as they resolve: a retargeted folder link changes what a name reads and what is allowed."""
-    return tuple(f"{r.absolute()}\0{os.path.realpath(r)}" for r in (spec.parent, *roots))
+    return tuple(f"{r.absolute()}\0{_real_folder(str(r.absolute()))}" for r in (spec.parent, *roots))
 
 
 def _digest(path: str) -> str | None:
