@@ -334,3 +334,28 @@ def test_the_risk_tally_counts_sites_across_groups() -> None:
     assert len(review_.groups) == 2
     assert risk_tally(review_) == "AUD005 introduced in 4 site(s), AUD003 resolved in 1 site(s)"
     assert risk_tally(Review("main", [site("c", "three")])) == ""
+
+
+def test_a_base_edit_reads_as_one_change_of_the_sites_that_inherit_it(tmp_path: Path) -> None:
+    repo = tmp_path / "fleet"
+    (repo / "specs").mkdir(parents=True)
+    _git(repo, "init", "-q")
+    _git(repo, "config", "user.email", "ci@example.com")
+    _git(repo, "config", "user.name", "ci")
+    for folder in ("bases", "files"):
+        shutil.copytree(ROOT / "specs" / folder, repo / "specs" / folder)
+    shutil.copy(ROOT / "specs" / "prod-east.yaml", repo / "specs")
+    branch = (ROOT / "specs" / "branch-office.yaml").read_text()
+    for n in range(3):
+        (repo / "specs" / f"branch-{n}.yaml").write_text(
+            branch.replace("name: branch-office", f"name: branch-{n}")
+        )
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "base")
+    base = repo / "specs" / "bases" / "corp-kubeadm.yaml"
+    base.write_text(base.read_text().replace("maxAge: 30", "maxAge: 7"))
+    result = review([repo / "specs"], "HEAD")
+    assert [g.sites for g in result.groups] == [["branch-0", "branch-1", "branch-2"]], (
+        "prod-east names no base"
+    )
+    assert {r.id for r in result.groups[0].change.risks} == {"AUD006"}
