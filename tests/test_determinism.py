@@ -133,7 +133,7 @@ _DOCS = st.recursive(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(document=st.dictionaries(st.text(max_size=6) | _TEXT, _DOCS, max_size=5))
 def test_a_mapping_written_entry_by_entry_is_the_mapping_written_whole(document: dict[str, Any]) -> None:
     """emit writes a mapping's entries one by one, nested mappings indented under their key
@@ -183,8 +183,8 @@ def test_separate_processes_with_other_hash_seeds_and_locales_give_identical_tre
 
 
 def test_the_template_cache_changes_no_byte_and_a_damaged_one_is_ignored(tmp_path: Path) -> None:
-    """Rendered with no template cache, with one being filled, with it full, and with
-    every cached template damaged: the same bytes each time (new processes)."""
+    """Rendered with a template cache being filled, with it full, and with every cached
+    template damaged: the bytes of the committed output each time (new processes)."""
     cache = tmp_path / "cache"
 
     def render(name: str, where: str) -> dict[str, bytes]:
@@ -207,8 +207,11 @@ def test_the_template_cache_changes_no_byte_and_a_damaged_one_is_ignored(tmp_pat
             if p.is_file() and ".auditc-cache" not in p.parts
         }
 
-    none = render("none", "")
-    assert not cache.exists()
+    none = {  # the committed output: rendered with no template cache (make render, CI)
+        str(p.relative_to(ROOT / "output")): p.read_bytes()
+        for p in sorted((ROOT / "output/prod-east").rglob("*"))
+        if p.is_file()
+    }
     assert render("filling", str(cache)) == none
     cached = sorted(cache.rglob("*.cache"))
     assert cached, "the templates were cached"
