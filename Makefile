@@ -55,6 +55,7 @@ render: $(VENV)/.installed
 
 schema: $(VENV)/.installed
 	$(BIN)/auditc schema > specs/site.schema.json
+	$(BIN)/auditc schema --defaults > specs/site-defaults.schema.json
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check compiler tests bench scripts

@@ -370,12 +370,17 @@ def fleet_gitops(inputs: list[Path], engine: str, roots: tuple[Path, ...] = ()) 
     return yaml_documents_bytes(gitops.fleet(resolved, engine))
 
 
-def schema() -> dict[str, Any]:
+def schema(defaults: bool = False) -> dict[str, Any]:
+    """The JSON Schema of a site, or (``defaults``) of a ``kind: SiteDefaults`` base."""
     from compiler.platforms import site_schema
 
     document = site_schema().model_json_schema(by_alias=True)
     document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     document["$id"] = "https://auditc.dev/schemas/site-v1alpha1.json"
+    if defaults:
+        from compiler.spec.bases import defaults_schema
+
+        return defaults_schema(document)
     return document
 
 

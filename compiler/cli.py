@@ -670,12 +670,16 @@ def fleet(
 
 
 @app.command()
-def schema() -> None:
+def schema(
+    defaults: Annotated[
+        bool, typer.Option("--defaults", help="The schema of a kind: SiteDefaults base instead.")
+    ] = False,
+) -> None:
     """Print the JSON Schema of the site spec (for editors)."""
     from compiler import api
     from compiler.emit import json_bytes
 
-    sys.stdout.write(json_bytes(_guard(api.schema)).decode("utf-8"))
+    sys.stdout.write(json_bytes(_guard(lambda: api.schema(defaults))).decode("utf-8"))
 
 
 @app.command()

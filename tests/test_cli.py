@@ -29,6 +29,38 @@ def test_schema_command_prints_the_committed_schema() -> None:
 def test_example_specs_point_editors_at_the_schema() -> None:
     for spec in (ROOT / "specs").glob("*.yaml"):
         assert spec.read_text().startswith("# yaml-language-server: $schema=./site.schema.json\n"), spec
+    for base in (ROOT / "specs" / "bases").glob("*.yaml"):
+        assert base.read_text().startswith(
+            "# yaml-language-server: $schema=../site-defaults.schema.json\n"
+        ), base
+
+
+def test_the_defaults_schema_takes_any_part_of_a_site_and_nothing_else() -> None:
+    """What editors check bases against (jsonschema, as yaml-language-server does): the
+    example base passes, a site or an unknown field does not; a list item stays whole."""
+    import jsonschema
+    import yaml
+
+    result = runner.invoke(app, ["schema", "--defaults"])
+    assert result.exit_code == 0
+    committed = (ROOT / "specs" / "site-defaults.schema.json").read_text()
+    assert committed == result.stdout, "specs/site-defaults.schema.json is stale: run `make schema`"
+    validator = jsonschema.Draft202012Validator(json.loads(committed))
+    base = yaml.safe_load((ROOT / "specs/bases/corp-kubeadm.yaml").read_text())
+    assert list(validator.iter_errors(base)) == []
+    assert list(validator.iter_errors({"apiVersion": "auditc.dev/v1alpha1", "kind": "SiteDefaults"})) == []
+    site = yaml.safe_load((ROOT / "specs/prod-east.yaml").read_text())
+    assert {e.message for e in validator.iter_errors(site)} >= {"'SiteDefaults' was expected"}
+    base["spec"]["falko"] = {}
+    assert [e.message for e in validator.iter_errors(base)] == [
+        "Additional properties are not allowed ('falko' was unexpected)"
+    ]
+    del base["spec"]["falko"]
+    base["spec"]["platform"]["kubeadm"] = {"controlPlanes": [{"user": "ops"}]}  # an item without its host
+    errors = list(validator.iter_errors(base))
+    assert errors and "'host' is a required property" in {c.message for e in errors for c in e.context}
+    base["spec"]["platform"]["kubeadm"] = {"controlPlanes": [{"host": "10.0.0.1", "user": "ops"}]}
+    assert list(validator.iter_errors(base)) == []
 
 
 def test_validate_ok(tmp_path: Path) -> None:

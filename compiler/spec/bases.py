@@ -242,3 +242,56 @@ class _Merger:
         for key, child in children:
             self._place((*path, key), index)
             self._copy((*path, key), index, child)
+
+
+def defaults_schema(site: dict[str, Any]) -> dict[str, Any]:
+    """The JSON Schema of a SiteDefaults document, from ``site``'s (``auditc schema``): the
+    same fields with none required, since a base may say any part of a site. A list's
+    items stay whole (a list is replaced whole, so each item is complete), and the
+    platform blocks are a plain choice (a base may leave ``type`` to the site)."""
+    originals: dict[str, Any] = site["$defs"]
+    defs: dict[str, Any] = dict(originals)
+
+    def partial_ref(ref: str) -> str:
+        name = ref.rsplit("/", 1)[1]
+        if f"Partial{name}" not in defs:
+            defs[f"Partial{name}"] = {}  # taken before it is made: a def may refer to itself
+            defs[f"Partial{name}"] = partial(originals[name])
+        return f"#/$defs/Partial{name}"
+
+    def partial(node: Any) -> Any:
+        if not isinstance(node, dict):
+            return node
+        out = {key: value for key, value in node.items() if key not in ("required", "discriminator")}
+        if "$ref" in out:
+            out["$ref"] = partial_ref(out["$ref"])
+        if isinstance(out.get("properties"), dict):
+            out["properties"] = {key: partial(value) for key, value in out["properties"].items()}
+        if isinstance(out.get("additionalProperties"), dict):
+            out["additionalProperties"] = partial(out["additionalProperties"])
+        for key in ("anyOf", "allOf", "oneOf"):
+            if key in out:
+                out[key] = [partial(option) for option in out[key]]
+        if "oneOf" in out:  # partial variants overlap: any of them, not exactly one
+            out["anyOf"] = out.pop("oneOf")
+        return out  # "items" as they are: whole
+
+    properties = site["properties"]
+    labels = originals["Metadata"]["properties"]["labels"]
+    return {
+        "$defs": defs,
+        "$id": "https://auditc.dev/schemas/site-defaults-v1alpha1.json",
+        "$schema": site["$schema"],
+        "additionalProperties": False,
+        "description": "Defaults sites inherit with `bases:`: any part of a site's spec, and labels.",
+        "properties": {
+            "apiVersion": properties["apiVersion"],
+            "kind": {"const": KIND, "title": "Kind", "type": "string"},
+            "bases": properties["bases"],
+            "metadata": {"additionalProperties": False, "properties": {"labels": labels}, "type": "object"},
+            "spec": partial(properties["spec"]),
+        },
+        "required": ["apiVersion", "kind"],
+        "title": KIND,
+        "type": "object",
+    }
