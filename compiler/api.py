@@ -6,6 +6,7 @@ diagnostics are returned, errors raised as ``UserError``.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
 import json
@@ -13,7 +14,7 @@ import os
 import re
 import stat
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,8 @@ from compiler.errors import Diagnostic, Location, UserError
 from compiler.write import Changes, Staged
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future, ProcessPoolExecutor
+
     from compiler.build import Build
 
 
@@ -179,64 +182,96 @@ def each_site(
     ``jobs`` at a time, except those ``known`` returns as current (not compiled again).
     ``progress`` is told as specs are compiled."""
     specs = find_specs(inputs)
-    cached = {path: site for path in specs if known is not None and (site := known(path)) is not None}
-    todo = [path for path in specs if path not in cached]
-    compiled = _compile_many(todo, roots, jobs)
-    names: dict[str, Path] = {}
-    done = 0
-    with contextlib.closing(compiled):  # the workers stop with the caller
+    with _Compiler(roots, jobs if len(specs) >= PARALLEL_FROM else 1) as compiler:
+        cached: dict[Path, CompiledSite] = {}
+        for path in specs:  # the workers start on the first spec to compile, while the rest are checked
+            site = known(path) if known is not None else None
+            if site is None:
+                compiler.add(path)
+            else:
+                cached[path] = site
+        todo = len(specs) - len(cached)
+        names: dict[str, Path] = {}
+        done = 0
         for path in specs:
             outcome: CompiledSite | list[Diagnostic]
             if path in cached:
                 outcome = cached[path]
             else:
-                compiled_path, outcome = next(compiled)
-                assert compiled_path == path
+                outcome = compiler.next(path)
                 if progress is not None:
-                    progress(done, len(todo), path)
+                    progress(done, todo, path)
                 done += 1
             if isinstance(outcome, CompiledSite) and outcome.name in names:
                 where = Location(str(path))
-                outcome = [
-                    Diagnostic(
-                        f"site name {outcome.name!r} is already used by {names[outcome.name]}",
-                        where,
-                        "metadata.name",
-                    )
-                ]
+                message = f"site name {outcome.name!r} is already used by {names[outcome.name]}"
+                outcome = [Diagnostic(message, where, "metadata.name")]
             elif isinstance(outcome, CompiledSite):
                 names[outcome.name] = path
             yield outcome
     if progress is not None:
-        progress(len(todo), len(todo), Path())
+        progress(todo, todo, Path())
 
 
-def _compile_one(job: tuple[Path, tuple[Path, ...]]) -> tuple[Path, CompiledSite | list[Diagnostic]]:
+def _compile_one(job: tuple[Path, tuple[Path, ...]]) -> CompiledSite | list[Diagnostic]:
     path, roots = job
     try:
-        return path, compile_site(path, roots)
+        return compile_site(path, roots)
     except UserError as exc:
-        return path, exc.diagnostics
+        return exc.diagnostics
 
 
-PARALLEL_FROM = 8  # specs to compile: fewer are done in this process (a worker costs more)
+PARALLEL_FROM = 8  # specs in a run: fewer are compiled in this process (a worker costs more)
+_AHEAD = 4  # sites each worker may have compiled and not yet taken: what is held in memory
 
 
-def _compile_many(
-    specs: list[Path], roots: tuple[Path, ...], jobs: int
-) -> Generator[tuple[Path, CompiledSite | list[Diagnostic]], None, None]:
-    """Each spec's site or its problems, in spec order. With ``jobs`` > 1 the first spec is
-    compiled here (its imports and data loaded once) and the rest by ``jobs`` forked
-    workers that inherit all of it."""
-    if jobs <= 1 or len(specs) < PARALLEL_FROM or not _can_fork():
-        yield from map(_compile_one, ((path, roots) for path in specs))
-        return
-    import multiprocessing
+class _Compiler:
+    """Compiles the specs added, in the order added, here (``jobs`` 1) or in ``jobs``
+    forked workers started at the first spec added: they import the compiling stack while
+    this process goes on checking which sites are current, and this process never loads
+    it. At most ``_AHEAD`` sites per worker wait to be taken."""
 
-    yield _compile_one((specs[0], roots))
-    chunk = max(1, min(16, len(specs) // (jobs * 4)))
-    with multiprocessing.get_context("fork").Pool(jobs) as pool:
-        yield from pool.imap(_compile_one, ((path, roots) for path in specs[1:]), chunksize=chunk)
+    def __init__(self, roots: tuple[Path, ...], jobs: int) -> None:
+        self.roots = roots
+        self.jobs = jobs
+        self.waiting: collections.deque[Path] = collections.deque()
+        self.running: dict[Path, Future[CompiledSite | list[Diagnostic]]] = {}
+        self.pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> _Compiler:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def add(self, path: Path) -> None:
+        self.waiting.append(path)
+        self._fill()
+
+    def next(self, path: Path) -> CompiledSite | list[Diagnostic]:
+        """The outcome of ``path``, the first of those added and not yet taken."""
+        if self.jobs == 1:
+            assert self.waiting.popleft() == path
+            return _compile_one((path, self.roots))
+        self._fill()
+        outcome = self.running.pop(path).result()
+        self._fill()
+        return outcome
+
+    def _fill(self) -> None:
+        if self.jobs > 1 and self.pool is None and not _can_fork():
+            self.jobs = 1  # where there is no fork (a worker would import everything again)
+        if self.jobs == 1:
+            return
+        if self.pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            self.pool = ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context("fork"))
+        while self.waiting and len(self.running) < self.jobs * _AHEAD:
+            path = self.waiting.popleft()
+            self.running[path] = self.pool.submit(_compile_one, (path, self.roots))
 
 
 def _can_fork() -> bool:

@@ -69,7 +69,7 @@ class Entry:
     ]  # file: size, mtime, ctime, inode, mode, device ("dir/": mode, inode, device)
     digests: dict[str, str]  # file: sha256, for files too new for their stat to prove anything
     recorded: int  # when the outputs were stat'ed (ns since the epoch)
-    warnings: tuple[Diagnostic, ...]
+    warnings: tuple[Diagnostic, ...]  # as render prints them: no reason or fix (auditc explain)
 
 
 @functools.cache
@@ -117,6 +117,7 @@ class Cache:
         _real_folder.cache_clear()  # folders resolved once per render, not once per process
         self.output = output
         self.entries: dict[str, Entry] = {}
+        self.loaded: dict[str, Any] = {}  # each entry as read: written back as it is when unchanged
         self.dirty = False
         try:
             document = json.loads((output / DIRECTORY / FILE).read_bytes())
@@ -128,6 +129,7 @@ class Cache:
             return
         try:
             self.entries = {key: _entry(value) for key, value in document["sites"].items()}
+            self.loaded = dict(document["sites"])
         except (KeyError, TypeError, ValueError):
             self.entries = {}
 
@@ -150,6 +152,7 @@ class Cache:
             now = time.time_ns()
             if not _racy(entry.outputs, now):  # proven now: later runs need not read them again
                 self.entries[key] = replace(entry, recorded=now)
+                self.loaded.pop(key, None)
                 self.dirty = True
         return entry
 
@@ -172,6 +175,7 @@ class Cache:
             return
         entry = Entry(site, str(spec), _places(spec, roots), inputs, outputs, digests, recorded, warnings)
         self.entries[str(spec.absolute())] = entry
+        self.loaded.pop(str(spec.absolute()), None)
         self.dirty = True
 
     def forget_sites(self, removed: set[str]) -> None:
@@ -189,7 +193,9 @@ class Cache:
         document = {
             "format": FORMAT,
             "compiler": compiler_id(),
-            "sites": {key: _document(self.entries[key]) for key in sorted(self.entries)},
+            "sites": {
+                key: self.loaded.get(key) or _document(self.entries[key]) for key in sorted(self.entries)
+            },
         }
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -304,6 +310,8 @@ def _entry(value: dict[str, Any]) -> Entry:
 
 
 def _diagnostic(d: Diagnostic) -> dict[str, Any]:
+    """A warning as render prints it (``Diagnostic.short``): its reason and fix are
+    ``auditc explain``'s, and most of a fleet's cache if kept here."""
     where = d.location
     return {
         "message": d.message,
@@ -312,8 +320,6 @@ def _diagnostic(d: Diagnostic) -> dict[str, Any]:
         "severity": d.severity,
         "code": d.code,
         "accepted": d.accepted,
-        "why": d.why,
-        "fix": d.fix,
     }
 
 
@@ -329,6 +335,4 @@ def _undiagnostic(value: dict[str, Any]) -> Diagnostic:
         severity,
         str(value["code"]),
         bool(value["accepted"]),
-        str(value["why"]),
-        str(value["fix"]),
     )
