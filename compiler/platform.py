@@ -136,7 +136,7 @@ class NodePaths:
 
 
 class DataModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel)
+    model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel, defer_build=True)
 
 
 class PathDefaults(DataModel):
