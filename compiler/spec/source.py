@@ -13,6 +13,7 @@ import datetime
 import errno
 import functools
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -222,9 +223,11 @@ class _Fallback(Exception):
     """The fast reader met something it leaves to ruamel.yaml (which reports errors too)."""
 
 
-# what the fast reader leaves to ruamel.yaml: tags, anchors and aliases, merge keys, complex
-# keys and directives (a false alarm inside a string only costs speed)
-_FAST_UNSAFE = ("!", "&", "*", "<<", "? ", "%")
+# what the fast reader leaves to ruamel.yaml: a tag, an anchor or an alias (a node property
+# starts a token: at a line's start, after a blank, or after a flow indicator or a colon),
+# a merge key, a complex key and a directive (a false alarm inside a string, such as a
+# Falco rule's `%ka.user.name` or `!=`, only costs speed)
+_FAST_UNSAFE = re.compile(r"(?:^|[\s\[\]{},:])[!&*]|<<|\? |^%", re.M)
 
 
 def _fast_parse(
@@ -234,7 +237,7 @@ def _fast_parse(
     ten times faster), for documents without tags, anchors or merge keys; None when the
     document needs ruamel.yaml (any of those, a duplicate key, any syntax error, a value
     that is not plain data). A test checks both readers agree on every document it reads."""
-    if any(marker in text for marker in _FAST_UNSAFE):
+    if _FAST_UNSAFE.search(text):
         return None
     try:
         from yaml.constructor import BaseConstructor
@@ -274,13 +277,21 @@ class _FastWalker:
     does (YAML 1.2: `yes` is text, `017` is 17, `0o17` is 15)."""
 
     def __init__(self, display: str) -> None:
-        from ruamel.yaml.resolver import VersionedResolver
-
         self.display = display
         self.count = 0
         self.value_pos: dict[Path_, tuple[int, int]] = {}
         self.key_pos: dict[Path_, tuple[int, int]] = {}
-        self.resolver = VersionedResolver()
+        self._resolver: Any = None
+
+    @property
+    def resolver(self) -> Any:
+        """ruamel.yaml's YAML 1.2 resolver, loaded for the first scalar ``plain_type``
+        leaves to it (importing it loads all of ruamel.yaml)."""
+        if self._resolver is None:
+            from ruamel.yaml.resolver import VersionedResolver
+
+            self._resolver = VersionedResolver()
+        return self._resolver
 
     def convert(self, node: Any, path: Path_, depth: int) -> Any:
         from yaml.nodes import MappingNode, SequenceNode
@@ -320,7 +331,6 @@ class _FastWalker:
         raise _fail(self.display, f'invalid YAML: duplicate key "{key}"', line, col)
 
     def scalar(self, node: Any) -> Any:
-        from ruamel.yaml.nodes import ScalarNode
         from yaml.nodes import ScalarNode as CScalarNode
 
         if not isinstance(node, CScalarNode):
@@ -330,6 +340,13 @@ class _FastWalker:
             if _has_surrogate(value):
                 raise _Fallback
             return value
+        known = plain_type(value)
+        if known is str:
+            return value
+        if known is int:
+            return int(value)
+        from ruamel.yaml.nodes import ScalarNode
+
         resolved = self.resolver.resolve(ScalarNode, value, (True, False))
         tag = str(getattr(resolved, "value", resolved))
         if tag.endswith(":str"):
@@ -351,6 +368,34 @@ class _FastWalker:
             special = _SPECIAL_FLOATS.get(value.lower())
             return special if special is not None else float(value.replace("_", ""))
         raise _Fallback  # a timestamp or anything else: ruamel's reader refuses it in place
+
+
+# the characters of what can make a plain scalar that starts with a digit, a sign or a
+# dot anything but text in YAML 1.2 (ruamel.yaml's core schema): numbers in every base and
+# notation, .inf and .nan in their three spellings, timestamps (date, T/t or blanks, time,
+# fraction, Z or an offset)
+_NUMBERLIKE = frozenset("0123456789abcdefABCDEF+-._:xXoOtTzZiInN \t")
+_TEXT_WORDS = frozenset(["true", "True", "TRUE", "false", "False", "FALSE", "null", "Null", "NULL"])
+
+
+def plain_type(value: str) -> type | None:
+    """``str`` or ``int`` for a plain scalar whose type is plain to see, None for one left
+    to ruamel.yaml's resolver (a test holds the two to the same answer): a word that starts
+    with a letter and is no boolean or null, text that no number or timestamp could be (a
+    digit-first address, a CIDR, a version with two dots), or a decimal integer."""
+    if not value:
+        return None
+    first = value[0]
+    if first.isascii() and first.isalpha():
+        return None if value in _TEXT_WORDS else str
+    if first.isdigit() or first in "+-.":
+        if not set(value) <= _NUMBERLIKE:
+            return str
+        if value.isascii() and value.isdigit() and (value == "0" or first != "0") and len(value) < 19:
+            return int
+        if value.count(".") >= 2 and set(value) <= set("0123456789."):
+            return str
+    return None
 
 
 def _locate(text: str) -> tuple[int | None, int | None]:

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from compiler.errors import UserError
 from compiler.spec import source
@@ -104,3 +106,64 @@ def test_both_readers_agree(monkeypatch: pytest.MonkeyPatch) -> None:
 )
 def test_what_the_fast_path_leaves_to_ruamel(text: str) -> None:
     assert source._fast_parse(text, "x") is None
+
+
+_ALPHABET = "0123456789.+-_:eEoOxXbBtTzZaAfFgGhHnNsSuUlLyY ~/<=!&*%@,[]{}#\t\u00e9"
+_SAMPLES = st.sampled_from(
+    [
+        "10.0.1.171",
+        "10.96.0.0/12",
+        "0.44.1",
+        "1.30",
+        "30007",
+        "007",
+        "0o17",
+        "0x1F",
+        "1e3",
+        "1_000",
+        ".inf",
+        "-.inf",
+        ".nan",
+        "2001-12-14",
+        "2001-12-14t21:59:43.10-05:00",
+        "12:30:45",
+        "true",
+        "True",
+        "tRUE",
+        "yes",
+        "null",
+        "NULL",
+        "~",
+        "on",
+        "y",
+        "n",
+        "0",
+        "-0",
+        "+1",
+        "0b101",
+        "1.",
+        ".5",
+        "3.",
+        "fd00::10",
+        "9" * 30,
+    ]
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(value=st.one_of(_SAMPLES, st.text(alphabet=_ALPHABET, min_size=1, max_size=12)))
+def test_what_the_fast_reader_types_itself_ruamel_types_alike(value: str) -> None:
+    """plain_type answers str or int only where ruamel.yaml's YAML 1.2 resolver says the
+    same (the fast reader then never loads ruamel.yaml for that scalar)."""
+    from ruamel.yaml.nodes import ScalarNode
+    from ruamel.yaml.resolver import VersionedResolver
+
+    from compiler.spec.source import plain_type
+
+    known = plain_type(value)
+    if known is None:
+        return
+    tag = str(VersionedResolver().resolve(ScalarNode, value, (True, False)))
+    assert tag.endswith(":str" if known is str else ":int"), (value, tag)
+    if known is int:
+        assert int(value.replace("_", "")) == int(value)
