@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache, total_ordering
+from functools import cache, lru_cache, total_ordering
 from typing import Any
 
 from compiler.datafiles import load_data
@@ -18,7 +18,7 @@ class Version:
 
     @classmethod
     def parse(cls, text: str) -> Version:
-        return cls(tuple(int(p) for p in text.split(".")))
+        return _parsed(text) if cls is Version else cls(tuple(int(p) for p in text.split(".")))
 
     def _key(self, width: int = 3) -> tuple[int, ...]:
         return self.parts + (0,) * (width - len(self.parts))
@@ -42,6 +42,12 @@ class Version:
 
     def __str__(self) -> str:
         return ".".join(str(p) for p in self.parts)
+
+
+@lru_cache(maxsize=4096)
+def _parsed(text: str) -> Version:
+    """Version.parse, once per text (versions are frozen; each site parses dozens)."""
+    return Version(tuple(int(p) for p in text.split(".")))
 
 
 def in_range(version: Version, entry: dict[str, Any]) -> bool:

@@ -438,12 +438,27 @@ def _overrides(resolved: Resolved) -> list[dict[str, Any]]:
 def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     """``extra`` over ``base``: mappings merge key by key, null deletes a key (as in Helm),
     anything else replaces."""
-    out = copy.deepcopy(base)
+    out: dict[str, Any] = _copied(base)
     for key, value in extra.items():
         if value is None:
             out.pop(key, None)
         elif isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = deep_merge(out[key], value)
         else:
-            out[key] = copy.deepcopy(value)
+            out[key] = _copied(value)
     return out
+
+
+_IMMUTABLE = (str, int, float, bool, type(None))
+
+
+def _copied(value: Any) -> Any:
+    """A copy of plain data sharing nothing mutable (``copy.deepcopy``'s result, without
+    its bookkeeping: a fleet merges values for every site)."""
+    if type(value) is dict:
+        return {key: _copied(item) for key, item in value.items()}
+    if type(value) is list:
+        return [_copied(item) for item in value]
+    if isinstance(value, _IMMUTABLE):
+        return value
+    return copy.deepcopy(value)
