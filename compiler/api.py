@@ -25,7 +25,7 @@ from compiler.errors import Diagnostic, Location, UserError
 from compiler.write import Changes, Staged
 
 if TYPE_CHECKING:
-    from concurrent.futures import Future, ProcessPoolExecutor
+    from multiprocessing.pool import AsyncResult, Pool
 
     from compiler.build import Build
 
@@ -221,6 +221,28 @@ def _compile_one(job: tuple[Path, tuple[Path, ...]]) -> CompiledSite | list[Diag
         return exc.diagnostics
 
 
+class WorkerBug(Exception):
+    """A bug in a worker, carried back as text (the exception itself may not survive the
+    trip): the CLI reports it as any bug, exit 3."""
+
+
+def _in_worker(job: tuple[Path, tuple[Path, ...]]) -> CompiledSite | list[Diagnostic] | WorkerBug:
+    try:
+        return _compile_one(job)
+    except Exception as exc:
+        import traceback
+
+        bug = WorkerBug(f"{type(exc).__name__}: {exc}")
+        bug.add_note(f"in the worker:\n{traceback.format_exc()}")  # what --debug shows
+        return bug
+
+
+def _worker_start() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the render's: it stops the workers
+
+
 PARALLEL_FROM = 8  # specs in a run: fewer are compiled in this process (a worker costs more)
 _AHEAD = 4  # sites each worker may have compiled and not yet taken: what is held in memory
 
@@ -229,21 +251,27 @@ class _Compiler:
     """Compiles the specs added, in the order added, here (``jobs`` 1) or in ``jobs``
     forked workers started at the first spec added: they import the compiling stack while
     this process goes on checking which sites are current, and this process never loads
-    it. At most ``_AHEAD`` sites per worker wait to be taken."""
+    it. At most ``_AHEAD`` sites per worker wait to be taken. Leaving early (an error,
+    Ctrl-C) stops the workers at once."""
 
     def __init__(self, roots: tuple[Path, ...], jobs: int) -> None:
         self.roots = roots
         self.jobs = jobs
         self.waiting: collections.deque[Path] = collections.deque()
-        self.running: dict[Path, Future[CompiledSite | list[Diagnostic]]] = {}
-        self.pool: ProcessPoolExecutor | None = None
+        self.running: dict[Path, AsyncResult[CompiledSite | list[Diagnostic] | WorkerBug]] = {}
+        self.pool: Pool | None = None
 
     def __enter__(self) -> _Compiler:
         return self
 
-    def __exit__(self, *_: object) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
+    def __exit__(self, error: type[BaseException] | None, *_: object) -> None:
+        if self.pool is None:
+            return
+        if error is None:
+            self.pool.close()
+        else:
+            self.pool.terminate()
+        self.pool.join()
 
     def add(self, path: Path) -> None:
         self.waiting.append(path)
@@ -252,11 +280,15 @@ class _Compiler:
     def next(self, path: Path) -> CompiledSite | list[Diagnostic]:
         """The outcome of ``path``, the first of those added and not yet taken."""
         if self.jobs == 1:
-            assert self.waiting.popleft() == path
+            first = self.waiting.popleft()
+            if first != path:
+                raise AssertionError(f"compiled out of order: {first} before {path}")
             return _compile_one((path, self.roots))
         self._fill()
-        outcome = self.running.pop(path).result()
+        outcome = self.running.pop(path).get()
         self._fill()
+        if isinstance(outcome, WorkerBug):
+            raise outcome
         return outcome
 
     def _fill(self) -> None:
@@ -266,12 +298,11 @@ class _Compiler:
             return
         if self.pool is None:
             import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
 
-            self.pool = ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context("fork"))
+            self.pool = multiprocessing.get_context("fork").Pool(self.jobs, initializer=_worker_start)
         while self.waiting and len(self.running) < self.jobs * _AHEAD:
             path = self.waiting.popleft()
-            self.running[path] = self.pool.submit(_compile_one, (path, self.roots))
+            self.running[path] = self.pool.apply_async(_in_worker, ((path, self.roots),))
 
 
 def _can_fork() -> bool:

@@ -88,9 +88,10 @@ def _block(mapping: dict[str, Any]) -> str | None:
         if type(value) is dict and len(value) >= 2:
             head = _emit_once({key: {}})  # "key: {}\n": the key as the emitter writes it
             inner = _block(value)
-            if inner is None or not head.endswith(": {}\n") or "\n" in head[:-1] or head.startswith("?"):
+            shifted = _indented(inner) if inner is not None else None
+            if shifted is None or not head.endswith(": {}\n") or "\n" in head[:-1] or head.startswith("?"):
                 return None
-            pieces.append(head[:-4] + "\n" + _indented(inner))
+            pieces.append(head[:-4] + "\n" + shifted)
         else:
             piece = _emit_once({key: value})
             if piece.endswith("...\n") or not piece.endswith("\n") or piece.startswith("?"):
@@ -99,10 +100,16 @@ def _block(mapping: dict[str, Any]) -> str | None:
     return "".join(pieces)
 
 
-def _indented(text: str) -> str:
+def _indented(text: str) -> str | None:
     """Two spaces before every line but the empty ones (a literal block's blank lines are
-    written empty at any depth)."""
-    return "".join("  " + line if line != "\n" else line for line in text.splitlines(keepends=True))
+    written empty at any depth); None for text holding the other line breaks YAML knows
+    (NEL, U+2028, U+2029), after which the emitter indents by its own rules."""
+    if any(char in text for char in _OTHER_BREAKS):
+        return None
+    return "\n".join("  " + line if line else line for line in text.split("\n"))
+
+
+_OTHER_BREAKS = "\x85\u2028\u2029"
 
 
 def _emit_once(ordered: Any) -> str:

@@ -303,3 +303,26 @@ def test_an_edit_during_a_render_is_not_trusted_later(fleet: Path, monkeypatch: 
     time.sleep(0.2)
     check = api.render([fleet / "specs"], fleet / "out", roots=(fleet,), check=True)
     assert [c.site for c in check.changes if c.any] == ["aks-prod"]
+
+
+def test_a_bug_in_a_worker_is_reported_as_a_bug(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Exit 3 and the one-line request for a bug report, whatever the exception (one that
+    cannot cross back from the worker too), output untouched, no worker left behind."""
+    import multiprocessing
+
+    class Unpicklable(Exception):
+        def __init__(self, a: str, b: str) -> None:
+            super().__init__(a)
+
+    def broken(path: Path, roots: tuple[Path, ...] = ()) -> object:
+        raise Unpicklable("boom", "x")
+
+    _copy_specs(tmp_path / "specs")
+    monkeypatch.setattr(api, "compile_site", broken)  # the forked workers inherit it
+    argv = ["render", str(tmp_path / "specs"), "-o", str(tmp_path / "out"), "-j", "2"]
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code == 3, result.output
+    assert result.stderr.startswith("auditc: internal error (WorkerBug: Unpicklable: boom). This is a bug")
+    assert len(result.stderr.splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+    assert multiprocessing.active_children() == []

@@ -119,6 +119,10 @@ _TEXT = st.sampled_from(
         "l1\nl2",
         "l1\n\nl2\n",
         "k" * 130,
+        "a \n\n b \n",  # quoted over lines (trailing blanks): continuation lines indented
+        "\u2028\u2028",  # line breaks YAML knows besides \n
+        "a\n\u2028\nb",
+        "x\x85y",
     ]
 )
 _SCALARS = st.one_of(

@@ -237,7 +237,7 @@ def _fast_parse(
     ten times faster), for documents without tags, anchors or merge keys; None when the
     document needs ruamel.yaml (any of those, a duplicate key, any syntax error, a value
     that is not plain data). A test checks both readers agree on every document it reads."""
-    if _FAST_UNSAFE.search(text):
+    if _FAST_UNSAFE.search(text) or "\ufeff" in text:  # libyaml skips a BOM at any line's start
         return None
     try:
         from yaml.constructor import BaseConstructor

@@ -167,3 +167,14 @@ def test_what_the_fast_reader_types_itself_ruamel_types_alike(value: str) -> Non
     assert tag.endswith(":str" if known is str else ":int"), (value, tag)
     if known is int:
         assert int(value.replace("_", "")) == int(value)
+
+
+def test_a_byte_order_mark_inside_a_document_is_left_to_ruamel() -> None:
+    """libyaml skips a BOM at the start of any line, so a tag, an anchor or a directive
+    after one would pass the fast reader's check unseen: such a document is ruamel's."""
+    for text in (
+        "a: [\n\ufeff!!str 1]\n",
+        "\ufeff&k a: 1\nb: [\n\ufeff*k ]\n",
+        "\ufeff%YAML 1.1\n---\na: yes\n",
+    ):
+        assert source._fast_parse(text, "x") is None, text
