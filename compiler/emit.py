@@ -157,7 +157,7 @@ def _emit(document: Any) -> str:
         sort_keys=False,
         default_flow_style=False,
         allow_unicode=True,
-        width=1_000_000,
+        width=2**31 - 1,  # never fold: a long line reads the same at any depth
     )
     return text
 
