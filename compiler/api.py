@@ -149,27 +149,6 @@ Progress = Callable[[int, int, Path], None]  # (specs done, specs in all, the on
 Known = Callable[[Path], "CompiledSite | None"]  # a site already current: not compiled again
 
 
-def compile_all(
-    inputs: list[Path],
-    roots: tuple[Path, ...] = (),
-    progress: Progress | None = None,
-    *,
-    jobs: int = 1,
-    known: Known | None = None,
-) -> list[CompiledSite]:
-    """Every site (see ``each_site``); every broken spec is reported at once."""
-    sites: list[CompiledSite] = []
-    problems: list[Diagnostic] = []
-    for outcome in each_site(inputs, roots, progress, jobs=jobs, known=known):
-        if isinstance(outcome, list):
-            problems += outcome
-        else:
-            sites.append(outcome)
-    if problems:
-        raise UserError(problems)
-    return sites
-
-
 def each_site(
     inputs: list[Path],
     roots: tuple[Path, ...] = (),

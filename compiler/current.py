@@ -38,9 +38,15 @@ DIRECTORY = ".auditc-cache"
 FILE = "sites.json"
 FORMAT = 1
 _TAG = b"Signature: 8a477f597d28d172789f06886806bc55\n# auditc's render cache: safe to delete\n"
-# the libraries whose versions shape auditc's output bytes
-_LIBRARIES = ("yaml", "ruamel", "jinja2", "markupsafe", "pydantic", "pydantic_core")
-_DISTRIBUTIONS = {"pyyaml", "ruamel_yaml", "jinja2", "markupsafe", "pydantic", "pydantic_core"}
+# the libraries whose versions shape auditc's output bytes: module -> distribution name
+_LIBRARIES = {
+    "yaml": "pyyaml",
+    "ruamel": "ruamel_yaml",
+    "jinja2": "jinja2",
+    "markupsafe": "markupsafe",
+    "pydantic": "pydantic",
+    "pydantic_core": "pydantic_core",
+}
 
 
 @dataclass(frozen=True)
@@ -53,7 +59,7 @@ class Input:
 
     @staticmethod
     def of(path: Path, data: bytes) -> Input:
-        return Input(str(path.absolute()), os.path.realpath(path), hashlib.sha256(data).hexdigest())
+        return Input(str(path.absolute()), realpath(path), hashlib.sha256(data).hexdigest())
 
 
 @dataclass(frozen=True)
@@ -106,7 +112,7 @@ def _distributions() -> set[str]:
         for folder in folders
         for entry in folder.iterdir()
         if entry.name.endswith((".dist-info", ".egg-info"))
-        and entry.name.split("-")[0].lower().replace(".", "_") in _DISTRIBUTIONS
+        and entry.name.split("-")[0].lower().replace(".", "_") in _LIBRARIES.values()
     }
 
 

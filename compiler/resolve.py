@@ -292,7 +292,8 @@ def _named_files(
     read: list[tuple[Path, bytes]] = []  # as read, for the render cache (compiler.current)
     read_from: dict[str, Path] = {}
     for path, name in wanted:
-        base = Path(os.path.realpath(doc.file_of(path).parent))
+        named_in = doc.file_of(path).parent
+        base = Path(os.path.realpath(named_in))
         target = Path(os.path.realpath(base / name))
         if read_from.setdefault(name, target) != target:
             checks.error(
@@ -321,7 +322,7 @@ def _named_files(
             checks.error(path, f"{name} is not UTF-8 text (bad byte at offset {exc.start})")
             continue
         files[name] = data
-        read.append((doc.file_of(path).parent / name, data))  # as named: a folder link retargeted shows
+        read.append((named_in / name, data))  # as named: a folder link retargeted shows
     if tls.ca_file and tls.ca_file in files:
         field = ("spec", "falco", "receiver", "tls", "caFile")
         certificates, problem = _certificates(files[tls.ca_file])

@@ -172,34 +172,21 @@ def _write_tree(root: Path, artifacts: list[Artifact]) -> None:
     """Each artifact under the new directory ``root``, each folder made once (on a fleet,
     creating files is most of a render's system time: no call more than needed)."""
     made: set[str] = set()
-    umask = _umask()
     for artifact in artifacts:
         folder = artifact.path.rpartition("/")[0]
         if folder and folder not in made:
             (root / folder).mkdir(parents=True, exist_ok=True)
-            made.update(_parents(folder))
-        _write_file(root / artifact.path, artifact.content, 0o755 if artifact.executable else 0o644, umask)
+            made.add(folder)
+        _write_file(root / artifact.path, artifact.content, 0o755 if artifact.executable else 0o644)
 
 
-def _write_file(path: Path, content: bytes, mode: int, umask: int) -> None:
-    """A new file of ``content`` and exactly ``mode``."""
+def _write_file(path: Path, content: bytes, mode: int) -> None:
+    """A new file of ``content`` and exactly ``mode``, whatever the umask."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         view = memoryview(content)
         while view:
             view = view[os.write(fd, view) :]
-        if umask & mode:
-            os.fchmod(fd, mode)  # the umask took bits the file must have
+        os.fchmod(fd, mode)
     finally:
         os.close(fd)
-
-
-def _parents(folder: str) -> list[str]:
-    parts = folder.split("/")
-    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask

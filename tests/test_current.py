@@ -213,6 +213,9 @@ def test_warnings_from_the_cache_read_as_when_compiled(
     assert compiled.exit_code == cached.exit_code == 0
     assert f"({len(ALL)} not compiled: inputs and output as the render cache recorded)" in cached.stderr
     assert compiled.stderr.splitlines()[:-1] == cached.stderr.splitlines()[:-1]
+    uncached = runner.invoke(app, ["render", "specs", "-o", "out", "--no-cache"])
+    assert uncached.exit_code == 0 and "not compiled" not in uncached.stderr
+    assert uncached.stderr.splitlines()[:-1] == compiled.stderr.splitlines()[:-1]
     assert "warning[AUD005]" in cached.stderr
 
 

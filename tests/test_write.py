@@ -62,11 +62,11 @@ def test_a_failure_while_writing_leaves_the_previous_output(
     calls = {"n": 0}
     real = write._write_file
 
-    def failing(path: Path, content: bytes, mode: int, umask: int) -> None:
+    def failing(path: Path, content: bytes, mode: int) -> None:
         calls["n"] += 1
         if calls["n"] == 2:
             raise OSError(28, "No space left on device")
-        real(path, content, mode, umask)
+        real(path, content, mode)
 
     monkeypatch.setattr(write, "_write_file", failing)
     with pytest.raises(OSError):
