@@ -195,6 +195,12 @@ PER_SPEC = (240, 30)  # value cases per example spec: full corpus, default (abou
 HOSTILE_KEYS = ('"\\ud800"', '"\\x1b]0;pwned\\x07"', '"a\\nb"', "[a]", "1", "null")
 
 
+def examples(default: int, full: int) -> int:
+    """How many examples a property test draws: ``full`` under --full-corpus (make
+    test-full, which CI also runs), else ``default``; such tests carry the corpus mark."""
+    return full if FULL_CORPUS else default
+
+
 def corpus() -> tuple[Case, ...]:
     """The corpus the tests run: about 3,500 cases in full, about 500 by default (the same
     seed: the first value cases of each spec, one hostile key per mapping level)."""

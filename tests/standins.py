@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -63,7 +64,8 @@ def _server_address() -> str:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-        atexit.register(process.kill)
+        atexit.register(shutil.rmtree, Path(address).parent, ignore_errors=True)
+        atexit.register(process.kill)  # runs first
         deadline = time.monotonic() + 30
         while not Path(address).exists():
             if process.poll() is not None or time.monotonic() > deadline:

@@ -12,11 +12,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from compiler.api import compile_site
+from tests import fuzz
 from tests.sites import ROOT, example_specs
 
 
@@ -137,7 +139,8 @@ _DOCS = st.recursive(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@pytest.mark.corpus
+@settings(max_examples=fuzz.examples(60, 400), deadline=None)
 @given(document=st.dictionaries(st.text(max_size=6) | _TEXT, _DOCS, max_size=5))
 def test_a_mapping_written_entry_by_entry_is_the_mapping_written_whole(document: dict[str, Any]) -> None:
     """emit writes a mapping's entries one by one, nested mappings indented under their key

@@ -15,6 +15,7 @@ from compiler import __version__
 from compiler.api import compile_site
 from compiler.errors import UserError
 from compiler.templates import render_template, shq
+from tests import fuzz
 from tests.sites import write_spec
 from tests.tools import shellcheck, yaml12
 
@@ -69,7 +70,12 @@ def _spec_with(tmp: Path, field: str, value: str) -> Path:
     return write_spec(tmp, spec)
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.mark.corpus
+@settings(
+    max_examples=fuzz.examples(30, 160),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(field=st.sampled_from(FIELDS), value=st.one_of(SHELLISH, st.text(min_size=1, max_size=30)))
 def test_any_string_is_rejected_or_stays_data(field: str, value: str, tmp_path: Path) -> None:
     """Whatever a spec says, it is rejected, or the scripts it lands in are clean and run

@@ -150,7 +150,8 @@ _SAMPLES = st.sampled_from(
 )
 
 
-@settings(max_examples=3000, deadline=None)
+@pytest.mark.corpus
+@settings(max_examples=fuzz.examples(500, 3000), deadline=None)
 @given(value=st.one_of(_SAMPLES, st.text(alphabet=_ALPHABET, min_size=1, max_size=12)))
 def test_what_the_fast_reader_types_itself_ruamel_types_alike(value: str) -> None:
     """plain_type answers str or int only where ruamel.yaml's YAML 1.2 resolver says the
