@@ -119,14 +119,15 @@ class Staged:
     changes: Changes
 
 
-def stage_site(target: Path, artifacts: list[Artifact], site: str) -> Staged:
+def stage_site(target: Path, artifacts: list[Artifact], site: str, render: str = "") -> Staged:
     """Write ``artifacts`` into a hidden directory next to ``target`` when they differ from
-    what is there; ``commit`` swaps it in, ``discard`` removes it."""
+    what is there; ``commit`` swaps it in, ``discard`` removes it. ``render`` names the
+    render staging it (``sweep`` removes what it staged)."""
     changes = compare(target, artifacts, site)
     if not changes.any:
         return Staged(target, None, changes)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{site}.new-", dir=target.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{site}.new-{render}-", dir=target.parent))
     try:
         _write_tree(staging, artifacts)
         staging.chmod(0o755)
@@ -160,6 +161,19 @@ def commit(staged: Staged) -> None:
 def discard(staged: Staged) -> None:
     if staged.staging is not None:
         shutil.rmtree(staged.staging, ignore_errors=True)
+
+
+def sweep(output: Path, render: str) -> None:
+    """Remove whatever the render ``render`` staged in ``output`` and did not put in place:
+    sites its workers staged that it never took (Ctrl-C, a bug, a duplicate name)."""
+    marker = f".new-{render}-"
+    try:
+        with os.scandir(output) as listing:
+            entries = [entry.path for entry in listing if entry.name.startswith(".") and marker in entry.name]
+    except OSError:
+        return
+    for path in entries:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def write_site(target: Path, artifacts: list[Artifact], site: str) -> Changes:

@@ -3,12 +3,14 @@ and a guard that keeps every test away from the real $HOME, kubeconfig and netwo
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import ipaddress
 import os
 import shutil
 import socket
 import ssl
+import stat
 import subprocess
 import sys
 import threading
@@ -39,25 +41,22 @@ RAM_TMP_ROOM = 2 << 30  # bytes free on /dev/shm (the suite holds about 150 MB)
 
 
 def _ram_tmpdir() -> str | None:
+    shm = Path("/dev/shm")
     try:
-        with open("/proc/self/mounts", encoding="utf-8") as mounts:
-            options = next((f[3] for f in map(str.split, mounts) if f[1:3] == ["/dev/shm", "tmpfs"]), None)
+        mounts = [line.split() for line in Path("/proc/self/mounts").read_text().splitlines()]
+        options = next((m[3] for m in mounts if m[1:3] == [str(shm), "tmpfs"]), None)
         if options is None or "noexec" in options.split(","):
             return None
-        room = os.statvfs("/dev/shm")
+        room = os.statvfs(shm)
         if room.f_bavail * room.f_frsize < RAM_TMP_ROOM:
             return None
-        directory = f"/dev/shm/auditc-tests-{os.getuid()}"
-        try:
-            os.mkdir(directory, 0o700)
-        except FileExistsError:
-            pass
-        made = os.lstat(directory)  # as pytest checks its own /tmp/pytest-of-USER: ours alone
-        if not os.path.isdir(directory) or os.path.islink(directory) or made.st_uid != os.getuid():
+        directory = shm / f"auditc-tests-{os.getuid()}"
+        with contextlib.suppress(FileExistsError):
+            directory.mkdir(0o700)
+        made = directory.lstat()  # as pytest checks its own /tmp/pytest-of-USER: ours alone
+        if not stat.S_ISDIR(made.st_mode) or made.st_uid != os.getuid() or made.st_mode & 0o077:
             return None
-        if made.st_mode & 0o077:
-            return None
-        return directory
+        return str(directory)
     except OSError:
         return None
 

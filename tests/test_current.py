@@ -257,6 +257,45 @@ def test_a_broken_spec_among_parallel_ones_writes_nothing(tmp_path: Path) -> Non
     assert not (tmp_path / "out").exists()
 
 
+def _listing(out: Path) -> list[str]:
+    """Every name under ``out``, hidden ones too (a staging folder left behind shows)."""
+    return sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if ".auditc-cache" not in p.parts)
+
+
+def test_sites_workers_staged_are_swept_when_another_spec_breaks(fleet: Path) -> None:
+    """Workers stage each site as it compiles; a spec that breaks after several were
+    staged leaves the output as it was, with no staging folder behind."""
+    before = _tree(fleet / "out")
+    listed = _listing(fleet / "out")
+    for name in sorted(ALL):
+        _edit(fleet / f"specs/{name}.yaml", "name: ", "name: x")  # every site changes
+    _edit(fleet / "specs/prod-east.yaml", "kind: Site", "kind: Sight")  # after most, in spec order
+    argv = ["render", str(fleet / "specs"), "-o", str(fleet / "out"), "-j", "2"]
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code == 2, result.output
+    assert _tree(fleet / "out") == before
+    assert _listing(fleet / "out") == listed
+
+
+def test_a_worker_that_cannot_write_is_a_user_error(tmp_path: Path) -> None:
+    """An output the workers cannot stage into, or a site folder that is not auditc's:
+    exit 2 and where, as in one process, nothing written."""
+    _copy_specs(tmp_path / "specs")
+    (tmp_path / "afile").write_text("")
+    argv = ["render", str(tmp_path / "specs"), "-o", str(tmp_path / "afile" / "out"), "-j", "2"]
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.count("cannot write output: Not a directory") == 1  # not once per site
+    assert "WorkerBug" not in result.stderr
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "aks-prod").write_text("")  # a file where the site's folder goes
+    argv = ["render", str(tmp_path / "specs"), "-o", str(tmp_path / "out"), "-j", "2"]
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code == 2, result.output
+    assert f"{tmp_path / 'out' / 'aks-prod'}: is not a directory" in result.stderr
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["aks-prod"]
+
+
 def test_a_retargeted_folder_link_invalidates_what_names_resolve_to(tmp_path: Path) -> None:
     """The spec (a symlink) and its bytes stay; the folder link it is named through moves:
     its named files and what is allowed move with it."""
@@ -329,3 +368,31 @@ def test_a_bug_in_a_worker_is_reported_as_a_bug(tmp_path: Path, monkeypatch: pyt
     assert len(result.stderr.splitlines()) == 1
     assert not (tmp_path / "out").exists()
     assert multiprocessing.active_children() == []
+
+
+def test_a_bug_in_a_worker_while_another_stages_leaves_nothing_behind(
+    fleet: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first spec hits a bug once the other worker has staged a site after it, which
+    the render never takes: none is put in place and none is left hidden in the output."""
+    import time
+
+    real = api.compile_site
+
+    def broken_first(path: Path, roots: tuple[Path, ...] = ()) -> object:
+        if path.name == "aks-prod.yaml":
+            deadline = time.monotonic() + 30
+            while not list((fleet / "out").glob(".*.new-*")) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            raise RuntimeError("boom")
+        return real(path, roots)
+
+    before, listed = _tree(fleet / "out"), _listing(fleet / "out")
+    for name in sorted(ALL):
+        _edit(fleet / f"specs/{name}.yaml", "name: ", "name: x")
+    monkeypatch.setattr(api, "compile_site", broken_first)
+    argv = ["render", str(fleet / "specs"), "-o", str(fleet / "out"), "-j", "2"]
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code == 3, result.output
+    assert _tree(fleet / "out") == before
+    assert _listing(fleet / "out") == listed

@@ -76,7 +76,7 @@ GITOPS_SPECS = [s for s in example_specs() if spec_data(s)["spec"].get("gitops")
 
 
 def test_the_gitops_examples_are_those_that_write_gitops_objects() -> None:
-    assert GITOPS_SPECS == [s for s in example_specs() if _gitops_objects(s)]
+    assert [s for s in example_specs() if _gitops_objects(s)] == GITOPS_SPECS
 
 
 def test_the_check_refuses_what_the_api_server_would_prune() -> None:
