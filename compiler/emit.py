@@ -28,8 +28,11 @@ _YAML11_NON_STRING = re.compile(
 _FIRST = ("apiVersion", "kind", "metadata", "name", "rule", "macro", "list", "level")
 
 
+_RANKS = {key: (index, "") for index, key in enumerate(_FIRST)}
+
+
 def _rank(key: str) -> tuple[int, str]:
-    return (_FIRST.index(key), "") if key in _FIRST else (len(_FIRST), key)
+    return _RANKS.get(key) or (len(_FIRST), key)
 
 
 def canonical(value: Any) -> Any:

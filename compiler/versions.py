@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache, lru_cache, total_ordering
+from functools import cache, cached_property, lru_cache
 from typing import Any
 
 from compiler.datafiles import load_data
 
 
-@total_ordering
 @dataclass(frozen=True)
 class Version:
     """A dotted version; compares numerically, missing parts count as zero."""
@@ -20,21 +19,37 @@ class Version:
     def parse(cls, text: str) -> Version:
         return _parsed(text) if cls is Version else cls(tuple(int(p) for p in text.split(".")))
 
-    def _key(self, width: int = 3) -> tuple[int, ...]:
-        return self.parts + (0,) * (width - len(self.parts))
+    @cached_property
+    def _key(self) -> tuple[int, ...]:  # computed once: a site compares versions hundreds of times
+        return self.parts + (0,) * (3 - len(self.parts))
 
     def __lt__(self, other: object) -> bool:
         if not isinstance(other, Version):
             return NotImplemented
-        return self._key() < other._key()
+        return self._key < other._key
+
+    def __le__(self, other: object) -> bool:
+        if not isinstance(other, Version):
+            return NotImplemented
+        return self._key <= other._key
+
+    def __gt__(self, other: object) -> bool:
+        if not isinstance(other, Version):
+            return NotImplemented
+        return self._key > other._key
+
+    def __ge__(self, other: object) -> bool:
+        if not isinstance(other, Version):
+            return NotImplemented
+        return self._key >= other._key
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Version):
             return NotImplemented
-        return self._key() == other._key()
+        return self._key == other._key
 
     def __hash__(self) -> int:
-        return hash(self._key())
+        return hash(self._key)
 
     @property
     def minor(self) -> Version:
