@@ -8,8 +8,10 @@ trusts the stat), one with one spec changed, `cp -r` of the same output (the flo
 writing the bytes), and, when `kapitan` is installed (the optional `bench` extra), Kapitan
 compiling the same artifacts as bare templates. Then one site into a new output root,
 the median of 5. Peak RSS is that of the full render (itself or a worker, from wait4).
-File creation on the reference VM varies several-fold over minutes: compare the ratio to
-cp -r, measured alongside.
+File creation on ext4 varies several-fold over minutes: the kernel scans past inodes
+deleted less than 60 s (up to 300 s) ago, so a run right after another, or after the
+rm -rf of a large output, spends most of its time there; compare the ratio to cp -r,
+measured alongside, or put the fleet on tmpfs (TMPDIR=/dev/shm) to see auditc's own cost.
 
     python bench/fleet.py [N ...]        (default: 1 100 1000)
 
