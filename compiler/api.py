@@ -229,6 +229,8 @@ def _stage(site: CompiledSite, into: Into) -> CompiledSite | list[Diagnostic]:
     try:
         staged = stage_site(target, site.artifacts, site.name, into.render)
     except OSError as exc:
+        if f".new-{into.render}-" in str(exc.filename or ""):
+            exc.filename = None  # a staging folder of its own: the output is where it failed
         return [_unwritable(exc, into.output)]
     return replace(site, artifacts=[], staged=staged, digests=_digests(site))
 
@@ -240,7 +242,23 @@ def _not_ours(why: str, target: Path) -> Diagnostic:
 
 
 def _unwritable(exc: OSError, output: Path) -> Diagnostic:
-    return Diagnostic(f"cannot write output: {exc.strerror or exc}", Location(str(exc.filename or output)))
+    return Diagnostic(f"{_UNWRITABLE}{exc.strerror or exc}", Location(str(exc.filename or output)))
+
+
+_UNWRITABLE = "cannot write output: "
+
+
+def _unwritable_once(problems: list[Diagnostic]) -> list[Diagnostic]:
+    """``problems`` with each output that cannot be written named once, not once per site."""
+    seen: set[Diagnostic] = set()
+    out = []
+    for problem in problems:
+        if problem.message.startswith(_UNWRITABLE):
+            if problem in seen:
+                continue
+            seen.add(problem)
+        out.append(problem)
+    return out
 
 
 class WorkerBug(Exception):
@@ -396,7 +414,7 @@ def render(
             elif not problems:
                 changes.append(compare(output / outcome.name, outcome.artifacts, outcome.name))
         if problems:
-            raise UserError(list(dict.fromkeys(problems)))  # an unwritable output: once, not per site
+            raise UserError(_unwritable_once(problems))
         stale = orphans(output, {s.name for s in sites}) if any(item.is_dir() for item in inputs) else []
         changes += [compare(output / name, [], name) for name in stale]
         if not check:

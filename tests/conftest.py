@@ -44,8 +44,11 @@ def _ram_tmpdir() -> str | None:
     shm = Path("/dev/shm")
     try:
         mounts = [line.split() for line in Path("/proc/self/mounts").read_text().splitlines()]
-        options = next((m[3] for m in mounts if m[1:3] == [str(shm), "tmpfs"]), None)
-        if options is None or "noexec" in options.split(","):
+        mounted = [m for m in mounts if m[1] == str(shm)]  # the last mount there is the one in effect
+        if not mounted or mounted[-1][2] != "tmpfs" or "noexec" in mounted[-1][3].split(","):
+            return None
+        shared = shm.stat()  # sticky and root's, as /tmp: no one removes or swaps another's folder
+        if not shared.st_mode & stat.S_ISVTX or shared.st_uid != 0:
             return None
         room = os.statvfs(shm)
         if room.f_bavail * room.f_frsize < RAM_TMP_ROOM:

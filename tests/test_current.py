@@ -296,6 +296,27 @@ def test_a_worker_that_cannot_write_is_a_user_error(tmp_path: Path) -> None:
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["aks-prod"]
 
 
+def test_an_output_that_refuses_staging_is_named_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A staging folder that cannot be made (a read-only output): one error naming the
+    output, not one per site naming a folder that does not exist; other errors stay."""
+    from compiler import write
+
+    def refused(prefix: str = "", dir: str | Path = "") -> str:
+        raise PermissionError(13, "Permission denied", str(Path(dir) / f"{prefix}x1y2"))
+
+    _copy_specs(tmp_path / "specs")
+    _edit(tmp_path / "specs/k3s-edge.yaml", "kind: Site", "kind: Sight")
+    monkeypatch.setattr(write.tempfile, "mkdtemp", refused)
+    argv = ["render", str(tmp_path / "specs"), "-o", str(tmp_path / "out"), "-j", "1"]
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.count("cannot write output: Permission denied") == 1, result.stderr
+    assert f"{tmp_path / 'out'}: cannot write output" in result.stderr
+    assert "k3s-edge.yaml" in result.stderr  # the spec's own error is still there
+
+
 def test_a_retargeted_folder_link_invalidates_what_names_resolve_to(tmp_path: Path) -> None:
     """The spec (a symlink) and its bytes stay; the folder link it is named through moves:
     its named files and what is allowed move with it."""
