@@ -229,8 +229,6 @@ def _stage(site: CompiledSite, into: Into) -> CompiledSite | list[Diagnostic]:
     try:
         staged = stage_site(target, site.artifacts, site.name, into.render)
     except OSError as exc:
-        if f".new-{into.render}-" in str(exc.filename or ""):
-            exc.filename = None  # a staging folder of its own: the output is where it failed
         return [_unwritable(exc, into.output)]
     return replace(site, artifacts=[], staged=staged, digests=_digests(site))
 

@@ -127,14 +127,25 @@ def stage_site(target: Path, artifacts: list[Artifact], site: str, render: str =
     if not changes.any:
         return Staged(target, None, changes)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{site}.new-{render}-", dir=target.parent))
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{site}.new-{render}-", dir=target.parent))
+    except OSError as exc:
+        raise _at(exc, target.parent) from None
     try:
         _write_tree(staging, artifacts)
         staging.chmod(0o755)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise _at(exc, target.parent) from None
         raise
     return Staged(target, staging, changes)
+
+
+def _at(exc: OSError, where: Path) -> OSError:
+    """``exc`` as failing at ``where``: a staging folder's own name (random, and removed)
+    would tell the user nothing, and would differ from site to site."""
+    return OSError(exc.errno, exc.strerror, str(where))
 
 
 def commit(staged: Staged) -> None:

@@ -13,6 +13,7 @@ import ssl
 import stat
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -66,8 +67,6 @@ def _ram_tmpdir() -> str | None:
 
 if "TMPDIR" not in os.environ and (_RAM_TMP := _ram_tmpdir()):
     os.environ["TMPDIR"] = _RAM_TMP  # read by tempfile (pytest's tmp_path), xdist workers, programs
-    import tempfile
-
     tempfile.tempdir = None  # chosen again from TMPDIR: a plugin may have asked already
 
 
@@ -93,8 +92,6 @@ def _home_state() -> list[str]:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    import tempfile
-
     home = Path(tempfile.mkdtemp(prefix="auditc-test-home-"))
     (home / ".kube").mkdir()
     guarded = {

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from tests import conftest
 from tests.conftest import REAL_HOME
+from tests.paths import ROOT
 
 
 def test_a_connect_beyond_loopback_fails_the_test() -> None:
@@ -39,3 +43,18 @@ def test_home_kubeconfig_and_proxies_point_away_from_the_machine() -> None:
         assert Path(os.environ[name]).is_relative_to(home), name
     assert os.environ["HTTPS_PROXY"] == "http://127.0.0.1:9"
     assert os.environ["PIP_NO_INDEX"] == "1"
+
+
+def test_temporary_files_go_to_the_tmpdir_given_else_to_the_suites_own_ram_folder(tmp_path: Path) -> None:
+    """A TMPDIR set before the suite starts is kept; without one, tempfile answers the
+    folder tests/conftest.py chose (its own on /dev/shm where that qualifies) or the default."""
+
+    def chosen(env: dict[str, str]) -> str:
+        probe = "import tempfile, tests.conftest; print(tempfile.gettempdir())"
+        ran = subprocess.run([sys.executable, "-c", probe], env=env, cwd=ROOT, capture_output=True, text=True)
+        assert ran.returncode == 0, ran.stderr
+        return ran.stdout.strip()
+
+    assert chosen({**os.environ, "TMPDIR": str(tmp_path)}) == str(tmp_path)
+    ram = f"/dev/shm/auditc-tests-{os.getuid()}" if conftest._ram_tmpdir() else "/tmp"
+    assert chosen({k: v for k, v in os.environ.items() if k != "TMPDIR"}) == ram
