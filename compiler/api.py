@@ -41,6 +41,8 @@ class CompiledSite:
     current: bool = False  # the render cache found its output current: not compiled
     staged: Staged | None = None  # written beside its target, not yet in place (``artifacts`` empty)
     digests: dict[str, str] = field(default_factory=dict)  # when staged: the sha256 of each file
+    # when staged: its files' stat as written (compiler.current; a rename keeps them), None: not listed
+    listing: dict[str, list[int]] | None = None
 
 
 @dataclass(frozen=True)
@@ -220,6 +222,7 @@ def _compile_one(job: _Job) -> CompiledSite | list[Diagnostic]:
 
 def _stage(site: CompiledSite, into: Into) -> CompiledSite | list[Diagnostic]:
     """``site`` written beside its target under ``into``, or why it cannot be."""
+    from compiler.current import outputs
     from compiler.write import not_ours, stage_site
 
     target = into.output / site.name
@@ -230,7 +233,8 @@ def _stage(site: CompiledSite, into: Into) -> CompiledSite | list[Diagnostic]:
         staged = stage_site(target, site.artifacts, site.name, into.render)
     except OSError as exc:
         return [_unwritable(exc, into.output)]
-    return replace(site, artifacts=[], staged=staged, digests=_digests(site))
+    listing = outputs(staged.staging or target)  # here, not in the render's one process
+    return replace(site, artifacts=[], staged=staged, digests=_digests(site), listing=listing)
 
 
 def _not_ours(why: str, target: Path) -> Diagnostic:
@@ -393,7 +397,7 @@ def render(
     problems: list[Diagnostic] = []
     staged: list[Staged] = []
     changes: list[Changes] = []
-    digests: dict[str, dict[str, str]] = {}
+    digests: dict[str, tuple[dict[str, str], dict[str, list[int]] | None]] = {}
     try:
         for outcome in each_site(inputs, roots, progress, jobs=jobs, known=known, into=into):
             if isinstance(outcome, list):
@@ -404,7 +408,7 @@ def render(
                 continue
             if outcome.staged is not None:
                 staged.append(outcome.staged)  # committed below, or discarded
-                digests[outcome.name] = outcome.digests
+                digests[outcome.name] = (outcome.digests, outcome.listing)
                 continue
             why = not_ours(output / outcome.name)  # --check: compared, nothing written
             if why:
@@ -433,8 +437,9 @@ def render(
     if recorded is not None and not check:
         for site in sites:
             if not site.current:
+                written, listing = digests[site.name]
                 recorded.record(
-                    site.spec, site.name, roots, site.inputs, digests[site.name], site.warnings, started
+                    site.spec, site.name, roots, site.inputs, written, site.warnings, started, listing
                 )
         recorded.forget_sites(set(stale))
         recorded.save()

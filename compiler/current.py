@@ -149,7 +149,7 @@ class Cache:
             if realpath(recorded.path) != recorded.real or _digest(recorded.path) != recorded.sha256:
                 return None
         site = self.output / entry.site
-        if _outputs(site) != entry.outputs:
+        if outputs(site) != entry.outputs:
             return None
         racy = _racy(entry.outputs, entry.recorded)
         if racy:  # written too recently for their stat to show a later edit: read them
@@ -171,15 +171,18 @@ class Cache:
         digests: dict[str, str],
         warnings: tuple[Diagnostic, ...],
         started: int,
+        listing: dict[str, list[int]] | None = None,
     ) -> None:
         """After ``site`` was written (or found up to date) from ``inputs``; ``digests``:
         the sha256 of each file written; ``started``: when the render began (``time_ns``),
-        so a file touched at any time during it is read, not trusted, next time."""
+        so a file touched at any time during it is read, not trusted, next time;
+        ``listing``: ``outputs`` of the site as it was staged (renaming its folder into
+        place changes no file's stat), listed here when not given."""
         recorded = started
-        outputs = _outputs(self.output / site)
-        if outputs is None or {n for n in outputs if not n.endswith("/")} != set(digests):
+        found = listing if listing is not None else outputs(self.output / site)
+        if found is None or {n for n in found if not n.endswith("/")} != set(digests):
             return
-        entry = Entry(site, str(spec), _places(spec, roots), inputs, outputs, digests, recorded, warnings)
+        entry = Entry(site, str(spec), _places(spec, roots), inputs, found, digests, recorded, warnings)
         self.entries[str(spec.absolute())] = entry
         self.loaded.pop(str(spec.absolute()), None)
         self.dirty = True
@@ -260,7 +263,7 @@ def _digest(path: str) -> str | None:
         return None
 
 
-def _outputs(site: Path) -> dict[str, list[int]] | None:
+def outputs(site: Path) -> dict[str, list[int]] | None:
     """Every file under ``site`` with what a change to it would change; None when ``site``
     is not a plain directory."""
     if site.is_symlink() or not site.is_dir():

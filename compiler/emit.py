@@ -9,6 +9,7 @@ strings are literal blocks, lines are never folded, and every file ends in ``\\n
 from __future__ import annotations
 
 import json
+import marshal
 import re
 from collections.abc import Iterable
 from functools import cache
@@ -69,38 +70,138 @@ def _dumper() -> Any:
 def _dump(document: Any) -> str:
     """The YAML of ``document``. What a fleet's sites share is emitted once per process: a
     whole document (the same namespace, RBAC and policy on every site) and, in mappings
-    that differ from site to site, each entry that does not (the chart values differ in a
-    label or two, not in their rules or settings)."""
+    that differ from site to site, each entry that does not, at the highest level it is
+    the same (the chart values differ in a label or two, not in their rules or settings).
+    The memo is keyed by the value itself (``_key``), so nothing is copied or ordered
+    where it hits."""
     try:
-        ordered = _plain_canonical(document)
-    except _NotPlain:
+        key = b"d" + _key(document)
+    except ValueError:  # not plain data
         return _emit(canonical(document))
-    if type(ordered) is not dict or len(ordered) < 2:
-        return _emit_once(ordered)
-    text = _block(ordered)
-    return text if text is not None else _emit_once(ordered)
+    text = _MEMO.get(key)
+    if text is None:
+        try:
+            text = _fresh(document)
+        except _NotPlain:
+            return _emit(canonical(document))
+        _remember(key, text)
+    return text
+
+
+def _key(value: Any) -> bytes:
+    """Bytes that tell every plain value apart (marshal's format 2: no back-references
+    or interning flags, which would make equal values differ; exactly the built-in types,
+    ValueError for anything else, a subclass of them too). Its one blur, a buffer object
+    written as bytes, never reaches the memo: ``_plain_canonical`` refuses bytes."""
+    return marshal.dumps(value, 2)
+
+
+def _fresh(document: Any) -> str:
+    text = None
+    if type(document) is dict and document:
+        text = _block(document)
+    elif type(document) in (list, tuple) and document:
+        text = _sequence(document)
+    return text if text is not None else _emit(_plain_canonical(document))
 
 
 def _block(mapping: dict[str, Any]) -> str | None:
-    """A block mapping written entry by entry, a nested mapping of two or more entries
-    likewise under its key line, indented: the bytes of writing it whole. None where that
+    """A block mapping written entry by entry, a nested mapping or sequence likewise under
+    its key line (a mapping indented, a sequence not): the bytes of writing it whole. None where that
     would not hold: an entry that ends its document explicitly ("...", after a block
     scalar kept with its trailing newlines) or a key written as a complex key ("? ")."""
     pieces = []
-    for key, value in mapping.items():
-        if type(value) is dict and len(value) >= 2:
-            head = _emit_once({key: {}})  # "key: {}\n": the key as the emitter writes it
-            inner = _block(value)
-            shifted = _indented(inner) if inner is not None else None
-            if shifted is None or not head.endswith(": {}\n") or "\n" in head[:-1] or head.startswith("?"):
-                return None
-            pieces.append(head[:-4] + "\n" + shifted)
-        else:
-            piece = _emit_once({key: value})
-            if piece.endswith("...\n") or not piece.endswith("\n") or piece.startswith("?"):
-                return None
-            pieces.append(piece)
+    for key in _keys(mapping):
+        memo = b"e" + _key((key, mapping[key]))
+        piece = _MEMO.get(memo, _UNKNOWN)
+        if piece is _UNKNOWN:
+            piece = _entry(key, mapping[key])
+            _remember(memo, piece)
+        if piece is None:
+            return None
+        pieces.append(piece)
     return "".join(pieces)
+
+
+def _entry(key: str, value: Any) -> str | None:
+    """``key: value`` as the emitter writes it inside a block mapping; None as ``_block``."""
+    if type(value) is dict and value:
+        head = _head(key)
+        inner = _block(value)
+        shifted = _indented(inner) if inner is not None else None
+        if shifted is None or not _simple(head):
+            return None
+        return head[:-4] + "\n" + shifted
+    if type(value) in (list, tuple) and value:
+        head = _head(key)
+        items = _sequence(value)
+        if items is None or not _simple(head):
+            return None
+        return head[:-4] + "\n" + items  # a sequence in a mapping is not indented
+    if type(value) is str and _PLAIN_SAFE.fullmatch(value) and not _YAML11_NON_STRING.match(value):
+        head = _head(key)
+        if _simple(head):
+            return head[:-3] + value + "\n"  # "key: value": written plain, as the emitter would
+    piece = _emit({key: _plain_canonical(value)})
+    if piece.endswith("...\n") or not piece.endswith("\n") or piece.startswith("?"):
+        return None
+    return piece
+
+
+def _sequence(items: list[Any] | tuple[Any, ...]) -> str | None:
+    """A block sequence written item by item (a mapping item entry by entry, under its
+    "- "); None as ``_block``."""
+    pieces = []
+    for item in items:
+        memo = b"i" + _key(item)
+        piece = _MEMO.get(memo, _UNKNOWN)
+        if piece is _UNKNOWN:
+            piece = _item(item)
+            _remember(memo, piece)
+        if piece is None:
+            return None
+        pieces.append(piece)
+    return "".join(pieces)
+
+
+def _item(value: Any) -> str | None:
+    """``- value`` as the emitter writes it in a block sequence; None as ``_block``."""
+    if type(value) is dict and value:
+        inner = _block(value)
+        shifted = _indented(inner) if inner is not None else None
+        if shifted is None or not shifted.startswith("  ") or shifted.startswith("   "):
+            return None
+        return "- " + shifted[2:]
+    piece = _emit([_plain_canonical(value)])
+    if piece.endswith("...\n") or not piece.endswith("\n") or not piece.startswith("- "):
+        return None
+    return piece
+
+
+def _head(key: str) -> str:
+    """``key: {}\n``: the key as the emitter writes it."""
+    memo = b"h" + _key(key)
+    text = _MEMO.get(memo)
+    if text is None:
+        text = _emit({key: {}})
+        _remember(memo, text)
+    return str(text)
+
+
+def _simple(head: str) -> bool:
+    """A key line written as a simple key on one line, ``key: {}``."""
+    return head.endswith(": {}\n") and "\n" not in head[:-1] and not head.startswith("?")
+
+
+# strings the emitter writes plain in any block context: no indicator, space or quote, no
+# non-ASCII; the ones a YAML 1.1 reader would take for another type are quoted (above)
+_PLAIN_SAFE = re.compile(r"[A-Za-z0-9./][A-Za-z0-9./-]*")
+
+
+def _keys(mapping: dict[str, Any]) -> list[str]:
+    if any(type(k) is not str for k in mapping):
+        raise _NotPlain
+    return sorted(mapping, key=_rank)
 
 
 def _indented(text: str) -> str | None:
@@ -115,15 +216,10 @@ def _indented(text: str) -> str | None:
 _OTHER_BREAKS = "\x85\u2028\u2029"
 
 
-def _emit_once(ordered: Any) -> str:
-    key = repr(ordered)  # for these types, equal text means equal data and equal YAML
-    text = _MEMO.get(key)
-    if text is None:
-        text = _emit(ordered)
-        if len(_MEMO) >= _MEMO_LIMIT:
-            _MEMO.clear()
-        _MEMO[key] = text
-    return text
+def _remember(key: bytes, text: str | None) -> None:
+    if len(_MEMO) >= _MEMO_LIMIT:
+        _MEMO.clear()
+    _MEMO[key] = text
 
 
 class _NotPlain(Exception):
@@ -131,18 +227,19 @@ class _NotPlain(Exception):
 
 
 _PLAIN = (str, int, float, bool, type(None))
-_MEMO: dict[str, str] = {}
-_MEMO_LIMIT = 4096  # distinct documents and entries kept; a fleet's sites share far fewer
+_UNKNOWN = object()
+# whole documents (b"d" + key), mapping entries (b"e"), sequence items (b"i") and key lines
+# (b"h"): their text, None for an entry or item that cannot be written on its own
+_MEMO: dict[bytes, Any] = {}
+_MEMO_LIMIT = 8192  # distinct documents and entries kept; a fleet's sites share far fewer
 
 
 def _plain_canonical(value: Any) -> Any:
     """``canonical(value)``, refusing (``_NotPlain``) anything but plain data of exactly the
-    built-in types, whose repr tells every value apart."""
+    built-in types."""
     kind = type(value)
     if kind is dict:
-        if any(type(k) is not str for k in value):
-            raise _NotPlain
-        return {k: _plain_canonical(value[k]) for k in sorted(value, key=_rank)}
+        return {k: _plain_canonical(value[k]) for k in _keys(value)}
     if kind is list or kind is tuple:
         return [_plain_canonical(v) for v in value]
     if kind in _PLAIN:

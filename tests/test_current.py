@@ -244,6 +244,23 @@ def test_parallel_and_serial_renders_write_the_same_bytes(tmp_path: Path) -> Non
     assert _tree(tmp_path / "one") == _tree(tmp_path / "three") == expected
 
 
+@pytest.mark.parametrize("jobs", [1, 3])
+def test_what_workers_list_as_staged_is_the_output_as_it_is_in_place(tmp_path: Path, jobs: int) -> None:
+    """Each site's files are listed where they were staged (in the worker), not after the
+    rename into place: the record must be the stat of the files as they are now, or the
+    next render would compile everything again (or, worse, trust the wrong stat)."""
+    _copy_specs(tmp_path / "specs")
+    _render(tmp_path, jobs=jobs)
+    (tmp_path / "out" / current.DIRECTORY / current.FILE).unlink()
+    for site in sorted(ALL)[::2]:  # these are replaced, their old folder removed; the rest stay
+        (tmp_path / "out" / site / "cluster" / "kustomization.yaml").write_text("edited\n")
+    assert _render(tmp_path, jobs=jobs) == ALL
+    entries = current.Cache(tmp_path / "out").entries
+    assert {e.site for e in entries.values()} == ALL
+    for entry in entries.values():
+        assert entry.outputs == current.outputs(tmp_path / "out" / entry.site), entry.site
+
+
 def test_a_broken_spec_among_parallel_ones_writes_nothing(tmp_path: Path) -> None:
     _copy_specs(tmp_path / "specs")
     _edit(tmp_path / "specs/k3s-edge.yaml", "kind: Site", "kind: Sight")

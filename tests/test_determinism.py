@@ -127,8 +127,19 @@ _TEXT = st.sampled_from(
         "x\x85y",
     ]
 )
+# what the emitter is trusted to write plain without being asked: with the YAML 1.1 words
+# and numbers it must quote, and every character of the class in every place
+_PLAIN_LOOKING = st.from_regex(r"[A-Za-z0-9./][A-Za-z0-9./-]{0,10}", fullmatch=True) | st.sampled_from(
+    ["1.5", "1e3", "0x1F", ".5", ".inf", "2001-12-14", "1.2.3", "./a", "-", ".", "/", "on", "Null", "0o7"]
+)
 _SCALARS = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=8), _TEXT
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.text(max_size=8),
+    _TEXT,
+    _PLAIN_LOOKING,
 )
 _DOCS = st.recursive(
     _SCALARS,
@@ -141,12 +152,13 @@ _DOCS = st.recursive(
 
 @pytest.mark.corpus
 @settings(max_examples=fuzz.examples(60, 400), deadline=None)
-@given(document=st.dictionaries(st.text(max_size=6) | _TEXT, _DOCS, max_size=5))
-def test_a_mapping_written_entry_by_entry_is_the_mapping_written_whole(document: dict[str, Any]) -> None:
-    """emit writes a mapping's entries one by one, nested mappings indented under their key
-    lines (to share them across sites): the same bytes as writing it whole, whatever the
-    entries hold (block scalars with blank lines, keys that must be quoted or are too long
-    for a simple key)."""
+@given(document=st.dictionaries(st.text(max_size=6) | _TEXT, _DOCS, max_size=5) | st.lists(_DOCS, max_size=4))
+def test_a_mapping_written_entry_by_entry_is_the_mapping_written_whole(document: Any) -> None:
+    """emit writes a mapping's entries and a sequence's items one by one, nested mappings
+    indented under their key lines, plain-looking strings without asking the emitter (to
+    share what sites share, and not to call it for what they do not): the same bytes as
+    writing it whole, whatever the entries hold (block scalars with blank lines, keys that
+    must be quoted or are too long for a simple key, words YAML 1.1 reads as other types)."""
     from compiler import emit
 
     emit._MEMO.clear()
