@@ -177,7 +177,9 @@ def each_site(
     ``jobs`` at a time, except those ``known`` returns as current (not compiled again),
     and staged ``into`` an output when given. ``progress`` is told as specs are compiled."""
     specs = find_specs(inputs)
-    with _Compiler(roots, jobs if len(specs) >= PARALLEL_FROM else 1, into) as compiler:
+    parallel = jobs if len(specs) >= PARALLEL_FROM else 1
+    batch = min(_BATCH, len(specs) // (parallel * _AHEAD))  # never fewer batches than workers can hold
+    with _Compiler(roots, parallel, into, batch) as compiler:
         cached: dict[Path, CompiledSite] = {}
         for path in specs:  # the workers start on the first spec to compile, while the rest are checked
             site = known(path) if known is not None else None
@@ -268,15 +270,22 @@ class WorkerBug(Exception):
     trip): the CLI reports it as any bug, exit 3."""
 
 
-def _in_worker(job: _Job) -> CompiledSite | list[Diagnostic] | WorkerBug:
-    try:
-        return _compile_one(job)
-    except Exception as exc:
-        import traceback
+_Outcome = CompiledSite | list[Diagnostic] | WorkerBug
 
-        bug = WorkerBug(f"{type(exc).__name__}: {exc}")
-        bug.add_note(f"in the worker:\n{traceback.format_exc()}")  # what --debug shows
-        return bug
+
+def _in_worker(jobs: list[_Job]) -> list[_Outcome]:
+    """Each job's outcome, a bug as a ``WorkerBug`` (the others still compiled)."""
+    outcomes: list[_Outcome] = []
+    for job in jobs:
+        try:
+            outcomes.append(_compile_one(job))
+        except Exception as exc:
+            import traceback
+
+            bug = WorkerBug(f"{type(exc).__name__}: {exc}")
+            bug.add_note(f"in the worker:\n{traceback.format_exc()}")  # what --debug shows
+            outcomes.append(bug)
+    return outcomes
 
 
 def _worker_start() -> None:
@@ -286,22 +295,29 @@ def _worker_start() -> None:
 
 
 PARALLEL_FROM = 8  # specs in a run: fewer are compiled in this process (a worker costs more)
-_AHEAD = 4  # sites each worker may have compiled and not yet taken: what is held in memory
+_AHEAD = 4  # batches each worker may have compiled and not yet taken: what is held in memory
+_BATCH = 8  # specs sent to a worker at most at a time: a task's round trip costs this process
+_Batch = tuple["AsyncResult[list[_Outcome]]", tuple[Path, ...]]  # a task sent, and its specs in order
 
 
 class _Compiler:
     """Compiles the specs added, in the order added, here (``jobs`` 1) or in ``jobs``
     forked workers started at the first spec added: they import the compiling stack while
     this process goes on checking which sites are current, and this process never loads
-    it. At most ``_AHEAD`` sites per worker wait to be taken. Leaving early (an error,
-    Ctrl-C) stops the workers at once."""
+    it. Specs go to the workers in batches of up to ``batch`` (whatever waits when a
+    worker has room: one at a time at first, so both start at once), each task costing
+    this process a round trip through the pool's threads; at most ``_AHEAD`` batches per
+    worker wait to be taken. Leaving early (an error, Ctrl-C) stops the workers at once."""
 
-    def __init__(self, roots: tuple[Path, ...], jobs: int, into: Into | None = None) -> None:
+    def __init__(self, roots: tuple[Path, ...], jobs: int, into: Into | None = None, batch: int = 1) -> None:
         self.roots = roots
         self.jobs = jobs
         self.into = into
+        self.batch = max(1, batch)
         self.waiting: collections.deque[Path] = collections.deque()
-        self.running: dict[Path, AsyncResult[CompiledSite | list[Diagnostic] | WorkerBug]] = {}
+        self.running: dict[Path, _Batch] = {}  # each spec sent: its batch
+        self.batches = 0  # batches sent and not yet taken
+        self.done: dict[Path, _Outcome] = {}  # the rest of a batch taken
         self.pool: Pool | None = None
 
     def __enter__(self) -> _Compiler:
@@ -328,7 +344,13 @@ class _Compiler:
                 raise AssertionError(f"compiled out of order: {first} before {path}")
             return _compile_one((path, self.roots, self.into))
         self._fill()
-        outcome = self.running.pop(path).get()
+        if path not in self.done:
+            result, paths = self.running[path]
+            self.done.update(zip(paths, result.get(), strict=True))
+            for each in paths:
+                del self.running[each]
+            self.batches -= 1
+        outcome = self.done.pop(path)
         self._fill()
         if isinstance(outcome, WorkerBug):
             raise outcome
@@ -343,9 +365,11 @@ class _Compiler:
             import multiprocessing
 
             self.pool = multiprocessing.get_context("fork").Pool(self.jobs, initializer=_worker_start)
-        while self.waiting and len(self.running) < self.jobs * _AHEAD:
-            path = self.waiting.popleft()
-            self.running[path] = self.pool.apply_async(_in_worker, ((path, self.roots, self.into),))
+        while self.waiting and self.batches < self.jobs * _AHEAD:
+            paths = tuple(self.waiting.popleft() for _ in range(min(self.batch, len(self.waiting))))
+            result = self.pool.apply_async(_in_worker, ([(p, self.roots, self.into) for p in paths],))
+            self.running.update(dict.fromkeys(paths, (result, paths)))
+            self.batches += 1
 
 
 def _can_fork() -> bool:

@@ -261,6 +261,30 @@ def test_what_workers_list_as_staged_is_the_output_as_it_is_in_place(tmp_path: P
         assert entry.outputs == current.outputs(tmp_path / "out" / entry.site), entry.site
 
 
+def test_specs_sent_to_workers_in_batches_come_back_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fleet's specs go to the workers several at a time (a task's round trip costs the
+    render's one process): the same sites, warnings and bytes as one by one, here."""
+    from multiprocessing.pool import Pool
+
+    sent: list[int] = []
+    real = Pool.apply_async
+
+    def spy(self: Pool, func: Callable[..., object], args: tuple[list[object]], **kw: object) -> object:
+        sent.append(len(args[0]))
+        return real(self, func, args, **kw)  # type: ignore[arg-type]
+
+    _copy_specs(tmp_path / "specs")
+    monkeypatch.setattr(Pool, "apply_async", spy)
+    monkeypatch.setattr(api, "_AHEAD", 1)  # 8 specs, 2 workers: batches of up to 4
+    serial = api.render([tmp_path / "specs"], tmp_path / "one", jobs=1, cache=False)
+    batched = api.render([tmp_path / "specs"], tmp_path / "two", jobs=2, cache=False)
+    assert sum(sent) == len(ALL) and max(sent) > 1, sent
+    assert [(s.name, s.warnings) for s in serial.sites] == [(s.name, s.warnings) for s in batched.sites]
+    assert _tree(tmp_path / "one") == _tree(tmp_path / "two")
+
+
 def test_a_broken_spec_among_parallel_ones_writes_nothing(tmp_path: Path) -> None:
     _copy_specs(tmp_path / "specs")
     _edit(tmp_path / "specs/k3s-edge.yaml", "kind: Site", "kind: Sight")
