@@ -43,6 +43,7 @@ class CompiledSite:
     digests: dict[str, str] = field(default_factory=dict)  # when staged: the sha256 of each file
     # when staged: its files' stat as written (compiler.current; a rename keeps them), None: not listed
     listing: dict[str, list[int]] | None = None
+    refused: tuple[Diagnostic, ...] = ()  # compiled, but why it cannot be staged (each_site yields these)
 
 
 @dataclass(frozen=True)
@@ -204,7 +205,9 @@ def each_site(
                 message = f"site name {outcome.name!r} is already used by {names[outcome.name]}"
                 outcome = [Diagnostic(message, where, "metadata.name")]
             elif isinstance(outcome, CompiledSite):
-                names[outcome.name] = path
+                names[outcome.name] = path  # a site that cannot be staged still holds its name
+                if outcome.refused:
+                    outcome = list(outcome.refused)
             yield outcome
     if progress is not None:
         progress(todo, todo, Path())
@@ -222,19 +225,19 @@ def _compile_one(job: _Job) -> CompiledSite | list[Diagnostic]:
     return site if into is None else _stage(site, into)
 
 
-def _stage(site: CompiledSite, into: Into) -> CompiledSite | list[Diagnostic]:
-    """``site`` written beside its target under ``into``, or why it cannot be."""
+def _stage(site: CompiledSite, into: Into) -> CompiledSite:
+    """``site`` written beside its target under ``into``, or with why it cannot be."""
     from compiler.current import outputs
     from compiler.write import not_ours, stage_site
 
     target = into.output / site.name
     why = not_ours(target)
     if why:
-        return [_not_ours(why, target)]
+        return replace(site, artifacts=[], refused=(_not_ours(why, target),))
     try:
         staged = stage_site(target, site.artifacts, site.name, into.render)
     except OSError as exc:
-        return [_unwritable(exc, into.output)]
+        return replace(site, artifacts=[], refused=(_unwritable(exc, into.output),))
     listing = outputs(staged.staging or target)  # here, not in the render's one process
     return replace(site, artifacts=[], staged=staged, digests=_digests(site), listing=listing)
 
@@ -326,11 +329,12 @@ class _Compiler:
     def __exit__(self, error: type[BaseException] | None, *_: object) -> None:
         if self.pool is None:
             return
-        if error is None:
-            self.pool.close()
-        else:
-            self.pool.terminate()
-        self.pool.join()
+        with interrupts_held():  # a second Ctrl-C must not leave workers staging
+            if error is None:
+                self.pool.close()
+            else:
+                self.pool.terminate()
+            self.pool.join()
 
     def add(self, path: Path) -> None:
         self.waiting.append(path)
@@ -370,6 +374,27 @@ class _Compiler:
             result = self.pool.apply_async(_in_worker, ([(p, self.roots, self.into) for p in paths],))
             self.running.update(dict.fromkeys(paths, (result, paths)))
             self.batches += 1
+
+
+@contextlib.contextmanager
+def interrupts_held() -> Iterator[None]:
+    """Ctrl-C held back while the block runs (cleaning up after the first Ctrl-C, a second
+    would leave staged folders or workers behind), then raised as KeyboardInterrupt once
+    the block is done. Only the main thread receives signals: elsewhere nothing changes."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
+    if caught:
+        raise KeyboardInterrupt
 
 
 def _can_fork() -> bool:
@@ -451,13 +476,14 @@ def render(
     except OSError as exc:
         raise UserError(_unwritable(exc, output)) from None
     finally:
-        for each in staged:
-            discard(each)  # nothing once committed
-        if into is not None:
-            sweep(output, into.render)  # staged by a worker and never taken (Ctrl-C, a bug)
-        if not existed and output.is_dir() and not any(output.iterdir()):
-            with contextlib.suppress(OSError):
-                output.rmdir()  # made only to stage in, and nothing was put in place
+        with interrupts_held():  # the output is put back in order however often Ctrl-C is pressed
+            for each in staged:
+                discard(each)  # nothing once committed
+            if into is not None:
+                sweep(output, into.render)  # staged by a worker and never taken (Ctrl-C, a bug)
+            if not existed and output.is_dir() and not any(output.iterdir()):
+                with contextlib.suppress(OSError):
+                    output.rmdir()  # made only to stage in, and nothing was put in place
     if recorded is not None and not check:
         for site in sites:
             if not site.current:

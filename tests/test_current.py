@@ -458,3 +458,38 @@ def test_a_bug_in_a_worker_while_another_stages_leaves_nothing_behind(
     assert result.exit_code == 3, result.output
     assert _tree(fleet / "out") == before
     assert _listing(fleet / "out") == listed
+
+
+def test_a_second_ctrl_c_while_the_render_cleans_up_waits_for_the_cleanup(
+    fleet: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C while a site compiles, and again while the staged ones are being removed:
+    every staged folder is still removed, then the interrupt is raised."""
+    import signal
+
+    from compiler import write
+
+    real_compile, real_discard = api.compile_site, write.discard
+    compiled: list[str] = []
+
+    def interrupted(path: Path, roots: tuple[Path, ...] = ()) -> api.CompiledSite:
+        if len(compiled) == 2:
+            raise KeyboardInterrupt  # the first Ctrl-C
+        compiled.append(path.name)
+        return real_compile(path, roots)
+
+    def pressed_again(staged: write.Staged) -> None:
+        os.kill(os.getpid(), signal.SIGINT)  # the second, while the first is cleaned up
+        real_discard(staged)
+
+    for name in sorted(ALL):
+        _edit(fleet / f"specs/{name}.yaml", "name: ", "name: x")
+    before, listed = _tree(fleet / "out"), _listing(fleet / "out")
+    monkeypatch.setattr(api, "compile_site", interrupted)
+    monkeypatch.setattr(write, "discard", pressed_again)
+    with pytest.raises(KeyboardInterrupt):
+        api.render([fleet / "specs"], fleet / "out", jobs=1)
+    assert len(compiled) == 2
+    assert _tree(fleet / "out") == before
+    assert _listing(fleet / "out") == listed  # no staging folder left
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

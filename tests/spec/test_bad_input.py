@@ -443,3 +443,28 @@ def test_status_lines_escape_control_characters(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["validate", str(spec)])
     assert result.exit_code == 2
     assert "\x1b" not in result.stdout + result.stderr and "a\\x1b[31mb.yaml" in result.stdout
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_duplicate_name_is_reported_even_where_the_output_is_not_auditcs(tmp_path: Path, jobs: str) -> None:
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    for name in [f"s{n:02d}" for n in range(9)]:  # enough specs for workers to compile them
+        (specs / f"{name}.yaml").write_text(_with("name: site-a", f"name: {name}"))
+    (specs / "a.yaml").write_text(GOOD)
+    (specs / "b.yaml").write_text(GOOD)
+    output = tmp_path / "out"
+    (output / "site-a").mkdir(parents=True)
+    (output / "site-a" / "notes.txt").write_text("mine\n")
+    result = CliRunner().invoke(app, ["render", str(specs), "-o", str(output), "-j", jobs])
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert [line for line in lines if "did not write" in line] == [
+        f"{output / 'site-a'}: holds files auditc did not write (no auditc MANIFEST.json): "
+        "move it away or render into another output directory (-o)"
+    ]
+    assert [line for line in lines if "already used by" in line] == [
+        f"{specs / 'b.yaml'}: metadata.name: site name 'site-a' is already used by {specs / 'a.yaml'}"
+    ]
+    assert sorted(p.name for p in output.iterdir()) == ["site-a"]
+    assert (output / "site-a" / "notes.txt").read_text() == "mine\n"
