@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from compiler.api import schema
@@ -271,3 +272,59 @@ def test_render_tells_progress_of_each_spec_then_the_end(tmp_path: Path) -> None
         specs, tmp_path / "out", progress=lambda done, total, spec: seen.append((done, total, spec.name))
     )
     assert seen == [(0, 2, "eks-prod.yaml"), (1, 2, "gke-prod.yaml"), (2, 2, "")]
+
+
+def _auditc(*argv: str, stdout: object = subprocess.PIPE) -> subprocess.CompletedProcess[bytes]:
+    """The real command, in a new process (CliRunner never reaches cli.main's exit)."""
+    return subprocess.run(
+        [sys.executable, "-m", "compiler", *argv],
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        check=False,
+        cwd=ROOT,
+    )
+
+
+def test_the_real_command_delivers_all_its_output_and_its_exit_code(tmp_path: Path) -> None:
+    """cli.main leaves with os._exit once stdout and stderr are flushed: every byte arrives
+    and each exit code is the command's."""
+    listed = _auditc("explain", "--format", "json")
+    assert listed.returncode == 0
+    assert listed.stdout.decode() == CliRunner().invoke(app, ["explain", "--format", "json"]).stdout
+    assert len(json.loads(listed.stdout)["ids"]) > 10
+    out = str(tmp_path / "out")
+    assert _auditc("render", "specs/prod-east.yaml", "-o", out, "-q").returncode == 0
+    (tmp_path / "out" / "prod-east" / "plan" / "plan.yaml").unlink()
+    stale = _auditc("render", "--check", "specs/prod-east.yaml", "-o", out)
+    assert stale.returncode == 1
+    assert stale.stderr.decode().splitlines()[-1].startswith("auditc: output is stale")
+    missing = _auditc("validate", "specs/no-such.yaml")
+    assert (missing.returncode, missing.stderr.decode().splitlines()[0]) == (
+        2,
+        "specs/no-such.yaml: no such file or directory",
+    )
+
+
+def test_a_full_disk_under_stdout_is_one_line_and_exit_2() -> None:
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full here")
+    for argv in (["explain"], ["explain", "AUD001"], ["--version"], ["schema"]):
+        with Path("/dev/full").open("wb") as full:
+            result = _auditc(*argv, stdout=full)
+        assert result.returncode == 2, argv
+        assert result.stderr.decode() == "auditc: cannot write standard output: No space left on device\n"
+
+
+def test_a_reader_that_left_ends_the_command_quietly() -> None:
+    """`auditc explain | head -1`: the pipe's reader is gone before auditc writes."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "compiler", "explain"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    assert child.stdout is not None and child.stderr is not None
+    child.stdout.close()
+    errors = child.stderr.read()
+    assert child.wait(timeout=60) == 1
+    assert errors == b""
