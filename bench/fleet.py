@@ -3,8 +3,8 @@
 For N copies of a plain kubeadm site (prod-east's shape under N names), each as a user
 runs it (a new process): a full render into an empty output root (default --jobs, and
 with -j 1), a render with nothing changed right after it (the render cache reads and
-hashes the files just written, too new to trust by their stat) and once more (the cache
-trusts the stat), one with one spec changed, `cp -r` of the same output (the floor:
+hashes the few files written in the clock tick of the render's stamp, too new to trust by
+their stat) and once more (the cache trusts every stat), one with one spec changed, `cp -r` of the same output (the floor:
 writing the bytes), and, when `kapitan` is installed (the optional `bench` extra), Kapitan
 compiling the same artifacts as bare templates. Then one site into a new output root,
 the median of 5. Peak RSS is that of the full render (itself or a worker, from wait4).
@@ -103,7 +103,7 @@ def main(counts: list[int]) -> None:
             os.sync()
             serial, _ = _timed([*render, "-j", "1"])
             os.sync()
-            verified, _ = _timed(render)  # reads what the render before wrote: too new to trust by stat
+            verified, _ = _timed(render)  # reads what the render before wrote in its stamp's tick
             again, _ = _timed(render)
             first = specs / "site-0000.yaml"
             first.write_text(first.read_text().replace("env: prod", "env: production", 1))

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import stat
 import time
 from collections.abc import Callable, Iterator
@@ -430,7 +431,7 @@ def render(
     is never all in memory, and writing overlaps compiling) and the sites are put in place
     only once every spec compiled: a broken spec leaves the output as it was. The sites
     returned carry no artifacts (they are written)."""
-    from compiler.current import Cache
+    from compiler.current import DIRECTORY, Cache
     from compiler.write import commit, compare, discard, not_ours, orphans, remove_site, sweep
 
     recorded = Cache(output) if cache else None
@@ -440,13 +441,14 @@ def render(
         return None if entry is None else CompiledSite(entry.site, spec, [], entry.warnings, current=True)
 
     existed = output.exists()
-    started = time.time_ns()  # every file a site's record trusts by its stat is older than this
+    started = time.time_ns()  # a file found in place is trusted by its stat when older by RACY_NS
     into = None if check else Into(output, f"{os.getpid()}-{secrets.token_hex(4)}")
     sites: list[CompiledSite] = []
     problems: list[Diagnostic] = []
     staged: list[Staged] = []
     changes: list[Changes] = []
-    digests: dict[str, tuple[dict[str, str], dict[str, list[int]] | None]] = {}
+    digests: dict[str, tuple[dict[str, str], dict[str, list[int]] | None, bool]] = {}
+    stamped: tuple[int, int] | None = None
     try:
         for outcome in each_site(inputs, roots, progress, jobs=jobs, known=known, into=into):
             if isinstance(outcome, list):
@@ -457,7 +459,8 @@ def render(
                 continue
             if outcome.staged is not None:
                 staged.append(outcome.staged)  # committed below, or discarded
-                digests[outcome.name] = (outcome.digests, outcome.listing)
+                fresh = outcome.staged.staging is not None  # written by this render
+                digests[outcome.name] = (outcome.digests, outcome.listing, fresh)
                 continue
             why = not_ours(output / outcome.name)  # --check: compared, nothing written
             if why:
@@ -469,6 +472,8 @@ def render(
         stale = orphans(output, {s.name for s in sites}) if any(item.is_dir() for item in inputs) else []
         changes += [compare(output / name, [], name) for name in stale]
         if not check:
+            if recorded is not None and any(each.staging is not None for each in staged):
+                stamped = recorded.stamp()  # every site staged, none in place yet
             for each in staged:
                 commit(each)
             for name in stale:
@@ -481,15 +486,23 @@ def render(
                 discard(each)  # nothing once committed
             if into is not None:
                 sweep(output, into.render)  # staged by a worker and never taken (Ctrl-C, a bug)
-            if not existed and output.is_dir() and not any(output.iterdir()):
+            if not existed and output.is_dir() and {p.name for p in output.iterdir()} <= {DIRECTORY}:
                 with contextlib.suppress(OSError):
-                    output.rmdir()  # made only to stage in, and nothing was put in place
+                    shutil.rmtree(output)  # made to stage in (and stamp), and nothing was put in place
     if recorded is not None and not check:
         for site in sites:
             if not site.current:
-                written, listing = digests[site.name]
+                written, listing, fresh = digests[site.name]
                 recorded.record(
-                    site.spec, site.name, roots, site.inputs, written, site.warnings, started, listing
+                    site.spec,
+                    site.name,
+                    roots,
+                    site.inputs,
+                    written,
+                    site.warnings,
+                    started,
+                    listing,
+                    stamped if fresh else None,
                 )
         recorded.forget_sites(set(stale))
         recorded.save()

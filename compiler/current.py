@@ -8,8 +8,11 @@ ctime, inode, mode). A later run takes a site as current only when all of it sti
 the same compiler, each input re-read and hashed to the same digest, the same
 ``--files-root`` directories, and the output directory holding exactly the recorded files
 with the recorded stat (a hand edit, a checkout or a deleted file changes ctime or the
-listing; a file written within ``RACY_NS`` of being recorded, whose timestamps could not
-show an edit made in the same clock tick, is read and hashed instead, as git does).
+listing). A file whose timestamps could not show an edit made in the same clock tick is
+read and hashed instead, as git does: one written by the render no earlier than the file
+system's own clock read just before the render put its sites in place (``stamp``; as git
+compares with the index file's mtime), any other one written within ``RACY_NS`` of the
+render's start.
 Anything else, or any doubt, compiles the site as before: the cache can make a render
 slower, never wrong.
 
@@ -36,7 +39,7 @@ from compiler.errors import Diagnostic, Location
 
 DIRECTORY = ".auditc-cache"
 FILE = "sites.json"
-FORMAT = 1
+FORMAT = 2  # 2: ``recorded`` is the time before which a file's stat is trusted
 _TAG = b"Signature: 8a477f597d28d172789f06886806bc55\n# auditc's render cache: safe to delete\n"
 # the libraries whose versions shape auditc's output bytes: module -> distribution name
 _LIBRARIES = {
@@ -74,7 +77,7 @@ class Entry:
         str, list[int]
     ]  # file: size, mtime, ctime, inode, mode, device ("dir/": mode, inode, device)
     digests: dict[str, str]  # file: sha256, for files too new for their stat to prove anything
-    recorded: int  # when the outputs were stat'ed (ns since the epoch)
+    recorded: int  # files whose mtime and ctime are older are trusted by their stat (ns)
     warnings: tuple[Diagnostic, ...]  # as render prints them: no reason or fix (auditc explain)
 
 
@@ -155,7 +158,7 @@ class Cache:
         if racy:  # written too recently for their stat to show a later edit: read them
             if any(_digest(str(site / name)) != entry.digests.get(name) for name in racy):
                 return None
-            now = time.time_ns()
+            now = time.time_ns() - RACY_NS
             if not _racy(entry.outputs, now):  # proven now: later runs need not read them again
                 self.entries[key] = replace(entry, recorded=now)
                 self.loaded.pop(key, None)
@@ -172,20 +175,39 @@ class Cache:
         warnings: tuple[Diagnostic, ...],
         started: int,
         listing: dict[str, list[int]] | None = None,
+        stamped: tuple[int, int] | None = None,
     ) -> None:
         """After ``site`` was written (or found up to date) from ``inputs``; ``digests``:
         the sha256 of each file written; ``started``: when the render began (``time_ns``),
         so a file touched at any time during it is read, not trusted, next time;
         ``listing``: ``outputs`` of the site as it was staged (renaming its folder into
-        place changes no file's stat), listed here when not given."""
-        recorded = started
+        place changes no file's stat), listed here when not given; ``stamped``: what
+        ``stamp`` read before the site, written by this render, was put in place."""
         found = listing if listing is not None else outputs(self.output / site)
         if found is None or {n for n in found if not n.endswith("/")} != set(digests):
             return
+        recorded = started - RACY_NS
+        if stamped is not None and all(stats[-1] == stamped[1] for stats in found.values()):
+            recorded = stamped[0]  # the same file system's clock: no lag, skew or granularity
         entry = Entry(site, str(spec), _places(spec, roots), inputs, found, digests, recorded, warnings)
         self.entries[str(spec.absolute())] = entry
         self.loaded.pop(str(spec.absolute()), None)
         self.dirty = True
+
+    def stamp(self) -> tuple[int, int] | None:
+        """The output file system's own clock now and its device, read off the cache
+        folder's mtime once touched; None if it cannot be. Taken once the workers have
+        staged every site and before any is put in place, it proves the files staged before
+        it: an edit where they then are, made later, gets a later timestamp, whatever the
+        file system's granularity and however its clock lags or leads this one's."""
+        folder = self.output / DIRECTORY
+        try:
+            folder.mkdir(exist_ok=True)
+            os.utime(folder)
+            info = folder.stat()
+        except OSError:
+            return None
+        return info.st_mtime_ns, info.st_dev
 
     def forget_sites(self, removed: set[str]) -> None:
         for key in [k for k, e in self.entries.items() if e.site in removed]:
@@ -225,12 +247,12 @@ RACY_NS = 2_000_000_000
 
 
 def _racy(outputs: dict[str, list[int]], recorded: int) -> list[str]:
-    """Files whose mtime or ctime is so close to ``recorded`` that an edit made just after
-    could carry the same timestamps: their content is checked instead."""
+    """Files whose mtime or ctime is not older than ``recorded``: an edit made later could
+    carry the same timestamps, so their content is checked instead."""
     return [
         name
         for name, stats in outputs.items()
-        if not name.endswith("/") and max(stats[1], stats[2]) >= recorded - RACY_NS
+        if not name.endswith("/") and max(stats[1], stats[2]) >= recorded
     ]
 
 

@@ -153,6 +153,92 @@ def test_a_ctime_change_alone_invalidates(fleet: Path, monkeypatch: pytest.Monke
     assert _render(fleet) == {"prod-east"}
 
 
+def _reads(monkeypatch: pytest.MonkeyPatch, out: Path) -> list[str]:
+    """The output files the cache reads and hashes from now on (not trusting their stat)."""
+    read: list[str] = []
+    digest = current._digest
+
+    def counted(path: str) -> str | None:
+        if Path(path).is_relative_to(out):
+            read.append(Path(path).relative_to(out).as_posix())
+        return digest(path)
+
+    monkeypatch.setattr(current, "_digest", counted)
+    return read
+
+
+def _stamped(monkeypatch: pytest.MonkeyPatch, clock: Callable[[tuple[int, int]], tuple[int, int]]) -> None:
+    stamp = current.Cache.stamp
+
+    def shifted(self: current.Cache) -> tuple[int, int] | None:
+        found = stamp(self)
+        return None if found is None else clock(found)
+
+    monkeypatch.setattr(current.Cache, "stamp", shifted)
+
+
+def test_files_written_before_the_stamp_are_trusted_by_their_stat(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Right after a render, what it wrote before the file system's clock was read (every
+    file, once a tick has passed) is not read again; an edit to one is still found."""
+    import time
+
+    _copy_specs(tmp_path / "specs")
+    read_clock = current.Cache.stamp
+
+    def later(self: current.Cache) -> tuple[int, int] | None:
+        time.sleep(0.05)  # longer than a clock tick: every file staged is older
+        return read_clock(self)
+
+    monkeypatch.setattr(current.Cache, "stamp", later)
+    _render(tmp_path)
+    reads = _reads(monkeypatch, tmp_path / "out")
+    assert _render(tmp_path) == set()
+    assert reads == []
+    path = tmp_path / "out/prod-east/helm/falco-values.yaml"
+    stamp = path.stat()
+    _same_size_edit(path)
+    os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))  # only the ctime shows it
+    assert _render(tmp_path) == {"prod-east"}
+
+
+@pytest.mark.parametrize("clock", ["the same tick", "another device"])
+def test_files_not_older_than_the_stamp_are_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock: str
+) -> None:
+    """A file written in the tick the stamp was read in could be edited without a new
+    timestamp: it is read and hashed next time. A stamp of another file system proves
+    nothing: every file the render wrote is read."""
+    _copy_specs(tmp_path / "specs")
+    if clock == "the same tick":
+        _stamped(monkeypatch, lambda found: (0, found[1]))  # as if nothing were older than it
+    else:
+        _stamped(monkeypatch, lambda found: (found[0] + 10**12, found[1] + 1))
+    _render(tmp_path)
+    reads = _reads(monkeypatch, tmp_path / "out")
+    assert _render(tmp_path) == set()
+    written = {p for p in _tree(tmp_path / "out") if p.split("/")[0] in ALL}
+    assert set(reads) == written
+
+
+def test_a_new_output_that_cannot_be_put_in_place_is_left_absent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stamp makes the cache folder before any site is put in place: when none can
+    be, the output the render made is removed with it."""
+    from compiler import write
+
+    def refused(staged: write.Staged) -> None:
+        raise PermissionError(13, "Permission denied", str(staged.target))
+
+    _copy_specs(tmp_path / "specs")
+    monkeypatch.setattr(write, "commit", refused)
+    with pytest.raises(api.UserError):
+        _render(tmp_path)
+    assert not (tmp_path / "out").exists()
+
+
 def test_another_compiler_invalidates_every_site(fleet: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(current, "compiler_id", lambda: "another build")
     assert _render(fleet) == ALL
