@@ -4,10 +4,11 @@ For N copies of a plain kubeadm site (prod-east's shape under N names), each as 
 runs it (a new process): a full render into an empty output root (default --jobs, and
 with -j 1), a render with nothing changed right after it (the render cache reads and
 hashes the few files written in the clock tick of the render's stamp, too new to trust by
-their stat) and once more (the cache trusts every stat), one with one spec changed, `cp -r` of the same output (the floor:
-writing the bytes), and, when `kapitan` is installed (the optional `bench` extra), Kapitan
-compiling the same artifacts as bare templates. Then one site into a new output root,
-the median of 5. Peak RSS is that of the full render (itself or a worker, from wait4).
+their stat) and once more (the cache trusts every stat), one with one spec changed, `cp
+-r` of the same output (the floor: writing the bytes), and, when `kapitan` is installed
+(the optional `bench` extra), Kapitan compiling the same artifacts as bare templates.
+Then one site into a new output root, the median of 5. Peak RSS is that of the full
+render (itself or a worker, from wait4).
 File creation on ext4 varies several-fold over minutes: the kernel scans past inodes
 deleted less than 60 s (up to 300 s) ago, so a run right after another, or after the
 rm -rf of a large output, spends most of its time there; compare the ratio to cp -r,

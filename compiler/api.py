@@ -27,7 +27,8 @@ from compiler.errors import Diagnostic, Location, UserError
 from compiler.write import Changes, Staged
 
 if TYPE_CHECKING:
-    from multiprocessing.pool import AsyncResult, Pool
+    from multiprocessing.connection import Connection
+    from multiprocessing.process import BaseProcess
 
     from compiler.build import Build
 
@@ -180,8 +181,7 @@ def each_site(
     and staged ``into`` an output when given. ``progress`` is told as specs are compiled."""
     specs = find_specs(inputs)
     parallel = jobs if len(specs) >= PARALLEL_FROM else 1
-    batch = min(_BATCH, len(specs) // (parallel * _AHEAD))  # never fewer batches than workers can hold
-    with _Compiler(roots, parallel, into, batch) as compiler:
+    with _Compiler(roots, parallel, into) as compiler:
         cached: dict[Path, CompiledSite] = {}
         for path in specs:  # the workers start on the first spec to compile, while the rest are checked
             site = known(path) if known is not None else None
@@ -237,9 +237,11 @@ def _stage(site: CompiledSite, into: Into) -> CompiledSite:
         return replace(site, artifacts=[], refused=(_not_ours(why, target),))
     try:
         staged = stage_site(target, site.artifacts, site.name, into.render)
-    except OSError as exc:
-        return replace(site, artifacts=[], refused=(_unwritable(exc, into.output),))
-    listing = outputs(staged.staging or target)  # here, not in the render's one process
+        listing = outputs(staged.staging or target)  # here, not in the render's one process
+    except OSError as exc:  # named at the output: a staging folder's name tells nothing
+        return replace(
+            site, artifacts=[], refused=(_unwritable(OSError(exc.errno, exc.strerror), into.output),)
+        )
     return replace(site, artifacts=[], staged=staged, digests=_digests(site), listing=listing)
 
 
@@ -292,50 +294,83 @@ def _in_worker(jobs: list[_Job]) -> list[_Outcome]:
     return outcomes
 
 
-def _worker_start() -> None:
+def _serve(conn: Connection, others: list[Connection]) -> None:
+    """A worker: batches of jobs from ``conn`` until it is closed or sends None, each
+    batch's outcomes back in order."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the render's: it stops the workers
+    for other in others:
+        other.close()  # the render's ends of the workers forked before: theirs alone
+    while True:
+        try:
+            jobs = conn.recv()
+        except EOFError:  # the render is gone
+            return
+        if jobs is None:
+            return
+        outcomes = _in_worker(jobs)
+        try:
+            conn.send(outcomes)
+        except Exception as exc:  # an outcome that cannot be pickled: nothing was sent
+            conn.send([WorkerBug(f"{type(exc).__name__}: {exc}")] * len(jobs))
 
 
 PARALLEL_FROM = 8  # specs in a run: fewer are compiled in this process (a worker costs more)
-_AHEAD = 4  # batches each worker may have compiled and not yet taken: what is held in memory
-_BATCH = 8  # specs sent to a worker at most at a time: a task's round trip costs this process
-_Batch = tuple["AsyncResult[list[_Outcome]]", tuple[Path, ...]]  # a task sent, and its specs in order
+_HELD = 16  # specs per worker sent and not yet taken: what may be held in memory (--check)
+_BATCH = 8  # specs sent to a worker at most at a time: each message costs this process
+
+
+@dataclass
+class _Worker:
+    process: BaseProcess
+    conn: Connection  # this process's end of the worker's own pipe
+    sent: collections.deque[tuple[Path, ...]] = field(default_factory=collections.deque)  # oldest first
+    held: int = 0  # specs sent and not yet taken
+
+    def stopped(self) -> WorkerBug:
+        """Why the worker's pipe closed: it ended (killed, out of memory) without a word."""
+        self.process.join(5)
+        code = self.process.exitcode
+        how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+        return WorkerBug(f"a worker process ended unexpectedly ({how})")
 
 
 class _Compiler:
     """Compiles the specs added, in the order added, here (``jobs`` 1) or in ``jobs``
     forked workers started at the first spec added: they import the compiling stack while
     this process goes on checking which sites are current, and this process never loads
-    it. Specs go to the workers in batches of up to ``batch`` (whatever waits when a
-    worker has room: one at a time at first, so both start at once), each task costing
-    this process a round trip through the pool's threads; at most ``_AHEAD`` batches per
-    worker wait to be taken. Leaving early (an error, Ctrl-C) stops the workers at once."""
+    it. Each worker has a pipe of its own and nothing else is shared (no lock a worker
+    killed mid-write could hold, no thread here), so a worker that dies is reported, never
+    waited for, and leaving early (an error, Ctrl-C) stops the workers at once. Specs go to
+    the worker holding fewest in batches of up to ``_BATCH`` (each message costs this
+    process): one at a time while few wait (at first, so every worker starts at once),
+    smaller again towards the end (so the workers finish together); a worker holds at
+    most ``_HELD`` specs sent and not yet taken. Outcomes come back in each worker's order."""
 
-    def __init__(self, roots: tuple[Path, ...], jobs: int, into: Into | None = None, batch: int = 1) -> None:
+    def __init__(self, roots: tuple[Path, ...], jobs: int, into: Into | None = None) -> None:
         self.roots = roots
         self.jobs = jobs
         self.into = into
-        self.batch = max(1, batch)
         self.waiting: collections.deque[Path] = collections.deque()
-        self.running: dict[Path, _Batch] = {}  # each spec sent: its batch
-        self.batches = 0  # batches sent and not yet taken
+        self.workers: list[_Worker] = []
+        self.where: dict[Path, _Worker] = {}  # each spec sent and not yet taken: its worker
         self.done: dict[Path, _Outcome] = {}  # the rest of a batch taken
-        self.pool: Pool | None = None
 
     def __enter__(self) -> _Compiler:
         return self
 
     def __exit__(self, error: type[BaseException] | None, *_: object) -> None:
-        if self.pool is None:
-            return
         with interrupts_held():  # a second Ctrl-C must not leave workers staging
-            if error is None:
-                self.pool.close()
-            else:
-                self.pool.terminate()
-            self.pool.join()
+            for worker in self.workers:
+                if error is None and not worker.held:
+                    with contextlib.suppress(OSError):
+                        worker.conn.send(None)  # all taken: it is waiting for the next batch
+                else:
+                    worker.process.terminate()  # what it staged is swept by the render
+            for worker in self.workers:
+                worker.process.join()
+                worker.conn.close()
 
     def add(self, path: Path) -> None:
         self.waiting.append(path)
@@ -349,12 +384,17 @@ class _Compiler:
                 raise AssertionError(f"compiled out of order: {first} before {path}")
             return _compile_one((path, self.roots, self.into))
         self._fill()
-        if path not in self.done:
-            result, paths = self.running[path]
-            self.done.update(zip(paths, result.get(), strict=True))
+        while path not in self.done:
+            worker = self.where[path]
+            try:
+                outcomes = worker.conn.recv()  # its oldest batch
+            except (EOFError, OSError):
+                raise worker.stopped() from None
+            paths = worker.sent.popleft()
+            worker.held -= len(paths)
             for each in paths:
-                del self.running[each]
-            self.batches -= 1
+                del self.where[each]
+            self.done.update(zip(paths, outcomes, strict=True))
         outcome = self.done.pop(path)
         self._fill()
         if isinstance(outcome, WorkerBug):
@@ -362,19 +402,34 @@ class _Compiler:
         return outcome
 
     def _fill(self) -> None:
-        if self.jobs > 1 and self.pool is None and not _can_fork():
+        if self.jobs > 1 and not self.workers and not _can_fork():
             self.jobs = 1  # where there is no fork (a worker would import everything again)
         if self.jobs == 1:
             return
-        if self.pool is None:
-            import multiprocessing
+        if not self.workers:
+            self._start()
+        while self.waiting:
+            size = max(1, min(_BATCH, _HELD, len(self.waiting) // (2 * self.jobs)))  # two a worker at least
+            worker = min(self.workers, key=lambda w: w.held)
+            if worker.held + size > _HELD:
+                return  # a whole batch's room first: taking one spec must not send one
+            paths = tuple(self.waiting.popleft() for _ in range(size))
+            worker.conn.send([(p, self.roots, self.into) for p in paths])  # small: never blocks
+            worker.sent.append(paths)
+            worker.held += size
+            self.where.update(dict.fromkeys(paths, worker))
 
-            self.pool = multiprocessing.get_context("fork").Pool(self.jobs, initializer=_worker_start)
-        while self.waiting and self.batches < self.jobs * _AHEAD:
-            paths = tuple(self.waiting.popleft() for _ in range(min(self.batch, len(self.waiting))))
-            result = self.pool.apply_async(_in_worker, ([(p, self.roots, self.into) for p in paths],))
-            self.running.update(dict.fromkeys(paths, (result, paths)))
-            self.batches += 1
+    def _start(self) -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("fork")
+        for _ in range(self.jobs):
+            mine, theirs = context.Pipe()
+            others = [w.conn for w in self.workers]
+            process = context.Process(target=_serve, args=(theirs, others), daemon=True)
+            process.start()
+            theirs.close()  # the worker's alone: its end closing is how a death shows here
+            self.workers.append(_Worker(process, mine))
 
 
 @contextlib.contextmanager

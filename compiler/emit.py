@@ -16,15 +16,31 @@ from functools import cache
 from typing import Any
 
 # Plain scalars that a YAML 1.1 reader (Go's yaml.v2 behind kubectl, PyYAML) would not read
-# back as strings: written single-quoted whatever the 1.2 emitter thinks.
+# back as strings: written single-quoted whatever the 1.2 emitter thinks. Go's reader takes
+# what strconv.ParseInt(s, 0, 64) parses once "_" are dropped: 0X1F, 0B1 and 0O7 too.
 _YAML11_NON_STRING = re.compile(
     r"^(?:y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF"
     r"|~|null|Null|NULL"
-    r"|[-+]?(?:0b[01_]+|0x[0-9a-fA-F_]+|0o?[0-7_]+|[0-9][0-9_]*(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)?"
+    r"|[-+]?(?:0[bB][01_]+|0[xX][0-9a-fA-F_]+|0[oO]?[0-7_]+|[0-9][0-9_]*(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)?"
     r"|\.[0-9_]+(?:[eE][-+]?[0-9]+)?|[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?)"
     r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)"
     r"|[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}.*)$"
 )
+
+# Go's reader also drops every "_" from a plain scalar that starts with a sign or a digit
+# and takes what strconv.ParseInt(s, 0, 64) parses, or a float in YAML's style, from what
+# is left: -_0x1, +_1 and 1__0 are numbers to it
+_GO_NUMBER = re.compile(
+    r"[-+]?(?:0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+|(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?)"
+)
+
+
+def _non_string(data: str) -> bool:
+    """Whether a YAML 1.1 reader would take ``data``, written plain, for another type."""
+    if _YAML11_NON_STRING.match(data):
+        return True
+    return data[:1] in "+-0123456789" and "_" in data and bool(_GO_NUMBER.fullmatch(data.replace("_", "")))
+
 
 _FIRST = ("apiVersion", "kind", "metadata", "name", "rule", "macro", "list", "level")
 
@@ -59,7 +75,7 @@ def _dumper() -> Any:
         # a literal block keeps rule files and PEM data readable in review
         if "\n" in data and all(line == line.rstrip() for line in data.splitlines()):
             return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|")
-        if _YAML11_NON_STRING.match(data):
+        if _non_string(data):
             return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="'")
         return dumper.represent_scalar("tag:yaml.org,2002:str", data)
 
@@ -138,7 +154,7 @@ def _entry(key: str, value: Any) -> str | None:
         if items is None or not _simple(head):
             return None
         return head[:-4] + "\n" + items  # a sequence in a mapping is not indented
-    if type(value) is str and _PLAIN_SAFE.fullmatch(value) and not _YAML11_NON_STRING.match(value):
+    if type(value) is str and _PLAIN_SAFE.fullmatch(value) and not _non_string(value):
         head = _head(key)
         if _simple(head):
             return head[:-3] + value + "\n"  # "key: value": written plain, as the emitter would
@@ -195,7 +211,7 @@ def _simple(head: str) -> bool:
 
 # strings the emitter writes plain in any block context: no indicator, space or quote, no
 # non-ASCII; the ones a YAML 1.1 reader would take for another type are quoted (above)
-_PLAIN_SAFE = re.compile(r"[A-Za-z0-9./][A-Za-z0-9./-]*")
+_PLAIN_SAFE = re.compile(r"(?!\.\.\.)[A-Za-z0-9./][A-Za-z0-9./-]*")  # "..." would end a document
 
 
 def _keys(mapping: dict[str, Any]) -> list[str]:

@@ -140,6 +140,46 @@ def test_webhook_kubeconfig_is_read_by_kubectl(tmp_path: Path) -> None:
     assert checked >= 2
 
 
+# strings a YAML 1.1 reader takes for numbers, booleans, nulls or times when written plain
+# (Go's drops every "_" of one that starts with a sign or digit, and knows 0X, 0B and 0O),
+# and strings any reader takes as they are, the emitter's plain fast path among them
+LOOKALIKES = [
+    *["0X1F", "-0X1F", "0B1", "+0B1", "0O7", "0x_1F", "0b_1", "-_0x1", "+_1", "1__0", "1_", "-_.5"],
+    *["012", "0o17", "1e3", "1E+3", "1.", ".5", "-.5", "+1", "1_000", "1:20", "2001-12-14", "2001-1-2"],
+    *["y", "Y", "yes", "No", "on", "OFF", "true", "False", "~", "null", "NULL", ".inf", "-.Inf", ".NaN"],
+    *["...", ".../a", "....", "..", "0x", "_1", "0X", "1.2.3", "a-1", "./b", "v1.30.2", "0.0.0.0"],
+]
+
+
+@pytest.mark.parametrize("whole", [False, True], ids=["entry by entry", "whole"])
+def test_strings_that_look_like_other_types_reach_kubectl_as_strings(tmp_path: Path, whole: bool) -> None:
+    """Go's YAML reader (sigs.k8s.io/yaml, in kubectl and the API server) reads every string
+    auditc writes as that string, through the memo's entry-by-entry path and the emitter's."""
+    import json
+
+    from compiler import emit
+
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": word, "cluster": {"server": "https://x"}} for word in LOOKALIKES],
+        "contexts": [{"name": word, "context": {"cluster": word, "user": word}} for word in LOOKALIKES],
+        "users": [{"name": word, "user": {"username": word}} for word in LOOKALIKES],
+        "current-context": LOOKALIKES[0],
+        "preferences": {},
+    }
+    emit._MEMO.clear()
+    text = emit._emit(emit.canonical(config)) if whole else emit.yaml_bytes(config).decode()
+    (tmp_path / "config").write_text(text)
+    result = _run("kubectl", "--kubeconfig", tmp_path / "config", "config", "view", "-o", "json")
+    assert result.returncode == 0, result.stderr
+    read = json.loads(result.stdout)
+    assert sorted(c["name"] for c in read["contexts"]) == sorted(LOOKALIKES)
+    assert all(c["context"]["cluster"] == c["context"]["user"] == c["name"] for c in read["contexts"])
+    assert sorted(u["user"]["username"] for u in read["users"]) == sorted(LOOKALIKES)
+    assert read["current-context"] == LOOKALIKES[0]
+
+
 MANIFESTS = sorted((Path(__file__).parent / "data" / "kube-apiserver-manifests").glob("*.yaml"))
 
 

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from compiler import api, current
 from compiler.cli import app
+from compiler.errors import Location
 from tests.sites import ROOT
 
 # the examples these tests edit, with the bases and files they name: enough sites for
@@ -239,6 +240,30 @@ def test_a_new_output_that_cannot_be_put_in_place_is_left_absent(
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_staged_site_that_cannot_be_listed_is_an_unwritable_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jobs: int
+) -> None:
+    """Listing what a worker staged can fail (too many open files, say): the same one error
+    naming the output, with or without workers (it was a bug report with them), and no
+    staging folder left behind."""
+    listing = current.outputs
+
+    def failing(site: Path) -> dict[str, list[int]] | None:
+        if ".new-" in site.name:
+            raise OSError(24, "Too many open files", str(site / "helm"))
+        return listing(site)
+
+    _copy_specs(tmp_path / "specs")
+    monkeypatch.setattr(current, "outputs", failing)  # the forked workers inherit it
+    with pytest.raises(api.UserError) as raised:
+        _render(tmp_path, jobs=jobs)
+    assert [(d.message, d.location) for d in raised.value.diagnostics] == [
+        ("cannot write output: Too many open files", Location(str(tmp_path / "out")))
+    ]
+    assert not (tmp_path / "out").exists()
+
+
 def test_another_compiler_invalidates_every_site(fleet: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(current, "compiler_id", lambda: "another build")
     assert _render(fleet) == ALL
@@ -352,21 +377,28 @@ def test_specs_sent_to_workers_in_batches_come_back_in_order(
 ) -> None:
     """A fleet's specs go to the workers several at a time (a task's round trip costs the
     render's one process): the same sites, warnings and bytes as one by one, here."""
-    from multiprocessing.pool import Pool
+    from multiprocessing.connection import Connection
 
     sent: list[int] = []
-    real = Pool.apply_async
+    real = Connection.send
 
-    def spy(self: Pool, func: Callable[..., object], args: tuple[list[object]], **kw: object) -> object:
-        sent.append(len(args[0]))
-        return real(self, func, args, **kw)  # type: ignore[arg-type]
+    def spy(self: Connection, jobs: object) -> None:
+        if isinstance(jobs, list):
+            sent.append(len(jobs))  # a batch this process sent (the workers' copies are theirs)
+        real(self, jobs)
 
-    _copy_specs(tmp_path / "specs")
-    monkeypatch.setattr(Pool, "apply_async", spy)
-    monkeypatch.setattr(api, "_AHEAD", 1)  # 8 specs, 2 workers: batches of up to 4
-    serial = api.render([tmp_path / "specs"], tmp_path / "one", jobs=1, cache=False)
-    batched = api.render([tmp_path / "specs"], tmp_path / "two", jobs=2, cache=False)
-    assert sum(sent) == len(ALL) and max(sent) > 1, sent
+    specs = _copy_specs(tmp_path / "specs")
+    text = (specs / "prod-east.yaml").read_text()
+    for index in range(32):  # enough for batches of several, and the smaller ones at the end
+        (specs / f"copy-{index:02d}.yaml").write_text(
+            text.replace("name: prod-east", f"name: copy-{index:02d}")
+        )
+    monkeypatch.setattr(Connection, "send", spy)
+    monkeypatch.setattr(api, "_HELD", 4)  # 2 workers: 8 sent one by one, then up to 4 at a time
+    serial = api.render([specs], tmp_path / "one", jobs=1, cache=False)
+    batched = api.render([specs], tmp_path / "two", jobs=2, cache=False)
+    assert sum(sent) == len(ALL) + 32 and sent[:8] == [1] * 8 and max(sent) == 4, sent
+    assert sent[-1] == 1, "the last ones one by one: the workers finish together"
     assert [(s.name, s.warnings) for s in serial.sites] == [(s.name, s.warnings) for s in batched.sites]
     assert _tree(tmp_path / "one") == _tree(tmp_path / "two")
 
@@ -515,6 +547,40 @@ def test_a_bug_in_a_worker_is_reported_as_a_bug(tmp_path: Path, monkeypatch: pyt
     assert result.stderr.startswith("auditc: internal error (WorkerBug: Unpicklable: boom). This is a bug")
     assert len(result.stderr.splitlines()) == 1
     assert not (tmp_path / "out").exists()
+    assert multiprocessing.active_children() == []
+
+
+def test_a_worker_that_dies_is_reported_not_waited_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker killed outright (the OOM killer, kill -9) while it compiles: exit 3 naming
+    how it ended, at once (a pool waited for its result for ever), the output untouched
+    and no staging folder or worker left behind."""
+    import multiprocessing
+    import signal
+
+    from tests.tools import no_hang
+
+    real = api.compile_site
+
+    def killed(path: Path, roots: tuple[Path, ...] = ()) -> object:
+        if path.name == "gke-prod.yaml":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(path, roots)
+
+    _copy_specs(tmp_path / "specs")
+    api.render([tmp_path / "specs"], tmp_path / "out", jobs=1)
+    before, listed = _tree(tmp_path / "out"), _listing(tmp_path / "out")
+    for name in sorted(ALL):
+        _edit(tmp_path / f"specs/{name}.yaml", "name: ", "name: x")
+    monkeypatch.setattr(api, "compile_site", killed)  # the forked workers inherit it
+    argv = ["render", str(tmp_path / "specs"), "-o", str(tmp_path / "out"), "-j", "2"]
+    with no_hang("a render whose worker was killed"):
+        result = CliRunner().invoke(app, argv)
+    assert result.exit_code == 3, result.output
+    assert "a worker process ended unexpectedly (killed by signal 9)" in result.stderr
+    assert _tree(tmp_path / "out") == before
+    assert _listing(tmp_path / "out") == listed
     assert multiprocessing.active_children() == []
 
 

@@ -130,7 +130,10 @@ _TEXT = st.sampled_from(
 # what the emitter is trusted to write plain without being asked: with the YAML 1.1 words
 # and numbers it must quote, and every character of the class in every place
 _PLAIN_LOOKING = st.from_regex(r"[A-Za-z0-9./][A-Za-z0-9./-]{0,10}", fullmatch=True) | st.sampled_from(
-    ["1.5", "1e3", "0x1F", ".5", ".inf", "2001-12-14", "1.2.3", "./a", "-", ".", "/", "on", "Null", "0o7"]
+    [
+        *["1.5", "1e3", "0x1F", ".5", ".inf", "2001-12-14", "1.2.3", "./a", "-", ".", "/", "on", "Null"],
+        *["0o7", "...", ".../a", "....", "0X1F", "0B1", "0O7", "-_0x1", "1__0"],
+    ]
 )
 _SCALARS = st.one_of(
     st.none(),
@@ -164,6 +167,19 @@ def test_a_mapping_written_entry_by_entry_is_the_mapping_written_whole(document:
     emit._MEMO.clear()
     assert emit._dump(document) == emit._emit(emit.canonical(document))
     assert emit._dump(document) == emit._emit(emit.canonical(document)), "and from the memo"
+
+
+@pytest.mark.parametrize(
+    "word", ["...", ".../a", "....", "0X1F", "0B1", "0O7", "-_0x1", "1__0", "0x", "..", "a"]
+)
+def test_a_plain_looking_string_is_written_as_the_emitter_writes_it(word: str) -> None:
+    """The plain fast path quotes what the emitter quotes: "..." (it would end a document)
+    and what a YAML 1.1 reader takes for a number."""
+    from compiler import emit
+
+    for document in ({"k": word}, {"k": [word, {"j": word}]}, [word]):
+        emit._MEMO.clear()
+        assert emit._dump(document) == emit._emit(emit.canonical(document)), document
 
 
 def test_separate_processes_with_other_hash_seeds_and_locales_give_identical_trees(tmp_path: Path) -> None:
