@@ -76,7 +76,7 @@ class Entry:
     outputs: dict[
         str, list[int]
     ]  # file: size, mtime, ctime, inode, mode, device ("dir/": mode, inode, device)
-    digests: dict[str, str]  # file: sha256, for files too new for their stat to prove anything
+    digests: dict[str, str]  # file: sha256, of the files too new for their stat to prove anything
     recorded: int  # files whose mtime and ctime are older are trusted by their stat (ns)
     warnings: tuple[Diagnostic, ...]  # as render prints them: no reason or fix (auditc explain)
 
@@ -160,7 +160,7 @@ class Cache:
                 return None
             now = time.time_ns() - RACY_NS
             if not _racy(entry.outputs, now):  # proven now: later runs need not read them again
-                self.entries[key] = replace(entry, recorded=now)
+                self.entries[key] = replace(entry, recorded=now, digests={})
                 self.loaded.pop(key, None)
                 self.dirty = True
         return entry
@@ -189,6 +189,7 @@ class Cache:
         recorded = started - RACY_NS
         if stamped is not None and all(stats[-1] == stamped[1] for stats in found.values()):
             recorded = stamped[0]  # the same file system's clock: no lag, skew or granularity
+        digests = {name: digests[name] for name in _racy(found, recorded)}  # the rest: never read
         entry = Entry(site, str(spec), _places(spec, roots), inputs, found, digests, recorded, warnings)
         self.entries[str(spec.absolute())] = entry
         self.loaded.pop(str(spec.absolute()), None)

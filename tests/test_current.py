@@ -194,6 +194,8 @@ def test_files_written_before_the_stamp_are_trusted_by_their_stat(
 
     monkeypatch.setattr(current.Cache, "stamp", later)
     _render(tmp_path)
+    entries = current.Cache(tmp_path / "out").entries.values()
+    assert all(entry.digests == {} for entry in entries), "no digest kept that is never read"
     reads = _reads(monkeypatch, tmp_path / "out")
     assert _render(tmp_path) == set()
     assert reads == []
