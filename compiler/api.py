@@ -301,7 +301,7 @@ def _serve(conn: Connection, others: list[Connection]) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the render's: it stops the workers
     for other in others:
-        other.close()  # the render's ends of the workers forked before: theirs alone
+        other.close()  # the render's alone: its end closing is how the render's death shows
     while True:
         try:
             jobs = conn.recv()
@@ -312,6 +312,8 @@ def _serve(conn: Connection, others: list[Connection]) -> None:
         outcomes = _in_worker(jobs)
         try:
             conn.send(outcomes)
+        except OSError:  # the render is gone (killed): nobody to tell
+            return
         except Exception as exc:  # an outcome that cannot be pickled: nothing was sent
             conn.send([WorkerBug(f"{type(exc).__name__}: {exc}")] * len(jobs))
 
@@ -425,7 +427,7 @@ class _Compiler:
         context = multiprocessing.get_context("fork")
         for _ in range(self.jobs):
             mine, theirs = context.Pipe()
-            others = [w.conn for w in self.workers]
+            others = [mine, *(w.conn for w in self.workers)]  # the render's ends, its own too
             process = context.Process(target=_serve, args=(theirs, others), daemon=True)
             process.start()
             theirs.close()  # the worker's alone: its end closing is how a death shows here

@@ -586,6 +586,51 @@ def test_a_worker_that_dies_is_reported_not_waited_for(
     assert multiprocessing.active_children() == []
 
 
+def test_workers_of_a_killed_render_end_quietly(tmp_path: Path) -> None:
+    """kill -9 of the render while its workers compile: each finds its pipe closed and
+    ends, with no traceback, instead of compiling on for nobody."""
+    import signal
+    import time
+
+    _copy_specs(tmp_path / "specs")
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    program = f"""
+import os, sys, time
+from compiler import api
+from compiler.cli import main
+real = api.compile_site
+def slow(path, roots=()):
+    open(os.path.join({str(pids)!r}, str(os.getpid())), "w").close()
+    time.sleep(0.3)
+    return real(path, roots)
+api.compile_site = slow
+sys.argv = ["auditc", "render", "-q", "-j", "2", {str(tmp_path / "specs")!r}, "-o", {str(tmp_path / "out")!r}]
+main()
+"""
+    render = subprocess.Popen([sys.executable, "-c", program], stderr=subprocess.PIPE, cwd=ROOT)
+    deadline = time.monotonic() + 60
+    while len(list(pids.iterdir())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    workers = [int(p.name) for p in pids.iterdir()]
+    assert len(workers) == 2, workers
+    render.send_signal(signal.SIGKILL)
+    render.wait()
+
+    def running(pid: int) -> bool:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return False
+        return state not in ("Z", "X")
+
+    while any(running(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(running(pid) for pid in workers), "a worker of the killed render runs on"
+    assert render.stderr is not None
+    assert b"Traceback" not in render.stderr.read()
+
+
 def test_a_bug_in_a_worker_while_another_stages_leaves_nothing_behind(
     fleet: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
