@@ -13,7 +13,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 import stat
 import time
 from collections.abc import Callable, Iterator
@@ -300,6 +299,7 @@ def _serve(conn: Connection, others: list[Connection]) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the render's: it stops the workers
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked across the fork
     for other in others:
         other.close()  # the render's alone: its end closing is how the render's death shows
     while True:
@@ -380,7 +380,7 @@ class _Compiler:
 
     def next(self, path: Path) -> CompiledSite | list[Diagnostic]:
         """The outcome of ``path``, the first of those added and not yet taken."""
-        if self.jobs == 1:
+        if not self.workers:
             first = self.waiting.popleft()
             if first != path:
                 raise AssertionError(f"compiled out of order: {first} before {path}")
@@ -406,32 +406,45 @@ class _Compiler:
     def _fill(self) -> None:
         if self.jobs > 1 and not self.workers and not _can_fork():
             self.jobs = 1  # where there is no fork (a worker would import everything again)
-        if self.jobs == 1:
-            return
-        if not self.workers:
+        if self.jobs > 1 and not self.workers:
             self._start()
+        if not self.workers:
+            return  # this process compiles
         while self.waiting:
             size = max(1, min(_BATCH, _HELD, len(self.waiting) // (2 * self.jobs)))  # two a worker at least
             worker = min(self.workers, key=lambda w: w.held)
             if worker.held + size > _HELD:
                 return  # a whole batch's room first: taking one spec must not send one
             paths = tuple(self.waiting.popleft() for _ in range(size))
-            worker.conn.send([(p, self.roots, self.into) for p in paths])  # small: never blocks
+            try:
+                worker.conn.send([(p, self.roots, self.into) for p in paths])  # small: never blocks
+            except OSError:  # its end is closed: it died (not the output's fault)
+                raise worker.stopped() from None
             worker.sent.append(paths)
             worker.held += size
             self.where.update(dict.fromkeys(paths, worker))
 
     def _start(self) -> None:
+        """The workers; as many as can be forked (none: this process compiles)."""
         import multiprocessing
+        import signal
 
         context = multiprocessing.get_context("fork")
         for _ in range(self.jobs):
             mine, theirs = context.Pipe()
             others = [mine, *(w.conn for w in self.workers)]  # the render's ends, its own too
             process = context.Process(target=_serve, args=(theirs, others), daemon=True)
-            process.start()
-            theirs.close()  # the worker's alone: its end closing is how a death shows here
+            held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # until it ignores it
+            try:
+                process.start()
+            except OSError:  # no fork to be had (a process limit): fewer workers
+                mine.close()
+                break
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)
+                theirs.close()  # the worker's alone: its end closing is how a death shows here
             self.workers.append(_Worker(process, mine))
+        self.jobs = len(self.workers) or 1
 
 
 @contextlib.contextmanager
@@ -488,7 +501,7 @@ def render(
     is never all in memory, and writing overlaps compiling) and the sites are put in place
     only once every spec compiled: a broken spec leaves the output as it was. The sites
     returned carry no artifacts (they are written)."""
-    from compiler.current import DIRECTORY, Cache
+    from compiler.current import DIRECTORY, STAMP, Cache
     from compiler.write import commit, compare, discard, not_ours, orphans, remove_site, sweep
 
     recorded = Cache(output) if cache else None
@@ -506,6 +519,7 @@ def render(
     changes: list[Changes] = []
     digests: dict[str, tuple[dict[str, str], dict[str, list[int]] | None, bool]] = {}
     stamped: tuple[int, int] | None = None
+    committed = False  # a site put in place
     try:
         for outcome in each_site(inputs, roots, progress, jobs=jobs, known=known, into=into):
             if isinstance(outcome, list):
@@ -533,6 +547,7 @@ def render(
                 stamped = recorded.stamp()  # every site staged, none in place yet
             for each in staged:
                 commit(each)
+                committed = True
             for name in stale:
                 remove_site(output / name)
     except OSError as exc:
@@ -543,9 +558,12 @@ def render(
                 discard(each)  # nothing once committed
             if into is not None:
                 sweep(output, into.render)  # staged by a worker and never taken (Ctrl-C, a bug)
-            if not existed and output.is_dir() and {p.name for p in output.iterdir()} <= {DIRECTORY}:
+            if not existed and not committed and output.is_dir():  # made to stage in
                 with contextlib.suppress(OSError):
-                    shutil.rmtree(output)  # made to stage in (and stamp), and nothing was put in place
+                    (output / DIRECTORY / STAMP).unlink()
+                    (output / DIRECTORY).rmdir()
+                with contextlib.suppress(OSError):
+                    output.rmdir()  # only if empty: never what another render put there
     if recorded is not None and not check:
         for site in sites:
             if not site.current:

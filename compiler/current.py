@@ -39,6 +39,7 @@ from compiler.errors import Diagnostic, Location
 
 DIRECTORY = ".auditc-cache"
 FILE = "sites.json"
+STAMP = "stamp"  # written to read the file system's clock (Cache.stamp)
 FORMAT = 2  # 2: ``recorded`` is the time before which a file's stat is trusted
 _TAG = b"Signature: 8a477f597d28d172789f06886806bc55\n# auditc's render cache: safe to delete\n"
 # the libraries whose versions shape auditc's output bytes: module -> distribution name
@@ -196,16 +197,19 @@ class Cache:
         self.dirty = True
 
     def stamp(self) -> tuple[int, int] | None:
-        """The output file system's own clock now and its device, read off the cache
-        folder's mtime once touched; None if it cannot be. Taken once the workers have
-        staged every site and before any is put in place, it proves the files staged before
-        it: an edit where they then are, made later, gets a later timestamp, whatever the
-        file system's granularity and however its clock lags or leads this one's."""
-        folder = self.output / DIRECTORY
+        """The output file system's own clock now and its device: the mtime of a file
+        written in the cache folder as the sites' files are (created, written, closed: so
+        whoever sets their timestamps, the kernel or a file server, sets this one); None
+        if it cannot be. Taken once the workers have staged every site and before any is
+        put in place, it proves the files staged before it: an edit where they then are,
+        made later, gets a later timestamp, whatever the file system's granularity and
+        however its clock lags or leads this one's."""
+        probe = self.output / DIRECTORY / STAMP
         try:
-            folder.mkdir(exist_ok=True)
-            os.utime(folder)
-            info = folder.stat()
+            probe.parent.mkdir(exist_ok=True)
+            with open(probe, "wb") as handle:  # noqa: PTH123 (closed before the stat)
+                handle.write(b"\n")
+            info = probe.stat()
         except OSError:
             return None
         return info.st_mtime_ns, info.st_dev

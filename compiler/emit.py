@@ -27,19 +27,22 @@ _YAML11_NON_STRING = re.compile(
     r"|[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}.*)$"
 )
 
-# Go's reader also drops every "_" from a plain scalar that starts with a sign or a digit
-# and takes what strconv.ParseInt(s, 0, 64) parses, or a float in YAML's style, from what
-# is left: -_0x1, +_1 and 1__0 are numbers to it
+# Go's reader also drops every "_" from a plain scalar that starts with a sign, a digit or
+# a dot and takes what strconv.ParseInt(s, 0, 64) or its float parser reads from what is
+# left, and 0b or 0o with a sign after them in base 2 or 8: -_0x1, +_1, 1__0, .5e1_0 and
+# 0b+1 are numbers to it (each checked against kubectl, Tests)
 _GO_NUMBER = re.compile(
     r"[-+]?(?:0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+|(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?)"
+    r"|0b[-+][01]+|0o[-+][0-7]+"
 )
+_NUMBER_START = frozenset("+-.0123456789")
 
 
 def _non_string(data: str) -> bool:
     """Whether a YAML 1.1 reader would take ``data``, written plain, for another type."""
     if _YAML11_NON_STRING.match(data):
         return True
-    return data[:1] in "+-0123456789" and "_" in data and bool(_GO_NUMBER.fullmatch(data.replace("_", "")))
+    return data[:1] in _NUMBER_START and bool(_GO_NUMBER.fullmatch(data.replace("_", "")))
 
 
 _FIRST = ("apiVersion", "kind", "metadata", "name", "rule", "macro", "list", "level")

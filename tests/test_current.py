@@ -586,6 +586,55 @@ def test_a_worker_that_dies_is_reported_not_waited_for(
     assert multiprocessing.active_children() == []
 
 
+def test_a_worker_dead_before_its_first_batch_is_reported_as_such(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sending to a worker that already died is that worker's death (exit 3), not an
+    output that cannot be written (exit 2), and the render waits for nothing."""
+    from tests.tools import no_hang
+
+    from multiprocessing.process import BaseProcess
+
+    def dead(conn: object, others: object) -> None:
+        os._exit(1)
+
+    real_start = BaseProcess.start
+
+    def started_and_ended(self: BaseProcess) -> None:
+        real_start(self)
+        self.join()  # gone before the first batch is sent to it
+
+    _copy_specs(tmp_path / "specs")
+    monkeypatch.setattr(api, "_serve", dead)
+    monkeypatch.setattr(BaseProcess, "start", started_and_ended)
+    argv = ["render", str(tmp_path / "specs"), "-o", str(tmp_path / "out"), "-j", "2"]
+    with no_hang("a render whose workers died at once"):
+        result = CliRunner().invoke(app, argv)
+    assert result.exit_code == 3, result.output
+    assert "a worker process ended unexpectedly (exit code 1)" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_where_no_worker_can_be_forked_the_render_compiles_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process limit reached (fork fails with EAGAIN): the same sites and bytes, compiled
+    in the render's own process, and SIGINT is not left blocked."""
+    import signal
+    from multiprocessing.process import BaseProcess
+
+    def refused(self: BaseProcess) -> None:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    _copy_specs(tmp_path / "specs")
+    serial = api.render([tmp_path / "specs"], tmp_path / "one", jobs=1, cache=False)
+    monkeypatch.setattr(BaseProcess, "start", refused)
+    alone = api.render([tmp_path / "specs"], tmp_path / "two", jobs=2, cache=False)
+    assert [s.name for s in alone.sites] == [s.name for s in serial.sites]
+    assert _tree(tmp_path / "one") == _tree(tmp_path / "two")
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, set())
+
+
 def test_workers_of_a_killed_render_end_quietly(tmp_path: Path) -> None:
     """kill -9 of the render while its workers compile: each finds its pipe closed and
     ends, with no traceback, instead of compiling on for nobody."""
