@@ -591,9 +591,9 @@ def test_a_worker_dead_before_its_first_batch_is_reported_as_such(
 ) -> None:
     """Sending to a worker that already died is that worker's death (exit 3), not an
     output that cannot be written (exit 2), and the render waits for nothing."""
-    from tests.tools import no_hang
-
     from multiprocessing.process import BaseProcess
+
+    from tests.tools import no_hang
 
     def dead(conn: object, others: object) -> None:
         os._exit(1)
