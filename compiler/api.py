@@ -311,11 +311,14 @@ def _serve(conn: Connection, others: list[Connection]) -> None:
             return
         outcomes = _in_worker(jobs)
         try:
-            conn.send(outcomes)
+            try:
+                conn.send(outcomes)
+            except OSError:
+                raise
+            except Exception as exc:  # an outcome that cannot be pickled: nothing was sent
+                conn.send([WorkerBug(f"{type(exc).__name__}: {exc}")] * len(jobs))
         except OSError:  # the render is gone (killed): nobody to tell
             return
-        except Exception as exc:  # an outcome that cannot be pickled: nothing was sent
-            conn.send([WorkerBug(f"{type(exc).__name__}: {exc}")] * len(jobs))
 
 
 PARALLEL_FROM = 8  # specs in a run: fewer are compiled in this process (a worker costs more)
@@ -434,14 +437,14 @@ class _Compiler:
             mine, theirs = context.Pipe()
             others = [mine, *(w.conn for w in self.workers)]  # the render's ends, its own too
             process = context.Process(target=_serve, args=(theirs, others), daemon=True)
-            held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # until it ignores it
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # until it ignores it
             try:
                 process.start()
             except OSError:  # no fork to be had (a process limit): fewer workers
                 mine.close()
                 break
             finally:
-                signal.pthread_sigmask(signal.SIG_SETMASK, held)
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
                 theirs.close()  # the worker's alone: its end closing is how a death shows here
             self.workers.append(_Worker(process, mine))
         self.jobs = len(self.workers) or 1
