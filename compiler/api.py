@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import gc
 import hashlib
 import json
 import os
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from compiler import GC_THRESHOLDS
 from compiler.bundle import Artifact
 from compiler.current import Input, realpath
 from compiler.errors import Diagnostic, Location, UserError
@@ -300,6 +302,8 @@ def _serve(conn: Connection, others: list[Connection]) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the render's: it stops the workers
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked across the fork
+    gc.freeze()  # what it was forked with (the modules, the data read) is never garbage
+    gc.set_threshold(*GC_THRESHOLDS)  # a site's objects are freed as it goes
     for other in others:
         other.close()  # the render's alone: its end closing is how the render's death shows
     while True:

@@ -7,6 +7,7 @@ diagnostics to stderr, data (schema) to stdout. Exit codes follow SPEC.md §8.
 from __future__ import annotations
 
 import errno
+import gc
 import os
 import re
 import sys
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
-from compiler import __version__
+from compiler import GC_THRESHOLDS, __version__
 from compiler.errors import Diagnostic, ExitCode, Location, Refusal, UserError, printable
 
 if TYPE_CHECKING:
@@ -718,6 +719,7 @@ def explain(
 
 def main() -> None:
     """The ``auditc`` command: the app, then a quick exit once its output is flushed."""
+    gc.set_threshold(*GC_THRESHOLDS)
     code: object = 0
     try:
         app()
