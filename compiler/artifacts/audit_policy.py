@@ -8,6 +8,7 @@ the spec line (or policy-file line) of the offending rule.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from pydantic import ValidationError
@@ -60,11 +61,10 @@ def compile_policy(resolved: Resolved) -> CompiledPolicy:
         path = (*base, "rules", index)
         entries.append((rule, Origin(doc, path, format_path(path), path)))
     if policy.preset != "none":
-        preset = load_data(f"policies/{policy.preset}.yaml")["rules"]
         label = f"preset {policy.preset}, rule"
-        for index, raw in enumerate(preset):
+        for index, rule in enumerate(_preset(policy.preset)):
             origin = Origin(None, (), f"{label} {index + 1}", (*base, "preset"))
-            entries.append((PolicyRule.model_validate(raw), origin))
+            entries.append((rule, origin))
     for index, rule in enumerate(policy.append_rules):
         path = (*base, "appendRules", index)
         entries.append((rule, Origin(doc, path, format_path(path), path)))
@@ -86,6 +86,12 @@ def compile_policy(resolved: Resolved) -> CompiledPolicy:
         document["omitManagedFields"] = policy.omit_managed_fields
     document["rules"] = [rule_dict(rule) for rule, _ in entries]
     return CompiledPolicy(document, entries)
+
+
+@cache
+def _preset(name: str) -> tuple[PolicyRule, ...]:
+    """A preset's rules, validated once per process (the models are frozen: sites share them)."""
+    return tuple(PolicyRule.model_validate(raw) for raw in load_data(f"policies/{name}.yaml")["rules"])
 
 
 def rule_dict(rule: PolicyRule) -> dict[str, Any]:
