@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from compiler import GC_THRESHOLDS
 from compiler.bundle import Artifact
 from compiler.current import Input, realpath
-from compiler.errors import Diagnostic, Location, UserError
+from compiler.errors import Diagnostic, Location, UserError, WorkerLost
 from compiler.write import Changes, Staged
 
 if TYPE_CHECKING:
@@ -337,12 +337,12 @@ class _Worker:
     sent: collections.deque[tuple[Path, ...]] = field(default_factory=collections.deque)  # oldest first
     held: int = 0  # specs sent and not yet taken
 
-    def stopped(self) -> WorkerBug:
+    def stopped(self) -> WorkerLost:
         """Why the worker's pipe closed: it ended (killed, out of memory) without a word."""
         self.process.join(5)
         code = self.process.exitcode
         how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-        return WorkerBug(f"a worker process ended unexpectedly ({how})")
+        return WorkerLost(f"a worker process ended unexpectedly ({how})")
 
 
 class _Compiler:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 import typer
 
 from compiler import GC_THRESHOLDS, __version__
-from compiler.errors import Diagnostic, ExitCode, Location, Refusal, UserError, printable
+from compiler.errors import Diagnostic, ExitCode, Location, Refusal, UserError, WorkerLost, printable
 
 if TYPE_CHECKING:
     from compiler.api import CompiledSite
@@ -72,6 +72,10 @@ def _guard(call: Callable[[], T]) -> T:
         raise typer.Exit(ExitCode.INVALID) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+    except WorkerLost as lost:
+        done = "; nothing was written" if _writes else ""
+        _err(f"auditc: {lost}{done}: run it again (out of memory? --jobs 1 compiles in one process)")
+        raise typer.Exit(ExitCode.BUG) from None
     except typer.Exit:
         raise
     except Exception as exc:

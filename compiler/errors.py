@@ -100,6 +100,11 @@ class Diagnostic:
         return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
 
 
+class WorkerLost(Exception):
+    """A worker process that ended without a word (the OOM killer, kill -9): exit 3, not
+    reported as a bug in auditc; nothing was put in place."""
+
+
 class Refusal(Exception):
     """A command that would not go on (a stale plan, a lock held by another apply): exit 1,
     nothing touched. Each reason is one line."""
