@@ -72,8 +72,10 @@ def falco_values(resolved: Resolved) -> dict[str, Any]:
         keys = keys | {"falco.rules_file", "falco.rules_files"}
     else:
         values = _webserver_values(resolved, keys)
-    values = deep_merge(values, _labels(resolved, keys))
-    values = deep_merge(values, _site_stamp(resolved, keys))
+    owned: dict[str, Any] = _copied(values)  # what it was built from may be shared data
+    _merge_into(owned, _labels(resolved, keys))
+    _merge_into(owned, _site_stamp(resolved, keys))
+    values = owned
     rules = _custom_rules(resolved)
     if rules:
         values["customRules"] = rules
@@ -91,7 +93,8 @@ def falco_values(resolved: Resolved) -> dict[str, Any]:
                 ".".join(path),
             )
         )
-    return deep_merge(values, resolved.site.spec.falco.values)
+    _merge_into(values, resolved.site.spec.falco.values)
+    return values
 
 
 def _site_stamp(resolved: Resolved, keys: frozenset[str]) -> dict[str, Any]:
@@ -437,16 +440,22 @@ def _overrides(resolved: Resolved) -> list[dict[str, Any]]:
 
 def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     """``extra`` over ``base``: mappings merge key by key, null deletes a key (as in Helm),
-    anything else replaces."""
+    anything else replaces. A new mapping sharing nothing mutable with either."""
     out: dict[str, Any] = _copied(base)
+    _merge_into(out, extra)
+    return out
+
+
+def _merge_into(out: dict[str, Any], extra: dict[str, Any]) -> None:
+    """``extra`` merged over ``out`` in place, as ``deep_merge`` (``out`` is the caller's own:
+    each level is copied once, not again at every level below)."""
     for key, value in extra.items():
         if value is None:
             out.pop(key, None)
         elif isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
+            _merge_into(out[key], value)
         else:
             out[key] = _copied(value)
-    return out
 
 
 _IMMUTABLE = (str, int, float, bool, type(None))
