@@ -239,20 +239,10 @@ def _fast_parse(
     that is not plain data). A test checks both readers agree on every document it reads."""
     if _FAST_UNSAFE.search(text) or "\ufeff" in text:  # libyaml skips a BOM at any line's start
         return None
-    try:
-        from yaml.constructor import BaseConstructor
-        from yaml.cyaml import CParser as parser
-        from yaml.resolver import BaseResolver
-    except (ImportError, AttributeError):
+    loader_class = _c_loader()
+    if loader_class is None:
         return None
-
-    class Loader(parser, BaseConstructor, BaseResolver):  # type: ignore[misc]
-        def __init__(self, stream: str) -> None:
-            parser.__init__(self, stream)
-            BaseConstructor.__init__(self)
-            BaseResolver.__init__(self)
-
-    loader = Loader(text)
+    loader = loader_class(text)
     try:
         root = loader.get_single_node()
     except Exception:
@@ -267,6 +257,26 @@ def _fast_parse(
     return data, walker.value_pos, walker.key_pos
 
 
+@functools.cache
+def _c_loader() -> Any:
+    """libyaml's parser with PyYAML's node composer (made once: a class costs more to make
+    than a site's spec to read), or None without libyaml."""
+    try:
+        from yaml.constructor import BaseConstructor
+        from yaml.cyaml import CParser as parser
+        from yaml.resolver import BaseResolver
+    except (ImportError, AttributeError):
+        return None
+
+    class Loader(parser, BaseConstructor, BaseResolver):  # type: ignore[misc]
+        def __init__(self, stream: str) -> None:
+            parser.__init__(self, stream)
+            BaseConstructor.__init__(self)
+            BaseResolver.__init__(self)
+
+    return Loader
+
+
 _INT = "tag:yaml.org,2002:int"
 _FLOAT = "tag:yaml.org,2002:float"
 _SPECIAL_FLOATS = {".inf": float("inf"), "+.inf": float("inf"), "-.inf": float("-inf"), ".nan": float("nan")}
@@ -277,6 +287,9 @@ class _FastWalker:
     does (YAML 1.2: `yes` is text, `017` is 17, `0o17` is 15)."""
 
     def __init__(self, display: str) -> None:
+        from yaml.nodes import MappingNode, ScalarNode, SequenceNode
+
+        self.nodes = MappingNode, SequenceNode, ScalarNode  # imported once a document
         self.display = display
         self.count = 0
         self.value_pos: dict[Path_, tuple[int, int]] = {}
@@ -294,12 +307,11 @@ class _FastWalker:
         return self._resolver
 
     def convert(self, node: Any, path: Path_, depth: int) -> Any:
-        from yaml.nodes import MappingNode, SequenceNode
-
+        mapping, sequence, _ = self.nodes
         self.count += 1
         if self.count > MAX_NODES or depth > MAX_DEPTH:
             raise _Fallback  # ruamel's reader reports it with its own budget
-        if isinstance(node, MappingNode):
+        if isinstance(node, mapping):
             out: dict[str, Any] = {}
             for key_node, value_node in node.value:
                 key = self.scalar(key_node)
@@ -312,7 +324,7 @@ class _FastWalker:
                 self.value_pos[child] = (value_node.start_mark.line + 1, value_node.start_mark.column + 1)
                 out[key] = self.convert(value_node, child, depth + 1)
             return out
-        if isinstance(node, SequenceNode):
+        if isinstance(node, sequence):
             items = []
             for index, item in enumerate(node.value):
                 self.value_pos[(*path, index)] = (item.start_mark.line + 1, item.start_mark.column + 1)
@@ -331,9 +343,7 @@ class _FastWalker:
         raise _fail(self.display, f'invalid YAML: duplicate key "{key}"', line, col)
 
     def scalar(self, node: Any) -> Any:
-        from yaml.nodes import ScalarNode as CScalarNode
-
-        if not isinstance(node, CScalarNode):
+        if not isinstance(node, self.nodes[2]):
             raise _Fallback  # a mapping or list as a key
         value = node.value
         if node.style not in (None, ""):  # quoted or block: text
