@@ -102,6 +102,7 @@ def releases() -> tuple[Release, ...]:
     return tuple(out)
 
 
+@cache
 def release_for(falco: Version) -> Release | None:
     """The row of a Falco release's minor, or None for a minor auditc has no row for."""
     return next((r for r in releases() if r.falco == falco.minor), None)

@@ -51,8 +51,8 @@ class Version:
     def __hash__(self) -> int:
         return hash(self._key)
 
-    @property
-    def minor(self) -> Version:
+    @cached_property
+    def minor(self) -> Version:  # one object, its key computed once: asked for dozens of times a site
         return Version(self.parts[:2])
 
     def __str__(self) -> str:
