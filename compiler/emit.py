@@ -227,12 +227,13 @@ def _indented(text: str) -> str | None:
     """Two spaces before every line but the empty ones (a literal block's blank lines are
     written empty at any depth); None for text holding the other line breaks YAML knows
     (NEL, U+2028, U+2029), after which the emitter indents by its own rules."""
-    if any(char in text for char in _OTHER_BREAKS):
+    if _OTHER_BREAKS.search(text):
         return None
-    return "\n".join("  " + line if line else line for line in text.split("\n"))
+    return _LINE_START.sub("  ", text)
 
 
-_OTHER_BREAKS = "\x85\u2028\u2029"
+_OTHER_BREAKS = re.compile("[\x85\u2028\u2029]")
+_LINE_START = re.compile(r"^(?=.)", re.MULTILINE)  # where a line that is not empty starts
 
 
 def _remember(key: bytes, text: str | None) -> None:

@@ -70,6 +70,7 @@ def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         bytecode_cache=_bytecode_cache(),
         loader=jinja2.FileSystemLoader(str(package_dir())),
+        auto_reload=False,  # the package's own files: not stat'ed again at every render
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         # shell has `${#var}`: move jinja's comment markers out of its way
