@@ -337,12 +337,19 @@ class _Worker:
     sent: collections.deque[tuple[Path, ...]] = field(default_factory=collections.deque)  # oldest first
     held: int = 0  # specs sent and not yet taken
 
-    def stopped(self) -> WorkerLost:
-        """Why the worker's pipe closed: it ended (killed, out of memory) without a word."""
+    def stopped(self) -> Exception:
+        """Why the worker's pipe closed without a word: killed (the OOM killer's SIGKILL, a
+        SIGTERM), or a crash that would happen again (a fault in C code, an abort, an exit),
+        which is a bug."""
+        import signal
+
         self.process.join(5)
         code = self.process.exitcode
         how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-        return WorkerLost(f"a worker process ended unexpectedly ({how})")
+        message = f"a worker process ended unexpectedly ({how})"
+        if code in (-signal.SIGKILL, -signal.SIGTERM):
+            return WorkerLost(message)
+        return WorkerBug(message)
 
 
 class _Compiler:

@@ -101,8 +101,8 @@ class Diagnostic:
 
 
 class WorkerLost(Exception):
-    """A worker process that ended without a word (the OOM killer, kill -9): exit 3, not
-    reported as a bug in auditc; nothing was put in place."""
+    """A worker process killed from outside (the OOM killer, kill -9, a SIGTERM): exit 3,
+    not reported as a bug in auditc; nothing was put in place."""
 
 
 class Refusal(Exception):

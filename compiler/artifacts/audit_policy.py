@@ -90,7 +90,8 @@ def compile_policy(resolved: Resolved) -> CompiledPolicy:
 
 @cache
 def _preset(name: str) -> tuple[PolicyRule, ...]:
-    """A preset's rules, validated once per process (the models are frozen: sites share them)."""
+    """A preset's rules, validated once per process and shared by every site: frozen
+    models, whose lists no caller changes (a test holds a fleet render to that)."""
     return tuple(PolicyRule.model_validate(raw) for raw in load_data(f"policies/{name}.yaml")["rules"])
 
 

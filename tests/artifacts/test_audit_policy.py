@@ -206,3 +206,21 @@ def test_policy_file_with_merge_keys_is_read(tmp_path: Path) -> None:
         {"level": "Metadata", "verbs": ["get"]},
         {"level": "Request", "verbs": ["get"]},
     ]
+
+
+def test_a_preset_shared_by_sites_is_left_as_validated() -> None:
+    """Every site shares a preset's validated rules (validated once per process): compiling
+    and linting every example changes none of them."""
+    from compiler.artifacts import audit_policy
+    from compiler.datafiles import load_data
+    from compiler.paths import data_dir
+    from compiler.spec.model import PolicyRule
+    from tests.sites import example_specs
+
+    for spec in example_specs():
+        compile_site(spec)
+    names = sorted(p.stem for p in (data_dir() / "policies").glob("*.yaml"))
+    assert "falco" in names
+    for name in names:
+        fresh = tuple(PolicyRule.model_validate(raw) for raw in load_data(f"policies/{name}.yaml")["rules"])
+        assert audit_policy._preset(name) == fresh, name
