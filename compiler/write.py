@@ -197,15 +197,16 @@ def _write_tree(root: Path, artifacts: list[Artifact]) -> None:
     """Each artifact under the new directory ``root``, each folder made once (on a fleet,
     creating files is most of a render's system time: no call more than needed)."""
     made: set[str] = set()
+    base = str(root)  # joined as text: a Path per file cost a third of writing a site
     for artifact in artifacts:
         folder = artifact.path.rpartition("/")[0]
         if folder and folder not in made:
-            (root / folder).mkdir(parents=True, exist_ok=True)
+            os.makedirs(f"{base}/{folder}", exist_ok=True)  # noqa: PTH103 (text paths, above)
             made.add(folder)
-        _write_file(root / artifact.path, artifact.content, 0o755 if artifact.executable else 0o644)
+        _write_file(f"{base}/{artifact.path}", artifact.content, 0o755 if artifact.executable else 0o644)
 
 
-def _write_file(path: Path, content: bytes, mode: int) -> None:
+def _write_file(path: str | Path, content: bytes, mode: int) -> None:
     """A new file of ``content`` and exactly ``mode``, whatever the umask."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
