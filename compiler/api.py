@@ -315,14 +315,12 @@ def _serve(conn: Connection, others: list[Connection]) -> None:
             return
         outcomes = _in_worker(jobs)
         try:
-            try:
-                conn.send(outcomes)
-            except OSError:
-                raise
-            except Exception as exc:  # an outcome that cannot be pickled: nothing was sent
-                conn.send([WorkerBug(f"{type(exc).__name__}: {exc}")] * len(jobs))
+            conn.send(outcomes)
         except OSError:  # the render is gone (killed): nobody to tell
             return
+        except Exception as exc:  # an outcome that cannot be pickled: nothing was sent
+            with contextlib.suppress(OSError):  # gone meanwhile: the next recv ends it
+                conn.send([WorkerBug(f"{type(exc).__name__}: {exc}")] * len(jobs))
 
 
 PARALLEL_FROM = 8  # specs in a run: fewer are compiled in this process (a worker costs more)
@@ -515,7 +513,7 @@ def render(
     is never all in memory, and writing overlaps compiling) and the sites are put in place
     only once every spec compiled: a broken spec leaves the output as it was. The sites
     returned carry no artifacts (they are written)."""
-    from compiler.current import DIRECTORY, STAMP, Cache
+    from compiler.current import Cache
     from compiler.write import commit, compare, discard, not_ours, orphans, remove_site, sweep
 
     recorded = Cache(output) if cache else None
@@ -573,9 +571,8 @@ def render(
             if into is not None:
                 sweep(output, into.render)  # staged by a worker and never taken (Ctrl-C, a bug)
             if not existed and not committed and output.is_dir():  # made to stage in
-                with contextlib.suppress(OSError):
-                    (output / DIRECTORY / STAMP).unlink()
-                    (output / DIRECTORY).rmdir()
+                if recorded is not None:
+                    recorded.unstamp()
                 with contextlib.suppress(OSError):
                     output.rmdir()  # only if empty: never what another render put there
     if recorded is not None and not check:

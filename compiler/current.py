@@ -23,6 +23,7 @@ neither pydantic nor jinja2, so a render with nothing changed never loads them.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -179,8 +180,9 @@ class Cache:
         stamped: tuple[int, int] | None = None,
     ) -> None:
         """After ``site`` was written (or found up to date) from ``inputs``; ``digests``:
-        the sha256 of each file written; ``started``: when the render began (``time_ns``),
-        so a file touched at any time during it is read, not trusted, next time;
+        the sha256 of each file written; ``started``: when the render began (``time_ns``):
+        without ``stamped``, a file touched less than ``RACY_NS`` before it or since is
+        read, not trusted, next time;
         ``listing``: ``outputs`` of the site as it was staged (renaming its folder into
         place changes no file's stat), listed here when not given; ``stamped``: what
         ``stamp`` read before the site, written by this render, was put in place."""
@@ -213,6 +215,13 @@ class Cache:
         except OSError:
             return None
         return info.st_mtime_ns, info.st_dev
+
+    def unstamp(self) -> None:
+        """Remove what ``stamp`` made, the cache folder too when nothing else is in it (a
+        render that made the output and put nothing in place leaves none of it)."""
+        with contextlib.suppress(OSError):
+            (self.output / DIRECTORY / STAMP).unlink()
+            (self.output / DIRECTORY).rmdir()
 
     def forget_sites(self, removed: set[str]) -> None:
         for key in [k for k, e in self.entries.items() if e.site in removed]:

@@ -72,10 +72,8 @@ def falco_values(resolved: Resolved) -> dict[str, Any]:
         keys = keys | {"falco.rules_file", "falco.rules_files"}
     else:
         values = _webserver_values(resolved, keys)
-    owned: dict[str, Any] = _copied(values)  # what it was built from may be shared data
-    _merge_into(owned, _labels(resolved, keys))
-    _merge_into(owned, _site_stamp(resolved, keys))
-    values = owned
+    values = deep_merge(values, _labels(resolved, keys))  # a copy: it may hold shared data
+    _merge_into(values, _site_stamp(resolved, keys))
     rules = _custom_rules(resolved)
     if rules:
         values["customRules"] = rules

@@ -289,7 +289,8 @@ class _FastWalker:
     def __init__(self, display: str) -> None:
         from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
-        self.nodes = MappingNode, SequenceNode, ScalarNode  # imported once a document
+        # looked up once a document, not at every node
+        self.mapping, self.sequence, self.scalar_node = MappingNode, SequenceNode, ScalarNode
         self.display = display
         self.count = 0
         self.value_pos: dict[Path_, tuple[int, int]] = {}
@@ -307,11 +308,10 @@ class _FastWalker:
         return self._resolver
 
     def convert(self, node: Any, path: Path_, depth: int) -> Any:
-        mapping, sequence, _ = self.nodes
         self.count += 1
         if self.count > MAX_NODES or depth > MAX_DEPTH:
             raise _Fallback  # ruamel's reader reports it with its own budget
-        if isinstance(node, mapping):
+        if isinstance(node, self.mapping):
             out: dict[str, Any] = {}
             for key_node, value_node in node.value:
                 key = self.scalar(key_node)
@@ -324,7 +324,7 @@ class _FastWalker:
                 self.value_pos[child] = (value_node.start_mark.line + 1, value_node.start_mark.column + 1)
                 out[key] = self.convert(value_node, child, depth + 1)
             return out
-        if isinstance(node, sequence):
+        if isinstance(node, self.sequence):
             items = []
             for index, item in enumerate(node.value):
                 self.value_pos[(*path, index)] = (item.start_mark.line + 1, item.start_mark.column + 1)
@@ -343,7 +343,7 @@ class _FastWalker:
         raise _fail(self.display, f'invalid YAML: duplicate key "{key}"', line, col)
 
     def scalar(self, node: Any) -> Any:
-        if not isinstance(node, self.nodes[2]):
+        if not isinstance(node, self.scalar_node):
             raise _Fallback  # a mapping or list as a key
         value = node.value
         if node.style not in (None, ""):  # quoted or block: text
