@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from compiler import GC_THRESHOLDS
 from compiler.bundle import Artifact
-from compiler.current import Input, realpath
+from compiler.current import Input, Prepared, realpath
 from compiler.errors import Diagnostic, Location, UserError, WorkerLost
 from compiler.write import Changes, Staged
 
@@ -43,9 +43,7 @@ class CompiledSite:
     inputs: tuple[Input, ...] = ()  # every file it was compiled from (compiler.current)
     current: bool = False  # the render cache found its output current: not compiled
     staged: Staged | None = None  # written beside its target, not yet in place (``artifacts`` empty)
-    digests: dict[str, str] = field(default_factory=dict)  # when staged: the sha256 of each file
-    # when staged: its files' stat as written (compiler.current; a rename keeps them), None: not listed
-    listing: dict[str, list[int]] | None = None
+    record: Prepared | None = None  # when staged: its render cache entry (None: not recorded)
     refused: tuple[Diagnostic, ...] = ()  # compiled, but why it cannot be staged (each_site yields these)
 
 
@@ -68,7 +66,14 @@ class RenderResult:
 def find_specs(inputs: list[Path]) -> list[Path]:
     """Spec files named directly, plus the *.yaml / *.yml files directly inside named
     directories that are not bases (``kind: SiteDefaults``: sites name them)."""
-    found: list[Path] = []
+    return list(_specs(inputs)[1])
+
+
+def _specs(inputs: list[Path]) -> tuple[int, Iterator[Path]]:
+    """How many files may be specs, and the specs (``find_specs``) as they are found: a
+    missing input or a base named as a site is reported before any, the files in a
+    directory are told from bases one by one (a fleet's workers start on the first)."""
+    candidates: list[Path] = []
     for item in inputs:
         if item.is_dir():
             with os.scandir(item) as entries:
@@ -77,21 +82,30 @@ def find_specs(inputs: list[Path]) -> list[Path]:
                     for e in entries
                     if e.name.endswith((".yaml", ".yml")) and not e.name.startswith(".") and e.is_file()
                 )
-            found += [item / name for name in names if not _is_base(item / name)]
+            candidates += [item / name for name in names]
         elif item.exists():
             if item.is_file() and _is_base(item):
                 message = "is a base (kind: SiteDefaults), not a site: a site names it in its bases"
                 raise UserError(Diagnostic(message, Location(str(item))))
-            found.append(item)
+            candidates.append(item)
         else:
             raise UserError(Diagnostic("no such file or directory", Location(str(item))))
-    unique: dict[str, Path] = {}
-    for path in found:  # each spec once, however often it is named
-        unique.setdefault(realpath(path), path)
-    found = list(unique.values())
-    if not found:
-        raise UserError(Diagnostic("no site specs (*.yaml) found", Location(", ".join(map(str, inputs)))))
-    return found
+    named = {str(item) for item in inputs if not item.is_dir()}
+
+    def found() -> Iterator[Path]:
+        seen: set[str] = set()
+        for path in candidates:
+            if str(path) not in named and _is_base(path):
+                continue
+            real = realpath(path)
+            if real not in seen:  # each spec once, however often it is named
+                seen.add(real)
+                yield path
+        if not seen:
+            where = Location(", ".join(map(str, inputs)))
+            raise UserError(Diagnostic("no site specs (*.yaml) found", where))
+
+    return len(candidates), found()
 
 
 _BASE_KIND = re.compile(rb"^(?:\xef\xbb\xbf)?kind:[ \t]*([\"']?)SiteDefaults\1[ \t]*(#.*)?\r?$", re.M)
@@ -166,6 +180,7 @@ class Into:
 
     output: Path
     render: str
+    record: bool = True  # a render cache entry prepared for each site staged
 
 
 def each_site(
@@ -180,11 +195,13 @@ def each_site(
     """Each spec's site, or why it cannot be one, in spec order as each is ready: compiled
     ``jobs`` at a time, except those ``known`` returns as current (not compiled again),
     and staged ``into`` an output when given. ``progress`` is told as specs are compiled."""
-    specs = find_specs(inputs)
-    parallel = jobs if len(specs) >= PARALLEL_FROM else 1
+    count, found = _specs(inputs)
+    parallel = jobs if count >= PARALLEL_FROM else 1
     with _Compiler(roots, parallel, into) as compiler:
         cached: dict[Path, CompiledSite] = {}
-        for path in specs:  # the workers start on the first spec to compile, while the rest are checked
+        specs: list[Path] = []
+        for path in found:  # the workers start on the first spec to compile, while the rest are checked
+            specs.append(path)
             site = known(path) if known is not None else None
             if site is None:
                 compiler.add(path)
@@ -224,12 +241,13 @@ def _compile_one(job: _Job) -> CompiledSite | list[Diagnostic]:
         site = compile_site(path, roots)
     except UserError as exc:
         return exc.diagnostics
-    return site if into is None else _stage(site, into)
+    return site if into is None else _stage(site, into, roots)
 
 
-def _stage(site: CompiledSite, into: Into) -> CompiledSite:
-    """``site`` written beside its target under ``into``, or with why it cannot be."""
-    from compiler.current import outputs
+def _stage(site: CompiledSite, into: Into, roots: tuple[Path, ...]) -> CompiledSite:
+    """``site`` written beside its target under ``into``, or with why it cannot be, with
+    its render cache entry (compiled from ``roots``) when ``into`` asks for it."""
+    from compiler.current import outputs, prepare
     from compiler.write import not_ours, stage_site
 
     target = into.output / site.name
@@ -238,12 +256,16 @@ def _stage(site: CompiledSite, into: Into) -> CompiledSite:
         return replace(site, artifacts=[], refused=(_not_ours(why, target),))
     try:
         staged = stage_site(target, site.artifacts, site.name, into.render)
-        listing = outputs(staged.staging or target)  # here, not in the render's one process
+        # here, not in the render's one process
+        listing = outputs(staged.staging or target) if into.record else None
     except OSError as exc:  # named at the output: a staging folder's name tells nothing
         return replace(
             site, artifacts=[], refused=(_unwritable(OSError(exc.errno, exc.strerror), into.output),)
         )
-    return replace(site, artifacts=[], staged=staged, digests=_digests(site), listing=listing)
+    record = None
+    if into.record:
+        record = prepare(site.spec, site.name, roots, site.inputs, _digests(site), site.warnings, listing)
+    return replace(site, artifacts=[], staged=staged, record=record)
 
 
 def _not_ours(why: str, target: Path) -> Diagnostic:
@@ -524,12 +546,12 @@ def render(
 
     existed = output.exists()
     started = time.time_ns()  # a file found in place is trusted by its stat when older by RACY_NS
-    into = None if check else Into(output, f"{os.getpid()}-{secrets.token_hex(4)}")
+    into = None if check else Into(output, f"{os.getpid()}-{secrets.token_hex(4)}", recorded is not None)
     sites: list[CompiledSite] = []
     problems: list[Diagnostic] = []
     staged: list[Staged] = []
     changes: list[Changes] = []
-    digests: dict[str, tuple[dict[str, str], dict[str, list[int]] | None, bool]] = {}
+    records: list[tuple[Prepared, bool]] = []  # each site's entry, written by this render or found in place
     stamped: tuple[int, int] | None = None
     committed = False  # a site put in place
     try:
@@ -537,13 +559,13 @@ def render(
             if isinstance(outcome, list):
                 problems += outcome
                 continue
-            sites.append(replace(outcome, artifacts=[], staged=None))
+            sites.append(replace(outcome, artifacts=[], staged=None, record=None))
             if outcome.current:
                 continue
             if outcome.staged is not None:
                 staged.append(outcome.staged)  # committed below, or discarded
-                fresh = outcome.staged.staging is not None  # written by this render
-                digests[outcome.name] = (outcome.digests, outcome.listing, fresh)
+                if outcome.record is not None:
+                    records.append((outcome.record, outcome.staged.staging is not None))
                 continue
             why = not_ours(output / outcome.name)  # --check: compared, nothing written
             if why:
@@ -576,20 +598,8 @@ def render(
                 with contextlib.suppress(OSError):
                     output.rmdir()  # only if empty: never what another render put there
     if recorded is not None and not check:
-        for site in sites:
-            if not site.current:
-                written, listing, fresh = digests[site.name]
-                recorded.record(
-                    site.spec,
-                    site.name,
-                    roots,
-                    site.inputs,
-                    written,
-                    site.warnings,
-                    started,
-                    listing,
-                    stamped if fresh else None,
-                )
+        for record, fresh in records:
+            recorded.record(record, started, stamped if fresh else None)
         recorded.forget_sites(set(stale))
         recorded.save()
     return RenderResult(sites, [s.changes for s in staged] + changes)

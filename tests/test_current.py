@@ -357,6 +357,37 @@ def test_parallel_and_serial_renders_write_the_same_bytes(tmp_path: Path) -> Non
     assert _tree(tmp_path / "one") == _tree(tmp_path / "three") == expected
 
 
+def test_entries_the_workers_prepare_read_back_as_those_made_here(tmp_path: Path) -> None:
+    """The cache entries a fleet's workers prepare are those this process makes compiling
+    alone (but for the files' stat), and a cache of entries kept and entries recorded now
+    reads back whole: the next render compiles nothing."""
+    _copy_specs(tmp_path / "specs")
+    api.render([tmp_path / "specs"], tmp_path / "one", jobs=1)
+    api.render([tmp_path / "specs"], tmp_path / "three", jobs=3)
+
+    def entries(out: str) -> dict[str, object]:
+        found = current.Cache(tmp_path / out).entries
+        return {
+            key: (e.site, e.display, e.roots, e.inputs, sorted(e.outputs), e.warnings)
+            for key, e in found.items()
+        }
+
+    assert entries("one") == entries("three") and len(entries("one")) == len(ALL)
+    (tmp_path / "specs" / "edge-tls.yaml").write_text(
+        (tmp_path / "specs" / "edge-tls.yaml").read_text() + "\n"
+    )
+    assert _render(tmp_path, jobs=3) == ALL  # a new output: all recorded now
+    assert _render(tmp_path, jobs=3) == set()
+    (tmp_path / "specs" / "edge-tls.yaml").write_text(
+        (tmp_path / "specs" / "edge-tls.yaml").read_text() + "\n"
+    )
+    assert _render(tmp_path, jobs=3) == {"edge-tls"}  # one recorded now, the rest kept
+    assert _render(tmp_path, jobs=3) == set()
+    assert entries("out") == entries("one") | {
+        key: value for key, value in entries("out").items() if "edge-tls" in key
+    }
+
+
 @pytest.mark.parametrize("jobs", [1, 3])
 def test_what_workers_list_as_staged_is_the_output_as_it_is_in_place(tmp_path: Path, jobs: int) -> None:
     """Each site's files are listed where they were staged (in the worker), not after the

@@ -249,6 +249,29 @@ def test_bases_in_the_specs_directory_are_not_sites(tmp_path: Path) -> None:
     assert code == 2 and "is a base (kind: SiteDefaults), not a site" in output
 
 
+def test_a_fleet_is_told_from_its_bases_as_its_workers_compile(tmp_path: Path) -> None:
+    """Specs are told from bases one by one while the workers compile the first ones: a
+    base among a fleet's sites is skipped wherever it sorts, a spec named twice is one
+    site, a directory of bases alone has no site, and a missing input stops the render
+    before a site is staged."""
+    names = [f"s{index}" for index in range(10)]
+    specs = _fleet(tmp_path, dict.fromkeys(names, "[defaults.yaml]"), {})
+    (specs / "defaults.yaml").write_text(CORP)
+    (specs / "zz-defaults.yaml").write_text(CORP)
+    out = tmp_path / "out"
+    assert _render(str(specs), str(specs / "s3.yaml"), "-o", str(out), "-q", "-j", "2") == (0, "")
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == names
+    code, output = _render(str(specs), str(specs / "nope.yaml"), "-o", str(tmp_path / "other"), "-j", "2")
+    assert code == 2 and "nope.yaml: no such file or directory" in output, output
+    assert not (tmp_path / "other").exists()
+    only = tmp_path / "only"
+    only.mkdir()
+    (only / "defaults.yaml").write_text(CORP)
+    code, output = _render(str(only), "-o", str(tmp_path / "other"))
+    assert code == 2 and "no site specs (*.yaml) found" in output, output
+    assert not (tmp_path / "other").exists()
+
+
 def test_a_site_with_bases_renders_the_bytes_of_the_same_site_written_out(tmp_path: Path) -> None:
     specs = _fleet(tmp_path, {"a": "[bases/prod.yaml]"})
     flat = tmp_path / "flat"
