@@ -177,7 +177,8 @@ def parse_yaml(raw: bytes, path: Path, display: str, *, what: str = "file") -> S
     ):
         raise _fail(display, f"{what} is empty, expected a YAML mapping")
 
-    depth = _bracket_depth(text)
+    # no deeper than its open brackets: counted first (a spec has a few), walked when many
+    depth = _bracket_depth(text) if text.count("[") + text.count("{") > MAX_DEPTH else 0
     if depth > MAX_DEPTH:
         raise _fail(
             display, f"invalid YAML: flow collections nest {depth} levels deep (the limit is {MAX_DEPTH})"
@@ -268,11 +269,25 @@ def _c_loader() -> Any:
     except (ImportError, AttributeError):
         return None
 
+    from yaml.nodes import MappingNode, ScalarNode, SequenceNode
+
+    tags = {
+        ScalarNode: BaseResolver.DEFAULT_SCALAR_TAG,
+        SequenceNode: BaseResolver.DEFAULT_SEQUENCE_TAG,
+        MappingNode: BaseResolver.DEFAULT_MAPPING_TAG,
+    }
+
     class Loader(parser, BaseConstructor, BaseResolver):  # type: ignore[misc]
         def __init__(self, stream: str) -> None:
             parser.__init__(self, stream)
             BaseConstructor.__init__(self)
             BaseResolver.__init__(self)
+
+        def resolve(self, kind: type, value: object, implicit: object) -> str:
+            """The default tag of each node, as BaseResolver gives it (it has no implicit
+            or path resolvers), without looking for them at every node: the walker
+            resolves plain scalars itself, and a document with a tag is not read here."""
+            return tags[kind]
 
     return Loader
 
@@ -529,7 +544,10 @@ _SURROGATE = "holds an unpaired UTF-16 surrogate (a \\ud800..\\udfff escape), wh
 
 
 def _has_surrogate(text: str) -> bool:
-    return any("\ud800" <= char <= "\udfff" for char in text)
+    return _SURROGATES.search(text) is not None
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
 
 
 def _show(value: Any) -> str:

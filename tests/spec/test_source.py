@@ -179,3 +179,20 @@ def test_a_byte_order_mark_inside_a_document_is_left_to_ruamel() -> None:
         "\ufeff%YAML 1.1\n---\na: yes\n",
     ):
         assert source._fast_parse(text, "x") is None, text
+
+
+def test_flow_collections_are_refused_past_the_depth_limit_however_many_there_are() -> None:
+    """A document nesting flow brackets deeper than MAX_DEPTH is refused before it is
+    parsed; many brackets side by side (more than the limit in all) are no nesting."""
+    limit = source.MAX_DEPTH
+    deep = ("a: " + "[" * (limit + 1) + "]" * (limit + 1) + "\n").encode()
+    with pytest.raises(UserError) as refusal:
+        source.parse_yaml(deep, Path("x"), "x")
+    assert f"flow collections nest {limit + 1} levels deep (the limit is {limit})" in str(refusal.value)
+    nested: list[object] = []
+    for _ in range(limit - 1):
+        nested = [nested]
+    at_limit = ("a: " + "[" * limit + "]" * limit + "\n").encode()
+    assert source.parse_yaml(at_limit, Path("x"), "x").data == {"a": nested}
+    wide = ("a: [" + ", ".join(["[1]", "{b: 2}"] * limit) + "]\n").encode()
+    assert source.parse_yaml(wide, Path("x"), "x").data == {"a": [[1], {"b": 2}] * limit}
