@@ -346,7 +346,8 @@ def _serve(conn: Connection, others: list[Connection]) -> None:
 
 
 PARALLEL_FROM = 8  # specs in a run: fewer are compiled in this process (a worker costs more)
-_HELD = 16  # specs per worker sent and not yet taken: what may be held in memory (--check)
+_QUEUED = 16  # specs per worker sent and not yet back: what it is given ahead
+_HELD = 16  # specs per worker sent and not yet taken (--check): their sites' files in memory
 _BATCH = 8  # specs sent to a worker at most at a time: each message costs this process
 
 
@@ -355,7 +356,8 @@ class _Worker:
     process: BaseProcess
     conn: Connection  # this process's end of the worker's own pipe
     sent: collections.deque[tuple[Path, ...]] = field(default_factory=collections.deque)  # oldest first
-    held: int = 0  # specs sent and not yet taken
+    queued: int = 0  # specs sent, their outcomes not back
+    held: int = 0  # specs sent and not yet taken (their outcomes back or not)
 
     def stopped(self) -> Exception:
         """Why the worker's pipe closed without a word: killed (the OOM killer's SIGKILL, a
@@ -379,10 +381,13 @@ class _Compiler:
     it. Each worker has a pipe of its own and nothing else is shared (no lock a worker
     killed mid-write could hold, no thread here), so a worker that dies is reported, never
     waited for, and leaving early (an error, Ctrl-C) stops the workers at once. Specs go to
-    the worker holding fewest in batches of up to ``_BATCH`` (each message costs this
-    process): one at a time while few wait (at first, so every worker starts at once),
-    smaller again towards the end (so the workers finish together); a worker holds at
-    most ``_HELD`` specs sent and not yet taken. Outcomes come back in each worker's order."""
+    the worker with fewest still to compile, in batches of up to ``_BATCH`` (each message
+    costs this process): one at a time while few wait (at first, so every worker starts
+    at once), smaller again towards the end (so the workers finish together). A worker is
+    given at most ``_QUEUED`` specs ahead, and holds at most ``limit`` specs sent and not
+    yet taken (what may be in memory). Outcomes come back in each worker's order and are
+    read as soon as they do, whichever spec is wanted next: a worker ahead of the others
+    never waits on a full pipe."""
 
     def __init__(self, roots: tuple[Path, ...], jobs: int, into: Into | None = None) -> None:
         self.roots = roots
@@ -391,7 +396,9 @@ class _Compiler:
         self.waiting: collections.deque[Path] = collections.deque()
         self.workers: list[_Worker] = []
         self.where: dict[Path, _Worker] = {}  # each spec sent and not yet taken: its worker
-        self.done: dict[Path, _Outcome] = {}  # the rest of a batch taken
+        self.done: dict[Path, _Outcome] = {}  # the outcomes back and not yet taken
+        # --check's outcomes carry their sites' files; a staged site's, only its record
+        self.limit = _HELD if into is None else 4 * _HELD
 
     def __enter__(self) -> _Compiler:
         return self
@@ -419,19 +426,24 @@ class _Compiler:
             if first != path:
                 raise AssertionError(f"compiled out of order: {first} before {path}")
             return _compile_one((path, self.roots, self.into))
+        from multiprocessing.connection import wait
+
         self._fill()
         while path not in self.done:
-            worker = self.where[path]
-            try:
-                outcomes = worker.conn.recv()  # its oldest batch
-            except (EOFError, OSError):
-                raise worker.stopped() from None
-            paths = worker.sent.popleft()
-            worker.held -= len(paths)
-            for each in paths:
-                del self.where[each]
-            self.done.update(zip(paths, outcomes, strict=True))
+            out = {w.conn: w for w in self.workers if w.sent}
+            if not out:  # waiting on none would never end
+                raise AssertionError(f"{path} was never sent to a worker")
+            for conn in wait(list(out)):  # those with a batch back, or dead
+                worker = out[conn]  # type: ignore[index]
+                try:
+                    outcomes = worker.conn.recv()  # its oldest batch
+                except (EOFError, OSError):
+                    raise worker.stopped() from None
+                paths = worker.sent.popleft()
+                worker.queued -= len(paths)
+                self.done.update(zip(paths, outcomes, strict=True))
         outcome = self.done.pop(path)
+        self.where.pop(path).held -= 1
         self._fill()
         if isinstance(outcome, WorkerBug):
             raise outcome
@@ -445,9 +457,9 @@ class _Compiler:
         if not self.workers:
             return  # this process compiles
         while self.waiting:
-            size = max(1, min(_BATCH, _HELD, len(self.waiting) // (2 * self.jobs)))  # two a worker at least
-            worker = min(self.workers, key=lambda w: w.held)
-            if worker.held + size > _HELD:
+            size = max(1, min(_BATCH, _QUEUED, len(self.waiting) // (2 * self.jobs)))  # two a worker at least
+            worker = min(self.workers, key=lambda w: w.queued)  # the one ahead gets more
+            if worker.queued + size > _QUEUED or worker.held + size > self.limit:
                 return  # a whole batch's room first: taking one spec must not send one
             paths = tuple(self.waiting.popleft() for _ in range(size))
             try:
@@ -455,6 +467,7 @@ class _Compiler:
             except OSError:  # its end is closed: it died (not the output's fault)
                 raise worker.stopped() from None
             worker.sent.append(paths)
+            worker.queued += size
             worker.held += size
             self.where.update(dict.fromkeys(paths, worker))
 

@@ -427,7 +427,7 @@ def test_specs_sent_to_workers_in_batches_come_back_in_order(
             text.replace("name: prod-east", f"name: copy-{index:02d}")
         )
     monkeypatch.setattr(Connection, "send", spy)
-    monkeypatch.setattr(api, "_HELD", 4)  # 2 workers: 8 sent one by one, then up to 4 at a time
+    monkeypatch.setattr(api, "_QUEUED", 4)  # 2 workers: 8 sent one by one, then up to 4 at a time
     serial = api.render([specs], tmp_path / "one", jobs=1, cache=False)
     batched = api.render([specs], tmp_path / "two", jobs=2, cache=False)
     assert sum(sent) == len(ALL) + 32 and sent[:8] == [1] * 8 and max(sent) == 4, sent

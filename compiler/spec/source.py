@@ -271,7 +271,7 @@ def _c_loader() -> Any:
 
     from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
-    tags = {
+    tags: dict[type, str] = {
         ScalarNode: BaseResolver.DEFAULT_SCALAR_TAG,
         SequenceNode: BaseResolver.DEFAULT_SEQUENCE_TAG,
         MappingNode: BaseResolver.DEFAULT_MAPPING_TAG,
