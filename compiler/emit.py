@@ -212,9 +212,12 @@ def _simple(head: str) -> bool:
     return head.endswith(": {}\n") and "\n" not in head[:-1] and not head.startswith("?")
 
 
-# strings the emitter writes plain in any block context: no indicator, space or quote, no
-# non-ASCII; the ones a YAML 1.1 reader would take for another type are quoted (above)
-_PLAIN_SAFE = re.compile(r"(?!\.\.\.)[A-Za-z0-9./][A-Za-z0-9./-]*")  # "..." would end a document
+# strings the emitter writes plain in any block context: ASCII, no quote and none of the
+# indicators that matter there (": ", " #", a leading "-", "?" or "..." which would end a
+# document), no space at either end; the ones a YAML 1.1 reader would take for another
+# type are quoted (above). Words with spaces are here for what sites say in prose
+# (the plan's steps) and key=value pairs (Falco's extra output field)
+_PLAIN_SAFE = re.compile(r"(?!\.\.\.)[A-Za-z0-9./][A-Za-z0-9 ./=_(),;-]*(?<! )")
 
 
 def _keys(mapping: dict[str, Any]) -> list[str]:
@@ -227,9 +230,14 @@ def _indented(text: str) -> str | None:
     """Two spaces before every line but the empty ones (a literal block's blank lines are
     written empty at any depth); None for text holding the other line breaks YAML knows
     (NEL, U+2028, U+2029), after which the emitter indents by its own rules."""
-    if _OTHER_BREAKS.search(text):
+    if not text.isascii() and _OTHER_BREAKS.search(text):
         return None
-    return _LINE_START.sub("  ", text)
+    if text[:1] == "\n" or not text.endswith("\n"):  # not a block's text: line by line
+        return _LINE_START.sub("  ", text)
+    shifted = "  " + text.replace("\n", "\n  ")[:-2]  # what the regex does, four times faster
+    while "\n  \n" in shifted:  # an empty line stays empty (two in a row take two passes)
+        shifted = shifted.replace("\n  \n", "\n\n")
+    return shifted
 
 
 _OTHER_BREAKS = re.compile("[\x85\u2028\u2029]")

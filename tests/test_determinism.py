@@ -129,10 +129,11 @@ _TEXT = st.sampled_from(
 )
 # what the emitter is trusted to write plain without being asked: with the YAML 1.1 words
 # and numbers it must quote, and every character of the class in every place
-_PLAIN_LOOKING = st.from_regex(r"[A-Za-z0-9./][A-Za-z0-9./-]{0,10}", fullmatch=True) | st.sampled_from(
+_PLAIN_LOOKING = st.from_regex(r"[A-Za-z0-9./][A-Za-z0-9 ./=_(),;-]{0,10}", fullmatch=True) | st.sampled_from(
     [
         *["1.5", "1e3", "0x1F", ".5", ".inf", "2001-12-14", "1.2.3", "./a", "-", ".", "/", "on", "Null"],
         *["0o7", "...", ".../a", "....", "0X1F", "0B1", "0O7", "-_0x1", "1__0"],
+        *["a b", "a ", "a  b", "a=b", "f(x), g;", "1 2", "2001-12-14 x", "a -b", "y n", ". .", "- a"],
     ]
 )
 _SCALARS = st.one_of(
