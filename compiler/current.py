@@ -64,7 +64,7 @@ class Input:
 
     @staticmethod
     def of(path: Path, data: bytes) -> Input:
-        return Input(str(path.absolute()), realpath(path), hashlib.sha256(data).hexdigest())
+        return Input(absolute(path), realpath(path), hashlib.sha256(data).hexdigest())
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ def prepare(
         "warnings": [_diagnostic(d) for d in warnings],
     }
     text = json.dumps(head, separators=(",", ":"), check_circular=False)[:-1]
-    return Prepared(str(spec.absolute()), site, listing, digests, text)
+    return Prepared(absolute(spec), site, listing, digests, text)
 
 
 @functools.cache
@@ -187,7 +187,7 @@ class Cache:
 
     def current(self, spec: Path, roots: tuple[Path, ...]) -> Entry | None:
         """The entry of ``spec`` when its output is exactly what compiling it would write."""
-        key = str(spec.absolute())
+        key = absolute(spec)
         entry = self.entries.get(key)
         if entry is None or entry.display != str(spec) or entry.roots != _places(spec, roots):
             return None
@@ -298,6 +298,16 @@ def _racy(outputs: dict[str, list[int]], recorded: int) -> list[str]:
     ]
 
 
+def absolute(path: Path) -> str:
+    """``str(path.absolute())`` without making a Path of the working directory (a fleet asks
+    for it several times a site)."""
+    text = str(path)
+    if path.is_absolute():
+        return text
+    cwd = os.getcwd()  # noqa: PTH109 (text, above)
+    return cwd if text == "." else f"{cwd.rstrip('/')}/{text}"
+
+
 def realpath(path: str | Path) -> str:
     """``os.path.realpath``, each folder resolved once per run (a fleet's files share a few)."""
     folder, name = os.path.split(path)
@@ -314,7 +324,7 @@ def _real_folder(folder: str) -> str:
 def _places(spec: Path, roots: tuple[Path, ...]) -> tuple[str, ...]:
     """The folders named files may be in (the spec's and each --files-root), as named and
     as they resolve: a retargeted folder link changes what a name reads and what is allowed."""
-    return tuple(f"{r.absolute()}\0{_real_folder(str(r.absolute()))}" for r in (spec.parent, *roots))
+    return tuple(f"{a}\0{_real_folder(a)}" for a in map(absolute, (spec.parent, *roots)))
 
 
 def _digest(path: str) -> str | None:

@@ -181,7 +181,7 @@ def default_charts() -> frozenset[Version]:
 def keys_file(chart: Version, where: ChartRange) -> str:
     """The key list a chart's values are checked against: its own when auditc has it, else
     the nearest default chart below it in its range, else the lowest one in the range."""
-    if (data_dir() / "chart-keys" / f"{chart}.txt").is_file():
+    if _has_keys(str(chart)):
         return str(chart)
     candidates = sorted(c for c in default_charts() if where.contains(c))
     below = [c for c in candidates if c <= chart]
@@ -190,6 +190,12 @@ def keys_file(chart: Version, where: ChartRange) -> str:
     if candidates:
         return str(candidates[0])
     return str(max(default_charts()))  # a major newer than known: the newest chart's keys
+
+
+@cache
+def _has_keys(chart: str) -> bool:
+    """Whether auditc has the key list of ``chart`` (its own data: asked once a process)."""
+    return (data_dir() / "chart-keys" / f"{chart}.txt").is_file()
 
 
 @cache

@@ -271,6 +271,18 @@ def test_another_compiler_invalidates_every_site(fleet: Path, monkeypatch: pytes
     assert _render(fleet) == ALL
 
 
+@pytest.mark.parametrize("name", [".", "a", "a/b", "../a", "./a/../b", "/abs/x", "a//b/"])
+def test_absolute_names_a_path_as_pathlib_does(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache's keys and inputs are named by ``current.absolute``: the names pathlib gave
+    them before (an entry recorded either way is found)."""
+    monkeypatch.chdir(tmp_path)
+    assert current.absolute(Path(name)) == str(Path(name).absolute())
+    monkeypatch.chdir("/")
+    assert current.absolute(Path(name)) == str(Path(name).absolute())
+
+
 def test_the_compiler_id_follows_the_package_files(tmp_path: Path) -> None:
     """A copy of the package with one byte changed has another id (a new process each)."""
     package = tmp_path / "compiler"

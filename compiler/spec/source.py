@@ -229,6 +229,7 @@ class _Fallback(Exception):
 # a merge key, a complex key and a directive (a false alarm inside a string, such as a
 # Falco rule's `%ka.user.name` or `!=`, only costs speed)
 _FAST_UNSAFE = re.compile(r"(?:^|[\s\[\]{},:])[!&*]|<<|\? |^%", re.M)
+_FAST_UNSAFE_MARKS = "!&*<?%"  # one of them is in every match: a spec without any is not searched
 
 
 def _fast_parse(
@@ -238,7 +239,8 @@ def _fast_parse(
     ten times faster), for documents without tags, anchors or merge keys; None when the
     document needs ruamel.yaml (any of those, a duplicate key, any syntax error, a value
     that is not plain data). A test checks both readers agree on every document it reads."""
-    if _FAST_UNSAFE.search(text) or "\ufeff" in text:  # libyaml skips a BOM at any line's start
+    unsafe = any(mark in text for mark in _FAST_UNSAFE_MARKS) and _FAST_UNSAFE.search(text)
+    if unsafe or "\ufeff" in text:  # libyaml skips a BOM at any line's start
         return None
     loader_class = _c_loader()
     if loader_class is None:
