@@ -385,9 +385,10 @@ class _Compiler:
     costs this process): one at a time while few wait (at first, so every worker starts
     at once), smaller again towards the end (so the workers finish together). A worker is
     given at most ``_QUEUED`` specs ahead, and holds at most ``limit`` specs sent and not
-    yet taken (what may be in memory). Outcomes come back in each worker's order and are
-    read as soon as they do, whichever spec is wanted next: a worker ahead of the others
-    never waits on a full pipe."""
+    yet taken (what may be in memory): the one with fewest still to compile among those
+    with room. Outcomes come back in each worker's order and are read as soon as they do,
+    whichever spec is wanted next, and a worker back is given more while a slow spec is
+    awaited: a worker ahead of the others never waits on a full pipe, nor idles."""
 
     def __init__(self, roots: tuple[Path, ...], jobs: int, into: Into | None = None) -> None:
         self.roots = roots
@@ -442,6 +443,7 @@ class _Compiler:
                 paths = worker.sent.popleft()
                 worker.queued -= len(paths)
                 self.done.update(zip(paths, outcomes, strict=True))
+            self._fill()  # a worker back while the wanted spec is not: more for it meanwhile
         outcome = self.done.pop(path)
         self.where.pop(path).held -= 1
         self._fill()
@@ -458,9 +460,10 @@ class _Compiler:
             return  # this process compiles
         while self.waiting:
             size = max(1, min(_BATCH, _QUEUED, len(self.waiting) // (2 * self.jobs)))  # two a worker at least
-            worker = min(self.workers, key=lambda w: w.queued)  # the one ahead gets more
-            if worker.queued + size > _QUEUED or worker.held + size > self.limit:
+            room = [w for w in self.workers if w.queued + size <= _QUEUED and w.held + size <= self.limit]
+            if not room:
                 return  # a whole batch's room first: taking one spec must not send one
+            worker = min(room, key=lambda w: w.queued)  # the one ahead gets more
             paths = tuple(self.waiting.popleft() for _ in range(size))
             try:
                 worker.conn.send([(p, self.roots, self.into) for p in paths])  # small: never blocks

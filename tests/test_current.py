@@ -3,6 +3,7 @@ its output changed, and every input that must invalidate it does."""
 
 from __future__ import annotations
 
+import collections
 import os
 import shutil
 import subprocess
@@ -415,6 +416,32 @@ def test_what_workers_list_as_staged_is_the_output_as_it_is_in_place(tmp_path: P
     assert {e.site for e in entries.values()} == ALL
     for entry in entries.values():
         assert entry.outputs == current.outputs(tmp_path / "out" / entry.site), entry.site
+
+
+class _Sends:
+    """A worker's pipe that counts the specs sent down it."""
+
+    def __init__(self) -> None:
+        self.specs = 0
+
+    def send(self, jobs: list[object]) -> None:
+        self.specs += len(jobs)
+
+
+def test_a_worker_with_room_is_given_specs_while_another_holds_its_fill() -> None:
+    """The worker with fewest specs still to compile is given more, among those with room:
+    one holding its fill of outcomes not yet taken (they come after a slow spec) must not
+    keep an idle one waiting."""
+    compiler = api._Compiler((), 3, None)
+    workers = [api._Worker(None, _Sends()) for _ in range(3)]  # type: ignore[arg-type]
+    workers[0].held = api._HELD  # all back, behind the wanted spec
+    workers[1].queued = workers[1].held = 2  # compiling the wanted spec
+    compiler.workers = workers
+    compiler.waiting = collections.deque(Path(str(index)) for index in range(100))
+    compiler._fill()
+    sent = [worker.conn.specs for worker in workers]  # type: ignore[attr-defined]
+    assert sent[0] == 0 and sent[2] == api._QUEUED and sent[1] > 0, sent
+    assert all(w.held <= compiler.limit and w.queued <= api._QUEUED for w in workers)
 
 
 def test_specs_sent_to_workers_in_batches_come_back_in_order(
