@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -473,6 +474,42 @@ def test_specs_sent_to_workers_in_batches_come_back_in_order(
     assert sent[-1] == 1, "the last ones one by one: the workers finish together"
     assert [(s.name, s.warnings) for s in serial.sites] == [(s.name, s.warnings) for s in batched.sites]
     assert _tree(tmp_path / "one") == _tree(tmp_path / "two")
+
+
+def test_a_worker_goes_on_while_the_other_compiles_a_slow_spec(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outcomes are read from whichever worker sends them, and a worker back is given more
+    while the spec wanted next is still compiling: the first spec here is held until the
+    other worker has compiled 40 (more than it is given ahead, ``_QUEUED``), which it
+    could not while the render waited on the slow one's pipe alone."""
+    specs = _copy_specs(tmp_path / "specs")
+    text = (specs / "prod-east.yaml").read_text()
+    for index in range(60):
+        (specs / f"copy-{index:02d}.yaml").write_text(
+            text.replace("name: prod-east", f"name: copy-{index:02d}")
+        )
+    compiled = tmp_path / "compiled"  # one file per spec compiled, by whichever worker
+    compiled.mkdir()
+    first = api.find_specs([specs])[0]
+    real = api._compile_one
+
+    def compile_one(job: tuple[Path, tuple[Path, ...], api.Into | None]) -> object:
+        if job[0] == first:  # held until the others are far ahead, or 20 s passed
+            for _ in range(2000):
+                if len(list(compiled.iterdir())) >= 40:
+                    break
+                time.sleep(0.01)
+            (tmp_path / "ahead").write_text(str(len(list(compiled.iterdir()))))
+        outcome = real(job)
+        (compiled / job[0].name).touch()
+        return outcome
+
+    monkeypatch.setattr(api, "_compile_one", compile_one)
+    result = api.render([specs], tmp_path / "out", jobs=2, cache=False)
+    assert int((tmp_path / "ahead").read_text()) >= 40
+    assert [site.spec for site in result.sites] == api.find_specs([specs])  # in order all the same
+    assert sorted(p.name for p in compiled.iterdir()) == sorted(p.name for p in api.find_specs([specs]))
 
 
 def test_a_broken_spec_among_parallel_ones_writes_nothing(tmp_path: Path) -> None:
