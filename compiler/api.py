@@ -247,7 +247,7 @@ def _compile_one(job: _Job) -> CompiledSite | list[Diagnostic]:
 def _stage(site: CompiledSite, into: Into, roots: tuple[Path, ...]) -> CompiledSite:
     """``site`` written beside its target under ``into``, or with why it cannot be, with
     its render cache entry (compiled from ``roots``) when ``into`` asks for it."""
-    from compiler.current import outputs, prepare
+    from compiler.current import listed, outputs, prepare
     from compiler.write import not_ours, stage_site
 
     target = into.output / site.name
@@ -255,9 +255,12 @@ def _stage(site: CompiledSite, into: Into, roots: tuple[Path, ...]) -> CompiledS
     if why:
         return replace(site, artifacts=[], refused=(_not_ours(why, target),))
     try:
-        staged = stage_site(target, site.artifacts, site.name, into.render)
+        written: dict[str, os.stat_result] = {}
+        staged = stage_site(target, site.artifacts, site.name, into.render, written)
         # here, not in the render's one process
-        listing = outputs(staged.staging or target) if into.record else None
+        listing = None
+        if into.record:
+            listing = listed(written) if staged.staging is not None else outputs(target)
     except OSError as exc:  # named at the output: a staging folder's name tells nothing
         return replace(
             site, artifacts=[], refused=(_unwritable(OSError(exc.errno, exc.strerror), into.output),)

@@ -352,18 +352,24 @@ def outputs(site: Path) -> dict[str, list[int]] | None:
                 info = entry.stat(follow_symlinks=False)
                 if stat.S_ISDIR(info.st_mode):
                     pending.append((name + "/", entry.path))
-                    found[name + "/"] = [info.st_mode, info.st_ino, info.st_dev]
+                    found[name + "/"] = _folder(info)
                 else:
-                    stats = [
-                        info.st_size,
-                        info.st_mtime_ns,
-                        info.st_ctime_ns,
-                        info.st_ino,
-                        info.st_mode,
-                        info.st_dev,
-                    ]
-                    found[name] = stats
+                    found[name] = _file(info)
     return found
+
+
+def listed(written: dict[str, os.stat_result]) -> dict[str, list[int]]:
+    """``outputs`` of a folder holding exactly what was ``written`` there: each folder
+    (``name/``) and file with its stat as it was made."""
+    return {name: _folder(info) if name.endswith("/") else _file(info) for name, info in written.items()}
+
+
+def _folder(info: os.stat_result) -> list[int]:
+    return [info.st_mode, info.st_ino, info.st_dev]
+
+
+def _file(info: os.stat_result) -> list[int]:
+    return [info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, info.st_mode, info.st_dev]
 
 
 def _document(entry: Entry) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import hashlib
 import os
 import secrets
 import shutil
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,20 +120,32 @@ class Staged:
     changes: Changes
 
 
-def stage_site(target: Path, artifacts: list[Artifact], site: str, render: str = "") -> Staged:
+def stage_site(
+    target: Path,
+    artifacts: list[Artifact],
+    site: str,
+    render: str = "",
+    written: dict[str, os.stat_result] | None = None,
+) -> Staged:
     """Write ``artifacts`` into a hidden directory next to ``target`` when they differ from
     what is there; ``commit`` swaps it in, ``discard`` removes it. ``render`` names the
-    render staging it (``sweep`` removes what it staged)."""
+    render staging it (``sweep`` removes what it staged). ``written`` is given the stat of
+    each folder (``name/``) and file staged, as each is made: renaming the staging folder
+    into place changes none of them."""
     changes = compare(target, artifacts, site)
     if not changes.any:
         return Staged(target, None, changes)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    prefix = f".{site}.new-{render}-"
     try:
-        staging = Path(tempfile.mkdtemp(prefix=f".{site}.new-{render}-", dir=target.parent))
+        try:
+            staging = Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
+        except FileNotFoundError:  # the output's first site
+            target.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
     except OSError as exc:
         raise _at(exc, target.parent) from None
     try:
-        _write_tree(staging, artifacts)
+        _write_tree(staging, artifacts, {} if written is None else written)
         staging.chmod(0o755)
     except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
@@ -193,26 +206,41 @@ def write_site(target: Path, artifacts: list[Artifact], site: str) -> Changes:
     return staged.changes
 
 
-def _write_tree(root: Path, artifacts: list[Artifact]) -> None:
-    """Each artifact under the new directory ``root``, each folder made once (on a fleet,
-    creating files is most of a render's system time: no call more than needed)."""
-    made: set[str] = set()
+def _write_tree(root: Path, artifacts: list[Artifact], written: dict[str, os.stat_result]) -> None:
+    """Each artifact under the new directory ``root``, each folder made once, and the stat
+    of each into ``written`` (on a fleet, creating files is most of a render's system
+    time: no call more than needed, and none to list them again)."""
     base = str(root)  # joined as text: a Path per file cost a third of writing a site
     for artifact in artifacts:
         folder = artifact.path.rpartition("/")[0]
-        if folder and folder not in made:
-            os.makedirs(f"{base}/{folder}", exist_ok=True)  # noqa: PTH103 (text paths, above)
-            made.add(folder)
-        _write_file(f"{base}/{artifact.path}", artifact.content, 0o755 if artifact.executable else 0o644)
+        if folder and f"{folder}/" not in written:
+            _make_folders(base, folder, written)
+        mode = 0o755 if artifact.executable else 0o644
+        written[artifact.path] = _write_file(f"{base}/{artifact.path}", artifact.content, mode)
 
 
-def _write_file(path: str | Path, content: bytes, mode: int) -> None:
-    """A new file of ``content`` and exactly ``mode``, whatever the umask."""
+def _make_folders(base: str, folder: str, written: dict[str, os.stat_result]) -> None:
+    """``folder`` and those above it that are not made yet, under ``base``."""
+    above = folder.rpartition("/")[0]
+    if above and f"{above}/" not in written:
+        _make_folders(base, above, written)
+    path = f"{base}/{folder}"
+    os.mkdir(path)  # noqa: PTH102 (text paths, above)
+    written[f"{folder}/"] = os.stat(path, follow_symlinks=False)  # noqa: PTH116
+
+
+def _write_file(path: str | Path, content: bytes, mode: int) -> os.stat_result:
+    """A new file of ``content`` and exactly ``mode``, whatever the umask; its stat once
+    written (closing it changes none of it)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         view = memoryview(content)
         while view:
             view = view[os.write(fd, view) :]
-        os.fchmod(fd, mode)
+        info = os.fstat(fd)
+        if stat.S_IMODE(info.st_mode) != mode:  # the umask took bits away
+            os.fchmod(fd, mode)
+            info = os.fstat(fd)
+        return info
     finally:
         os.close(fd)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from compiler import api, current
+from compiler import api, current, write
 from compiler.cli import app
 from compiler.errors import Location
 from tests.sites import ROOT
@@ -248,18 +248,18 @@ def test_a_new_output_that_cannot_be_put_in_place_is_left_absent(
 def test_a_staged_site_that_cannot_be_listed_is_an_unwritable_output(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jobs: int
 ) -> None:
-    """Listing what a worker staged can fail (too many open files, say): the same one error
-    naming the output, with or without workers (it was a bug report with them), and no
-    staging folder left behind."""
-    listing = current.outputs
+    """Listing what a worker staged (the stat of each folder as it is made) can fail (too
+    many open files, say): the same one error naming the output, with or without workers
+    (it was a bug report with them), and no staging folder left behind."""
+    make = write._make_folders
 
-    def failing(site: Path) -> dict[str, list[int]] | None:
-        if ".new-" in site.name:
-            raise OSError(24, "Too many open files", str(site / "helm"))
-        return listing(site)
+    def failing(base: str, folder: str, written: dict[str, os.stat_result]) -> None:
+        if folder == "helm":
+            raise OSError(24, "Too many open files", f"{base}/{folder}")
+        make(base, folder, written)
 
     _copy_specs(tmp_path / "specs")
-    monkeypatch.setattr(current, "outputs", failing)  # the forked workers inherit it
+    monkeypatch.setattr(write, "_make_folders", failing)  # the forked workers inherit it
     with pytest.raises(api.UserError) as raised:
         _render(tmp_path, jobs=jobs)
     assert [(d.message, d.location) for d in raised.value.diagnostics] == [

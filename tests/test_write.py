@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -62,11 +63,11 @@ def test_a_failure_while_writing_leaves_the_previous_output(
     calls = {"n": 0}
     real = write._write_file
 
-    def failing(path: Path, content: bytes, mode: int) -> None:
+    def failing(path: Path, content: bytes, mode: int) -> os.stat_result:
         calls["n"] += 1
         if calls["n"] == 2:
             raise OSError(28, "No space left on device")
-        real(path, content, mode)
+        return real(path, content, mode)
 
     monkeypatch.setattr(write, "_write_file", failing)
     with pytest.raises(OSError):
