@@ -75,3 +75,30 @@ def test_a_failure_while_writing_leaves_the_previous_output(
     monkeypatch.undo()
     assert _tree(target) == before
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["s"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o077])
+def test_files_get_their_mode_and_are_listed_as_they_are_whatever_the_umask(
+    tmp_path: Path, umask: int
+) -> None:
+    """The mode is set where the umask took bits away (and only there is it set again), and
+    what staging records of each folder and file is their stat as they then are, in place."""
+    from compiler import current
+
+    artifacts = [
+        Artifact("a/b/run.sh", b"#!/bin/sh\n", executable=True),
+        Artifact("a/x.yaml", b"x: 1\n"),
+        Artifact(MANIFEST, b"{}\n"),
+    ]
+    written: dict[str, os.stat_result] = {}
+    previous = os.umask(umask)
+    try:
+        staged = write.stage_site(tmp_path / "out" / "s", artifacts, "s", "r", written)
+        write.commit(staged)
+    finally:
+        os.umask(previous)
+    site = tmp_path / "out" / "s"
+    assert (site / "a" / "b" / "run.sh").stat().st_mode & 0o7777 == 0o755
+    assert (site / "a" / "x.yaml").stat().st_mode & 0o7777 == 0o644
+    assert sorted(written) == ["MANIFEST.json", "a/", "a/b/", "a/b/run.sh", "a/x.yaml"]
+    assert current.listed(written) == current.outputs(site)
