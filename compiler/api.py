@@ -572,7 +572,7 @@ def render(
     changes: list[Changes] = []
     records: list[tuple[Prepared, bool]] = []  # each site's entry, written by this render or found in place
     stamped: tuple[int, int] | None = None
-    committed = False  # a site put in place
+    committed = 0  # sites put in place, in the order staged
     try:
         for outcome in each_site(inputs, roots, progress, jobs=jobs, known=known, into=into):
             if isinstance(outcome, list):
@@ -600,15 +600,15 @@ def render(
                 stamped = recorded.stamp()  # every site staged, none in place yet
             for each in staged:
                 commit(each)
-                committed = True
+                committed += 1
             for name in stale:
                 remove_site(output / name)
     except OSError as exc:
         raise UserError(_unwritable(exc, output)) from None
     finally:
         with interrupts_held():  # the output is put back in order however often Ctrl-C is pressed
-            for each in staged:
-                discard(each)  # nothing once committed
+            for each in staged[committed:]:  # those put in place are not staged any more
+                discard(each)
             if into is not None:
                 sweep(output, into.render)  # staged by a worker and never taken (Ctrl-C, a bug)
             if not existed and not committed and output.is_dir():  # made to stage in

@@ -87,13 +87,17 @@ class Entry:
 class Prepared:
     """A site's entry as whoever compiled and staged it prepares it (a fleet's entries are
     made by the workers, not in the render's one process), all but which of its files are
-    trusted by their stat: that is known once every site is staged (``Cache.record``)."""
+    trusted by their stat: that is known once every site is staged (``Cache.record``).
+    What the render needs to tell is in two numbers; the rest is JSON text, read only
+    when some file turns out too new to be trusted (each field an object fewer to send)."""
 
     key: str  # the spec's absolute path
     site: str
-    listing: dict[str, list[int]]  # ``outputs`` of the site as staged
-    digests: dict[str, str]  # every file's sha256
-    text: str  # the entry's JSON but its last fields and closing brace
+    text: str  # the entry's JSON but its outputs, digests and recorded time and closing brace
+    outputs: str  # JSON: ``Entry.outputs`` of the site as staged
+    digests: str  # JSON: every file's sha256
+    newest: int  # the latest mtime or ctime of its files (ns; -1 for none)
+    device: int | None  # the device of every file and folder listed (None: not one)
 
 
 def prepare(
@@ -116,11 +120,19 @@ def prepare(
         "display": str(spec),
         "roots": list(_places(spec, roots)),
         "inputs": [[i.path, i.real, i.sha256] for i in inputs],
-        "outputs": dict(sorted(listing.items())),
         "warnings": [_diagnostic(d) for d in warnings],
     }
     text = json.dumps(head, separators=(",", ":"), check_circular=False)[:-1]
-    return Prepared(absolute(spec), site, listing, digests, text)
+    devices = {stats[-1] for stats in listing.values()}
+    return Prepared(
+        absolute(spec),
+        site,
+        text,
+        json.dumps(dict(sorted(listing.items())), separators=(",", ":")),
+        json.dumps(digests, separators=(",", ":")),
+        max((max(stats[1], stats[2]) for name, stats in listing.items() if name in digests), default=-1),
+        devices.pop() if len(devices) == 1 else None,
+    )
 
 
 @functools.cache
@@ -214,11 +226,15 @@ class Cache:
         ``RACY_NS`` before it or since is read, not trusted, next time; ``stamped``: what
         ``stamp`` read before the site, written by this render, was put in place."""
         recorded = started - RACY_NS
-        if stamped is not None and all(stats[-1] == stamped[1] for stats in prepared.listing.values()):
+        if stamped is not None and prepared.device == stamped[1]:
             recorded = stamped[0]  # the same file system's clock: no lag, skew or granularity
         # the digests of the files too new to be trusted by their stat: the rest are never read
-        racy = {name: prepared.digests[name] for name in sorted(_racy(prepared.listing, recorded))}
-        tail = f'"digests":{json.dumps(racy, separators=(",", ":"))},"recorded":{recorded}}}'
+        racy = "{}"
+        if prepared.newest >= recorded:
+            digests = json.loads(prepared.digests)
+            names = sorted(_racy(json.loads(prepared.outputs), recorded))
+            racy = json.dumps({name: digests[name] for name in names}, separators=(",", ":"))
+        tail = f'"outputs":{prepared.outputs},"digests":{racy},"recorded":{recorded}}}'
         self.fresh[prepared.key] = (prepared.site, f"{prepared.text},{tail}")
         self.entries.pop(prepared.key, None)
         self.loaded.pop(prepared.key, None)

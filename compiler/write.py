@@ -83,7 +83,7 @@ def orphans(output: Path, keep: set[str]) -> list[str]:
         return []
     found = []
     for child in sorted(output.iterdir()):
-        if child.is_dir() and child.name not in keep and not child.name.startswith("."):
+        if child.name not in keep and not child.name.startswith(".") and child.is_dir():
             manifest = child / MANIFEST
             if manifest.is_file() and b'"name": "auditc"' in manifest.read_bytes():
                 found.append(child.name)
@@ -167,16 +167,18 @@ def commit(staged: Staged) -> None:
         return
     target = staged.target
     try:
-        old = target.parent / f".{target.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
+        old = None  # a fleet's first render has none: nothing more to name, move or remove
         if target.exists():
+            old = target.parent / f".{target.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
             target.rename(old)
         try:
             staged.staging.rename(target)
         except BaseException:
-            if old.exists():
+            if old is not None and old.exists():
                 old.rename(target)  # put the previous output back
             raise
-        shutil.rmtree(old, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         discard(staged)
         raise
