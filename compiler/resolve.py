@@ -287,28 +287,38 @@ def _named_files(
         wanted.append((("spec", "falco", "rules", "custom", index), name))
     if site.spec.audit.policy.file:
         wanted.append((("spec", "audit", "policy", "file"), site.spec.audit.policy.file))
-    allowed = [Path(os.path.realpath(p)) for p in (doc.path.parent, *roots)]
+    real: dict[str, str] = {}  # each folder resolved once a spec (a fleet's name one or two)
+
+    def resolved(folder: Path) -> str:
+        text = str(folder)
+        if text not in real:
+            real[text] = os.path.realpath(text)
+        return real[text]
+
+    # resolved paths are normal: whether one is inside another is a matter of text
+    allowed = [resolved(p) for p in (doc.path.parent, *roots)]
+    inside = tuple(root.rstrip("/") + "/" for root in allowed)
     files: dict[str, bytes] = {}
     read: list[tuple[Path, bytes]] = []  # as read, for the render cache (compiler.current)
-    read_from: dict[str, Path] = {}
+    read_from: dict[str, str] = {}
     for path, name in wanted:
         named_in = doc.file_of(path).parent
-        base = Path(os.path.realpath(named_in))
-        target = Path(os.path.realpath(base / name))
+        base = resolved(named_in)
+        target = os.path.realpath(os.path.join(base, name))  # noqa: PTH118 (text, above)
         if read_from.setdefault(name, target) != target:
             checks.error(
                 path, f"{name} names two files (relative to two bases): give one of them another name"
             )
             continue
-        if not any(target == root or target.is_relative_to(root) for root in allowed):
+        if target not in allowed and not target.startswith(inside):
             checks.error(
                 path,
-                f"{name} is outside the spec's directory (it resolves to {excerpt(str(target), 60)}); "
+                f"{name} is outside the spec's directory (it resolves to {excerpt(target, 60)}); "
                 "keep named files next to the spec, or allow their directory with --files-root",
             )
             continue
         try:
-            data = read_limited(base / name, name, "the file")
+            data = read_limited(Path(base, name), name, "the file")
         except UserError as exc:
             relative = "the base that names it" if tuple(path) in doc.origins else "the spec file"
             checks.error(path, f"{name}: {exc.diagnostics[0].message} (relative to {relative})")
