@@ -79,7 +79,7 @@ def test_a_failure_while_writing_leaves_the_previous_output(
 
 @pytest.mark.parametrize("umask", [0o022, 0o027, 0o077])
 def test_files_get_their_mode_and_are_listed_as_they_are_whatever_the_umask(
-    tmp_path: Path, umask: int
+    tmp_path: Path, umask: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The mode is set where the umask took bits away (and only there is it set again), and
     what staging records of each folder and file is their stat as they then are, in place."""
@@ -91,6 +91,14 @@ def test_files_get_their_mode_and_are_listed_as_they_are_whatever_the_umask(
         Artifact(MANIFEST, b"{}\n"),
     ]
     written: dict[str, os.stat_result] = {}
+    chmodded: list[int] = []
+    fchmod = os.fchmod
+
+    def counted(fd: int, mode: int) -> None:
+        chmodded.append(mode)
+        fchmod(fd, mode)
+
+    monkeypatch.setattr(os, "fchmod", counted)
     previous = os.umask(umask)
     try:
         staged = write.stage_site(tmp_path / "out" / "s", artifacts, "s", "r", written)
@@ -102,3 +110,5 @@ def test_files_get_their_mode_and_are_listed_as_they_are_whatever_the_umask(
     assert (site / "a" / "x.yaml").stat().st_mode & 0o7777 == 0o644
     assert sorted(written) == ["MANIFEST.json", "a/", "a/b/", "a/b/run.sh", "a/x.yaml"]
     assert current.listed(written) == current.outputs(site)
+    modes = [0o755 if a.executable else 0o644 for a in artifacts]
+    assert sorted(chmodded) == sorted(m for m in modes if m & umask), "set only where the umask took bits"
