@@ -227,8 +227,16 @@ class _Fallback(Exception):
 # what the fast reader leaves to ruamel.yaml: a tag, an anchor or an alias (a node property
 # starts a token: at a line's start, after a blank, or after a flow indicator or a colon),
 # a merge key, a complex key and a directive (a false alarm inside a string, such as a
-# Falco rule's `%ka.user.name` or `!=`, only costs speed)
-_FAST_UNSAFE = re.compile(r"(?:^|[\s\[\]{},:])[!&*]|<<|\? |^%", re.M)
+# Falco rule's `%ka.user.name` or `!=`, only costs speed). Every match starts at its mark,
+# what comes before it looked behind at: the engine skips to the next mark (a policy's
+# "*" costs 4 us, not 40 as with an alternation tried at every character)
+_FAST_UNSAFE = re.compile(
+    r"[!&*<?%]"
+    r"(?:(?<=[!&*])(?<![^\s\[\]{},:][!&*])"  # a tag, anchor or alias: no other character before it
+    r"|(?<=<)<"  # a merge key
+    r"|(?<=\?) "  # a complex key
+    r"|(?<=%)(?<![^\n]%))"  # a directive, at a line's start
+)
 _FAST_UNSAFE_MARKS = "!&*<?%"  # one of them is in every match: a spec without any is not searched
 
 

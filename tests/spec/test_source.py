@@ -6,6 +6,7 @@ tests/data, and the hostile specs of tests/fuzz.py (its whole corpus with --full
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,19 @@ def test_both_readers_agree(monkeypatch: pytest.MonkeyPatch) -> None:
 )
 def test_what_the_fast_path_leaves_to_ruamel(text: str) -> None:
     assert source._fast_parse(text, "x") is None
+
+
+# what the fast path refuses, written plainly: a node property where a token starts, a
+# merge key, a complex key, a directive at a line's start (the reader's regex says the
+# same, looked for from each mark)
+_PLAIN_UNSAFE = re.compile(r"(?:^|[\s\[\]{},:])[!&*]|<<|\? |^%", re.M)
+
+
+@pytest.mark.corpus
+@settings(max_examples=fuzz.examples(2000, 20000), deadline=None)
+@given(text=st.text(alphabet="ab !&*<?%:\n\r\t[]{},#'\"\x85\u2028\u3000", max_size=12))
+def test_the_fast_paths_refusal_is_the_plain_rule(text: str) -> None:
+    assert bool(source._FAST_UNSAFE.search(text)) == bool(_PLAIN_UNSAFE.search(text)), repr(text)
 
 
 _ALPHABET = "0123456789.+-_:eEoOxXbBtTzZaAfFgGhHnNsSuUlLyY ~/<=!&*%@,[]{}#\t\u00e9"
