@@ -14,7 +14,11 @@ deleted less than 60 s (up to 300 s) ago, so a run right after another, or after
 rm -rf of a large output, spends most of its time there; compare the ratio to cp -r,
 measured alongside, or put the fleet on tmpfs (TMPDIR=/dev/shm) to see auditc's own cost.
 
-    python bench/fleet.py [N ...]        (default: 1 100 1000)
+    python bench/fleet.py [N ...] [--repeat R]     (default: 1 100 1000, R 1)
+
+With --repeat R the full render and `cp -r` are each taken R times in turns, and the
+medians are shown (the ratio is theirs), with each one's range on a line below: a figure
+taken once on a shared host can be a slow spell's.
 
 Targets (issue 13, the 2-core reference machine): 1,000 sites <= 2.5 s and <= 5x cp -r,
 <= 150 MB; nothing changed <= 0.5 s; one spec changed among 1,000 <= 0.6 s; one site
@@ -23,8 +27,10 @@ Targets (issue 13, the 2-core reference machine): 1,000 sites <= 2.5 s and <= 5x
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -88,7 +94,7 @@ def _kapitan(directory: Path, output: Path) -> float | None:
     return time.perf_counter() - started
 
 
-def main(counts: list[int]) -> None:
+def main(counts: list[int], repeat: int = 1) -> None:
     columns = [("sites", 6), ("render", 9), ("-j 1", 8), ("unchanged", 10), ("again", 8), ("1 changed", 10)]
     columns += [("cp -r", 8), ("ratio", 7), ("peak RSS", 9), ("kapitan", 9), ("vs kapitan", 11)]
     print(" ".join(f"{name:>{width}}" for name, width in columns))
@@ -98,9 +104,19 @@ def main(counts: list[int]) -> None:
             specs = _fleet(directory, count)
             output = directory / "output"
             render = [*AUDITC, "render", str(specs), "-o", str(output), "-q"]
-            os.sync()  # writes still in flight from setting up slow the next ones down
-            full, rss = _timed(render)
-            shutil.rmtree(output)
+            fulls: list[float] = []
+            copies: list[float] = []
+            rss = 0.0
+            for _ in range(repeat):  # in turns: a slow spell slows both
+                os.sync()  # writes still in flight from setting up slow the next ones down
+                took, peak = _timed(render)
+                fulls.append(took)
+                rss = max(rss, peak)
+                os.sync()
+                copies.append(_timed(["cp", "-r", str(output), str(directory / "copy")])[0])
+                shutil.rmtree(directory / "copy")
+                shutil.rmtree(output)
+            full, copy = statistics.median(fulls), statistics.median(copies)
             os.sync()
             serial, _ = _timed([*render, "-j", "1"])
             os.sync()
@@ -109,8 +125,6 @@ def main(counts: list[int]) -> None:
             first = specs / "site-0000.yaml"
             first.write_text(first.read_text().replace("env: prod", "env: production", 1))
             one, _ = _timed(render)
-            os.sync()
-            copy, _ = _timed(["cp", "-r", str(output), str(directory / "copy")])
             kapitan = _kapitan(directory, output)
             shown = f"{kapitan:8.2f}s" if kapitan is not None else "  (none)"
             versus = f"{full / kapitan:10.2f}x" if kapitan else "          -"
@@ -119,6 +133,11 @@ def main(counts: list[int]) -> None:
                 f"{count:>6} {full:8.2f}s {serial:7.2f}s {verified:9.2f}s {again:7.2f}s {one:9.2f}s"
                 f" {copy:7.2f}s {ratio:6.1f}x {rss:7.0f}MB {shown} {versus}"
             )
+            if repeat > 1:
+                print(
+                    f"{'':>6}   render {min(fulls):.2f} to {max(fulls):.2f}s, cp -r {min(copies):.2f} to"
+                    f" {max(copies):.2f}s, medians of {repeat}"
+                )
     with tempfile.TemporaryDirectory(prefix="auditc-one-") as tmp:
         times = sorted(
             _timed([*AUDITC, "render", str(TEMPLATE), "-o", str(Path(tmp) / str(n)), "-q"])[0]
@@ -128,4 +147,10 @@ def main(counts: list[int]) -> None:
 
 
 if __name__ == "__main__":
-    main([int(a) for a in sys.argv[1:]] or [1, 100, 1000])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("counts", metavar="N", type=int, nargs="*", help="fleet sizes (default 1 100 1000)")
+    parser.add_argument("--repeat", metavar="R", type=int, default=1, help="full renders in the median")
+    arguments = parser.parse_args()
+    if arguments.repeat < 1 or any(n < 1 for n in arguments.counts):
+        parser.error("N and R are at least 1")
+    main(arguments.counts or [1, 100, 1000], arguments.repeat)

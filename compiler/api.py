@@ -120,12 +120,14 @@ def _is_base(path: Path) -> bool:
     except OSError:
         return False  # the reader reports it, with the spec's name
     try:
-        head = os.read(fd, 1024 * 1024) if stat.S_ISREG(os.fstat(fd).st_mode) else b""
+        info = os.fstat(fd)
+        # as much as it holds (a 1 MiB buffer costs more than reading a spec), 1 MiB at most
+        head = os.read(fd, min(info.st_size, 1024 * 1024)) if stat.S_ISREG(info.st_mode) else b""
     except OSError:
         return False
     finally:
         os.close(fd)
-    if _BASE_KIND.search(head) is None:
+    if b"SiteDefaults" not in head or _BASE_KIND.search(head) is None:  # the word first: a site has none
         return False
     from compiler.spec.source import read_yaml
 

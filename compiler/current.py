@@ -327,7 +327,7 @@ def absolute(path: Path) -> str:
 def realpath(path: str | Path) -> str:
     """``os.path.realpath``, each folder resolved once per run (a fleet's files share a few)."""
     folder, name = os.path.split(path)
-    if Path(path).is_symlink() or name in ("", ".", ".."):
+    if name in ("", ".", "..") or os.path.islink(path):  # noqa: PTH114 (no Path made for one lstat)
         return os.path.realpath(path)
     return f"{_real_folder(folder).rstrip('/')}/{name}"
 
