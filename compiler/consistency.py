@@ -6,6 +6,7 @@ defaults are known.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 from compiler import versions
@@ -139,16 +140,24 @@ def _rules_file_name(name: str) -> str:
     return base if base.endswith((".yaml", ".yml")) else f"{base}.yaml"
 
 
-def _owned_parents(site: Site, checks: Checks) -> None:
-    """A parent of what auditc writes, set to anything but a mapping, would replace it all
-    (`falco: null` drops the k8saudit plugin); customRules may add files, not replace ours."""
-    values = site.spec.falco.values
+@functools.cache
+def _owned_parent_keys() -> tuple[tuple[str, str], ...]:
+    """Each parent of a value auditc writes, with the first such value, in order."""
     parents: dict[str, str] = {}
     for key in [*OWNED_VALUES, "customRules.<rules file>", "controller.deployment.replicas"]:
         parts = key.split(".")
         for end in range(1, len(parts)):
             parents.setdefault(".".join(parts[:end]), key)
-    for parent, key in sorted(parents.items()):
+    return tuple(sorted(parents.items()))
+
+
+def _owned_parents(site: Site, checks: Checks) -> None:
+    """A parent of what auditc writes, set to anything but a mapping, would replace it all
+    (`falco: null` drops the k8saudit plugin); customRules may add files, not replace ours."""
+    values = site.spec.falco.values
+    if not values:  # a site's own values are few, and most sites have none
+        return
+    for parent, key in _owned_parent_keys():
         node: Any = values
         for part in parent.split("."):
             node = node.get(part, ...) if isinstance(node, dict) else ...
