@@ -287,14 +287,16 @@ _UNWRITABLE = "cannot write output: "
 
 
 def _unwritable_once(problems: list[Diagnostic]) -> list[Diagnostic]:
-    """``problems`` with each output that cannot be written named once, not once per site."""
-    seen: set[Diagnostic] = set()
-    out = []
+    """``problems`` with each output that cannot be written named once, not once per site,
+    and an error several sites share word for word where it was written (a value their
+    base wrote) once, with the count of sites, as their warnings are."""
+    counts: dict[Diagnostic, int] = {}
     for problem in problems:
-        if problem.message.startswith(_UNWRITABLE):
-            if problem in seen:
-                continue
-            seen.add(problem)
+        counts[problem] = counts.get(problem, 0) + 1
+    out = []
+    for problem, count in counts.items():
+        if count > 1 and not problem.message.startswith(_UNWRITABLE):
+            problem = replace(problem, message=f"{problem.message} ({count} sites)")
         out.append(problem)
     return out
 

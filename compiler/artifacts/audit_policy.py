@@ -186,7 +186,8 @@ def _policy_from_file(resolved: Resolved, name: str) -> CompiledPolicy:
     try:
         policy = PolicyDocument.model_validate(doc.data)
     except ValidationError as exc:
-        raise UserError([pydantic_diagnostic(doc, error) for error in exc.errors()]) from None
+        problems = [pydantic_diagnostic(doc, error, model=PolicyDocument) for error in exc.errors()]
+        raise UserError(problems) from None
 
     problems = []
     allowed = ["audit.k8s.io/v1"]

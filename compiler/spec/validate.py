@@ -29,7 +29,7 @@ def parse_site(doc: SourceDoc, model: type[Site], types: Sequence[str]) -> Site:
     try:
         site = model.model_validate(doc.data)
     except ValidationError as exc:
-        diagnostics += [pydantic_diagnostic(doc, error, types) for error in exc.errors()]
+        diagnostics += [pydantic_diagnostic(doc, error, types, model) for error in exc.errors()]
         site = None
     if diagnostics or site is None:
         raise UserError(_dedupe(diagnostics))
@@ -114,8 +114,11 @@ def _show(value: Any) -> str:
     return str(value)
 
 
-def pydantic_diagnostic(doc: SourceDoc, error: Any, types: Sequence[str] = ()) -> Diagnostic:
-    """``types``: the platform types, when ``error`` is about a site."""
+def pydantic_diagnostic(
+    doc: SourceDoc, error: Any, types: Sequence[str] = (), model: type[BaseModel] = Site
+) -> Diagnostic:
+    """``types``: the platform types, when ``error`` is about a site; ``model``: what
+    ``doc`` was validated against (an unknown field's suggestion is one of its fields)."""
     loc = tuple(error["loc"])
     if loc[:2] == ("spec", "platform") and len(loc) > 2 and loc[2] in types:
         loc = loc[:2] + loc[3:]  # the discriminated union's tag, not a field
@@ -128,7 +131,7 @@ def pydantic_diagnostic(doc: SourceDoc, error: Any, types: Sequence[str] = ()) -
     if kind == "missing":
         message = "required field is missing"
     elif kind == "extra_forbidden":
-        message = f"unknown field {excerpt(path[-1])}" + _did_you_mean(path)
+        message = f"unknown field {excerpt(path[-1])}" + _did_you_mean(model, path)
     elif kind == "value_error":
         message = str(ctx.get("error") or error["msg"]).removeprefix("Value error, ")
     elif kind == "literal_error":
@@ -164,9 +167,10 @@ def _expected(ctx: dict[str, Any]) -> str:
     return text.replace("'", "").replace(" or ", ", ").replace(", ", " | ")
 
 
-def _did_you_mean(path: tuple[str | int, ...]) -> str:
-    """Suggest the closest field name the schema has at that place."""
-    model: Any = Site
+def _did_you_mean(schema: type[BaseModel], path: tuple[str | int, ...]) -> str:
+    """Suggest the closest field name ``schema`` has at that place (a site's platform block
+    is found only in the registry's schema, which has every platform's)."""
+    model: Any = schema
     for part in path[:-1]:
         model = _child_model(model, part)
         if model is None:

@@ -186,7 +186,8 @@ def test_empty_policy_file_is_refused(tmp_path: Path) -> None:
         ("omitStages: RequestReceived\n", "omitStages: must be a list"),
         ("omitStages: [{a: 1}]\n", "omitStages[0]: must be one of: RequestReceived"),
         ('omitManagedFields: "false"\n', "omitManagedFields: must be true or false"),
-        ("extra: 1\n", "unknown field 'extra'"),
+        ("extra: 1\n", "unknown field 'extra' (expected one of: apiVersion, kind, metadata, rules,"),
+        ("rule: []\n", "unknown field 'rule' (did you mean 'rules'?)"),  # a policy's fields, not a site's
     ],
 )
 def test_policy_file_top_level_fields_are_checked(tmp_path: Path, text: str, message: str) -> None:

@@ -65,6 +65,12 @@ CASES: list[tuple[str, str | bytes, str | None, str]] = [
         "17:7",
         "unknown field 'prot' (did you mean 'port'?)",
     ),
+    (
+        "unknown-field-in-platform-block",  # suggested from the registry's schema, which has every platform's
+        _with("        - host: 10.0.0.10", "        - host: 10.0.0.10\n          prot: 2222"),
+        "14:11",
+        "spec.platform.kubeadm.controlPlanes[0].prot: unknown field 'prot' (did you mean 'port'?)",
+    ),
     ("version-float", _with('version: "1.30"', "version: 1.30"), "7:14", "quote it"),
     ("version-old", _with('version: "1.30"', 'version: "1.12"'), "7:14", "oldest supported is 1.13"),
     ("name-dns", _with("name: site-a", "name: Site_A"), "4:9", "metadata.name: must be a DNS-1123 label"),

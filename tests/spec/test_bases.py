@@ -322,6 +322,30 @@ def test_a_finding_about_a_base_value_is_printed_once_for_all_its_sites(
     assert len([line for line in output.splitlines() if "warning[AUD003]" in line]) == 3, "each site's own"
 
 
+def test_an_error_in_a_base_is_printed_once_for_all_its_sites(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    corp = CORP.replace("      port: 9765", "      port: 70000")
+    sites = dict.fromkeys(("a", "b", "c"), "[bases/corp.yaml]")
+    sites["d"] = "[]"  # its own errors (no base: no kubernetes either), each on a line of its own
+    specs = _fleet(tmp_path, sites, {"corp.yaml": corp})
+    own = (specs / "d.yaml").read_text().replace("    receiver:\n", "    receiver:\n      prot: 1\n")
+    (specs / "d.yaml").write_text(own)
+    monkeypatch.chdir(tmp_path)
+    code, output = _render("specs", "-o", "out")
+    assert code == 2
+    lines = output.splitlines()
+    from_base = [line for line in lines if line.startswith("specs/bases/corp.yaml:")]
+    assert from_base == [
+        "specs/bases/corp.yaml:19:13: spec.falco.receiver.port: must be 1..65535 (got 70000) (3 sites)"
+    ], output
+    assert [line for line in lines if line.startswith("specs/d.yaml:")] == [
+        "specs/d.yaml:8:1: spec.kubernetes: required field is missing",
+        "specs/d.yaml:16:7: spec.falco.receiver.prot: unknown field 'prot' (did you mean 'port'?)",
+    ], output
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_base_named_by_several_is_merged_once_and_the_total_is_bounded(tmp_path: Path) -> None:
     """Four bases naming the same four, eight levels deep: 32 files and corp, each merged
     once (a diamond costs nothing more); more distinct files than MAX_FILES are refused."""
