@@ -286,7 +286,7 @@ def _unwritable(exc: OSError, output: Path) -> Diagnostic:
 _UNWRITABLE = "cannot write output: "
 
 
-def _unwritable_once(problems: list[Diagnostic]) -> list[Diagnostic]:
+def _each_once(problems: list[Diagnostic]) -> list[Diagnostic]:
     """``problems`` with each output that cannot be written named once, not once per site,
     and an error several sites share word for word where it was written (a value their
     base wrote) once, with the count of sites, as their warnings are."""
@@ -596,7 +596,7 @@ def render(
             elif not problems:
                 changes.append(compare(output / outcome.name, outcome.artifacts, outcome.name))
         if problems:
-            raise UserError(_unwritable_once(problems))
+            raise UserError(_each_once(problems))
         stale = orphans(output, {s.name for s in sites}) if any(item.is_dir() for item in inputs) else []
         changes += [compare(output / name, [], name) for name in stale]
         if not check:
