@@ -15,21 +15,24 @@ auditc=${AUDITC:-auditc}
 status=0
 
 "$auditc" render "$specs" -o "$output" --check || status=$?
-if [ "$status" -gt 1 ]; then
-  exit "$status"
-fi
+# 2: a spec does not compile (or bad input): the review below still names it
 
 case $base in
   origin/* | refs/* | [0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]*) ref=$base ;;
   *) ref=origin/$base ;;
 esac
+body=$(mktemp "${TMPDIR:-/tmp}/auditc-review.XXXXXX") || exit 2
+trap 'rm -f "$body"' EXIT
 review=0
-"$auditc" diff "$specs" --base "$ref" --format markdown >review.md || review=$?
-if [ -n "${PR:-}" ] && [ -s review.md ]; then
-  gh pr comment "$PR" --body-file review.md --edit-last 2>/dev/null ||
-    gh pr comment "$PR" --body-file review.md || exit 2
+"$auditc" diff "$specs" --base "$ref" --format markdown >"$body" || review=$?
+if [ -n "${PR:-}" ] && [ -s "$body" ]; then
+  gh pr comment "$PR" --body-file "$body" --edit-last 2>/dev/null ||
+    gh pr comment "$PR" --body-file "$body" || exit 2
 fi
-# 0: no differences, 1: differences (both fine: they are the review); 2: an error
+# the render's error first, then the review's; its 1 (differences) is the review, not a failure
+if [ "$status" -gt 1 ]; then
+  exit "$status"
+fi
 if [ "$review" -gt 1 ]; then
   exit "$review"
 fi

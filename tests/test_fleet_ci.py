@@ -97,16 +97,22 @@ def test_the_action_posts_the_review_and_keeps_the_exit_codes(fleet: dict[str, A
     subprocess.run([BIN / "auditc", "render", "specs", "-o", "output", "-q"], cwd=repo, check=True)
     changed = _check(fleet)
     assert changed.returncode == 0, changed.stderr  # differences are the review, not a failure
-    assert fleet["log"].read_text().splitlines()[0] == "pr comment 7 --body-file review.md --edit-last"
+    posted = fleet["log"].read_text().splitlines()
+    assert posted[0].startswith("pr comment 7 --body-file ") and posted[0].endswith(" --edit-last")
     body = Path(str(fleet["log"]) + ".body").read_text()
     assert "2 site(s) changed" in body and "env: production" in body
+    assert not (repo / "review.md").exists(), "nothing left in the checkout"
 
     # (stale output: exit 1, as the render-check hook above)
     spec = repo / "specs/eks-prod.yaml"
     spec.write_text(spec.read_text().replace("region: eu-west-1", "region: Europe"))
+    fleet["log"].unlink()
     broken = _check(fleet)
     assert broken.returncode == 2
     assert "spec.platform.eks.region" in broken.stderr
+    assert fleet["log"].read_text().startswith("pr comment 7"), "the review is still posted"
+    body = Path(str(fleet["log"]) + ".body").read_text()
+    assert "eks-prod" in body and "spec.platform.eks.region" in body, body
 
 
 def test_the_action_runs_the_script_of_its_own_version() -> None:

@@ -38,7 +38,16 @@ def check_ref(root: Path, ref: str) -> str:
     """The commit a ref names (refuses anything that is not a commit)."""
     if ref.startswith("-"):
         raise UserError(Diagnostic(f"not a git revision: {ref!r}", Location("--base")))
-    return _git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], root).decode().strip()
+    try:
+        return _git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], root).decode().strip()
+    except UserError:  # --quiet: git says nothing of why
+        hint = " (fetch it first: a shallow clone, such as actions/checkout's default, has no other branch)"
+        raise UserError(
+            Diagnostic(
+                f"no commit {ref!r} in this repository{hint if '/' in ref else ''}",
+                Location("--base"),
+            )
+        ) from None
 
 
 def _safe_relative(name: str) -> str | None:

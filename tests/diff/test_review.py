@@ -104,6 +104,9 @@ def test_bad_refs_are_user_errors(repo: Path) -> None:
         assert result.exit_code == 2, result.stdout
     assert not (repo / "PWNED").exists()
     assert runner.invoke(app, ["diff", str(repo / "specs"), "--live"]).exit_code == 2
+    missing = runner.invoke(app, ["diff", str(repo / "specs"), "--base", "origin/main"])  # never fetched
+    assert missing.exit_code == 2
+    assert "--base: no commit 'origin/main' in this repository (fetch it first" in missing.output
 
 
 def test_secrets_never_appear(repo: Path) -> None:
