@@ -185,19 +185,35 @@ def review(inputs: list[Path], base: str, roots: tuple[Path, ...] = ()) -> Revie
 
 
 def _signature(site: SiteDiff) -> tuple[object, ...]:
-    """What a site's change is, its own name replaced by a placeholder wherever it stands
-    as a word (site names are DNS labels: a name inside another word is left alone)."""
+    """What a site's change is: the lines each file loses and gains, in order, with the
+    site's own name replaced by a placeholder wherever it stands as a word (site names are
+    DNS labels: a name inside another word is left alone) and every sha256 by another (the
+    digests of its own files, which the patch script and plan carry, differ wherever those
+    files do). The context lines and hunk positions are left out: a base's edit reads the
+    same in sites whose unchanged lines around it differ (a region label, an address)."""
     name = re.compile(rf"(?<![A-Za-z0-9-]){re.escape(site.site)}(?![A-Za-z0-9-])")
 
     def plain(text: str) -> str:
-        return name.sub("<site>", text)
+        return _SHA256.sub("<sha256>", name.sub("<site>", text))
 
     return (
         site.status,
-        tuple((f.path, f.status, plain(f.diff)) for f in site.files),
+        tuple((f.path, f.status, tuple(plain(line) for line in _changed_lines(f.diff))) for f in site.files),
         tuple((r.change, r.id, r.severity, r.field, plain(r.message)) for r in site.risks),
         tuple(plain(e) for e in site.errors),
     )
+
+
+_SHA256 = re.compile(r"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")
+
+
+def _changed_lines(diff: str) -> list[str]:
+    """The removed and added lines of one file's unified diff (``_unified``): its two
+    header lines and the hunk headers left out, and the context lines."""
+    lines = diff.splitlines()
+    if lines[:1] and lines[0].startswith("--- ") and lines[1:2] and lines[1].startswith("+++ "):
+        lines = lines[2:]
+    return [line for line in lines if line[:1] in ("-", "+")]
 
 
 def _site_diff(name: str, old: _Side | None, new: _Side | None) -> SiteDiff:

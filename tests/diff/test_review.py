@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from compiler.cli import app
 from compiler.diff.formats import markdown
-from compiler.diff.review import FileDiff, Review, SiteDiff, review
+from compiler.diff.review import FileDiff, Review, SiteDiff, _signature, review
 from compiler.redaction import hide_pair, hide_secrets
 from tests.sites import ROOT
 
@@ -223,6 +223,34 @@ def test_a_shared_edit_across_sites_groups_end_to_end(repo: Path) -> None:
     result = review([repo / "specs"], "HEAD~1")
     assert [g.sites for g in result.groups] == [["east-0", "east-1", "east-2"]]
     assert {r.id for r in result.groups[0].change.risks} == {"AUD006"}
+
+
+def test_an_edit_alike_groups_where_the_lines_around_it_and_the_digests_differ(repo: Path) -> None:
+    """Sites of their own addresses and regions: the same policy edit changes the same lines
+    of their audit policy, but the context of their label edits and their patch scripts'
+    config digest (the webhook kubeconfig holds the address) differ. Still one change each;
+    a site that adds other lines is a change of its own."""
+    for n in range(3):
+        text = (repo / "specs/prod-east.yaml").read_text().replace("name: prod-east", f"name: east-{n}")
+        text = text.replace("env: prod\n", f"env: prod\n    region: r{n}\n    zone: z\n")
+        (repo / f"specs/east-{n}.yaml").write_text(text.replace("10.0.1.171", f"10.0.2.{n + 10}"))
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "three sites of their own")
+    for n in range(3):
+        stages = "      omitStages: [RequestReceived, ResponseStarted]\n"
+        _edit(repo, f"east-{n}.yaml", "      preset: falco\n", f"      preset: falco\n{stages}")
+        _edit(repo, f"east-{n}.yaml", "    zone: z\n", "    zone: y\n")
+    _edit(repo, "east-2.yaml", "maxAge: 30", "maxAge: 31")
+    result = review([repo / "specs"], "HEAD")
+    assert [g.sites for g in result.groups] == [["east-0", "east-1"], ["east-2"]]
+    shown = {f.path for f in result.groups[0].change.files}
+    assert {"node/audit-policy.yaml", "node/apiserver-config.patch.sh"} <= shown
+    first, second = (_signature(s) for s in result.sites if s.site in ("east-0", "east-1"))
+    assert first == second
+    diffs = {s.site: {f.path: f.diff for f in s.files} for s in result.sites}
+    assert diffs["east-0"]["cluster/namespace.yaml"] != diffs["east-1"]["cluster/namespace.yaml"], (
+        "the context lines differ (region r0, r1)"
+    )
 
 
 def test_files_outside_the_spec_dir_and_invalid_specs(repo: Path) -> None:
