@@ -98,8 +98,9 @@ def falco_values(resolved: Resolved) -> dict[str, Any]:
 def _site_stamp(resolved: Resolved, keys: frozenset[str]) -> dict[str, Any]:
     """Every k8s audit alert names its site: falco.yaml `append_output` (Falco 0.39 and
     later) adds ``site=<name>`` to the message and the site's name and labels to the JSON
-    `output_fields` (auditc.site, auditc.label.<key>); the default entry of falco.yaml,
-    suggested_output, stays. Older Falco has no such setting (README)."""
+    `output_fields` (auditc.site, auditc.label.<key>). The list replaces the chart's
+    default whole, so that default comes first: ``suggested_output: true`` in the charts
+    for Falco 0.41 on, nothing before. Older Falco has no such setting (README)."""
     since = Version.parse(versions.fact("falco", "appendOutputFrom"))
     if resolved.target.version < since or not _has(keys, "falco.append_output"):
         return {}
@@ -107,7 +108,9 @@ def _site_stamp(resolved: Resolved, keys: frozenset[str]) -> dict[str, Any]:
     fields: list[dict[str, str]] = [{"auditc.site": site.name}]
     fields += [{f"auditc.label.{key}": value} for key, value in sorted(site.labels.items())]
     stamp = {"match": {"source": "k8s_audit"}, "extra_output": f"site={site.name}", "extra_fields": fields}
-    return {"falco": {"append_output": [{"suggested_output": True}, stamp]}}
+    suggested = resolved.target.version >= Version.parse(versions.fact("falco", "suggestedOutputFrom"))
+    default: list[dict[str, Any]] = [{"suggested_output": True}] if suggested else []
+    return {"falco": {"append_output": [*default, stamp]}}
 
 
 def _has(keys: frozenset[str], path: str) -> bool:

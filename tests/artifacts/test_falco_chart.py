@@ -264,7 +264,9 @@ def _check_pipeline(site: CompiledSite, tmp_path: Path) -> None:
         stamps = [e for e in falco.get("append_output") or [] if e.get("match") == {"source": "k8s_audit"}]
         assert [s["extra_output"] for s in stamps] == [f"site={site_name}"]
         assert {"auditc.site": site_name} in stamps[0]["extra_fields"]
-        assert {"suggested_output": True} in falco["append_output"], "falco.yaml's own default stays"
+        default = yaml12.load(fc.chart_file(chart, "values.yaml"))["falco"].get("append_output") or []
+        assert falco["append_output"][: len(default)] == default, "the chart's own default stays, as it is"
+        assert falco["append_output"][len(default) :] == stamps, "and nothing more"
     else:  # no such setting in that Falco (a newer chart's default may still list one)
         assert not [e for e in falco.get("append_output") or [] if "extra_output" in e]
 
