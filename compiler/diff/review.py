@@ -71,10 +71,13 @@ class Review:
                 continue
             by_change.setdefault(_signature(site), []).append(site)
         groups = [
-            Group(sorted(s.site for s in members), min(members, key=lambda s: s.site))
+            Group(
+                sorted((s.site for s in members), key=site_order),
+                min(members, key=lambda s: site_order(s.site)),
+            )
             for members in by_change.values()
         ]
-        return sorted(groups, key=lambda g: g.sites[0])
+        return sorted(groups, key=lambda g: site_order(g.sites[0]))
 
     @property
     def differs(self) -> bool:
@@ -180,8 +183,18 @@ def review(inputs: list[Path], base: str, roots: tuple[Path, ...] = ()) -> Revie
             )
             for name, side in _sides(old_specs, shown, old_roots).items():
                 then[name] = side
-        sites = [_site_diff(name, then.get(name), now.get(name)) for name in sorted(set(then) | set(now))]
+        names = sorted(set(then) | set(now), key=site_order)
+        sites = [_site_diff(name, then.get(name), now.get(name)) for name in names]
     return Review(base, sites)
+
+
+def site_order(name: str) -> tuple[tuple[tuple[int, int | str], ...], str]:
+    """Sites in the order people number them: site-2 before site-10 (a name's runs of
+    digits compared as numbers, the rest as text; site-01 and site-1 by their text)."""
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in _RUNS.findall(name)), name
+
+
+_RUNS = re.compile(r"[0-9]+|[^0-9]+")
 
 
 def _signature(site: SiteDiff) -> tuple[object, ...]:

@@ -390,3 +390,14 @@ def test_a_base_edit_reads_as_one_change_of_the_sites_that_inherit_it(tmp_path: 
         "prod-east names no base"
     )
     assert {r.id for r in result.groups[0].change.risks} == {"AUD006"}
+
+
+def test_sites_are_listed_in_the_order_people_number_them() -> None:
+    def site(name: str) -> SiteDiff:
+        head = "--- a/x\n+++ b/x\n"
+        return SiteDiff(name, "changed", [FileDiff("x", "changed", f"{head}-a {name}\n+b {name}\n")])
+
+    names = ["site-10", "site-2", "site-1", "site-100", "site-9"]
+    (group,) = Review("HEAD", [site(n) for n in names]).groups
+    assert group.sites == ["site-1", "site-2", "site-9", "site-10", "site-100"]
+    assert group.change.site == "site-1", "the one shown is the first listed"
