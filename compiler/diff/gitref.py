@@ -14,11 +14,14 @@ from compiler.errors import Diagnostic, Location, UserError
 from compiler.spec.source import MAX_BYTES
 
 
-def _git(args: list[str], cwd: Path) -> bytes:
+def _git(args: list[str], cwd: Path, failed: Diagnostic | None = None) -> bytes:
+    """git's output; ``failed``: what to report when git refuses (its own message else)."""
     try:
         result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, check=False, timeout=60)
     except FileNotFoundError:
         raise UserError("git is not installed; --base reads the old specs from git") from None
+    if result.returncode != 0 and failed is not None:
+        raise UserError(failed)
     if result.returncode != 0:
         message = result.stderr.decode("utf-8", "replace").strip().splitlines()
         raise UserError(
@@ -38,16 +41,11 @@ def check_ref(root: Path, ref: str) -> str:
     """The commit a ref names (refuses anything that is not a commit)."""
     if ref.startswith("-"):
         raise UserError(Diagnostic(f"not a git revision: {ref!r}", Location("--base")))
-    try:
-        return _git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], root).decode().strip()
-    except UserError:  # --quiet: git says nothing of why
-        hint = " (fetch it first: a shallow clone, such as actions/checkout's default, has no other branch)"
-        raise UserError(
-            Diagnostic(
-                f"no commit {ref!r} in this repository{hint if '/' in ref else ''}",
-                Location("--base"),
-            )
-        ) from None
+    hint = " (fetch it first: a shallow clone, such as actions/checkout's default, has no other branch)"
+    # --quiet: git says nothing of why
+    message = f"no commit {ref!r} in this repository{hint if '/' in ref else ''}"
+    missing = Diagnostic(message, Location("--base"))
+    return _git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], root, missing).decode().strip()
 
 
 def _safe_relative(name: str) -> str | None:
