@@ -749,10 +749,15 @@ def live_diff(
 
 
 def _rollout_inputs(
-    spec: Path, context: str | None, kubeconfig: str | None, access: Any, roots: tuple[Path, ...]
+    spec: Path,
+    context: str | None,
+    kubeconfig: str | None,
+    access: Any,
+    roots: tuple[Path, ...],
+    management: str | None = None,
 ) -> Any:
     """What plan and apply need: the site compiled as render would (lint errors stop it),
-    and the cluster and nodes it talks to."""
+    and the cluster and nodes it talks to (and the management cluster, by its context)."""
     from compiler.datafiles import yaml_documents
     from compiler.live.cluster import Kubectl
     from compiler.pipeline import compile_spec
@@ -771,7 +776,9 @@ def _rollout_inputs(
         if path.startswith("cluster/") and path != "cluster/kustomization.yaml"
         for obj in yaml_documents(artifacts[path])
     ]
-    return Inputs(spec, compiled.built, artifacts, objects, Kubectl(context, kubeconfig), access)
+    cluster = Kubectl(context, kubeconfig)
+    hub = Kubectl(management, kubeconfig) if management else None
+    return Inputs(spec, compiled.built, artifacts, objects, cluster, access, hub)
 
 
 def plan(
@@ -802,10 +809,13 @@ def apply(
     say: Any,
     verify_timeout: float | None = None,
     roots: tuple[Path, ...] = (),
+    management_context: str | None = None,
 ) -> Any:
     """Roll a site out: ``target`` is a spec (planned now, ``confirm`` asked) or a plan file
     written by ``auditc plan -o`` (refused when stale); then verify, unless
-    ``verify_timeout`` is None."""
+    ``verify_timeout`` is None. A site whose engine runs in a management cluster needs
+    ``management_context``: apply waits there for the controller."""
+    from compiler.artifacts.gitops import from_management
     from compiler.rollout import plan as plans
     from compiler.rollout.apply import apply as run_apply
     from compiler.transport import ssh_connections
@@ -819,7 +829,14 @@ def apply(
             raise UserError(
                 f"{target}: the plan's spec {planned.spec} is not there (run apply where plan ran)"
             )
-    inputs = _rollout_inputs(spec, context, kubeconfig, access, roots)
+    inputs = _rollout_inputs(spec, context, kubeconfig, access, roots, management_context)
+    if from_management(inputs.resolved) and management_context is None:
+        engine = "Argo CD" if inputs.resolved.site.spec.gitops.engine == "argocd" else "Flux"
+        raise UserError(
+            f"{spec}: {engine} deploys site {inputs.resolved.name} from a management cluster "
+            "(gitops.engineCluster): give --management-context, its kubectl context, so that apply "
+            "can wait there for the pinned chart before it touches a node"
+        )
     check = None
     if verify_timeout is not None and inputs.resolved.site.spec.falco.probe:
 

@@ -551,6 +551,14 @@ def apply(
     verify_timeout: VerifyTimeout = 60,
     context: LiveContext = None,
     kubeconfig: LiveKubeconfig = None,
+    management_context: Annotated[
+        str | None,
+        typer.Option(
+            "--management-context",
+            help="gitops.engineCluster management: the kubectl context of the cluster Argo CD or Flux "
+            "runs in (same kubeconfig); apply waits there for the pinned chart.",
+        ),
+    ] = None,
     node_root: NodeRoot = "",
     local: LocalNodes = False,
     ssh_identity: SshIdentity = None,
@@ -609,6 +617,7 @@ def apply(
             say=_err,
             verify_timeout=None if no_verify else verify_timeout,
             roots=roots,
+            management_context=management_context,
         )
     )
     sys.stdout.write(formats.applied_text(applied))

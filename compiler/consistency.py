@@ -293,6 +293,11 @@ def settings(site: Site, kube: Version, plugin: bool, checks: Checks) -> None:
             ("spec", "gitops", "repoURL"),
             f"required for engine {spec.gitops.engine}: the git repository that holds output/",
         )
+    if spec.gitops.engine_cluster == "management" and spec.gitops.engine == "none":
+        checks.error(
+            ("spec", "gitops", "engineCluster"),
+            "a management cluster deploys with engine argocd or flux; this site's engine is none",
+        )
     policy = audit.policy
     if policy.file:
         for name in ("preset", "rules", "appendRules"):

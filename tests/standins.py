@@ -182,6 +182,8 @@ def install(bin_dir: Path) -> None:
 #   --timestamps --prefix --since-time=T prints those lines;
 # - helm upgrade --install REL CHART --repo R --version V --namespace NS -f FILE, helm list
 #   -n NS --filter ^REL$ -o json, helm get values REL -n NS -o json.
+# - kubectl --context $FAKE_MANAGEMENT_CONTEXT works on $FAKE_MANAGEMENT_CLUSTER instead: the
+#   management cluster that runs Argo CD or Flux for a site (engineCluster: management).
 # Every call is appended to $FAKE_LOG.
 
 CLUSTER_KUBECTL = r"""
@@ -209,7 +211,9 @@ def take(flag, default=None, value=True):
             return a.split("=", 1)[1]
     return default
 
-take("--context"); take("--kubeconfig")
+if take("--context") == os.environ.get("FAKE_MANAGEMENT_CONTEXT", "\0"):
+    state = os.environ["FAKE_MANAGEMENT_CLUSTER"]  # the management cluster, where the controller runs
+take("--kubeconfig")
 namespace = take("-n") or take("--namespace")
 selector = take("-l")
 since_time = take("--since-time")
@@ -268,11 +272,15 @@ def release():
     return None
 
 def gitops_release():
-    # a HelmRelease or Application a test stored, as a controller that deployed it would
-    stored = os.path.join(state, "objects")
-    for entry in sorted(os.listdir(stored)) if os.path.isdir(stored) else []:
-        if entry.startswith(("helmrelease.", "application.")):
-            with open(os.path.join(stored, entry)) as f:
+    # a HelmRelease or Application a test stored, as a controller that deployed it would:
+    # in this cluster, or in the management cluster that deploys to it
+    places = [os.path.join(state, "objects")]
+    if os.environ.get("FAKE_MANAGEMENT_CLUSTER"):
+        places.append(os.path.join(os.environ["FAKE_MANAGEMENT_CLUSTER"], "objects"))
+    found = [os.path.join(p, e) for p in places if os.path.isdir(p) for e in sorted(os.listdir(p))]
+    for entry in found:
+        if os.path.basename(entry).startswith(("helmrelease.", "application.")):
+            with open(entry) as f:
                 obj = json.load(f)
             spec = obj["spec"]
             if obj["kind"] == "HelmRelease":

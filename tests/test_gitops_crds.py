@@ -64,7 +64,7 @@ CRD_FILES = {
 def _gitops_objects(spec: Path, only: str = "") -> list[dict[str, Any]]:
     files = {a.path: a.content for a in compile_site(spec).artifacts}
     out = []
-    for path in ("cluster/falco-release.yaml", "plan/gitops-bootstrap.yaml"):
+    for path in ("cluster/falco-release.yaml", "management/falco-release.yaml", "plan/gitops-bootstrap.yaml"):
         if path in files and path.startswith(only):
             out += [doc for doc in yaml.load_all(files[path]) if doc]
     return out
@@ -153,17 +153,165 @@ def test_the_fleet_applicationset_validates_and_makes_each_sites_application(ver
 
 
 def test_the_fleet_flux_objects_share_one_source() -> None:
+    """One GitRepository; the HelmRepositories the management-cluster sites share, once; a
+    Kustomization per site through its kubeconfig, and for a management-cluster site one
+    more for management/, after the site's."""
     from tests.sites import ROOT
 
-    objects = _fleet("flux", ROOT / "specs")
-    source, *syncs = objects
+    source, *rest = _fleet("flux", ROOT / "specs")
+    repositories = [o for o in rest if o["kind"] == "HelmRepository"]
+    syncs = [o for o in rest if o["kind"] == "Kustomization"]
     assert source["kind"] == "GitRepository" and crd_errors(source, CRD_FILES["GitRepository"]) == []
-    assert syncs and all(crd_errors(s, CRD_FILES["Kustomization"]) == [] for s in syncs)
+    assert len(rest) == len(repositories) + len(syncs)
+    assert [r["metadata"]["name"] for r in repositories] == ["falcosecurity"]  # branch-office's
+    assert all(crd_errors(o, CRD_FILES[o["kind"]]) == [] for o in rest)
     assert {s["spec"]["sourceRef"]["name"] for s in syncs} == {source["metadata"]["name"]}
+    own = {s["metadata"]["name"]: s for s in syncs if s["metadata"]["name"].endswith("-management")}
+    assert list(own) == ["auditc-branch-office-management"]
     for sync in syncs:
-        site = sync["metadata"]["name"].removeprefix("auditc-")
-        assert sync["spec"]["path"] == f"./output/{site}/cluster"
-        assert sync["spec"]["kubeConfig"]["secretRef"]["name"] == f"auditc-{site}-kubeconfig"
+        site = sync["metadata"]["name"].removeprefix("auditc-").removesuffix("-management")
+        if sync["metadata"]["name"] in own:
+            assert sync["spec"]["path"] == f"./output/{site}/management"
+            assert sync["spec"]["dependsOn"] == [{"name": f"auditc-{site}"}]
+            assert "kubeConfig" not in sync["spec"]  # applied into the management cluster
+        else:
+            assert sync["spec"]["path"] == f"./output/{site}/cluster"
+            assert sync["spec"]["kubeConfig"]["secretRef"]["name"] == f"auditc-{site}-kubeconfig"
+
+
+# ---- gitops.engineCluster: management --------------------------------------------------------
+
+
+def _managed(tmp_path: Path, engine: str, **gitops: Any) -> Path:
+    settings = {
+        "engine": engine,
+        "repoURL": "https://git.example.com/audit.git",
+        "engineCluster": "management",
+    }
+    return write_spec(tmp_path, {"gitops": {**settings, **gitops}}, metadata={"name": "edge-7"})
+
+
+def _files(spec: Path) -> dict[str, list[dict[str, Any]]]:
+    return {
+        a.path: [d for d in yaml.load_all(a.content) if d]
+        for a in compile_site(spec).artifacts
+        if a.path.endswith(".yaml")
+    }
+
+
+@pytest.mark.parametrize("argo", ARGO_VERSIONS)
+def test_argo_cd_in_a_management_cluster_deploys_to_the_site(tmp_path: Path, argo: str) -> None:
+    """cluster/ holds the site's own objects only; the release Application lives in the
+    management cluster and deploys to the cluster Argo CD knows by the site's name; the
+    bootstrap syncs cluster/ there too, and management/ into Argo CD's own namespace."""
+    files = _files(_managed(tmp_path, "argocd"))
+    kinds = {d["kind"] for path, docs in files.items() if path.startswith("cluster/") for d in docs}
+    assert kinds.isdisjoint({"Application", "HelmRelease", "HelmRepository"})
+    (release,) = files["management/falco-release.yaml"]
+    assert release["metadata"]["namespace"] == "argocd"
+    assert release["spec"]["destination"] == {"name": "edge-7", "namespace": "falco"}
+    assert release["spec"]["syncPolicy"]["syncOptions"] == ["CreateNamespace=true"]
+    site, own = files["plan/gitops-bootstrap.yaml"]
+    assert (site["spec"]["source"]["path"], site["spec"]["destination"]) == (
+        "output/edge-7/cluster",
+        {"name": "edge-7"},
+    )
+    assert (own["spec"]["source"]["path"], own["spec"]["destination"]) == (
+        "output/edge-7/management",
+        {"server": "https://kubernetes.default.svc", "namespace": "argocd"},
+    )
+    for obj in (release, site, own):
+        assert crd_errors(obj, f"argocd-{argo}-application-crd.yaml") == [], obj["metadata"]["name"]
+
+
+def test_a_destination_server_given_is_kept_from_a_management_cluster(tmp_path: Path) -> None:
+    server = "https://edge-7.example.com:6443"
+    files = _files(_managed(tmp_path, "argocd", argocd={"destinationServer": server}))
+    (release,) = files["management/falco-release.yaml"]
+    assert release["spec"]["destination"] == {"server": server, "namespace": "falco"}
+    assert files["plan/gitops-bootstrap.yaml"][0]["spec"]["destination"] == {"server": server}
+
+
+def test_flux_in_a_management_cluster_reaches_the_site_through_its_kubeconfig(tmp_path: Path) -> None:
+    """The HelmRelease reconciles on the site through the kubeconfig Secret and keeps Helm's
+    records in the Falco namespace there (flux-system may not exist on the site); the
+    HelmRepository is the bootstrap's, shared; management/ waits for cluster/."""
+    files = _files(_managed(tmp_path, "flux"))
+    (release,) = files["management/falco-release.yaml"]
+    assert release["kind"] == "HelmRelease" and crd_errors(release, CRD_FILES["HelmRelease"]) == []
+    assert release["spec"]["kubeConfig"] == {"secretRef": {"name": "auditc-edge-7-kubeconfig"}}
+    assert release["spec"]["storageNamespace"] == release["spec"]["targetNamespace"] == "falco"
+    source, repository, site, own = files["plan/gitops-bootstrap.yaml"]
+    assert all(crd_errors(o, CRD_FILES[o["kind"]]) == [] for o in (source, repository, site, own))
+    reference = release["spec"]["chart"]["spec"]["sourceRef"]
+    assert (reference["name"], reference["namespace"]) == (
+        repository["metadata"]["name"],
+        repository["metadata"]["namespace"],
+    )
+    assert site["spec"]["kubeConfig"] == release["spec"]["kubeConfig"]
+    assert site["spec"]["path"] == "./output/edge-7/cluster"
+    assert own["spec"]["path"] == "./output/edge-7/management" and "kubeConfig" not in own["spec"]
+    assert own["spec"]["dependsOn"] == [{"name": site["metadata"]["name"]}]
+
+
+@pytest.mark.parametrize("engine", ["argocd", "flux"])
+def test_the_management_folder_builds_with_kubectl_kustomize(tmp_path: Path, engine: str) -> None:
+    import subprocess
+
+    from tests.sites import write_tree
+
+    root = write_tree(compile_site(_managed(tmp_path, engine)), tmp_path / "out")
+    built = subprocess.run(
+        ["kubectl", "kustomize", str(root / "management")], capture_output=True, text=True, check=False
+    )
+    assert built.returncode == 0, built.stderr
+    assert [d["kind"] for d in yaml.load_all(built.stdout) if d] == [
+        "Application" if engine == "argocd" else "HelmRelease"
+    ]
+
+
+@pytest.mark.parametrize("version", ARGO_VERSIONS)
+def test_the_fleet_syncs_each_management_folder_into_the_management_cluster(
+    tmp_path: Path, version: str
+) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    managed = _managed(tmp_path / "a", "argocd")
+    gitops = {"engine": "argocd", "repoURL": "https://git.example.com/audit.git"}
+    own_engine = write_spec(tmp_path / "b", {"gitops": gitops}, metadata={"name": "core"})
+    sites, management = _fleet("argocd", managed, own_engine)
+    for appset in (sites, management):
+        assert crd_errors(appset, f"argocd-{version}-applicationset-crd.yaml") == []
+    listed = [d["path"] for d in sites["spec"]["generators"][0]["git"]["directories"]]
+    assert listed == ["output/core/cluster", "output/edge-7/cluster"]
+    assert management["metadata"]["name"] == "auditc-fleet-management"
+    assert management["spec"]["generators"][0]["git"]["directories"] == [{"path": "output/edge-7/management"}]
+    template = management["spec"]["template"]
+    assert template["metadata"]["name"] == "auditc-{{index .path.segments 1}}-management"
+    assert template["spec"]["destination"] == {
+        "server": "https://kubernetes.default.svc",
+        "namespace": "argocd",
+    }
+
+
+def test_the_fleet_refuses_a_management_site_with_its_own_destination_server(tmp_path: Path) -> None:
+    from compiler import api
+    from compiler.errors import UserError
+
+    spec = _managed(tmp_path, "argocd", argocd={"destinationServer": "https://edge-7.example.com:6443"})
+    with pytest.raises(UserError, match="destinationServer is set for edge-7"):
+        api.fleet_gitops([spec], "argocd")
+
+
+def test_a_management_cluster_needs_an_engine(tmp_path: Path) -> None:
+    from compiler.errors import UserError
+
+    spec = write_spec(tmp_path, {"gitops": {"engineCluster": "management"}})
+    with pytest.raises(UserError) as raised:
+        compile_site(spec)
+    (error,) = raised.value.diagnostics
+    assert "spec.gitops.engineCluster" in str(error) and "engine argocd or flux" in str(error)
+    assert error.location is not None and error.location.line > 0
 
 
 def test_sites_that_cannot_share_a_fleet_object_are_named(tmp_path: Path) -> None:

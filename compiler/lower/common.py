@@ -18,6 +18,7 @@ from compiler.templates import render_template
 VALUES_FILE = "helm/falco-values.yaml"
 BOOTSTRAP_FILE = "plan/gitops-bootstrap.yaml"
 AUDIT_SINK_FILE = "plan/audit-sink.yaml"  # dynamic auditing: applied after the nodes
+ENGINE_NAMES = {"argocd": "Argo CD", "flux": "Flux"}
 FALCO_WAIT_TIMEOUT = 300  # seconds apply.sh waits for the receiver before giving up
 
 
@@ -35,12 +36,17 @@ def cluster_artifacts(
     if not resolved.plugin and not resolved.target.chart.owns_audit_sink:
         files.append(("service.yaml", [cluster.legacy_service(resolved)]))
     files += extra or []
-    release = gitops.falco_release(resolved, values)
-    if release:
-        files.append(("falco-release.yaml", release))
-    out = [Artifact(f"cluster/{name}", yaml_documents_bytes(docs)) for name, docs in files]
-    kustomization = cluster.kustomization([name for name, _ in files])
-    out.append(Artifact("cluster/kustomization.yaml", yaml_bytes(kustomization)))
+    release = ("falco-release.yaml", gitops.falco_release(resolved, values))
+    folders = {"cluster": files}
+    if gitops.from_management(resolved):
+        folders[gitops.MANAGEMENT] = [release]
+    elif release[1]:
+        files.append(release)
+    out = []
+    for folder, contents in folders.items():
+        out += [Artifact(f"{folder}/{name}", yaml_documents_bytes(docs)) for name, docs in contents]
+        kustomization = cluster.kustomization([name for name, _ in contents])
+        out.append(Artifact(f"{folder}/kustomization.yaml", yaml_bytes(kustomization)))
     out.append(Artifact(VALUES_FILE, _values_header(resolved) + yaml_bytes(values)))
     if _plan_applies_audit_sink(resolved):
         out.append(Artifact(AUDIT_SINK_FILE, yaml_bytes(cluster.audit_sink(resolved))))
@@ -102,9 +108,10 @@ def _values_header(resolved: Resolved) -> bytes:
             f"#   {' '.join(helm_install(resolved))}",
         ]
     else:
-        name = "Argo CD" if engine == "argocd" else "Flux"
+        name = ENGINE_NAMES[engine]
+        folder = gitops.MANAGEMENT if gitops.from_management(resolved) else "cluster"
         lines.append(
-            f"# {name} installs it with these values (cluster/falco-release.yaml): do not helm install."
+            f"# {name} installs it with these values ({folder}/falco-release.yaml): do not helm install."
         )
     return ("\n".join(lines) + "\n").encode("utf-8")
 
@@ -163,11 +170,13 @@ def cluster_steps(resolved: Resolved) -> tuple[list[dict[str, Any]], list[dict[s
         if falco_after_nodes(resolved):
             return [objects], [install, wait, *after]
         return [objects, install, wait], after
-    name = "Argo CD" if engine == "argocd" else "Flux"
+    name = ENGINE_NAMES[engine]
+    where = f"in the management cluster, which syncs {gitops.management_path(resolved)} into itself"
     sync = {
         "action": "gitops",
         "does": f"{name} syncs {gitops.sync_path(resolved)} and deploys chart {chart.name} "
-        f"{chart.version} (apply {BOOTSTRAP_FILE} once where {name} runs)",
+        f"{chart.version} (apply {BOOTSTRAP_FILE} once "
+        + (f"{where})" if gitops.from_management(resolved) else f"where {name} runs)"),
     }
     return [sync, wait], after
 
@@ -178,13 +187,16 @@ def cluster_context(resolved: Resolved) -> dict[str, Any]:
     engine = resolved.site.spec.gitops.engine
     return {
         "engine": engine,
-        "engine_name": {"argocd": "Argo CD", "flux": "Flux"}.get(engine, ""),
+        "engine_name": ENGINE_NAMES.get(engine, ""),
         "helm_install": helm_install(resolved)[1:-2],  # the script adds helm and -f <its values file>
         "falco_namespace": falco.namespace,
         "falco_workload": falco_workload(resolved),
         "falco_wait_timeout": FALCO_WAIT_TIMEOUT,
         "bootstrap_file": BOOTSTRAP_FILE,
         "sync_path": gitops.sync_path(resolved),
+        "engine_where": "in the management cluster"
+        if gitops.from_management(resolved)
+        else f"where {ENGINE_NAMES.get(engine, '')} runs",
         "falco_after_nodes": falco_after_nodes(resolved),
         # relative to plan/, where apply.sh is
         "audit_sink_file": AUDIT_SINK_FILE.removeprefix("plan/")

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from compiler.artifacts.falco_values import receiver_service_name
+from compiler.artifacts.gitops import MANAGEMENT, from_management
 from compiler.datafiles import yaml_documents
 from compiler.errors import Refusal, UserError
 from compiler.live.cluster import Kubectl, call, has_endpoints, helm, helm_release, kubectl, object_key
@@ -71,6 +72,8 @@ class Inputs:
     objects: list[dict[str, Any]]
     cluster: Kubectl
     access: NodeAccess
+    # engineCluster: management: the cluster where Argo CD or Flux runs (--management-context)
+    management: Kubectl | None = None
 
     @property
     def resolved(self) -> Any:
@@ -536,16 +539,24 @@ GITOPS_KINDS = {"Application": "Argo CD", "HelmRelease": "Flux"}
 def _wait_for_controller(
     inputs: Inputs, options: Options, deadline: float, applied: Applied, say: Callable[[str], None]
 ) -> None:
-    """Until the Argo CD Application or Flux HelmRelease of cluster/falco-release.yaml says
-    it deployed the chart version the spec pins (and is healthy / ready)."""
+    """Until the Argo CD Application or Flux HelmRelease of falco-release.yaml says it
+    deployed the chart version the spec pins (and is healthy / ready): read from the site's
+    cluster, or from the management cluster that deploys to it."""
     version = inputs.resolved.target.chart.version
-    (release,) = [o for o in inputs.objects if o.get("kind") in GITOPS_KINDS]
+    cluster = inputs.cluster
+    objects = inputs.objects
+    if from_management(inputs.resolved):
+        if inputs.management is None:  # api.apply asks for it before anything runs
+            raise _Stopped("no --management-context to read the controller from; no node was touched")
+        cluster = inputs.management
+        objects = yaml_documents(inputs.artifacts[f"{MANAGEMENT}/falco-release.yaml"])
+    (release,) = [o for o in objects if o.get("kind") in GITOPS_KINDS]
     name = f"{release['metadata']['namespace']}/{release['metadata']['name']}"
     controller = GITOPS_KINDS[str(release["kind"])]
     waiting = f"waiting up to {options.wait_timeout:g}s"
     say(f"cluster: {waiting} for {controller} to deploy chart {version} ({name})")
     missing = _until(
-        deadline, options.poll, lambda: _not_deployed(inputs.cluster.get(release), release, str(version))
+        deadline, options.poll, lambda: _not_deployed(cluster.get(release), release, str(version))
     )
     if missing is not None:
         raise _Stopped(

@@ -282,6 +282,11 @@ class GitOps(Model):
     repo_url: GitURL | None = Field(default=None, alias="repoURL")
     target_revision: SafeText = "main"
     path: RelativeFile | None = Field(default=None, description="Default output/<name>/cluster")
+    engine_cluster: Literal["site", "management"] = Field(
+        default="site",
+        description="Where Argo CD or Flux runs: in the site's own cluster, or in a management cluster "
+        "that deploys to it (the release then goes to output/<name>/management)",
+    )
     argocd: ArgoCD = Field(default_factory=ArgoCD)
     flux: Flux = Field(default_factory=Flux)
 

@@ -1,11 +1,14 @@
 """apply with Argo CD or Flux: auditc applies nothing in the cluster, waits until the
 controller's object (the HelmRelease or Application of cluster/falco-release.yaml, stored
 in the stand-in cluster with the status the controller would write) reports the pinned
-chart deployed, then patches the hosts; verify reads the values that object deployed."""
+chart deployed, then patches the hosts; verify reads the values that object deployed.
+With gitops.engineCluster: management the object is management/falco-release.yaml, read
+from the management cluster (a second stand-in cluster behind its own kubectl context)."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,12 +20,20 @@ yaml = yaml12
 CHART = "9.1.0"
 
 
-def _gitops(world: World, engine: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    """The site under ``engine``; returns its rendered controller object."""
-    world.respec({"gitops": {"engine": engine, "repoURL": "https://git.example.com/platform/audit.git"}})
+def _gitops(
+    world: World, engine: str, monkeypatch: pytest.MonkeyPatch, where: str = "site"
+) -> dict[str, Any]:
+    """The site under ``engine`` run from ``where``; returns its rendered controller object."""
+    gitops = {
+        "engine": engine,
+        "repoURL": "https://git.example.com/platform/audit.git",
+        "engineCluster": where,
+    }
+    world.respec({"gitops": gitops})
     out = world.tmp / "rendered"
     assert world.cli("render", str(world.spec), "-o", str(out)).exit_code == 0
-    documents = list(yaml.load_all((out / "t/cluster/falco-release.yaml").read_text()))
+    folder = "cluster" if where == "site" else "management"
+    documents = list(yaml.load_all((out / f"t/{folder}/falco-release.yaml").read_text()))
     (release,) = [d for d in documents if d["kind"] in ("HelmRelease", "Application")]
     monkeypatch.setenv("FAKE_WORKLOAD", "present")  # the controller deployed the chart's workload
     namespace = world.cluster / "objects" / "namespace.-.falco.json"  # and synced cluster/
@@ -31,11 +42,15 @@ def _gitops(world: World, engine: str, monkeypatch: pytest.MonkeyPatch) -> dict[
     return dict(release)
 
 
-def _store(world: World, obj: dict[str, Any], status: dict[str, Any]) -> None:
+def _store(world: World, obj: dict[str, Any], status: dict[str, Any], cluster: Path | None = None) -> None:
     meta = obj["metadata"]
     live = {**obj, "status": status}
     live["metadata"] = {**meta, "uid": "uid-1", "resourceVersion": "7", "generation": 1}
-    path = world.cluster / "objects" / f"{obj['kind'].lower()}.{meta['namespace']}.{meta['name']}.json"
+    path = (
+        (cluster or world.cluster)
+        / "objects"
+        / f"{obj['kind'].lower()}.{meta['namespace']}.{meta['name']}.json"
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(live))
 
@@ -139,3 +154,63 @@ def test_argocd_application_status(
             in result.stdout
         )
         assert world.snapshot() == before
+
+
+# ---- gitops.engineCluster: management ----------------------------------------------------------
+
+
+def _management(world: World, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A second stand-in cluster, the one Flux or Argo CD runs in, behind the context ``hub``."""
+    hub = world.tmp / "hub"
+    hub.mkdir()
+    monkeypatch.setenv("FAKE_MANAGEMENT_CONTEXT", "hub")
+    monkeypatch.setenv("FAKE_MANAGEMENT_CLUSTER", str(hub))
+    return hub
+
+
+@pytest.mark.parametrize("engine", ["flux", "argocd"])
+def test_from_a_management_cluster_apply_waits_there(
+    world: World, monkeypatch: pytest.MonkeyPatch, engine: str
+) -> None:
+    hub = _management(world, monkeypatch)
+    release = _gitops(world, engine, monkeypatch, where="management")
+    status = (
+        _flux_status(CHART)
+        if engine == "flux"
+        else {"sync": {"status": "Synced", "revision": CHART}, "health": {"status": "Healthy"}}
+    )
+    _store(world, release, status, cluster=hub)
+    result = world.apply(None, "--management-context", "hub", "--wait-timeout", "5")
+    assert result.exit_code == 0, result.output
+    kind = "HelmRelease" if engine == "flux" else "Application"
+    read = [c for c in world.calls() if c.startswith("kubectl get") and f"{kind.lower()}." in c.lower()]
+    assert read and all("--context hub" in c for c in read), read
+    assert [h["outcome"] for h in world.records()[-1]["hosts"]] == ["patched"] * 3
+    assert "verify: t: Falco alerted on ConfigMap auditc-probe-" in result.stdout
+
+
+def test_from_a_management_cluster_the_site_cluster_is_not_where_to_look(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The release stored in the site's cluster only (where a management site's is not):
+    apply, asking the management cluster, finds nothing and touches no node."""
+    _management(world, monkeypatch)
+    release = _gitops(world, "flux", monkeypatch, where="management")
+    _store(world, release, _flux_status(CHART))
+    before = world.snapshot()
+    result = world.apply(None, "--management-context", "hub", "--wait-timeout", "0.3")
+    assert result.exit_code == 1, result.output
+    assert "(HelmRelease flux-system/t-falco: it does not exist yet)" in result.stdout
+    assert world.snapshot() == before
+
+
+def test_from_a_management_cluster_apply_asks_for_its_context(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _gitops(world, "argocd", monkeypatch, where="management")
+    before = world.snapshot()
+    result = world.apply()
+    assert result.exit_code == 2
+    assert "Argo CD deploys site t from a management cluster" in result.output
+    assert "--management-context" in result.output
+    assert world.snapshot() == before and world.records() == []

@@ -125,8 +125,8 @@ wait_for_falco() {
 
 # the namespace, service account and RBAC (and chart 1.x's receiver Service)
 cluster_objects() {
-  printf '%s deploys Falco from %s (apply %s once where %s runs)\n' \
-    'Flux' 'output/branch-office/cluster' 'plan/gitops-bootstrap.yaml' 'Flux'
+  printf '%s deploys Falco from %s (apply %s once %s)\n' \
+    'Flux' 'output/branch-office/cluster' 'plan/gitops-bootstrap.yaml' 'in the management cluster'
 }
 
 # the pinned chart with the values written for it, then the bounded wait for its receiver

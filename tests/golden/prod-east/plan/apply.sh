@@ -133,8 +133,8 @@ wait_for_falco() {
 
 # the namespace, service account and RBAC (and chart 1.x's receiver Service)
 cluster_objects() {
-  printf '%s deploys Falco from %s (apply %s once where %s runs)\n' \
-    'Flux' 'output/prod-east/cluster' 'plan/gitops-bootstrap.yaml' 'Flux'
+  printf '%s deploys Falco from %s (apply %s once %s)\n' \
+    'Flux' 'output/prod-east/cluster' 'plan/gitops-bootstrap.yaml' 'where Flux runs'
 }
 
 # the pinned chart with the values written for it, then the bounded wait for its receiver

@@ -149,8 +149,8 @@ wait_for_falco() {
 
 # the namespace, service account and RBAC (and chart 1.x's receiver Service)
 cluster_objects() {
-  printf '%s deploys Falco from %s (apply %s once where %s runs)\n' \
-    'Argo CD' 'output/tkgi-prod/cluster' 'plan/gitops-bootstrap.yaml' 'Argo CD'
+  printf '%s deploys Falco from %s (apply %s once %s)\n' \
+    'Argo CD' 'output/tkgi-prod/cluster' 'plan/gitops-bootstrap.yaml' 'where Argo CD runs'
 }
 
 # the pinned chart with the values written for it, then the bounded wait for its receiver
