@@ -657,7 +657,44 @@ def fleet_gitops(inputs: list[Path], engine: str, roots: tuple[Path, ...] = ()) 
     from compiler.pipeline import compile_spec
 
     resolved = [compile_spec(path, roots).built.resolved for path in find_specs(inputs)]
-    return yaml_documents_bytes(gitops.fleet(resolved, engine))
+    header = (
+        f"# The {engine} objects for the fleet, for the management cluster: written by auditc fleet "
+        f"--engine {engine}.\n# Do not edit; run it again when sites come or go (--check says when).\n"
+    )
+    return header.encode("utf-8") + yaml_documents_bytes(gitops.fleet(resolved, engine))
+
+
+def write_if_changed(target: Path, content: bytes, *, check: bool = False) -> bool:
+    """Whether ``target`` does not hold ``content`` yet; unless ``check``, it then does,
+    written whole (a temporary file beside it, renamed over it) or not at all."""
+    import tempfile
+
+    try:
+        if target.read_bytes() == content:
+            return False
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise UserError(Diagnostic(f"cannot read it: {exc.strerror or exc}", Location(str(target)))) from None
+    if check:
+        return True
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+        temporary = Path(name)
+        try:
+            with os.fdopen(handle, "wb") as stream:
+                stream.write(content)
+            temporary.chmod(0o644)
+            temporary.replace(target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                temporary.unlink()
+            raise
+    except OSError as exc:
+        where = Location(str(target))
+        raise UserError(Diagnostic(f"cannot write it: {exc.strerror or exc}", where)) from None
+    return True
 
 
 def schema(defaults: bool = False) -> dict[str, Any]:

@@ -674,15 +674,38 @@ class Engine(StrEnum):
 def fleet(
     specs: Annotated[list[Path], typer.Argument(help="Site spec files or directories of them.")],
     engine: Annotated[Engine, typer.Option("--engine", help="argocd or flux.")],
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="Write this file (when it changed) instead of stdout."),
+    ] = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="With -o: write nothing, exit 1 when the file is stale.")
+    ] = False,
     files_root: FilesRoot = None,
 ) -> None:
     """Print one GitOps engine's objects for the whole fleet, for a management cluster: an
-    Argo CD ApplicationSet over output/*/cluster, or a Flux GitRepository and a
-    Kustomization per site (README: GitOps at fleet scale)."""
+    Argo CD ApplicationSet over the sites' output/<site>/cluster, or a Flux GitRepository and
+    a Kustomization per site (README: GitOps at fleet scale). Exit 0 written or current, 1
+    stale (--check), 2 invalid input."""
     from compiler import api
 
+    if check and output is None:
+        _err("auditc: --check compares the file -o names; give -o FILE")
+        raise typer.Exit(ExitCode.INVALID)
     roots = _roots(files_root)
-    sys.stdout.write(_guard(lambda: api.fleet_gitops(specs, engine.value, roots)).decode("utf-8"))
+    document = _guard(lambda: api.fleet_gitops(specs, engine.value, roots))
+    if output is None:
+        sys.stdout.write(document.decode("utf-8"))
+        return
+    target = output
+    written = _guard(lambda: api.write_if_changed(target, document, check=check))
+    if not written:
+        _err(f"auditc: {target} is up to date")
+    elif not check:
+        _err(f"auditc: wrote {target}")
+    else:
+        _err(f"auditc: {target} is stale: run the same auditc fleet without --check")
+        raise typer.Exit(ExitCode.CHANGED)
 
 
 @app.command()

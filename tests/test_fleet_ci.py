@@ -79,6 +79,44 @@ def test_the_hooks_pass_on_a_current_fleet_and_catch_stale_output(fleet: dict[st
     assert broken.returncode == 2 and "spec.platform.eks.region" in broken.stderr
 
 
+def test_the_fleet_hook_catches_a_site_the_committed_fleet_objects_miss(fleet: dict[str, Any]) -> None:
+    """auditc fleet -o writes the file (only when it changed), --check exits 1 once a site
+    comes that it does not list, and the hook runs that check."""
+    repo, env = fleet["repo"], fleet["env"]
+    gitops = "  gitops: {engine: argocd, repoURL: https://git.example.com/fleet.git}\n"
+    for name in ("eks-prod", "gke-prod"):
+        spec = repo / "specs" / f"{name}.yaml"
+        spec.write_text(spec.read_text() + gitops)
+
+    def auditc(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([BIN / "auditc", *args], cwd=repo, capture_output=True, text=True, env=env)
+
+    hooks = {h["id"]: h for h in yaml12.load((ROOT / ".pre-commit-hooks.yaml").read_text())}
+    args = hooks["auditc-fleet-check"]["args"]
+    assert args[:3] == ["specs", "--engine", "argocd"]
+    target = repo / args[args.index("-o") + 1]
+    assert _hook(fleet, "auditc-fleet-check").returncode == 1  # not written yet
+    written = auditc("fleet", "specs", "--engine", "argocd", "-o", str(target))
+    assert written.returncode == 0 and "wrote" in written.stderr, written.stderr
+    (appset,) = [d for d in yaml12.load_all(target.read_text()) if d]
+    assert [d["path"] for d in appset["spec"]["generators"][0]["git"]["directories"]] == [
+        "output/eks-prod/cluster",
+        "output/gke-prod/cluster",
+    ]
+    before, content = target.stat(), target.read_bytes()
+    again = auditc("fleet", "specs", "--engine", "argocd", "-o", str(target))
+    assert "is up to date" in again.stderr and target.stat().st_mtime_ns == before.st_mtime_ns
+    assert _hook(fleet, "auditc-fleet-check").returncode == 0
+    shutil.copy(repo / "specs/eks-prod.yaml", repo / "specs/eks-dr.yaml")
+    spec = repo / "specs/eks-dr.yaml"
+    spec.write_text(spec.read_text().replace("name: eks-prod", "name: eks-dr"))
+    stale = _hook(fleet, "auditc-fleet-check")
+    assert stale.returncode == 1 and "is stale" in stale.stderr
+    assert target.read_bytes() == content and target.stat().st_mtime_ns == before.st_mtime_ns
+    usage = auditc("fleet", "specs", "--engine", "argocd", "--check")
+    assert usage.returncode == 2 and "give -o FILE" in usage.stderr
+
+
 def _check(fleet: dict[str, Any], **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["sh", str(ROOT / "scripts/fleet-check.sh")],
