@@ -8,6 +8,7 @@ from typing import Any
 
 from compiler import versions
 from compiler.artifacts.audit_policy import CompiledPolicy, Origin
+from compiler.artifacts.gitops import IN_CLUSTER
 from compiler.build import Build
 from compiler.datafiles import load_data
 from compiler.lint.policy_match import Request, is_catch_all, never_matches, probe_decision, reachable
@@ -313,6 +314,13 @@ def aud032(ctx: Context) -> Found:
         yield path, f"{why}: this setting has no effect on a {platform} site"
 
 
+def aud035(ctx: Context) -> Found:
+    gitops = ctx.spec.gitops
+    server = gitops.argocd.destination_server
+    if gitops.engine == "argocd" and gitops.engine_cluster == "site" and server != IN_CLUSTER:
+        yield ("spec", "gitops", "argocd", "destinationServer"), f"cluster/ is synced to {server}"
+
+
 def run(built: Build) -> Iterator[tuple[str, Path, str]]:
     """Every rule, the platform's own among them, in id order. Most common rules are about
     the audit policy, webhook and log auditc gives an apiserver: a managed control plane
@@ -342,6 +350,7 @@ CHECKS: dict[str, Callable[[Context], Found]] = {
     "AUD017": aud017,
     "AUD029": aud029,
     "AUD030": aud030,
+    "AUD035": aud035,
 }
 
-MANAGED_CHECKS: dict[str, Callable[[Context], Found]] = {"AUD030": aud030, "AUD032": aud032}
+MANAGED_CHECKS: dict[str, Callable[[Context], Found]] = {"AUD030": aud030, "AUD032": aud032, "AUD035": aud035}

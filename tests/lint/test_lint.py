@@ -63,6 +63,8 @@ AKS: dict[str, Any] = {
         },
     },
 }
+ARGO = {"engine": "argocd", "repoURL": "https://git.example.com/audit.git"}
+
 CASES: dict[str, tuple[dict[str, Any], tuple[str | int, ...], dict[str, Any]]] = {
     "AUD001": (
         {
@@ -266,6 +268,17 @@ CASES: dict[str, tuple[dict[str, Any], tuple[str | int, ...], dict[str, Any]]] =
         {"platform": AKS, "falco": {"values": {"controller": {"deployment": {"replicas": 2}}}}},
         ("spec", "falco", "values", "controller"),
         {"platform": AKS},
+    ),
+    "AUD035": (
+        {"gitops": {**ARGO, "argocd": {"destinationServer": "https://edge.example.com:6443"}}},
+        ("spec", "gitops", "argocd", "destinationServer"),
+        {
+            "gitops": {
+                **ARGO,
+                "engineCluster": "management",
+                "argocd": {"destinationServer": "https://edge.example.com:6443"},
+            }
+        },
     ),
 }
 
