@@ -27,7 +27,8 @@ def _title(group: Group, base: str) -> str:
         return f"{site.site} ({site.status} since {base})"
     return (
         f"{len(group.sites)} sites: the same change ({site.status} since {base}; shown for "
-        f"{site.site}; the others remove and add the same lines but for their names and file digests): "
+        f"{site.site}; the others remove and add the same lines but for their names, the values their specs "
+        "write and file digests): "
         f"{_names(group.sites)}"
     )
 

@@ -59,6 +59,8 @@ class Group:
 class Review:
     base: str
     sites: list[SiteDiff]
+    # each site's own values, at base and now (``_OwnValues``): for grouping only, never shown
+    own: dict[str, tuple[_OwnValues, _OwnValues]] = field(default_factory=dict)
 
     @property
     def groups(self) -> list[Group]:
@@ -69,7 +71,8 @@ class Review:
         for site in self.sites:
             if site.status == "unchanged" and not site.risks:
                 continue
-            by_change.setdefault(_signature(site), []).append(site)
+            then, now = self.own.get(site.site, (_NO_VALUES, _NO_VALUES))
+            by_change.setdefault(_signature(site, then, now), []).append(site)
         groups = [
             Group(
                 sorted((s.site for s in members), key=site_order),
@@ -90,10 +93,59 @@ class Review:
 
 
 @dataclass(frozen=True)
+class _OwnValues:
+    """The values a site's spec writes (its bases merged in), each standing for the path
+    that writes it: a changed line that differs from another site's only where each holds
+    its own value at the same path (an address, a host, a region) is the same change."""
+
+    pattern: re.Pattern[str] | None
+    paths: dict[str, str]  # value -> the first path (in sorted order) that writes it
+
+    @classmethod
+    def of(cls, data: object) -> _OwnValues:
+        found: dict[str, str] = {}
+        for path, value in sorted(_leaves(data, ())):
+            found.setdefault(value, path)
+        if not found:
+            return _NO_VALUES
+        alternatives = "|".join(re.escape(v) for v in sorted(found, key=lambda v: (-len(v), v)))
+        # a whole token: 10.0.1.17 is not in 10.0.1.171, prod is not in production
+        pattern = re.compile(rf"(?<![A-Za-z0-9._-])(?:{alternatives})(?![A-Za-z0-9_-]|\.[A-Za-z0-9])")
+        return cls(pattern, found)
+
+    def mask(self, text: str) -> str:
+        if self.pattern is None:
+            return text
+        return self.pattern.sub(lambda m: f"<{self.paths[m.group(0)]}>", text)
+
+
+_NO_VALUES = _OwnValues(None, {})
+_SHORTEST_VALUE = 3  # shorter values (a port 22, a count) are too common in any line to stand for a path
+
+
+def _leaves(data: object, path: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(dotted path, text) of each string and number of a spec but its apiVersion, kind and bases."""
+    if isinstance(data, dict):
+        return [
+            leaf
+            for key, value in data.items()
+            if path or key not in ("apiVersion", "kind", "bases")
+            for leaf in _leaves(value, (*path, str(key)))
+        ]
+    if isinstance(data, list):
+        return [leaf for index, value in enumerate(data) for leaf in _leaves(value, (*path, str(index)))]
+    if isinstance(data, bool) or not isinstance(data, (str, int, float)):
+        return []
+    text = str(data)
+    return [(".".join(path), text)] if len(text) >= _SHORTEST_VALUE and "\n" not in text else []
+
+
+@dataclass(frozen=True)
 class _Side:
     files: dict[str, bytes]
     findings: list[Diagnostic]
     errors: list[str] = field(default_factory=list)
+    own: _OwnValues = _NO_VALUES
 
 
 def _compile(path: Path, roots: tuple[Path, ...]) -> tuple[str, _Side]:
@@ -101,7 +153,9 @@ def _compile(path: Path, roots: tuple[Path, ...]) -> tuple[str, _Side]:
     from compiler.pipeline import compile_spec
 
     compiled = compile_spec(path, roots, refuse_lint_errors=False)
-    return compiled.name, _Side({a.path: a.content for a in compiled.artifacts}, compiled.findings)
+    files = {a.path: a.content for a in compiled.artifacts}
+    own = _OwnValues.of(compiled.built.resolved.doc.data)
+    return compiled.name, _Side(files, compiled.findings, own=own)
 
 
 def _sides(specs: list[Path], shown: dict[Path, str], roots: tuple[Path, ...] = ()) -> dict[str, _Side]:
@@ -185,7 +239,11 @@ def review(inputs: list[Path], base: str, roots: tuple[Path, ...] = ()) -> Revie
                 then[name] = side
         names = sorted(set(then) | set(now), key=site_order)
         sites = [_site_diff(name, then.get(name), now.get(name)) for name in names]
-    return Review(base, sites)
+    own = {
+        name: (then[name].own if name in then else _NO_VALUES, now[name].own if name in now else _NO_VALUES)
+        for name in names
+    }
+    return Review(base, sites, own)
 
 
 def site_order(name: str) -> tuple[tuple[tuple[int, int | str], ...], str]:
@@ -197,22 +255,30 @@ def site_order(name: str) -> tuple[tuple[tuple[int, int | str], ...], str]:
 _RUNS = re.compile(r"[0-9]+|[^0-9]+")
 
 
-def _signature(site: SiteDiff) -> tuple[object, ...]:
+def _signature(site: SiteDiff, then: _OwnValues, now: _OwnValues) -> tuple[object, ...]:
     """What a site's change is: the lines each file loses and gains, in order, with the
     site's own name replaced by a placeholder wherever it stands as a word (site names are
-    DNS labels: a name inside another word is left alone) and every sha256 by another (the
-    digests of its own files, which the patch script and plan carry, differ wherever those
-    files do). The context lines and hunk positions are left out: a base's edit reads the
-    same in sites whose unchanged lines around it differ (a region label, an address)."""
+    DNS labels: a name inside another word is left alone), each value its spec writes by
+    the path that writes it (a removed line by the values at base, an added one by those
+    now), and every sha256 by another (the digests of its own files, which the patch
+    script and plan carry, differ wherever those files do). The context lines and hunk
+    positions are left out: a base's edit reads the same in sites whose unchanged lines
+    around it differ (a region label, an address)."""
     name = re.compile(rf"(?<![A-Za-z0-9-]){re.escape(site.site)}(?![A-Za-z0-9-])")
 
-    def plain(text: str) -> str:
-        return _SHA256.sub("<sha256>", name.sub("<site>", text))
+    def plain(text: str, own: _OwnValues = now) -> str:
+        return _SHA256.sub("<sha256>", own.mask(name.sub("<site>", text)))
+
+    def line(text: str) -> str:
+        return plain(text, then if text.startswith("-") else now)
 
     return (
         site.status,
-        tuple((f.path, f.status, tuple(plain(line) for line in _changed_lines(f.diff))) for f in site.files),
-        tuple((r.change, r.id, r.severity, r.field, plain(r.message)) for r in site.risks),
+        tuple((f.path, f.status, tuple(line(text) for text in _changed_lines(f.diff))) for f in site.files),
+        tuple(
+            (r.change, r.id, r.severity, r.field, plain(r.message, then if r.change == "resolved" else now))
+            for r in site.risks
+        ),
         tuple(plain(e) for e in site.errors),
     )
 

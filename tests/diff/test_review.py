@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from compiler.cli import app
-from compiler.diff.formats import markdown
+from compiler.diff.formats import markdown, text
 from compiler.diff.review import FileDiff, Review, SiteDiff, _signature, review
 from compiler.redaction import hide_pair, hide_secrets
 from tests.sites import ROOT
@@ -245,11 +245,56 @@ def test_an_edit_alike_groups_where_the_lines_around_it_and_the_digests_differ(r
     assert [g.sites for g in result.groups] == [["east-0", "east-1"], ["east-2"]]
     shown = {f.path for f in result.groups[0].change.files}
     assert {"node/audit-policy.yaml", "node/apiserver-config.patch.sh"} <= shown
-    first, second = (_signature(s) for s in result.sites if s.site in ("east-0", "east-1"))
+    first, second = (
+        _signature(s, *result.own[s.site]) for s in result.sites if s.site in ("east-0", "east-1")
+    )
     assert first == second
     diffs = {s.site: {f.path: f.diff for f in s.files} for s in result.sites}
     assert diffs["east-0"]["cluster/namespace.yaml"] != diffs["east-1"]["cluster/namespace.yaml"], (
         "the context lines differ (region r0, r1)"
+    )
+
+
+def _own_sites(repo: Path, addresses: list[str]) -> None:
+    for n, address in enumerate(addresses):
+        text = (repo / "specs/prod-east.yaml").read_text().replace("name: prod-east", f"name: east-{n}")
+        (repo / f"specs/east-{n}.yaml").write_text(text.replace("10.0.1.171", address))
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "sites of their own addresses")
+
+
+def test_a_fleet_wide_edit_removing_each_sites_own_address_is_one_change(repo: Path) -> None:
+    """Turning the webhook off removes each site's kubeconfig, the address in it its own:
+    one change for the sites, whose removed lines differ only there."""
+    _own_sites(repo, ["10.0.2.10", "10.0.2.11", "10.0.3.7"])
+    for n in range(3):
+        _edit(repo, f"east-{n}.yaml", "  audit:\n", "  audit:\n    webhook: {enabled: false}\n")
+    result = review([repo / "specs"], "HEAD")
+    (group,) = [g for g in result.groups if g.sites[0].startswith("east-")]
+    assert group.sites == ["east-0", "east-1", "east-2"]
+    removed = {f.path: f.status for f in group.change.files}
+    assert removed["node/audit-webhook.kubeconfig"] == "removed"
+    lines = [f.diff for f in group.change.files if f.path == "node/audit-webhook.kubeconfig"]
+    assert "10.0.2.10" in lines[0], "the group shows the first site's own lines"
+    assert "but for their names, the values their specs write and file digests" in text(result)
+
+
+def test_lines_that_differ_beyond_each_sites_own_values_stay_apart(repo: Path) -> None:
+    """The same edit, but one site's added line holds another site's address, not its own;
+    and a value a site does not write (a port) is not put for a path."""
+    _own_sites(repo, ["10.0.2.10", "10.0.2.11", "10.0.2.12"])
+    for n, users in enumerate(["10.0.2.10", "10.0.2.11", "10.0.2.10"]):
+        _edit(
+            repo, f"east-{n}.yaml", "allowed_k8s_users: [ci-bot, ", f"allowed_k8s_users: [ci-bot, {users}, "
+        )
+    result = review([repo / "specs"], "HEAD")
+    assert [g.sites for g in result.groups if g.sites[0].startswith("east-")] == [
+        ["east-0", "east-1"],
+        ["east-2"],
+    ]
+    own = result.own["east-0"][1]
+    assert own.mask("address 10.0.2.10, port 10.0.2.100 and x10.0.2.10") == (
+        "address <spec.falco.receiver.address>, port 10.0.2.100 and x10.0.2.10"
     )
 
 
