@@ -170,7 +170,8 @@ def _falco_manifest(resolved: Any) -> dict[str, object]:
     }
 
 
-Progress = Callable[[int, int, Path], None]  # (specs done, specs in all, the one being compiled)
+# (specs compiled, specs in all, the one just compiled; Path() once all are)
+Progress = Callable[[int, int, Path], None]
 Known = Callable[[Path], "CompiledSite | None"]  # a site already current: not compiled again
 
 
@@ -218,9 +219,9 @@ def each_site(
                 outcome = cached[path]
             else:
                 outcome = compiler.next(path)
+                done += 1
                 if progress is not None:
                     progress(done, todo, path)
-                done += 1
             if isinstance(outcome, CompiledSite) and outcome.name in names:
                 where = Location(str(path))
                 message = f"site name {outcome.name!r} is already used by {names[outcome.name]}"

@@ -174,7 +174,7 @@ def _progress(stream: Any) -> Callable[[int, int, Path], None] | None:
     def show(done: int, total: int, spec: Path) -> None:
         if total < PROGRESS_FROM:
             return
-        line = f"\r\033[K[{done}/{total}] {spec.name}" if done < total else "\r\033[K"
+        line = f"\r\033[K[{done}/{total}] {spec.name}" if spec.name else "\r\033[K"  # no name: the end
         stream.write(line[:200])
         stream.flush()
 

@@ -246,11 +246,12 @@ def test_a_long_render_shows_progress_on_a_terminal_only(tmp_path: Path) -> None
     terminal = Terminal()
     show = _progress(terminal)
     assert show is not None
-    for done in range(PROGRESS_FROM + 1):
+    for done in range(1, PROGRESS_FROM + 1):
         show(done, PROGRESS_FROM, Path(f"site-{done}.yaml"))
+    show(PROGRESS_FROM, PROGRESS_FROM, Path())
     text = terminal.getvalue()
-    assert "\r\033[K[0/20] site-0.yaml" in text and "[19/20] site-19.yaml" in text
-    assert text.endswith("\r\033[K"), "cleared at the end"
+    assert "\r\033[K[1/20] site-1.yaml" in text and "\r\033[K[20/20] site-20.yaml" in text
+    assert text.endswith("[20/20] site-20.yaml\r\033[K"), "cleared at the end"
     short = Terminal()
     small = _progress(short)
     assert small is not None
@@ -271,7 +272,7 @@ def test_render_tells_progress_of_each_spec_then_the_end(tmp_path: Path) -> None
     api.render(
         specs, tmp_path / "out", progress=lambda done, total, spec: seen.append((done, total, spec.name))
     )
-    assert seen == [(0, 2, "eks-prod.yaml"), (1, 2, "gke-prod.yaml"), (2, 2, "")]
+    assert seen == [(1, 2, "eks-prod.yaml"), (2, 2, "gke-prod.yaml"), (2, 2, "")]
 
 
 def _auditc(*argv: str, stdout: object = subprocess.PIPE) -> subprocess.CompletedProcess[bytes]:

@@ -299,8 +299,9 @@ def test_the_fleet_refuses_a_management_site_with_its_own_destination_server(tmp
     from compiler.errors import UserError
 
     spec = _managed(tmp_path, "argocd", argocd={"destinationServer": "https://edge-7.example.com:6443"})
-    with pytest.raises(UserError, match="destinationServer is set for edge-7"):
+    with pytest.raises(UserError, match="the cluster registered in Argo CD under its name") as raised:
         api.fleet_gitops([spec], "argocd")
+    assert raised.value.diagnostics[0].field == "spec.gitops.argocd.destinationServer"
 
 
 def test_a_management_cluster_needs_an_engine(tmp_path: Path) -> None:
@@ -324,7 +325,13 @@ def test_sites_that_cannot_share_a_fleet_object_are_named(tmp_path: Path) -> Non
     first = write_spec(tmp_path / "a", {"gitops": gitops}, metadata={"name": "a"})
     other = {**gitops, "repoURL": "https://git.example.com/b.git"}
     second = write_spec(tmp_path / "b", {"gitops": other}, metadata={"name": "b"})
-    with pytest.raises(UserError, match="these differ from a: b"):
+    with pytest.raises(UserError) as raised:
         api.fleet_gitops([first, second], "flux")
+    (error,) = raised.value.diagnostics
+    assert error.field == "spec.gitops.repoURL" and error.location is not None
+    assert error.location.file == str(second) and error.location.line and error.location.col
+    written = second.read_text().splitlines()[error.location.line - 1][error.location.col - 1 :]
+    assert written.startswith("https://git.example.com/b.git"), str(error)
+    assert "https://git.example.com/b.git differs from site a's https://git.example.com/a.git" in str(error)
     with pytest.raises(UserError, match=r"no site deploys with gitops\.engine argocd"):
         api.fleet_gitops([first], "argocd")

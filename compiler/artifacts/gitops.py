@@ -10,7 +10,7 @@ from typing import Any
 
 from compiler.artifacts.cluster import labels
 from compiler.emit import yaml_bytes
-from compiler.errors import UserError
+from compiler.errors import Diagnostic, UserError, format_path
 from compiler.resolve import Resolved
 
 # Flux HelmRepository names for the chart repositories auditc knows; a mirror gets the last
@@ -243,32 +243,20 @@ def fleet(sites: list[Resolved], engine: str) -> list[dict[str, Any]]:
     if not chosen:
         raise UserError(f"no site deploys with gitops.engine {engine}")
     first = chosen[0].site.spec.gitops
-
-    def shared(resolved: Resolved) -> tuple[object, ...]:
-        g = resolved.site.spec.gitops
-        if engine == "argocd":
-            return (g.repo_url, g.target_revision, g.argocd.namespace, g.argocd.project)
-        return (g.repo_url, g.target_revision, g.flux.namespace, g.flux.interval)
-
-    odd = [r.name for r in chosen if shared(r) != shared(chosen[0])]
+    odd = [d for r in chosen[1:] if (d := _differs(r, chosen[0], engine)) is not None]
+    odd += [
+        _at(r, ("gitops", "path"), "the fleet objects sync output/<site>/cluster")
+        for r in chosen
+        if r.site.spec.gitops.path
+    ]
     if odd:
-        raise UserError(
-            f"the {engine} sites must share repoURL, targetRevision and the {engine} settings for one "
-            f"fleet object; these differ from {chosen[0].name}: {', '.join(odd)}"
-        )
-    custom = [r.name for r in chosen if r.site.spec.gitops.path]
-    if custom:
-        raise UserError(
-            f"gitops.path is set for {', '.join(custom)}: the fleet objects sync output/<site>/cluster"
-        )
+        raise UserError(odd)
     managed = [r for r in chosen if from_management(r)]
     if engine == "argocd":
-        aimed = [r.name for r in managed if "server" in _site_destination(r)]
+        aimed = [r for r in managed if "server" in _site_destination(r)]
         if aimed:
-            raise UserError(
-                f"gitops.argocd.destinationServer is set for {', '.join(aimed)}: the fleet deploys each "
-                "site to the cluster registered in Argo CD under its name"
-            )
+            why = "the fleet deploys each site to the cluster registered in Argo CD under its name"
+            raise UserError([_at(r, ("gitops", "argocd", "destinationServer"), why) for r in aimed])
         site = "{{index .path.segments 1}}"  # output/<site>/cluster
         sets = [_application_set(first, FLEET_NAME, chosen, sync_path, f"auditc-{site}", {"name": site})]
         if managed:
@@ -298,6 +286,36 @@ def fleet(sites: list[Resolved], engine: str) -> list[dict[str, Any]]:
             sync["spec"]["kubeConfig"] = {"secretRef": {"name": kubeconfig_secret(resolved.name)}}
             syncs.append(sync)
     return [source, *(repositories[name] for name in sorted(repositories)), *syncs]
+
+
+# what one fleet object holds for all the sites of its engine
+SHARED = {
+    "argocd": (("repoURL",), ("targetRevision",), ("argocd", "namespace"), ("argocd", "project")),
+    "flux": (("repoURL",), ("targetRevision",), ("flux", "namespace"), ("flux", "interval")),
+}
+
+
+def _setting(resolved: Resolved, path: tuple[str, ...]) -> object:
+    node: Any = resolved.site.spec.gitops
+    for part in path:
+        node = getattr(node, {"repoURL": "repo_url", "targetRevision": "target_revision"}.get(part, part))
+    return node
+
+
+def _differs(resolved: Resolved, first: Resolved, engine: str) -> Diagnostic | None:
+    """Where ``resolved`` writes a setting the fleet object shares other than ``first`` does."""
+    for path in SHARED[engine]:
+        mine, theirs = _setting(resolved, path), _setting(first, path)
+        if mine != theirs:
+            why = f"{mine} differs from site {first.name}'s {theirs}: the fleet object holds one for all"
+            return _at(resolved, ("gitops", *path), why)
+    return None
+
+
+def _at(resolved: Resolved, path: tuple[str, ...], message: str) -> Diagnostic:
+    """An error about the site's spec.<path>, at the line that writes it (or its nearest parent)."""
+    where = ("spec", *path)
+    return Diagnostic(message, resolved.doc.location(where), field=format_path(where))
 
 
 def _application_set(
