@@ -675,6 +675,8 @@ def write_if_changed(target: Path, content: bytes, *, check: bool = False) -> bo
             return False
     except FileNotFoundError:
         pass
+    except IsADirectoryError:
+        raise UserError(Diagnostic("is a directory: name the file to write", Location(str(target)))) from None
     except OSError as exc:
         raise UserError(Diagnostic(f"cannot read it: {exc.strerror or exc}", Location(str(target)))) from None
     if check:
@@ -712,6 +714,34 @@ def schema(defaults: bool = False) -> dict[str, Any]:
     return document
 
 
+def _management(
+    resolved: Any, artifacts: dict[str, bytes], context: str | None, kubeconfig: str | None
+) -> Any:
+    """For a site whose engine runs in a management cluster: that cluster (by its kubectl
+    context) and the objects of management/ to read there; None for any other site."""
+    from compiler.artifacts.gitops import MANAGEMENT, from_management
+    from compiler.datafiles import yaml_documents
+    from compiler.live.cluster import Kubectl
+
+    if not from_management(resolved):
+        return None
+    if context is None:
+        engine = "Argo CD" if resolved.site.spec.gitops.engine == "argocd" else "Flux"
+        message = (
+            f"{engine} deploys site {resolved.name} from a management cluster: give "
+            "--management-context, its kubectl context, to read the release object there"
+        )
+        where = ("spec", "gitops", "engineCluster")
+        raise UserError(Diagnostic(message, resolved.doc.location(where), "spec.gitops.engineCluster"))
+    held = [
+        obj
+        for path in sorted(artifacts)
+        if path.startswith(f"{MANAGEMENT}/") and not path.endswith("/kustomization.yaml")
+        for obj in yaml_documents(artifacts[path])
+    ]
+    return Kubectl(context, kubeconfig), held
+
+
 def _live_inputs(spec: Path, roots: tuple[Path, ...]) -> tuple[Build, dict[str, bytes], list[dict[str, Any]]]:
     """What a live comparison needs: the build, the rendered files and the cluster objects
     in them. Lint errors do not stop it: what is live is worth seeing either way."""
@@ -738,15 +768,18 @@ def snapshot(
     kubeconfig: str | None,
     access: Any,
     roots: tuple[Path, ...] = (),
+    management_context: str | None = None,
 ) -> Path:
     """Save what is live for one site (cluster objects and node files) into ``output``."""
     from compiler.live.cluster import Kubectl
     from compiler.live.snapshot import gather, save
     from compiler.transport import ssh_connections
 
-    built, _, objects = _live_inputs(spec, roots)
+    built, artifacts, objects = _live_inputs(spec, roots)
+    hub = _management(built.resolved, artifacts, management_context, kubeconfig)
     with ssh_connections():
-        live = gather(built.resolved, objects, sorted(built.node_files), Kubectl(context, kubeconfig), access)
+        files = sorted(built.node_files)
+        live = gather(built.resolved, objects, files, Kubectl(context, kubeconfig), access, hub)
     try:
         save(live, output)
     except OSError as exc:
@@ -764,6 +797,7 @@ def live_diff(
     kubeconfig: str | None,
     access: Any,
     roots: tuple[Path, ...] = (),
+    management_context: str | None = None,
 ) -> Any:
     """Rendered versus live (read now, or from a saved snapshot)."""
     from compiler.live.cluster import Kubectl
@@ -781,8 +815,9 @@ def live_diff(
         if resolved.managed:
             live.cloud = replay_cloud(resolved, live, snapshot_dir)
     else:
+        hub = _management(resolved, artifacts, management_context, kubeconfig)
         with ssh_connections():
-            live = gather(resolved, objects, config_files, Kubectl(context, kubeconfig), access)
+            live = gather(resolved, objects, config_files, Kubectl(context, kubeconfig), access, hub)
     return compare(resolved.name, artifacts, live, built.apiserver, resolved, config_files)
 
 
@@ -814,9 +849,8 @@ def _rollout_inputs(
         if path.startswith("cluster/") and path != "cluster/kustomization.yaml"
         for obj in yaml_documents(artifacts[path])
     ]
-    cluster = Kubectl(context, kubeconfig)
-    hub = Kubectl(management, kubeconfig) if management else None
-    return Inputs(spec, compiled.built, artifacts, objects, cluster, access, hub)
+    hub = _management(resolved, artifacts, management, kubeconfig)
+    return Inputs(spec, compiled.built, artifacts, objects, Kubectl(context, kubeconfig), access, hub)
 
 
 def plan(
@@ -826,12 +860,13 @@ def plan(
     kubeconfig: str | None,
     access: Any,
     roots: tuple[Path, ...] = (),
+    management_context: str | None = None,
 ) -> Any:
     """What apply would do, from the live state read now."""
     from compiler.rollout.apply import make_plan, read_live
     from compiler.transport import ssh_connections
 
-    inputs = _rollout_inputs(spec, context, kubeconfig, access, roots)
+    inputs = _rollout_inputs(spec, context, kubeconfig, access, roots, management_context)
     with ssh_connections():
         return make_plan(inputs, read_live(inputs))
 
@@ -852,8 +887,7 @@ def apply(
     """Roll a site out: ``target`` is a spec (planned now, ``confirm`` asked) or a plan file
     written by ``auditc plan -o`` (refused when stale); then verify, unless
     ``verify_timeout`` is None. A site whose engine runs in a management cluster needs
-    ``management_context``: apply waits there for the controller."""
-    from compiler.artifacts.gitops import from_management
+    ``management_context``: apply reads its release object and waits for it there."""
     from compiler.rollout import plan as plans
     from compiler.rollout.apply import apply as run_apply
     from compiler.transport import ssh_connections
@@ -868,13 +902,6 @@ def apply(
                 f"{target}: the plan's spec {planned.spec} is not there (run apply where plan ran)"
             )
     inputs = _rollout_inputs(spec, context, kubeconfig, access, roots, management_context)
-    if from_management(inputs.resolved) and management_context is None:
-        engine = "Argo CD" if inputs.resolved.site.spec.gitops.engine == "argocd" else "Flux"
-        raise UserError(
-            f"{spec}: {engine} deploys site {inputs.resolved.name} from a management cluster "
-            "(gitops.engineCluster): give --management-context, its kubectl context, so that apply "
-            "can wait there for the pinned chart before it touches a node"
-        )
     check = None
     if verify_timeout is not None and inputs.resolved.site.spec.falco.probe:
 
@@ -894,11 +921,12 @@ def verify(
     timeout: float,
     say: Any,
     roots: tuple[Path, ...] = (),
+    management_context: str | None = None,
 ) -> Any:
     """One probe event from the API to a Falco alert (compiler/rollout/verify.py)."""
     from compiler.transport import ssh_connections
 
-    inputs = _rollout_inputs(spec, context, kubeconfig, access, roots)
+    inputs = _rollout_inputs(spec, context, kubeconfig, access, roots, management_context)
     with ssh_connections():
         return _verify(inputs, timeout, say)
 

@@ -310,6 +310,14 @@ LiveContext = Annotated[str | None, typer.Option("--context", help="kubectl cont
 LiveKubeconfig = Annotated[
     str | None, typer.Option("--kubeconfig", help="kubeconfig file (else $KUBECONFIG).")
 ]
+LiveManagement = Annotated[
+    str | None,
+    typer.Option(
+        "--management-context",
+        help="gitops.engineCluster management: the kubectl context of the cluster Argo CD or Flux "
+        "runs in (same kubeconfig), where the release object is read.",
+    ),
+]
 NodeRoot = Annotated[
     str, typer.Option("--node-root", help="Read every node path under this directory (chroots, tests).")
 ]
@@ -382,6 +390,7 @@ def diff(
     ] = DiffFormat.text,
     context: LiveContext = None,
     kubeconfig: LiveKubeconfig = None,
+    management_context: LiveManagement = None,
     node_root: NodeRoot = "",
     local: LocalNodes = False,
     ssh_identity: SshIdentity = None,
@@ -424,6 +433,7 @@ def diff(
                 kubeconfig=kubeconfig,
                 access=access,
                 roots=roots,
+                management_context=management_context,
             )
         )
         render = {DiffFormat.json: live_formats.as_json, DiffFormat.markdown: live_formats.markdown}
@@ -452,6 +462,7 @@ def snapshot(
     output: Annotated[Path, typer.Option("-o", "--output", help="Directory to write the snapshot into.")],
     context: LiveContext = None,
     kubeconfig: LiveKubeconfig = None,
+    management_context: LiveManagement = None,
     node_root: NodeRoot = "",
     local: LocalNodes = False,
     ssh_identity: SshIdentity = None,
@@ -466,7 +477,15 @@ def snapshot(
     access = _access(node_root, ssh_identity, ssh_option, local)
     roots = _roots(files_root)
     where = _guard(
-        lambda: api.snapshot(spec, output, context=context, kubeconfig=kubeconfig, access=access, roots=roots)
+        lambda: api.snapshot(
+            spec,
+            output,
+            context=context,
+            kubeconfig=kubeconfig,
+            access=access,
+            roots=roots,
+            management_context=management_context,
+        )
     )
     _err(f"snapshot written to {where}")
 
@@ -480,6 +499,7 @@ def plan(
     output_format: Annotated[Format, typer.Option("--format", help="text or json, on stdout.")] = Format.text,
     context: LiveContext = None,
     kubeconfig: LiveKubeconfig = None,
+    management_context: LiveManagement = None,
     node_root: NodeRoot = "",
     local: LocalNodes = False,
     ssh_identity: SshIdentity = None,
@@ -495,7 +515,14 @@ def plan(
     access = _access(node_root, ssh_identity, ssh_option, local)
     roots = _roots(files_root)
     planned = _guard(
-        lambda: api.plan(spec, context=context, kubeconfig=kubeconfig, access=access, roots=roots)
+        lambda: api.plan(
+            spec,
+            context=context,
+            kubeconfig=kubeconfig,
+            access=access,
+            roots=roots,
+            management_context=management_context,
+        )
     )
     if output is not None:
         text = to_json(planned)
@@ -551,14 +578,7 @@ def apply(
     verify_timeout: VerifyTimeout = 60,
     context: LiveContext = None,
     kubeconfig: LiveKubeconfig = None,
-    management_context: Annotated[
-        str | None,
-        typer.Option(
-            "--management-context",
-            help="gitops.engineCluster management: the kubectl context of the cluster Argo CD or Flux "
-            "runs in (same kubeconfig); apply waits there for the pinned chart.",
-        ),
-    ] = None,
+    management_context: LiveManagement = None,
     node_root: NodeRoot = "",
     local: LocalNodes = False,
     ssh_identity: SshIdentity = None,
@@ -587,7 +607,14 @@ def apply(
             lambda: (
                 read_plan(target)
                 if api._is_plan_file(target)
-                else api.plan(target, context=context, kubeconfig=kubeconfig, access=access, roots=roots)
+                else api.plan(
+                    target,
+                    context=context,
+                    kubeconfig=kubeconfig,
+                    access=access,
+                    roots=roots,
+                    management_context=management_context,
+                )
             )
         )
         sys.stdout.write(formats.plan_text(planned))
@@ -632,6 +659,7 @@ def verify(
     output_format: Annotated[Format, typer.Option("--format", help="text or json, on stdout.")] = Format.text,
     context: LiveContext = None,
     kubeconfig: LiveKubeconfig = None,
+    management_context: LiveManagement = None,
     node_root: NodeRoot = "",
     local: LocalNodes = False,
     ssh_identity: SshIdentity = None,
@@ -655,6 +683,7 @@ def verify(
             timeout=timeout,
             say=_err,
             roots=roots,
+            management_context=management_context,
         )
     )
     shown = (
@@ -698,13 +727,15 @@ def fleet(
         sys.stdout.write(document.decode("utf-8"))
         return
     target = output
+    existed = target.exists()
     written = _guard(lambda: api.write_if_changed(target, document, check=check))
     if not written:
         _err(f"auditc: {target} is up to date")
     elif not check:
         _err(f"auditc: wrote {target}")
     else:
-        _err(f"auditc: {target} is stale: run the same auditc fleet without --check")
+        state = "is stale" if existed else "does not exist"
+        _err(f"auditc: {target} {state}: run the same auditc fleet without --check")
         raise typer.Exit(ExitCode.CHANGED)
 
 

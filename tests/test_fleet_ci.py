@@ -95,7 +95,8 @@ def test_the_fleet_hook_catches_a_site_the_committed_fleet_objects_miss(fleet: d
     args = hooks["auditc-fleet-check"]["args"]
     assert args[:3] == ["specs", "--engine", "argocd"]
     target = repo / args[args.index("-o") + 1]
-    assert _hook(fleet, "auditc-fleet-check").returncode == 1  # not written yet
+    missing = _hook(fleet, "auditc-fleet-check")
+    assert missing.returncode == 1 and "does not exist" in missing.stderr
     written = auditc("fleet", "specs", "--engine", "argocd", "-o", str(target))
     assert written.returncode == 0 and "wrote" in written.stderr, written.stderr
     (appset,) = [d for d in yaml12.load_all(target.read_text()) if d]

@@ -224,6 +224,43 @@ def test_argo_cd_in_a_management_cluster_deploys_to_the_site(tmp_path: Path, arg
         assert crd_errors(obj, f"argocd-{argo}-application-crd.yaml") == [], obj["metadata"]["name"]
 
 
+def test_the_in_cluster_server_written_out_still_means_the_sites_cluster(tmp_path: Path) -> None:
+    """From a management cluster, Argo CD's own server is never the site's: writing the
+    default destinationServer out deploys to the cluster named after the site, as leaving it out does."""
+    spec = _managed(tmp_path, "argocd", argocd={"destinationServer": "https://kubernetes.default.svc"})
+    (release,) = _files(spec)["management/falco-release.yaml"]
+    assert release["spec"]["destination"] == {"name": "edge-7", "namespace": "falco"}
+
+
+def test_sites_of_two_chart_mirrors_keep_a_helm_repository_each(tmp_path: Path) -> None:
+    from compiler.errors import UserError
+
+    specs = []
+    for name, region in (("m-eu", "eu"), ("m-us", "us")):
+        (tmp_path / name).mkdir()
+        chart = {"repository": f"https://charts.{region}.example.com/falco"}
+        gitops = {"engine": "flux", "repoURL": "https://git.example.com/a.git", "engineCluster": "management"}
+        specs.append(
+            write_spec(
+                tmp_path / name, {"gitops": gitops, "falco": {"chart": chart}}, metadata={"name": name}
+            )
+        )
+    try:
+        objects = _fleet("flux", *specs)
+    except UserError as error:  # a mirror may need its chart version pinned
+        pytest.fail(str(error))
+    repositories = {o["metadata"]["name"]: o["spec"]["url"] for o in objects if o["kind"] == "HelmRepository"}
+    assert sorted(repositories.values()) == [
+        "https://charts.eu.example.com/falco",
+        "https://charts.us.example.com/falco",
+    ]
+    for spec in specs:
+        (release,) = _files(spec)["management/falco-release.yaml"]
+        reference = release["spec"]["chart"]["spec"]["sourceRef"]["name"]
+        assert reference in repositories and reference.startswith("falco-charts-")
+        assert repositories[reference] in spec.read_text()
+
+
 def test_a_destination_server_given_is_kept_from_a_management_cluster(tmp_path: Path) -> None:
     server = "https://edge-7.example.com:6443"
     files = _files(_managed(tmp_path, "argocd", argocd={"destinationServer": server}))

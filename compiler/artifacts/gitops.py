@@ -4,6 +4,7 @@ objects that make the engine sync output/<site>/, and the fleet's objects."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from pathlib import PurePosixPath
 from typing import Any
@@ -11,9 +12,11 @@ from typing import Any
 from compiler.artifacts.cluster import labels
 from compiler.emit import yaml_bytes
 from compiler.errors import Diagnostic, UserError, format_path
+from compiler.order import site_order
 from compiler.resolve import Resolved
 
-# Flux HelmRepository names for the chart repositories auditc knows; a mirror gets the last
+# Flux HelmRepository names for the chart repositories auditc knows; a mirror gets the last,
+# with a digest of its URL (sites of two mirrors that share a management cluster keep two)
 HELM_REPOSITORY_NAMES = {"falcosecurity": "falcosecurity", "stable": "helm-stable", None: "falco-charts"}
 # where Argo CD puts the objects of its own cluster (the management cluster's Applications)
 IN_CLUSTER = "https://kubernetes.default.svc"
@@ -47,12 +50,12 @@ def falco_release(resolved: Resolved, values: dict[str, Any]) -> list[dict[str, 
 
 def _site_destination(resolved: Resolved) -> dict[str, str]:
     """Where Argo CD deploys the site's objects and the chart: its destinationServer, or,
-    from a management cluster and unless destinationServer is given, the cluster
-    registered in Argo CD under the site's name."""
-    argo = resolved.site.spec.gitops.argocd
-    if from_management(resolved) and "destination_server" not in argo.model_fields_set:
+    from a management cluster, unless destinationServer names another cluster than Argo
+    CD's own, the cluster registered in Argo CD under the site's name."""
+    server = resolved.site.spec.gitops.argocd.destination_server
+    if from_management(resolved) and server == IN_CLUSTER:
         return {"name": resolved.name}
-    return {"server": argo.destination_server}
+    return {"server": server}
 
 
 def _argocd(resolved: Resolved, values: dict[str, Any]) -> dict[str, Any]:
@@ -97,6 +100,8 @@ def _flux(resolved: Resolved, values: dict[str, Any]) -> tuple[dict[str, Any], d
     flux = resolved.site.spec.gitops.flux
     chart = resolved.target.chart
     repo_name = HELM_REPOSITORY_NAMES[chart.repository_key]
+    if chart.repository_key is None:
+        repo_name += "-" + hashlib.sha256(chart.repository.encode("utf-8")).hexdigest()[:8]
     repository = {
         "apiVersion": "source.toolkit.fluxcd.io/v1",
         "kind": "HelmRepository",
@@ -239,7 +244,9 @@ def fleet(sites: list[Resolved], engine: str) -> list[dict[str, Any]]:
     auditc-<site>-kubeconfig, and for engineCluster: management the shared HelmRepositories
     and a Kustomization per site for management/. The sites must agree on the repository and
     revision (and the engine's settings); UserError says which do not."""
-    chosen = sorted((r for r in sites if r.site.spec.gitops.engine == engine), key=lambda r: r.name)
+    chosen = sorted(
+        (r for r in sites if r.site.spec.gitops.engine == engine), key=lambda r: site_order(r.name)
+    )
     if not chosen:
         raise UserError(f"no site deploys with gitops.engine {engine}")
     first = chosen[0].site.spec.gitops

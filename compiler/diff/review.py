@@ -17,6 +17,7 @@ from typing import Literal
 
 from compiler.diff.gitref import check_ref, export_tree, repo_root
 from compiler.errors import Diagnostic, Location, UserError
+from compiler.order import site_order
 from compiler.redaction import hide_pair
 
 Status = Literal["added", "removed", "changed", "unchanged", "invalid"]
@@ -246,25 +247,17 @@ def review(inputs: list[Path], base: str, roots: tuple[Path, ...] = ()) -> Revie
     return Review(base, sites, own)
 
 
-def site_order(name: str) -> tuple[tuple[tuple[int, int | str], ...], str]:
-    """Sites in the order people number them: site-2 before site-10 (a name's runs of
-    digits compared as numbers, the rest as text; site-01 and site-1 by their text)."""
-    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in _RUNS.findall(name)), name
-
-
-_RUNS = re.compile(r"[0-9]+|[^0-9]+")
-
-
 def _signature(site: SiteDiff, then: _OwnValues, now: _OwnValues) -> tuple[object, ...]:
     """What a site's change is: the lines each file loses and gains, in order, with the
     site's own name replaced by a placeholder wherever it stands as a word (site names are
-    DNS labels: a name inside another word is left alone), each value its spec writes by
+    DNS labels: a name inside another word is left alone) or inside a name auditc makes of
+    it (``_BEFORE_NAME``, ``_AFTER_NAME``), each value its spec writes by
     the path that writes it (a removed line by the values at base, an added one by those
     now), and every sha256 by another (the digests of its own files, which the patch
     script and plan carry, differ wherever those files do). The context lines and hunk
     positions are left out: a base's edit reads the same in sites whose unchanged lines
     around it differ (a region label, an address)."""
-    name = re.compile(rf"(?<![A-Za-z0-9-]){re.escape(site.site)}(?![A-Za-z0-9-])")
+    name = re.compile(rf"{_BEFORE_NAME}{re.escape(site.site)}{_AFTER_NAME}")
 
     def plain(text: str, own: _OwnValues = now) -> str:
         return _SHA256.sub("<sha256>", own.mask(name.sub("<site>", text)))
@@ -284,6 +277,10 @@ def _signature(site: SiteDiff, then: _OwnValues, now: _OwnValues) -> tuple[objec
 
 
 _SHA256 = re.compile(r"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")
+# a site's name as a word, or inside the names auditc makes of it: auditc-<site>,
+# auditc-<site>-kubeconfig, auditc-<site>-management, <site>-falco (the release object)
+_BEFORE_NAME = r"(?:(?<![A-Za-z0-9-])|(?<=(?<![A-Za-z0-9-])auditc-))"
+_AFTER_NAME = r"(?:(?![A-Za-z0-9-])|(?=-(?:kubeconfig|management|falco)(?![A-Za-z0-9-])))"
 
 
 def _changed_lines(diff: str) -> list[str]:

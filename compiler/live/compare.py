@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from compiler.artifacts.apiserver import ApiserverChange
+from compiler.artifacts.gitops import MANAGEMENT
 from compiler.datafiles import load_data, yaml_documents
 from compiler.live.cluster import object_key
-from compiler.live.snapshot import Snapshot, node_files
+from compiler.live.snapshot import MANAGEMENT_KEY, Snapshot, node_files
 from compiler.nodepatch.flags import (
     apiserver_flags,
     apiserver_mounts,
@@ -122,10 +123,11 @@ def compare(
     plane, where the cloud-side settings are compared instead."""
     diff = LiveDiff(site)
     for path in sorted(artifacts):
-        if not path.startswith("cluster/") or path == "cluster/kustomization.yaml":
+        folder = path.partition("/")[0]
+        if folder not in ("cluster", MANAGEMENT) or path.endswith("/kustomization.yaml"):
             continue
         for obj in yaml_documents(artifacts[path]):
-            key = object_key(obj)
+            key = (MANAGEMENT_KEY if folder == MANAGEMENT else "") + object_key(obj)
             live = snapshot.objects.get(key)
             if live is None:
                 diff.changes.append(Change(key, "", "", "absent"))

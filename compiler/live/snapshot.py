@@ -40,16 +40,26 @@ def node_files(resolved: Resolved, config_files: list[str]) -> list[str]:
     return [paths.manifest, *(f"{paths.config_dir}/{name}" for name in config_files)]
 
 
+MANAGEMENT_KEY = "management:"  # before the key of an object read in the management cluster
+
+
 def gather(
     resolved: Resolved,
     objects: list[dict[str, Any]],
     config_files: list[str],
     kubectl: Kubectl,
     access: NodeAccess,
+    management: tuple[Kubectl, list[dict[str, Any]]] | None = None,
 ) -> Snapshot:
+    """The live objects (and, with ``management``, the objects of management/ read in the
+    management cluster), the nodes' files or a managed site's cloud side."""
     snapshot = Snapshot(resolved.name)
     for obj in objects:
         snapshot.objects[object_key(obj)] = kubectl.get(obj)
+    if management is not None:
+        hub, held = management
+        for obj in held:
+            snapshot.objects[MANAGEMENT_KEY + object_key(obj)] = hub.get(obj)
     if resolved.managed:
         snapshot.cloud = read_cloud(resolved, snapshot.cloud_reads)
         return snapshot  # no node: the cloud runs the control plane

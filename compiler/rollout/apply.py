@@ -36,12 +36,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from compiler.artifacts.falco_values import receiver_service_name
-from compiler.artifacts.gitops import MANAGEMENT, from_management
 from compiler.datafiles import yaml_documents
 from compiler.errors import Refusal, UserError
 from compiler.live.cluster import Kubectl, call, has_endpoints, helm, helm_release, kubectl, object_key
 from compiler.live.compare import Change, compare, expected_hosts, project
-from compiler.live.snapshot import Snapshot, gather, node_files, read_cloud
+from compiler.live.snapshot import MANAGEMENT_KEY, Snapshot, gather, node_files, read_cloud
 from compiler.nodepatch import PATCH_SCRIPT
 from compiler.platform import CloudSetting, Restart
 from compiler.rollout import plan as plans
@@ -72,8 +71,9 @@ class Inputs:
     objects: list[dict[str, Any]]
     cluster: Kubectl
     access: NodeAccess
-    # engineCluster: management: the cluster where Argo CD or Flux runs (--management-context)
-    management: Kubectl | None = None
+    # engineCluster: management: the cluster Argo CD or Flux runs in (--management-context)
+    # and the objects of management/, which live there
+    management: tuple[Kubectl, list[dict[str, Any]]] | None = None
 
     @property
     def resolved(self) -> Any:
@@ -147,7 +147,9 @@ class _Stopped(Exception):
 def read_live(inputs: Inputs) -> Live:
     resolved = inputs.resolved
     cluster_objects = [o for o in inputs.objects if _in_cluster_dir(inputs, o)]
-    snapshot = gather(resolved, cluster_objects, inputs.config_files, inputs.cluster, inputs.access)
+    snapshot = gather(
+        resolved, cluster_objects, inputs.config_files, inputs.cluster, inputs.access, inputs.management
+    )
     release = None
     if resolved.site.spec.gitops.engine == "none":
         falco = resolved.site.spec.falco
@@ -185,10 +187,10 @@ def make_plan(inputs: Inputs, live: Live) -> Plan:
         )
         for setting in live.snapshot.cloud
     ]
-    for obj in inputs.objects:
-        if not _in_cluster_dir(inputs, obj):
-            continue
-        key = object_key(obj)
+    held = inputs.management[1] if inputs.management is not None else []
+    wanted = [(object_key(o), o) for o in inputs.objects if _in_cluster_dir(inputs, o)]
+    wanted += [(MANAGEMENT_KEY + object_key(o), o) for o in held]  # read in the management cluster
+    for key, obj in wanted:
         found = live.snapshot.objects.get(key)
         changes = tuple(by_where.get(key, ()))
         action: plans.Action = "create" if found is None else ("update" if changes else "unchanged")
@@ -545,11 +547,8 @@ def _wait_for_controller(
     version = inputs.resolved.target.chart.version
     cluster = inputs.cluster
     objects = inputs.objects
-    if from_management(inputs.resolved):
-        if inputs.management is None:  # api.apply asks for it before anything runs
-            raise _Stopped("no --management-context to read the controller from; no node was touched")
-        cluster = inputs.management
-        objects = yaml_documents(inputs.artifacts[f"{MANAGEMENT}/falco-release.yaml"])
+    if inputs.management is not None:
+        cluster, objects = inputs.management
     (release,) = [o for o in objects if o.get("kind") in GITOPS_KINDS]
     name = f"{release['metadata']['namespace']}/{release['metadata']['name']}"
     controller = GITOPS_KINDS[str(release["kind"])]

@@ -279,6 +279,22 @@ def test_a_fleet_wide_edit_removing_each_sites_own_address_is_one_change(repo: P
     assert "but for their names, the values their specs write and file digests" in text(result)
 
 
+def test_moving_the_engine_to_a_management_cluster_is_one_change(repo: Path) -> None:
+    """The objects auditc names after the site (auditc-<site>, auditc-<site>-kubeconfig,
+    <site>-falco) hold its name inside a longer one: still one change for the fleet."""
+    _own_sites(repo, ["10.0.2.10", "10.0.2.11"])
+    for n in range(2):
+        repo_url = "    repoURL: https://git.example.com/platform/audit.git\n"
+        _edit(repo, f"east-{n}.yaml", repo_url, f"{repo_url}    engineCluster: management\n")
+    result = review([repo / "specs"], "HEAD")
+    (group,) = [g for g in result.groups if g.sites[0].startswith("east-")]
+    assert group.sites == ["east-0", "east-1"]
+    added = {f.path for f in group.change.files if f.status == "added"}
+    assert "management/falco-release.yaml" in added
+    shown = "".join(f.diff for f in group.change.files)
+    assert "auditc-east-0-kubeconfig" in shown and "auditc-east-0-management" in shown
+
+
 def test_lines_that_differ_beyond_each_sites_own_values_stay_apart(repo: Path) -> None:
     """The same edit, but one site's added line holds another site's address, not its own;
     and a value a site does not write (a port) is not put for a path."""

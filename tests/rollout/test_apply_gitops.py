@@ -8,6 +8,7 @@ from the management cluster (a second stand-in cluster behind its own kubectl co
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -204,13 +205,37 @@ def test_from_a_management_cluster_the_site_cluster_is_not_where_to_look(
     assert world.snapshot() == before
 
 
+def test_from_a_management_cluster_plan_and_live_diff_read_the_release_there(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A change of the release's values alone is an update of the HelmRelease in the
+    management cluster: plan lists it, diff --live shows it, apply waits for Flux."""
+    hub = _management(world, monkeypatch)
+    release = _gitops(world, "flux", monkeypatch, where="management")
+    _store(world, release, _flux_status(CHART), cluster=hub)
+    assert world.apply(None, "--management-context", "hub", "--wait-timeout", "5").exit_code == 0
+    key = "management:helm.toolkit.fluxcd.io/v2/HelmRelease/flux-system/t-falco"
+    assert re.search(rf"unchanged +object {key}\n", world.plan("--management-context", "hub").stdout)
+    gitops = {"engine": "flux", "repoURL": "https://git.example.com/platform/audit.git"}
+    lists = {"rules": {"lists": {"x": ["y"]}}}
+    world.respec({"gitops": {**gitops, "engineCluster": "management"}, "falco": lists})
+    planned = world.plan("--management-context", "hub")
+    assert planned.exit_code == 1, planned.output
+    assert re.search(rf"update +object {key} \(Flux applies it\)\n", planned.stdout), planned.stdout
+    live = world.cli("diff", str(world.spec), "--live", "--management-context", "hub", *world.node_args())
+    assert live.exit_code == 1 and key in live.stdout and "spec.values" in live.stdout, live.stdout
+    waited = world.apply(None, "--management-context", "hub", "--wait-timeout", "0.3")
+    assert waited.exit_code == 1
+    assert "its spec is not the rendered one yet" in waited.stdout
+
+
 def test_from_a_management_cluster_apply_asks_for_its_context(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _gitops(world, "argocd", monkeypatch, where="management")
     before = world.snapshot()
-    result = world.apply()
-    assert result.exit_code == 2
-    assert "Argo CD deploys site t from a management cluster" in result.output
-    assert "--management-context" in result.output
+    for result in (world.apply(), world.apply(None, "--dry-run"), world.plan()):
+        assert result.exit_code == 2
+        assert f"{world.spec}:" in result.output and "spec.gitops.engineCluster" in result.output
+        assert "Argo CD deploys site t from a management cluster: give --management-context" in result.output
     assert world.snapshot() == before and world.records() == []
