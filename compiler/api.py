@@ -658,11 +658,15 @@ def fleet_gitops(inputs: list[Path], engine: str, roots: tuple[Path, ...] = ()) 
     from compiler.pipeline import compile_spec
 
     resolved = [compile_spec(path, roots).built.resolved for path in find_specs(inputs)]
+    try:
+        objects = gitops.fleet(resolved, engine)
+    except UserError as exc:  # a value a base wrote for many sites: named once
+        raise UserError(_each_once(exc.diagnostics)) from None
     header = (
         f"# The {engine} objects for the fleet, for the management cluster: written by auditc fleet "
         f"--engine {engine}.\n# Do not edit; run it again when sites come or go (--check says when).\n"
     )
-    return header.encode("utf-8") + yaml_documents_bytes(gitops.fleet(resolved, engine))
+    return header.encode("utf-8") + yaml_documents_bytes(objects)
 
 
 def write_if_changed(target: Path, content: bytes, *, check: bool = False) -> bool:

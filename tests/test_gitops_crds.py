@@ -227,9 +227,14 @@ def test_argo_cd_in_a_management_cluster_deploys_to_the_site(tmp_path: Path, arg
 def test_the_in_cluster_server_written_out_still_means_the_sites_cluster(tmp_path: Path) -> None:
     """From a management cluster, Argo CD's own server is never the site's: writing the
     default destinationServer out deploys to the cluster named after the site, as leaving it out does."""
-    spec = _managed(tmp_path, "argocd", argocd={"destinationServer": "https://kubernetes.default.svc"})
-    (release,) = _files(spec)["management/falco-release.yaml"]
-    assert release["spec"]["destination"] == {"name": "edge-7", "namespace": "falco"}
+    for written in (
+        "https://kubernetes.default.svc",
+        "https://kubernetes.default.svc/",
+        "https://kubernetes.default.svc:443",
+    ):
+        spec = _managed(tmp_path, "argocd", argocd={"destinationServer": written})
+        (release,) = _files(spec)["management/falco-release.yaml"]
+        assert release["spec"]["destination"] == {"name": "edge-7", "namespace": "falco"}, written
 
 
 def test_sites_of_two_chart_mirrors_keep_a_helm_repository_each(tmp_path: Path) -> None:
@@ -339,6 +344,22 @@ def test_the_fleet_refuses_a_management_site_with_its_own_destination_server(tmp
     with pytest.raises(UserError, match="the cluster registered in Argo CD under its name") as raised:
         api.fleet_gitops([spec], "argocd")
     assert raised.value.diagnostics[0].field == "spec.gitops.argocd.destinationServer"
+    base = "apiVersion: auditc.dev/v1alpha1\nkind: SiteDefaults\nspec:\n  gitops:\n    argocd:\n"
+    (tmp_path / "specs" / "bases").mkdir(parents=True)
+    (tmp_path / "specs" / "bases" / "base.yaml").write_text(
+        base + "      destinationServer: https://hub.example.com\n"
+    )
+    shared = []
+    for name in ("edge-8", "edge-9"):
+        (tmp_path / name).mkdir()
+        text = _managed(tmp_path / name, "argocd").read_text().replace("edge-7", name)
+        site = tmp_path / "specs" / f"{name}.yaml"
+        site.write_text("bases: [bases/base.yaml]\n" + text)
+        shared.append(site)
+    with pytest.raises(UserError) as raised:
+        api.fleet_gitops(shared, "argocd")
+    (once,) = raised.value.diagnostics  # written once, in the base: said once
+    assert once.message.endswith("(2 sites)") and once.location and once.location.file.endswith("base.yaml")
 
 
 def test_a_management_cluster_needs_an_engine(tmp_path: Path) -> None:

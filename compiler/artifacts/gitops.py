@@ -48,12 +48,19 @@ def falco_release(resolved: Resolved, values: dict[str, Any]) -> list[dict[str, 
     return []
 
 
+def in_cluster(server: str) -> bool:
+    """``server`` is Argo CD's own cluster, however written (Argo CD trims a trailing slash,
+    argoproj/argo-cd#4037; 443 is https's port)."""
+    url = server.rstrip("/").lower()
+    return url.removesuffix(":443") == IN_CLUSTER
+
+
 def _site_destination(resolved: Resolved) -> dict[str, str]:
     """Where Argo CD deploys the site's objects and the chart: its destinationServer, or,
     from a management cluster, unless destinationServer names another cluster than Argo
     CD's own, the cluster registered in Argo CD under the site's name."""
     server = resolved.site.spec.gitops.argocd.destination_server
-    if from_management(resolved) and server == IN_CLUSTER:
+    if from_management(resolved) and in_cluster(server):
         return {"name": resolved.name}
     return {"server": server}
 

@@ -60,7 +60,7 @@ class Group:
 class Review:
     base: str
     sites: list[SiteDiff]
-    # each site's own values, at base and now (``_OwnValues``): for grouping only, never shown
+    # each site's own values, at base and now: for grouping only (``masker``), never shown
     own: dict[str, tuple[_OwnValues, _OwnValues]] = field(default_factory=dict)
 
     @property
@@ -72,8 +72,7 @@ class Review:
         for site in self.sites:
             if site.status == "unchanged" and not site.risks:
                 continue
-            then, now = self.own.get(site.site, (_NO_VALUES, _NO_VALUES))
-            by_change.setdefault(_signature(site, then, now), []).append(site)
+            by_change.setdefault(_signature(site, self.masker(site)), []).append(site)
         groups = [
             Group(
                 sorted((s.site for s in members), key=site_order),
@@ -82,6 +81,11 @@ class Review:
             for members in by_change.values()
         ]
         return sorted(groups, key=lambda g: site_order(g.sites[0]))
+
+    def masker(self, site: SiteDiff) -> _Masker:
+        """How ``site``'s own values are put for their paths when changes are compared."""
+        then, now = self.own.get(site.site, (_NO_VALUES, _NO_VALUES))
+        return _Masker.for_change(site.status, then, now)
 
     @property
     def differs(self) -> bool:
@@ -95,24 +99,48 @@ class Review:
 
 @dataclass(frozen=True)
 class _OwnValues:
-    """The values a site's spec writes (its bases merged in), each standing for the path
-    that writes it: a changed line that differs from another site's only where each holds
-    its own value at the same path (an address, a host, a region) is the same change."""
+    """The values a site's spec writes (its bases merged in), each with the paths that
+    write it."""
 
-    pattern: re.Pattern[str] | None
-    paths: dict[str, str]  # value -> the first path (in sorted order) that writes it
+    places: dict[str, tuple[str, ...]]
 
     @classmethod
     def of(cls, data: object) -> _OwnValues:
-        found: dict[str, str] = {}
+        found: dict[str, list[str]] = {}
         for path, value in sorted(_leaves(data, ())):
-            found.setdefault(value, path)
-        if not found:
-            return _NO_VALUES
-        alternatives = "|".join(re.escape(v) for v in sorted(found, key=lambda v: (-len(v), v)))
+            found.setdefault(value, []).append(path)
+        return cls({value: tuple(paths) for value, paths in found.items()})
+
+
+@dataclass(frozen=True)
+class _Masker:
+    """Each value a site's spec writes, put for the (first) path that writes it: a line
+    that differs from another site's only where each holds its own value at the same path
+    (an address, a host, a region) is the same line."""
+
+    pattern: re.Pattern[str] | None
+    paths: dict[str, str]
+
+    @classmethod
+    def of(cls, places: dict[str, tuple[str, ...]]) -> _Masker:
+        if not places:
+            return cls(None, {})
+        alternatives = "|".join(re.escape(v) for v in sorted(places, key=lambda v: (-len(v), v)))
         # a whole token: 10.0.1.17 is not in 10.0.1.171, prod is not in production
         pattern = re.compile(rf"(?<![A-Za-z0-9._-])(?:{alternatives})(?![A-Za-z0-9_-]|\.[A-Za-z0-9])")
-        return cls(pattern, found)
+        return cls(pattern, {value: paths[0] for value, paths in places.items()})
+
+    @classmethod
+    def for_change(cls, status: Status, then: _OwnValues, now: _OwnValues) -> _Masker:
+        """A changed site: only the values the change leaves where they were (a value it
+        edits, or moves, or writes somewhere more, stays as written, so two sites that set
+        different values, or one that takes another's, never look alike); an added or a
+        removed site: all of its values."""
+        if status == "added":
+            return cls.of(now.places)
+        if status == "removed":
+            return cls.of(then.places)
+        return cls.of({v: paths for v, paths in now.places.items() if then.places.get(v) == paths})
 
     def mask(self, text: str) -> str:
         if self.pattern is None:
@@ -120,7 +148,7 @@ class _OwnValues:
         return self.pattern.sub(lambda m: f"<{self.paths[m.group(0)]}>", text)
 
 
-_NO_VALUES = _OwnValues(None, {})
+_NO_VALUES = _OwnValues({})
 _SHORTEST_VALUE = 3  # shorter values (a port 22, a count) are too common in any line to stand for a path
 
 
@@ -247,31 +275,24 @@ def review(inputs: list[Path], base: str, roots: tuple[Path, ...] = ()) -> Revie
     return Review(base, sites, own)
 
 
-def _signature(site: SiteDiff, then: _OwnValues, now: _OwnValues) -> tuple[object, ...]:
+def _signature(site: SiteDiff, own: _Masker) -> tuple[object, ...]:
     """What a site's change is: the lines each file loses and gains, in order, with the
     site's own name replaced by a placeholder wherever it stands as a word (site names are
     DNS labels: a name inside another word is left alone) or inside a name auditc makes of
-    it (``_BEFORE_NAME``, ``_AFTER_NAME``), each value its spec writes by
-    the path that writes it (a removed line by the values at base, an added one by those
-    now), and every sha256 by another (the digests of its own files, which the patch
-    script and plan carry, differ wherever those files do). The context lines and hunk
-    positions are left out: a base's edit reads the same in sites whose unchanged lines
-    around it differ (a region label, an address)."""
+    it (``_BEFORE_NAME``, ``_AFTER_NAME``), each value of its spec that the change leaves
+    in place by the path that writes it (``_Masker``), and every sha256 by another (the
+    digests of its own files, which the patch script and plan carry, differ wherever those
+    files do). The context lines and hunk positions are left out: a base's edit reads the
+    same in sites whose unchanged lines around it differ (a region label, an address)."""
     name = re.compile(rf"{_BEFORE_NAME}{re.escape(site.site)}{_AFTER_NAME}")
 
-    def plain(text: str, own: _OwnValues = now) -> str:
+    def plain(text: str) -> str:
         return _SHA256.sub("<sha256>", own.mask(name.sub("<site>", text)))
-
-    def line(text: str) -> str:
-        return plain(text, then if text.startswith("-") else now)
 
     return (
         site.status,
-        tuple((f.path, f.status, tuple(line(text) for text in _changed_lines(f.diff))) for f in site.files),
-        tuple(
-            (r.change, r.id, r.severity, r.field, plain(r.message, then if r.change == "resolved" else now))
-            for r in site.risks
-        ),
+        tuple((f.path, f.status, tuple(plain(line) for line in _changed_lines(f.diff))) for f in site.files),
+        tuple((r.change, r.id, r.severity, r.field, plain(r.message)) for r in site.risks),
         tuple(plain(e) for e in site.errors),
     )
 

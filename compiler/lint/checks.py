@@ -8,7 +8,7 @@ from typing import Any
 
 from compiler import versions
 from compiler.artifacts.audit_policy import CompiledPolicy, Origin
-from compiler.artifacts.gitops import IN_CLUSTER
+from compiler.artifacts.gitops import in_cluster
 from compiler.build import Build
 from compiler.datafiles import load_data
 from compiler.lint.policy_match import Request, is_catch_all, never_matches, probe_decision, reachable
@@ -317,7 +317,7 @@ def aud032(ctx: Context) -> Found:
 def aud035(ctx: Context) -> Found:
     gitops = ctx.spec.gitops
     server = gitops.argocd.destination_server
-    if gitops.engine == "argocd" and gitops.engine_cluster == "site" and server != IN_CLUSTER:
+    if gitops.engine == "argocd" and gitops.engine_cluster == "site" and not in_cluster(server):
         yield ("spec", "gitops", "argocd", "destinationServer"), f"cluster/ is synced to {server}"
 
 

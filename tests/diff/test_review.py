@@ -245,9 +245,7 @@ def test_an_edit_alike_groups_where_the_lines_around_it_and_the_digests_differ(r
     assert [g.sites for g in result.groups] == [["east-0", "east-1"], ["east-2"]]
     shown = {f.path for f in result.groups[0].change.files}
     assert {"node/audit-policy.yaml", "node/apiserver-config.patch.sh"} <= shown
-    first, second = (
-        _signature(s, *result.own[s.site]) for s in result.sites if s.site in ("east-0", "east-1")
-    )
+    first, second = (_signature(s, result.masker(s)) for s in result.sites if s.site in ("east-0", "east-1"))
     assert first == second
     diffs = {s.site: {f.path: f.diff for f in s.files} for s in result.sites}
     assert diffs["east-0"]["cluster/namespace.yaml"] != diffs["east-1"]["cluster/namespace.yaml"], (
@@ -295,22 +293,26 @@ def test_moving_the_engine_to_a_management_cluster_is_one_change(repo: Path) -> 
     assert "auditc-east-0-kubeconfig" in shown and "auditc-east-0-management" in shown
 
 
-def test_lines_that_differ_beyond_each_sites_own_values_stay_apart(repo: Path) -> None:
-    """The same edit, but one site's added line holds another site's address, not its own;
-    and a value a site does not write (a port) is not put for a path."""
-    _own_sites(repo, ["10.0.2.10", "10.0.2.11", "10.0.2.12"])
-    for n, users in enumerate(["10.0.2.10", "10.0.2.11", "10.0.2.10"]):
-        _edit(
-            repo, f"east-{n}.yaml", "allowed_k8s_users: [ci-bot, ", f"allowed_k8s_users: [ci-bot, {users}, "
-        )
+def test_a_value_the_change_edits_is_never_taken_for_the_sites_own(repo: Path) -> None:
+    """Only the values a change leaves in place stand for their paths. Two sites that set
+    different values stay apart, and so does a site that takes another's address (a copy
+    and paste that points its webhook at the other site's Falco)."""
+    _own_sites(repo, ["10.0.2.10", "10.0.2.11", "10.0.2.12", "10.0.2.13"])
+    for n, size in enumerate(["200", "200", "2000"]):
+        _edit(repo, f"east-{n}.yaml", "maxSize: 100", f"maxSize: {size}")
     result = review([repo / "specs"], "HEAD")
     assert [g.sites for g in result.groups if g.sites[0].startswith("east-")] == [
         ["east-0", "east-1"],
         ["east-2"],
     ]
-    own = result.own["east-0"][1]
-    assert own.mask("address 10.0.2.10, port 10.0.2.100 and x10.0.2.10") == (
-        "address <spec.falco.receiver.address>, port 10.0.2.100 and x10.0.2.10"
+    _git(repo, "commit", "-qam", "sizes")
+    _edit(repo, "east-0.yaml", "10.0.2.10", "10.0.2.20")  # a new address of its own
+    _edit(repo, "east-1.yaml", "10.0.2.11", "10.0.2.20")  # east-0's: a copy and paste
+    result = review([repo / "specs"], "HEAD")
+    assert [g.sites for g in result.groups] == [["east-0"], ["east-1"]]
+    (east_3,) = [s for s in result.sites if s.site == "east-3"]
+    assert result.masker(east_3).mask("address 10.0.2.13, port 10.0.2.130 and x10.0.2.13") == (
+        "address <spec.falco.receiver.address>, port 10.0.2.130 and x10.0.2.13"
     )
 
 
