@@ -224,6 +224,13 @@ def test_from_a_management_cluster_plan_and_live_diff_read_the_release_there(
     assert re.search(rf"update +object {key} \(Flux applies it\)\n", planned.stdout), planned.stdout
     live = world.cli("diff", str(world.spec), "--live", "--management-context", "hub", *world.node_args())
     assert live.exit_code == 1 and key in live.stdout and "spec.values" in live.stdout, live.stdout
+    saved = world.tmp / "snapshot"
+    taken = world.cli(
+        "snapshot", str(world.spec), "-o", str(saved), "--management-context", "hub", *world.node_args()
+    )
+    assert taken.exit_code == 0, taken.output
+    again = world.cli("diff", str(world.spec), "--live-dir", str(saved))
+    assert again.exit_code == 1 and again.stdout == live.stdout, "a saved snapshot holds the release too"
     waited = world.apply(None, "--management-context", "hub", "--wait-timeout", "0.3")
     assert waited.exit_code == 1
     assert "its spec is not the rendered one yet" in waited.stdout
