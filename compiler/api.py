@@ -671,8 +671,8 @@ def fleet_gitops(inputs: list[Path], engine: str, roots: tuple[Path, ...] = ()) 
 
 def write_if_changed(target: Path, content: bytes, *, check: bool = False) -> bool:
     """Whether ``target`` does not hold ``content`` yet; unless ``check``, it then does,
-    written whole (a temporary file beside it, renamed over it) or not at all."""
-    import tempfile
+    written whole or not at all (``write.replace_file``)."""
+    from compiler.write import replace_file
 
     try:
         if target.read_bytes() == content:
@@ -687,17 +687,7 @@ def write_if_changed(target: Path, content: bytes, *, check: bool = False) -> bo
         return True
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-        temporary = Path(name)
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                stream.write(content)
-            temporary.chmod(0o644)
-            temporary.replace(target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                temporary.unlink()
-            raise
+        replace_file(target, content)
     except OSError as exc:
         where = Location(str(target))
         raise UserError(Diagnostic(f"cannot write it: {exc.strerror or exc}", where)) from None
@@ -723,14 +713,14 @@ def _management(
 ) -> Any:
     """For a site whose engine runs in a management cluster: that cluster (by its kubectl
     context) and the objects of management/ to read there; None for any other site."""
-    from compiler.artifacts.gitops import MANAGEMENT, from_management
+    from compiler.artifacts.gitops import ENGINE_NAMES, MANAGEMENT, from_management
     from compiler.datafiles import yaml_documents
     from compiler.live.cluster import Kubectl
 
     if not from_management(resolved):
         return None
     if context is None:
-        engine = "Argo CD" if resolved.site.spec.gitops.engine == "argocd" else "Flux"
+        engine = ENGINE_NAMES[resolved.site.spec.gitops.engine]
         message = (
             f"{engine} deploys site {resolved.name} from a management cluster: give "
             "--management-context, its kubectl context, to read the release object there"

@@ -13,6 +13,7 @@ import secrets
 import shutil
 import stat
 import tempfile
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -229,6 +230,19 @@ def _make_folders(base: str, folder: str, written: dict[str, os.stat_result]) ->
     path = f"{base}/{folder}"
     os.mkdir(path)  # noqa: PTH102 (text paths, above)
     written[f"{folder}/"] = os.stat(path, follow_symlinks=False)  # noqa: PTH116
+
+
+def replace_file(target: Path, content: bytes) -> None:
+    """``target`` holding ``content`` (mode 0644), whole or not at all: written beside it
+    under a name of its own, then renamed over it."""
+    temporary = target.with_name(f".{target.name}.{secrets.token_hex(4)}")
+    try:
+        _write_file(temporary, content, 0o644)
+        temporary.replace(target)
+    except BaseException:
+        with suppress(OSError):
+            temporary.unlink()
+        raise
 
 
 def _write_file(path: str | Path, content: bytes, mode: int) -> os.stat_result:

@@ -21,6 +21,7 @@ HELM_REPOSITORY_NAMES = {"falcosecurity": "falcosecurity", "stable": "helm-stabl
 # where Argo CD puts the objects of its own cluster (the management cluster's Applications)
 IN_CLUSTER = "https://kubernetes.default.svc"
 MANAGEMENT = "management"  # output/<site>/management: what the management cluster applies
+ENGINE_NAMES = {"argocd": "Argo CD", "flux": "Flux"}  # gitops.engine as people write it
 
 
 def from_management(resolved: Resolved) -> bool:
@@ -310,9 +311,10 @@ SHARED = {
 
 
 def _setting(resolved: Resolved, path: tuple[str, ...]) -> object:
-    node: Any = resolved.site.spec.gitops
+    """The value of spec.gitops.<path>, the path as the spec writes it."""
+    node: Any = resolved.site.spec.gitops.model_dump(by_alias=True)
     for part in path:
-        node = getattr(node, {"repoURL": "repo_url", "targetRevision": "target_revision"}.get(part, part))
+        node = node[part]
     return node
 
 

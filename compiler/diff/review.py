@@ -61,7 +61,7 @@ class Review:
     base: str
     sites: list[SiteDiff]
     # each site's own values, at base and now: for grouping only (``masker``), never shown
-    own: dict[str, tuple[_OwnValues, _OwnValues]] = field(default_factory=dict)
+    own: dict[str, tuple[Places, Places]] = field(default_factory=dict)
 
     @property
     def groups(self) -> list[Group]:
@@ -84,7 +84,7 @@ class Review:
 
     def masker(self, site: SiteDiff) -> _Masker:
         """How ``site``'s own values are put for their paths when changes are compared."""
-        then, now = self.own.get(site.site, (_NO_VALUES, _NO_VALUES))
+        then, now = self.own.get(site.site, ({}, {}))
         return _Masker.for_change(site.status, then, now)
 
     @property
@@ -97,19 +97,15 @@ class Review:
         return any(error.startswith("now: ") for site in self.sites for error in site.errors)
 
 
-@dataclass(frozen=True)
-class _OwnValues:
-    """The values a site's spec writes (its bases merged in), each with the paths that
-    write it."""
+# the values a site's spec writes (its bases merged in), each with the paths that write it
+Places = dict[str, tuple[str, ...]]
 
-    places: dict[str, tuple[str, ...]]
 
-    @classmethod
-    def of(cls, data: object) -> _OwnValues:
-        found: dict[str, list[str]] = {}
-        for path, value in sorted(_leaves(data, ())):
-            found.setdefault(value, []).append(path)
-        return cls({value: tuple(paths) for value, paths in found.items()})
+def _own_values(data: object) -> Places:
+    found: dict[str, list[str]] = {}
+    for path, value in sorted(_leaves(data, ())):
+        found.setdefault(value, []).append(path)
+    return {value: tuple(paths) for value, paths in found.items()}
 
 
 @dataclass(frozen=True)
@@ -122,7 +118,7 @@ class _Masker:
     paths: dict[str, str]
 
     @classmethod
-    def of(cls, places: dict[str, tuple[str, ...]]) -> _Masker:
+    def of(cls, places: Places) -> _Masker:
         if not places:
             return cls(None, {})
         alternatives = "|".join(re.escape(v) for v in sorted(places, key=lambda v: (-len(v), v)))
@@ -131,16 +127,16 @@ class _Masker:
         return cls(pattern, {value: paths[0] for value, paths in places.items()})
 
     @classmethod
-    def for_change(cls, status: Status, then: _OwnValues, now: _OwnValues) -> _Masker:
+    def for_change(cls, status: Status, then: Places, now: Places) -> _Masker:
         """A changed site: only the values the change leaves where they were (a value it
         edits, or moves, or writes somewhere more, stays as written, so two sites that set
         different values, or one that takes another's, never look alike); an added or a
         removed site: all of its values."""
         if status == "added":
-            return cls.of(now.places)
+            return cls.of(now)
         if status == "removed":
-            return cls.of(then.places)
-        return cls.of({v: paths for v, paths in now.places.items() if then.places.get(v) == paths})
+            return cls.of(then)
+        return cls.of({v: paths for v, paths in now.items() if then.get(v) == paths})
 
     def mask(self, text: str) -> str:
         if self.pattern is None:
@@ -148,7 +144,6 @@ class _Masker:
         return self.pattern.sub(lambda m: f"<{self.paths[m.group(0)]}>", text)
 
 
-_NO_VALUES = _OwnValues({})
 _SHORTEST_VALUE = 3  # shorter values (a port 22, a count) are too common in any line to stand for a path
 
 
@@ -174,7 +169,7 @@ class _Side:
     files: dict[str, bytes]
     findings: list[Diagnostic]
     errors: list[str] = field(default_factory=list)
-    own: _OwnValues = _NO_VALUES
+    own: Places = field(default_factory=dict)
 
 
 def _compile(path: Path, roots: tuple[Path, ...]) -> tuple[str, _Side]:
@@ -183,7 +178,7 @@ def _compile(path: Path, roots: tuple[Path, ...]) -> tuple[str, _Side]:
 
     compiled = compile_spec(path, roots, refuse_lint_errors=False)
     files = {a.path: a.content for a in compiled.artifacts}
-    own = _OwnValues.of(compiled.built.resolved.doc.data)
+    own = _own_values(compiled.built.resolved.doc.data)
     return compiled.name, _Side(files, compiled.findings, own=own)
 
 
@@ -269,8 +264,7 @@ def review(inputs: list[Path], base: str, roots: tuple[Path, ...] = ()) -> Revie
         names = sorted(set(then) | set(now), key=site_order)
         sites = [_site_diff(name, then.get(name), now.get(name)) for name in names]
     own = {
-        name: (then[name].own if name in then else _NO_VALUES, now[name].own if name in now else _NO_VALUES)
-        for name in names
+        name: (then[name].own if name in then else {}, now[name].own if name in now else {}) for name in names
     }
     return Review(base, sites, own)
 

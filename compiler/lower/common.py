@@ -9,6 +9,7 @@ from typing import Any
 from compiler import __version__
 from compiler.artifacts import cluster, gitops
 from compiler.artifacts.falco_values import chart_fullname
+from compiler.artifacts.gitops import ENGINE_NAMES
 from compiler.build import Build
 from compiler.bundle import Artifact
 from compiler.emit import yaml_bytes, yaml_documents_bytes
@@ -18,7 +19,6 @@ from compiler.templates import render_template
 VALUES_FILE = "helm/falco-values.yaml"
 BOOTSTRAP_FILE = "plan/gitops-bootstrap.yaml"
 AUDIT_SINK_FILE = "plan/audit-sink.yaml"  # dynamic auditing: applied after the nodes
-ENGINE_NAMES = {"argocd": "Argo CD", "flux": "Flux"}
 FALCO_WAIT_TIMEOUT = 300  # seconds apply.sh waits for the receiver before giving up
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
+from compiler.artifacts.gitops import ENGINE_NAMES
 from compiler.live.formats import change_line
 from compiler.rollout.apply import Applied
 from compiler.rollout.plan import Plan
@@ -15,7 +16,7 @@ _VERB = {"create": "create", "update": "update", "unchanged": "unchanged"}
 
 def plan_text(plan: Plan) -> str:
     lines = [f"== {plan.site}: " + ("changes planned" if plan.changes else "nothing to do")]
-    engine = {"argocd": "Argo CD", "flux": "Flux"}.get(plan.engine)
+    engine = ENGINE_NAMES.get(plan.engine)
     for item in plan.items:
         what = {"cloud": "cloud setting", "object": "object", "release": "chart release", "host": "host"}[
             item.kind
