@@ -85,7 +85,7 @@ def main() -> None:
         sites = [_site(tmp, i) for i in range(1, 101)]
         started = time.perf_counter()
         for spec, snap in sites:
-            live_diff(spec, snapshot_dir=snap, context=None, kubeconfig=None, access=NodeAccess())
+            live_diff(spec, snapshot_dir=snap, access=NodeAccess())
         print(f"100 sites, one process: {time.perf_counter() - started:.2f} s")
 
 

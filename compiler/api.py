@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
 
     from compiler.build import Build
+    from compiler.live.cluster import Clusters
 
 
 @dataclass(frozen=True)
@@ -708,18 +709,16 @@ def schema(defaults: bool = False) -> dict[str, Any]:
     return document
 
 
-def _management(
-    resolved: Any, artifacts: dict[str, bytes], context: str | None, kubeconfig: str | None
-) -> Any:
-    """For a site whose engine runs in a management cluster: that cluster (by its kubectl
-    context) and the objects of management/ to read there; None for any other site."""
+def _management(resolved: Any, artifacts: dict[str, bytes], clusters: Clusters) -> Any:
+    """For a site whose engine runs in a management cluster: that cluster and the objects
+    of management/ to read there; None for any other site."""
     from compiler.artifacts.gitops import ENGINE_NAMES, MANAGEMENT, from_management
     from compiler.datafiles import yaml_documents
-    from compiler.live.cluster import Kubectl
 
     if not from_management(resolved):
         return None
-    if context is None:
+    hub = clusters.hub()
+    if hub is None:
         engine = ENGINE_NAMES[resolved.site.spec.gitops.engine]
         message = (
             f"{engine} deploys site {resolved.name} from a management cluster: give "
@@ -733,7 +732,7 @@ def _management(
         if path.startswith(f"{MANAGEMENT}/") and not path.endswith("/kustomization.yaml")
         for obj in yaml_documents(artifacts[path])
     ]
-    return Kubectl(context, kubeconfig), held
+    return hub, held
 
 
 def _live_inputs(spec: Path, roots: tuple[Path, ...]) -> tuple[Build, dict[str, bytes], list[dict[str, Any]]]:
@@ -758,22 +757,18 @@ def snapshot(
     spec: Path,
     output: Path,
     *,
-    context: str | None,
-    kubeconfig: str | None,
+    clusters: Clusters,
     access: Any,
     roots: tuple[Path, ...] = (),
-    management_context: str | None = None,
 ) -> Path:
     """Save what is live for one site (cluster objects and node files) into ``output``."""
-    from compiler.live.cluster import Kubectl
     from compiler.live.snapshot import gather, save
     from compiler.transport import ssh_connections
 
     built, artifacts, objects = _live_inputs(spec, roots)
-    hub = _management(built.resolved, artifacts, management_context, kubeconfig)
+    hub = _management(built.resolved, artifacts, clusters)
     with ssh_connections():
-        files = sorted(built.node_files)
-        live = gather(built.resolved, objects, files, Kubectl(context, kubeconfig), access, hub)
+        live = gather(built.resolved, objects, sorted(built.node_files), clusters.site(), access, hub)
     try:
         save(live, output)
     except OSError as exc:
@@ -787,14 +782,11 @@ def live_diff(
     spec: Path,
     *,
     snapshot_dir: Path | None,
-    context: str | None,
-    kubeconfig: str | None,
     access: Any,
+    clusters: Clusters | None = None,
     roots: tuple[Path, ...] = (),
-    management_context: str | None = None,
 ) -> Any:
-    """Rendered versus live (read now, or from a saved snapshot)."""
-    from compiler.live.cluster import Kubectl
+    """Rendered versus live (read now from ``clusters``, or from a saved snapshot)."""
     from compiler.live.compare import compare
     from compiler.live.snapshot import gather, replay_cloud
     from compiler.live.snapshot import load as load_snapshot
@@ -809,24 +801,19 @@ def live_diff(
         if resolved.managed:
             live.cloud = replay_cloud(resolved, live, snapshot_dir)
     else:
-        hub = _management(resolved, artifacts, management_context, kubeconfig)
+        from compiler.live.cluster import Clusters
+
+        clusters = clusters or Clusters()
+        hub = _management(resolved, artifacts, clusters)
         with ssh_connections():
-            live = gather(resolved, objects, config_files, Kubectl(context, kubeconfig), access, hub)
+            live = gather(resolved, objects, config_files, clusters.site(), access, hub)
     return compare(resolved.name, artifacts, live, built.apiserver, resolved, config_files)
 
 
-def _rollout_inputs(
-    spec: Path,
-    context: str | None,
-    kubeconfig: str | None,
-    access: Any,
-    roots: tuple[Path, ...],
-    management: str | None = None,
-) -> Any:
+def _rollout_inputs(spec: Path, clusters: Clusters, access: Any, roots: tuple[Path, ...]) -> Any:
     """What plan and apply need: the site compiled as render would (lint errors stop it),
-    and the cluster and nodes it talks to (and the management cluster, by its context)."""
+    and the clusters and nodes it talks to."""
     from compiler.datafiles import yaml_documents
-    from compiler.live.cluster import Kubectl
     from compiler.pipeline import compile_spec
     from compiler.rollout.apply import Inputs
     from compiler.write import with_manifest
@@ -843,24 +830,22 @@ def _rollout_inputs(
         if path.startswith("cluster/") and path != "cluster/kustomization.yaml"
         for obj in yaml_documents(artifacts[path])
     ]
-    hub = _management(resolved, artifacts, management, kubeconfig)
-    return Inputs(spec, compiled.built, artifacts, objects, Kubectl(context, kubeconfig), access, hub)
+    hub = _management(resolved, artifacts, clusters)
+    return Inputs(spec, compiled.built, artifacts, objects, clusters.site(), access, hub)
 
 
 def plan(
     spec: Path,
     *,
-    context: str | None,
-    kubeconfig: str | None,
+    clusters: Clusters,
     access: Any,
     roots: tuple[Path, ...] = (),
-    management_context: str | None = None,
 ) -> Any:
     """What apply would do, from the live state read now."""
     from compiler.rollout.apply import make_plan, read_live
     from compiler.transport import ssh_connections
 
-    inputs = _rollout_inputs(spec, context, kubeconfig, access, roots, management_context)
+    inputs = _rollout_inputs(spec, clusters, access, roots)
     with ssh_connections():
         return make_plan(inputs, read_live(inputs))
 
@@ -868,20 +853,18 @@ def plan(
 def apply(
     target: Path,
     *,
-    context: str | None,
-    kubeconfig: str | None,
+    clusters: Clusters,
     access: Any,
     options: Any,
     confirm: Any,
     say: Any,
     verify_timeout: float | None = None,
     roots: tuple[Path, ...] = (),
-    management_context: str | None = None,
 ) -> Any:
     """Roll a site out: ``target`` is a spec (planned now, ``confirm`` asked) or a plan file
     written by ``auditc plan -o`` (refused when stale); then verify, unless
     ``verify_timeout`` is None. A site whose engine runs in a management cluster needs
-    ``management_context``: apply reads its release object and waits for it there."""
+    ``clusters.management``: apply reads its release object and waits for it there."""
     from compiler.rollout import plan as plans
     from compiler.rollout.apply import apply as run_apply
     from compiler.transport import ssh_connections
@@ -895,7 +878,7 @@ def apply(
             raise UserError(
                 f"{target}: the plan's spec {planned.spec} is not there (run apply where plan ran)"
             )
-    inputs = _rollout_inputs(spec, context, kubeconfig, access, roots, management_context)
+    inputs = _rollout_inputs(spec, clusters, access, roots)
     check = None
     if verify_timeout is not None and inputs.resolved.site.spec.falco.probe:
 
@@ -909,18 +892,16 @@ def apply(
 def verify(
     spec: Path,
     *,
-    context: str | None,
-    kubeconfig: str | None,
+    clusters: Clusters,
     access: Any,
     timeout: float,
     say: Any,
     roots: tuple[Path, ...] = (),
-    management_context: str | None = None,
 ) -> Any:
     """One probe event from the API to a Falco alert (compiler/rollout/verify.py)."""
     from compiler.transport import ssh_connections
 
-    inputs = _rollout_inputs(spec, context, kubeconfig, access, roots, management_context)
+    inputs = _rollout_inputs(spec, clusters, access, roots)
     with ssh_connections():
         return _verify(inputs, timeout, say)
 
@@ -935,15 +916,12 @@ def _verify(inputs: Any, timeout: float, say: Any) -> Any:
     return run_verify(inputs, timeout, poll_interval(1.0), say, plan_now)
 
 
-def force_unlock(
-    spec: Path, *, context: str | None, kubeconfig: str | None, roots: tuple[Path, ...] = ()
-) -> Any:
+def force_unlock(spec: Path, *, clusters: Clusters, roots: tuple[Path, ...] = ()) -> Any:
     """Delete the site's apply lock, whoever holds it; the holder it had, or None."""
-    from compiler.live.cluster import Kubectl
     from compiler.pipeline import load
     from compiler.rollout.lock import force_unlock as unlock
 
-    return unlock(Kubectl(context, kubeconfig), load(spec, roots).name)
+    return unlock(clusters.site(), load(spec, roots).name)
 
 
 def _is_plan_file(path: Path) -> bool:

@@ -23,6 +23,7 @@ from compiler.errors import Diagnostic, ExitCode, Location, Refusal, UserError, 
 
 if TYPE_CHECKING:
     from compiler.api import CompiledSite
+    from compiler.live.cluster import Clusters
 
 app = typer.Typer(
     add_completion=False,
@@ -429,11 +430,9 @@ def diff(
             lambda: api.live_diff(
                 specs[0],
                 snapshot_dir=live_dir,
-                context=context,
-                kubeconfig=kubeconfig,
+                clusters=_clusters(context, kubeconfig, management_context),
                 access=access,
                 roots=roots,
-                management_context=management_context,
             )
         )
         render = {DiffFormat.json: live_formats.as_json, DiffFormat.markdown: live_formats.markdown}
@@ -480,11 +479,9 @@ def snapshot(
         lambda: api.snapshot(
             spec,
             output,
-            context=context,
-            kubeconfig=kubeconfig,
+            clusters=_clusters(context, kubeconfig, management_context),
             access=access,
             roots=roots,
-            management_context=management_context,
         )
     )
     _err(f"snapshot written to {where}")
@@ -517,11 +514,9 @@ def plan(
     planned = _guard(
         lambda: api.plan(
             spec,
-            context=context,
-            kubeconfig=kubeconfig,
+            clusters=_clusters(context, kubeconfig, management_context),
             access=access,
             roots=roots,
-            management_context=management_context,
         )
     )
     if output is not None:
@@ -532,6 +527,13 @@ def plan(
     sys.stdout.write(shown)
     if planned.changes:
         raise typer.Exit(ExitCode.CHANGED)
+
+
+def _clusters(context: str | None, kubeconfig: str | None, management: str | None) -> Clusters:
+    """The live options as one value: compiler.live.cluster.Clusters."""
+    from compiler.live.cluster import Clusters
+
+    return Clusters(context, kubeconfig, management)
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -594,8 +596,9 @@ def apply(
 
     access = _access(node_root, ssh_identity, ssh_option, local)
     roots = _roots(files_root)
+    clusters = _clusters(context, kubeconfig, management_context)
     if force_unlock:
-        holder = _guard(lambda: api.force_unlock(target, context=context, kubeconfig=kubeconfig, roots=roots))
+        holder = _guard(lambda: api.force_unlock(target, clusters=clusters, roots=roots))
         _err(
             f"auditc: lock removed (it was held by {holder})" if holder else "auditc: the site was not locked"
         )
@@ -607,14 +610,7 @@ def apply(
             lambda: (
                 read_plan(target)
                 if api._is_plan_file(target)
-                else api.plan(
-                    target,
-                    context=context,
-                    kubeconfig=kubeconfig,
-                    access=access,
-                    roots=roots,
-                    management_context=management_context,
-                )
+                else api.plan(target, clusters=clusters, access=access, roots=roots)
             )
         )
         sys.stdout.write(formats.plan_text(planned))
@@ -636,15 +632,13 @@ def apply(
     applied = _guard(
         lambda: api.apply(
             target,
-            context=context,
-            kubeconfig=kubeconfig,
+            clusters=clusters,
             access=access,
             options=options,
             confirm=confirm,
             say=_err,
             verify_timeout=None if no_verify else verify_timeout,
             roots=roots,
-            management_context=management_context,
         )
     )
     sys.stdout.write(formats.applied_text(applied))
@@ -677,13 +671,11 @@ def verify(
     verified = _guard(
         lambda: api.verify(
             spec,
-            context=context,
-            kubeconfig=kubeconfig,
+            clusters=_clusters(context, kubeconfig, management_context),
             access=access,
             timeout=timeout,
             say=_err,
             roots=roots,
-            management_context=management_context,
         )
     )
     shown = (

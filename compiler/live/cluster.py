@@ -46,6 +46,23 @@ class Kubectl:
         return live
 
 
+@dataclass(frozen=True)
+class Clusters:
+    """Where a live command reads: the site's cluster (a kubectl context and kubeconfig),
+    and for a site whose engine runs in a management cluster, that cluster's context in
+    the same kubeconfig (--management-context)."""
+
+    context: str | None = None
+    kubeconfig: str | None = None
+    management: str | None = None
+
+    def site(self) -> Kubectl:
+        return Kubectl(self.context, self.kubeconfig)
+
+    def hub(self) -> Kubectl | None:
+        return Kubectl(self.management, self.kubeconfig) if self.management else None
+
+
 def object_key(obj: dict[str, Any]) -> str:
     meta = obj.get("metadata", {})
     return f"{obj['apiVersion']}/{obj['kind']}/{meta.get('namespace') or '-'}/{meta['name']}"

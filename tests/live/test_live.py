@@ -103,7 +103,7 @@ def _diff(tmp: Path, spec: Path, snapshot: Snapshot) -> Any:
     directory = tmp / "snap"
     shutil.rmtree(directory, ignore_errors=True)
     save(snapshot, directory)
-    return live_diff(spec, snapshot_dir=directory, context=None, kubeconfig=None, access=NodeAccess())
+    return live_diff(spec, snapshot_dir=directory, access=NodeAccess())
 
 
 @pytest.fixture
