@@ -620,3 +620,16 @@ def test_a_pull_plugin_needs_one_pod(
     spec = {"platform": platform, "falco": {"receiver": None, "values": {"controller": controller}}}
     findings, _ = _findings(tmp_path, spec, rule_id)
     assert len(findings) == 1 and says in findings[0].message, findings
+
+
+@pytest.mark.parametrize(
+    "server",
+    [
+        "https://kubernetes.default.svc",
+        "https://kubernetes.default.svc/",
+        "https://kubernetes.default.svc:443",
+    ],
+)
+def test_aud035_knows_argo_cds_own_server_however_written(tmp_path: Path, server: str) -> None:
+    spec = {"gitops": {**ARGO, "argocd": {"destinationServer": server}}}
+    assert _findings(tmp_path, spec, "AUD035")[0] == []
